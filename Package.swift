@@ -1,0 +1,28 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+let package = Package(
+    name: "Ember",
+    products: [
+        .library(name: "Ember", targets: ["Ember"]),
+    ],
+    targets: [
+        // OpenBLAS through pkg-config; Debian puts cblas.h in an openblas-pthread include dir.
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        // Thread-local state (grad mode) that Swift cannot declare portably.
+        .target(name: "CEmberSupport"),
+        .target(
+            name: "Ember",
+            dependencies: ["CBLAS", "CEmberSupport"]
+        ),
+        .testTarget(
+            name: "EmberTests",
+            dependencies: ["Ember"],
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)

@@ -1,0 +1,147 @@
+/// Reverse-mode differentiation over the recorded graph.
+///
+/// The graph is walked in reverse topological order (found iteratively, so a graph of any depth
+/// cannot overflow the stack). Each tensor's gradient is complete when it is reached, because every
+/// consumer of a tensor comes after it in topological order. Gradients from several consumers add.
+enum Engine {
+    /// Runs backward from `roots` seeded with `seeds`. With `capture`, returns the gradients of
+    /// those tensors instead of accumulating into leaves' `.grad` (what `grad(of:wrt:)` needs).
+    static func run(roots: [Tensor], seeds: [Tensor], retainGraph: Bool, createGraph: Bool,
+                    capture: [Tensor]? = nil, allowUnused: Bool = true) throws -> [Tensor?] {
+        let order = topologicalOrder(roots)
+        var grads: [ObjectIdentifier: Tensor] = [:]
+        for (root, seed) in zip(roots, seeds) { add(seed, to: root, in: &grads) }
+
+        let captureIDs = Set((capture ?? []).map(ObjectIdentifier.init))
+        var captured: [ObjectIdentifier: Tensor] = [:]
+        let accumulate = capture == nil
+
+        try withGradMode(createGraph) {
+            for t in order.reversed() {
+                let id = ObjectIdentifier(t)
+                guard var g = grads.removeValue(forKey: id) else { continue }
+                for (_, hook) in t.gradHooks { if let replaced = hook(g) { g = replaced } }
+                if captureIDs.contains(id) { captured[id] = g }
+
+                if let node = t.gradFn {
+                    if accumulate && t.retainsGrad { t.accumulateGrad(g, createGraph: createGraph) }
+                    let inputGrads = try node.apply(g)
+                    for (input, ig) in zip(node.inputs, inputGrads) {
+                        guard let input, let ig else { continue }
+                        precondition(ig.shape == input.shape,
+                                     "\(node.name) produced a gradient of shape \(ig.shape) for an input of shape \(input.shape)")
+                        add(ig, to: input, in: &grads)
+                    }
+                    if !retainGraph { node.free() }
+                } else if accumulate && t.leafRequiresGrad {
+                    t.accumulateGrad(g, createGraph: createGraph)
+                    for (_, hook) in t.postAccumulateHooks { hook(t) }
+                }
+            }
+        }
+        return (capture ?? []).map { captured[ObjectIdentifier($0)] }
+    }
+
+    private static func add(_ g: Tensor, to t: Tensor, in grads: inout [ObjectIdentifier: Tensor]) {
+        let id = ObjectIdentifier(t)
+        if let existing = grads[id] { grads[id] = existing + g } else { grads[id] = g }
+    }
+
+    /// Post-order DFS with an explicit stack: inputs come before the tensors computed from them.
+    static func topologicalOrder(_ roots: [Tensor]) -> [Tensor] {
+        var order: [Tensor] = []
+        var visited = Set<ObjectIdentifier>()
+        var stack: [(tensor: Tensor, next: Int)] = []
+        for root in roots where visited.insert(ObjectIdentifier(root)).inserted {
+            stack.append((root, 0))
+            while let (t, next) = stack.last {
+                let inputs = t.gradFn?.inputs ?? []
+                if next < inputs.count {
+                    stack[stack.count - 1].next += 1
+                    if let input = inputs[next], visited.insert(ObjectIdentifier(input)).inserted {
+                        stack.append((input, 0))
+                    }
+                } else {
+                    order.append(t)
+                    stack.removeLast()
+                }
+            }
+        }
+        return order
+    }
+}
+
+extension Tensor {
+    /// Adds `g` into `.grad`: in place when the existing gradient is a plain buffer, out of place
+    /// (and recorded) under `createGraph`.
+    func accumulateGrad(_ g: Tensor, createGraph: Bool) {
+        if createGraph {
+            grad = grad.map { $0 + g } ?? g
+            return
+        }
+        if let existing = grad, existing.gradFn == nil {
+            Kernels.addInPlace(existing, g)
+        } else if let existing = grad {
+            grad = (existing + g).detach()
+        } else {
+            // A fresh buffer, so later in-place accumulation never writes into a tensor that
+            // another gradient or the user still holds.
+            grad = g.clone()
+        }
+    }
+
+    /// Computes the gradient of this tensor with respect to every leaf that requires grad and
+    /// adds it into their `.grad`.
+    ///
+    /// - Parameters:
+    ///   - gradient: d(something)/d(self); required unless `self` has one element.
+    ///   - retainGraph: keep the graph so backward can run through it again.
+    ///   - createGraph: record the backward pass, so gradients can be differentiated again.
+    public func backward(gradient: Tensor? = nil, retainGraph: Bool = false, createGraph: Bool = false) {
+        do {
+            try checkedBackward(gradient: gradient, retainGraph: retainGraph, createGraph: createGraph)
+        } catch {
+            fatalError("\(error)")
+        }
+    }
+
+    /// `backward` that throws `AutogradError` instead of stopping the program.
+    public func checkedBackward(gradient: Tensor? = nil, retainGraph: Bool = false, createGraph: Bool = false) throws {
+        guard requiresGrad else {
+            throw AutogradError.notDifferentiable(
+                "backward() on a tensor that does not require grad and has no grad_fn (shape \(shape))")
+        }
+        let seed: Tensor
+        if let gradient {
+            guard gradient.shape == shape else {
+                throw AutogradError.gradientShape(expected: shape, got: gradient.shape)
+            }
+            seed = gradient.dtype == dtype ? gradient : gradient.to(dtype)
+        } else {
+            guard count == 1 else {
+                throw AutogradError.notDifferentiable(
+                    "backward() without a gradient needs a one-element tensor, got shape \(shape); pass gradient:")
+            }
+            seed = Tensor.ones(shape, dtype: dtype)
+        }
+        _ = try Engine.run(roots: [self], seeds: [seed], retainGraph: retainGraph, createGraph: createGraph)
+    }
+}
+
+/// Gradients of `outputs` with respect to `inputs`, returned rather than accumulated into
+/// `.grad` (`torch.autograd.grad`). An input the outputs do not depend on gets nil.
+///
+/// - Parameters:
+///   - gradOutputs: one seed per output; defaults to ones for one-element outputs.
+///   - createGraph: record the computation so the result can be differentiated again.
+public func grad(of outputs: [Tensor], wrt inputs: [Tensor], gradOutputs: [Tensor]? = nil,
+                 retainGraph: Bool? = nil, createGraph: Bool = false) throws -> [Tensor?] {
+    let seeds = try gradOutputs ?? outputs.map { out in
+        guard out.count == 1 else {
+            throw AutogradError.notDifferentiable("grad(of:) needs gradOutputs for a non-scalar output of shape \(out.shape)")
+        }
+        return Tensor.ones(out.shape, dtype: out.dtype)
+    }
+    return try Engine.run(roots: outputs, seeds: seeds, retainGraph: retainGraph ?? createGraph,
+                          createGraph: createGraph, capture: inputs)
+}

@@ -1,0 +1,68 @@
+/// Activation functions, forward kernels in `Kernels.unary`, derivatives here.
+extension Tensor {
+    public func relu() -> Tensor { unaryOp(.relu, "ReluBackward") { x, _, g in g * x.gt(0) } }
+
+    public func sigmoid() -> Tensor {
+        unaryOp(.sigmoid, "SigmoidBackward") { _, y, g in
+            let s = y()
+            return g * s * (1 - s)
+        }
+    }
+
+    public func tanh() -> Tensor {
+        unaryOp(.tanh, "TanhBackward") { _, y, g in
+            let t = y()
+            return g * (1 - t * t)
+        }
+    }
+
+    /// `max(0, x) + negativeSlope * min(0, x)`.
+    public func leakyRelu(negativeSlope: Double = 0.01) -> Tensor {
+        unaryOp(.leakyRelu(slope: negativeSlope), "LeakyReluBackward") { x, _, g in
+            let positive = x.gt(0)
+            return g * (positive + (1 - positive) * x.scalarLike(negativeSlope))
+        }
+    }
+
+    /// `x` for positive inputs, `alpha * (exp(x) - 1)` otherwise.
+    public func elu(alpha: Double = 1) -> Tensor {
+        unaryOp(.elu(alpha: alpha), "EluBackward") { x, _, g in
+            let positive = x.gt(0)
+            return g * (positive + (1 - positive) * x.exp() * x.scalarLike(alpha))
+        }
+    }
+
+    /// Gaussian error linear unit, exact form `x * Φ(x)` (PyTorch's default).
+    public func gelu() -> Tensor {
+        unaryOp(.gelu, "GeluBackward") { x, _, g in
+            // Φ(x) + x φ(x), with φ the standard normal density.
+            let cdf = (x * x.scalarLike(0.70710678118654752440)).erf() * 0.5 + 0.5
+            let pdf = (x * x * -0.5).exp() * x.scalarLike(0.39894228040143267794)
+            return g * (cdf + x * pdf)
+        }
+    }
+
+    /// `x * sigmoid(x)`, also called swish.
+    public func silu() -> Tensor {
+        unaryOp(.silu, "SiluBackward") { x, _, g in
+            let s = x.sigmoid()
+            return g * s * (1 + x * (1 - s))
+        }
+    }
+
+    /// `log(1 + exp(beta x)) / beta`, linear where `beta x > threshold` for stability.
+    public func softplus(beta: Double = 1, threshold: Double = 20) -> Tensor {
+        unaryOp(.softplus(beta: beta, threshold: threshold), "SoftplusBackward") { x, _, g in
+            let bx = x * x.scalarLike(beta)
+            let linear = bx.gt(threshold)
+            return g * (linear + (1 - linear) * bx.sigmoid())
+        }
+    }
+
+    /// The Gauss error function (used by `gelu`'s derivative).
+    public func erf() -> Tensor {
+        unaryOp(.erf, "ErfBackward") { x, _, g in
+            g * (x * x * -1).exp() * x.scalarLike(1.12837916709551257390)
+        }
+    }
+}

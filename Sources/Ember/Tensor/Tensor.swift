@@ -1,0 +1,160 @@
+/// An n-dimensional array with reverse-mode automatic differentiation.
+///
+/// Storage is contiguous and row-major. A tensor produced by an op while grad mode is on, from
+/// inputs that require gradients, remembers the op in `gradFn`; `backward()` walks those records
+/// in reverse and accumulates gradients into the leaves' `grad`.
+///
+/// ```swift
+/// let a = Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3], requiresGrad: true)
+/// let y = (a * a).sum()
+/// y.backward()
+/// a.grad!.scalars   // [2, 4, 6, 8, 10, 12]
+/// ```
+public final class Tensor: @unchecked Sendable {
+    /// The buffer this tensor views (shared by `reshape` and `detach`).
+    public internal(set) var storage: Storage
+    /// Size of each dimension; `[]` for a scalar.
+    public let shape: [Int]
+    public let dtype: DType
+    /// Number of elements.
+    public let count: Int
+
+    /// The op that produced this tensor, when it is part of a recorded graph.
+    var gradFn: GradNode?
+    var leafRequiresGrad = false
+    /// Accumulated gradient: set by `backward()` on leaves, and on non-leaves after `retainGrad()`.
+    public var grad: Tensor?
+    var retainsGrad = false
+    var gradHooks: [(id: Int, hook: (Tensor) -> Tensor?)] = []
+    var postAccumulateHooks: [(id: Int, hook: (Tensor) -> Void)] = []
+    /// A label used in error messages and printed graphs (optional).
+    public var name: String?
+
+    init(storage: Storage, shape: [Int], dtype: DType) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
+        self.storage = storage
+        self.shape = shape
+        self.dtype = dtype
+        self.count = shape.reduce(1, *)
+        precondition(count * dtype.byteSize <= storage.byteCount,
+                     "storage of \(storage.byteCount) bytes is too small for shape \(shape) \(dtype)")
+    }
+
+    /// A new tensor with uninitialised contents.
+    init(uninitializedShape shape: [Int], dtype: DType) {
+        let count = shape.reduce(1, *)
+        self.storage = Storage(byteCount: count * dtype.byteSize)
+        self.shape = shape
+        self.dtype = dtype
+        self.count = count
+    }
+
+    /// Number of dimensions.
+    public var rank: Int { shape.count }
+    /// PyTorch's name for `rank`.
+    public var ndim: Int { shape.count }
+
+    /// Size of one dimension; negative `dim` counts from the end.
+    public func size(_ dim: Int) -> Int { shape[normalizeDim(dim)] }
+
+    /// Whether gradients flow to this tensor. Settable on leaves only, as in PyTorch.
+    public var requiresGrad: Bool {
+        get { leafRequiresGrad || gradFn != nil }
+        set {
+            precondition(gradFn == nil || newValue,
+                         "requiresGrad can only be changed on leaf tensors; use detach() instead")
+            precondition(!newValue || dtype.isFloatingPoint,
+                         "only floating-point tensors can require gradients (this one is \(dtype))")
+            if gradFn == nil { leafRequiresGrad = newValue }
+        }
+    }
+
+    /// Sets `requiresGrad` and returns self, for chaining: `Tensor.randn([3]).requiresGrad_()`.
+    @discardableResult
+    public func requiresGrad_(_ value: Bool = true) -> Tensor {
+        requiresGrad = value
+        return self
+    }
+
+    /// A leaf is a tensor not produced by a recorded op (user-created, or created under `noGrad`).
+    public var isLeaf: Bool { gradFn == nil }
+
+    /// The name of the op that produced this tensor (`"MulBackward"`), or nil for a leaf.
+    public var gradFnName: String? { gradFn?.name }
+
+    /// Asks `backward()` to keep this non-leaf tensor's gradient in `grad`.
+    public func retainGrad() {
+        precondition(requiresGrad, "retainGrad() on a tensor that does not require grad")
+        if gradFn != nil { retainsGrad = true }
+    }
+
+    /// A tensor sharing this one's storage, cut off from the graph (`requiresGrad == false`).
+    public func detach() -> Tensor {
+        Tensor(storage: storage, shape: shape, dtype: dtype)
+    }
+
+    /// Cuts this tensor off from the graph in place and makes it a leaf.
+    public func detach_() {
+        gradFn = nil
+        leafRequiresGrad = false
+    }
+
+    // MARK: Raw access (kernels only)
+
+    @inline(__always)
+    func pointer<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
+        storage.pointer(as: T.self)
+    }
+
+    // MARK: Reading values
+
+    /// All elements as Float, row-major.
+    public var scalars: [Float] { toArray(Float.self) }
+    /// All elements as Double, row-major.
+    public var doubleScalars: [Double] { toArray(Double.self) }
+    /// All elements as Int (floats are truncated toward zero), row-major.
+    public var intScalars: [Int] {
+        switch dtype {
+        case .int64: return Array(UnsafeBufferPointer(start: pointer(Int64.self), count: count)).map { Int($0) }
+        case .float32: return scalars.map { Int($0) }
+        case .float64: return doubleScalars.map { Int($0) }
+        }
+    }
+
+    func toArray<T: BinaryFloatingPoint>(_ type: T.Type) -> [T] {
+        switch dtype {
+        case .float32: return UnsafeBufferPointer(start: pointer(Float.self), count: count).map { T($0) }
+        case .float64: return UnsafeBufferPointer(start: pointer(Double.self), count: count).map { T($0) }
+        case .int64: return UnsafeBufferPointer(start: pointer(Int64.self), count: count).map { T($0) }
+        }
+    }
+
+    /// The value of a one-element tensor.
+    public func item() -> Float {
+        precondition(count == 1, "item() needs a tensor with one element, got shape \(shape)")
+        return scalars[0]
+    }
+
+    /// The value of a one-element tensor, as Double.
+    public func doubleItem() -> Double {
+        precondition(count == 1, "doubleItem() needs a tensor with one element, got shape \(shape)")
+        return doubleScalars[0]
+    }
+
+    /// Element `i` (row-major) as Double; for tests and small debugging reads.
+    func element(_ i: Int) -> Double {
+        switch dtype {
+        case .float32: return Double(pointer(Float.self)[i])
+        case .float64: return pointer(Double.self)[i]
+        case .int64: return Double(pointer(Int64.self)[i])
+        }
+    }
+
+    /// Resolves a possibly negative dimension index against this tensor's rank.
+    func normalizeDim(_ dim: Int, rank r: Int? = nil) -> Int {
+        let r = r ?? rank
+        let d = dim < 0 ? dim + r : dim
+        precondition(d >= 0 && d < Swift.max(r, 1), "dimension \(dim) is out of range for a tensor of rank \(rank) (shape \(shape))")
+        return d
+    }
+}
