@@ -19,6 +19,7 @@ let package = Package(
             name: "Ember",
             dependencies: ["CBLAS", "CEmberSupport"]
         ),
+        .executableTarget(name: "AutogradBasics", dependencies: ["Ember"], path: "examples/autograd-basics"),
         .testTarget(
             name: "EmberTests",
             dependencies: ["Ember"],

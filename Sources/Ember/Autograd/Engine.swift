@@ -95,9 +95,10 @@ extension Tensor {
     ///
     /// - Parameters:
     ///   - gradient: d(something)/d(self); required unless `self` has one element.
-    ///   - retainGraph: keep the graph so backward can run through it again.
+    ///   - retainGraph: keep the graph so backward can run through it again (defaults to
+    ///     `createGraph`, as in PyTorch: a recorded gradient still needs the graph it came from).
     ///   - createGraph: record the backward pass, so gradients can be differentiated again.
-    public func backward(gradient: Tensor? = nil, retainGraph: Bool = false, createGraph: Bool = false) {
+    public func backward(gradient: Tensor? = nil, retainGraph: Bool? = nil, createGraph: Bool = false) {
         do {
             try checkedBackward(gradient: gradient, retainGraph: retainGraph, createGraph: createGraph)
         } catch {
@@ -106,7 +107,7 @@ extension Tensor {
     }
 
     /// `backward` that throws `AutogradError` instead of stopping the program.
-    public func checkedBackward(gradient: Tensor? = nil, retainGraph: Bool = false, createGraph: Bool = false) throws {
+    public func checkedBackward(gradient: Tensor? = nil, retainGraph: Bool? = nil, createGraph: Bool = false) throws {
         guard requiresGrad else {
             throw AutogradError.notDifferentiable(
                 "backward() on a tensor that does not require grad and has no grad_fn (shape \(shape))")
@@ -124,7 +125,7 @@ extension Tensor {
             }
             seed = Tensor.ones(shape, dtype: dtype)
         }
-        _ = try Engine.run(roots: [self], seeds: [seed], retainGraph: retainGraph, createGraph: createGraph)
+        _ = try Engine.run(roots: [self], seeds: [seed], retainGraph: retainGraph ?? createGraph, createGraph: createGraph)
     }
 }
 

@@ -21,7 +21,24 @@ final class GradNode {
         GradNode.liveCount.add(1, ordering: .relaxed)
     }
 
-    deinit { GradNode.liveCount.subtract(1, ordering: .relaxed) }
+    deinit {
+        GradNode.liveCount.subtract(1, ordering: .relaxed)
+        // Releasing a long chain recursively (tensor → node → tensor → ...) would overflow the
+        // stack; unlink the nodes nobody else holds here, one at a time, instead.
+        // The rule's closure captures the inputs too, so it goes first.
+        var pending = inputs.compactMap { $0 }
+        inputs = []
+        rule = nil
+        while var t = pending.popLast() {
+            guard isKnownUniquelyReferenced(&t), var owned = t.gradFn else { continue }
+            t.gradFn = nil
+            if isKnownUniquelyReferenced(&owned) {
+                pending.append(contentsOf: owned.inputs.compactMap { $0 })
+                owned.inputs = []
+                owned.rule = nil
+            }
+        }
+    }
 
     var isFreed: Bool { rule == nil }
 
