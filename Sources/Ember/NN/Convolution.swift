@@ -1,0 +1,114 @@
+/// 2-D convolution over `[N, C, H, W]`, like `torch.nn.Conv2d`; weight `[outC, inC/groups, kh, kw]`.
+open class Conv2d: Module {
+    @Parameter public var weight: Tensor
+    @OptionalParameter public var bias: Tensor?
+    public let inChannels: Int, outChannels: Int
+    public let kernelSize: (Int, Int), stride: (Int, Int), padding: Padding, dilation: (Int, Int), groups: Int
+
+    public init(inChannels: Int, outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
+                padding: Padding = .valid, dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true,
+                dtype: DType = .float32, generator: Generator = .default) {
+        precondition(inChannels % groups == 0 && outChannels % groups == 0,
+                     "Conv2d: inChannels \(inChannels) and outChannels \(outChannels) must be divisible by groups \(groups)")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        let w = Tensor.zeros([outChannels, inChannels / groups, kernelSize.0, kernelSize.1], dtype: dtype)
+        let b = bias ? Tensor.zeros([outChannels], dtype: dtype) : nil
+        Init.defaultLayer(weight: w, bias: b, generator: generator)
+        _weight = Parameter(wrappedValue: w)
+        _bias = OptionalParameter(wrappedValue: b)
+        super.init()
+    }
+
+    /// Square kernel, stride and padding given as single numbers, as PyTorch allows.
+    public convenience init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                            dilation: Int = 1, groups: Int = 1, bias: Bool = true, dtype: DType = .float32,
+                            generator: Generator = .default) {
+        self.init(inChannels: inChannels, outChannels: outChannels, kernelSize: (kernelSize, kernelSize),
+                  stride: (stride, stride), padding: .symmetric(padding), dilation: (dilation, dilation),
+                  groups: groups, bias: bias, dtype: dtype, generator: generator)
+    }
+
+    open override func forward(_ x: Tensor) -> Tensor {
+        precondition(x.rank == 4 && x.shape[1] == inChannels,
+                     "Conv2d(\(inChannels) → \(outChannels)) expects input [N, \(inChannels), H, W], got \(x.shape)")
+        return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    }
+
+    open override var extraDescription: String {
+        "\(inChannels), \(outChannels), kernel_size=\(kernelSize), stride=\(stride)"
+    }
+}
+
+/// 1-D convolution over `[N, C, L]`, like `torch.nn.Conv1d`; weight `[outC, inC/groups, k]`.
+open class Conv1d: Module {
+    @Parameter public var weight: Tensor
+    @OptionalParameter public var bias: Tensor?
+    public let inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int, padding: Int, dilation: Int, groups: Int
+
+    public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                dilation: Int = 1, groups: Int = 1, bias: Bool = true, dtype: DType = .float32,
+                generator: Generator = .default) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        let w = Tensor.zeros([outChannels, inChannels / groups, kernelSize], dtype: dtype)
+        let b = bias ? Tensor.zeros([outChannels], dtype: dtype) : nil
+        Init.defaultLayer(weight: w, bias: b, generator: generator)
+        _weight = Parameter(wrappedValue: w)
+        _bias = OptionalParameter(wrappedValue: b)
+        super.init()
+    }
+
+    open override func forward(_ x: Tensor) -> Tensor {
+        precondition(x.rank == 3 && x.shape[1] == inChannels,
+                     "Conv1d(\(inChannels) → \(outChannels)) expects input [N, \(inChannels), L], got \(x.shape)")
+        // A 1-D convolution is a 2-D one over a height of 1.
+        return conv2d(x.unsqueeze(2), weight: weight.unsqueeze(2), bias: bias, stride: (1, stride),
+                      padding: .explicit(h: 0, w: padding), dilation: (1, dilation), groups: groups).squeeze(2)
+    }
+}
+
+/// Transposed 2-D convolution, like `torch.nn.ConvTranspose2d` (groups = 1);
+/// weight `[inC, outC, kh, kw]`.
+open class ConvTranspose2d: Module {
+    @Parameter public var weight: Tensor
+    @OptionalParameter public var bias: Tensor?
+    public let inChannels: Int, outChannels: Int
+    public let kernelSize: (Int, Int), stride: (Int, Int), padding: (Int, Int), outputPadding: (Int, Int), dilation: (Int, Int)
+
+    public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                outputPadding: Int = 0, dilation: Int = 1, bias: Bool = true, dtype: DType = .float32,
+                generator: Generator = .default) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = (kernelSize, kernelSize)
+        self.stride = (stride, stride)
+        self.padding = (padding, padding)
+        self.outputPadding = (outputPadding, outputPadding)
+        self.dilation = (dilation, dilation)
+        let w = Tensor.zeros([inChannels, outChannels, kernelSize, kernelSize], dtype: dtype)
+        let b = bias ? Tensor.zeros([outChannels], dtype: dtype) : nil
+        // PyTorch computes fan-in from dimension 1 of this weight, i.e. outChannels·k·k.
+        Init.defaultLayer(weight: w, bias: b, generator: generator)
+        _weight = Parameter(wrappedValue: w)
+        _bias = OptionalParameter(wrappedValue: b)
+        super.init()
+    }
+
+    open override func forward(_ x: Tensor) -> Tensor {
+        precondition(x.rank == 4 && x.shape[1] == inChannels,
+                     "ConvTranspose2d(\(inChannels) → \(outChannels)) expects input [N, \(inChannels), H, W], got \(x.shape)")
+        return convTranspose2d(x, weight: weight, bias: bias, stride: stride, padding: padding,
+                               outputPadding: outputPadding, dilation: dilation)
+    }
+}

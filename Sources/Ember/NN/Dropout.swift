@@ -1,0 +1,61 @@
+/// Zeroes each element with probability `p` in training and scales the rest by `1/(1-p)`, like
+/// `torch.nn.Dropout`; the identity in evaluation.
+public final class Dropout: Module {
+    public let p: Double
+    let generator: Generator
+
+    public init(p: Double = 0.5, generator: Generator = .default) {
+        precondition(p >= 0 && p <= 1, "dropout probability must be in [0, 1], got \(p)")
+        self.p = p
+        self.generator = generator
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        guard isTraining && p > 0 else { return x }
+        if p == 1 { return x * 0 }
+        let keep = Tensor.rand(x.shape, dtype: x.dtype, generator: generator).ge(p) / Float(1 - p)
+        return x * keep
+    }
+}
+
+/// Zeroes whole channels of `[N, C, H, W]` (or `[N, C, L]`) with probability `p`, like
+/// `torch.nn.Dropout2d`.
+public final class Dropout2d: Module {
+    public let p: Double
+    let generator: Generator
+
+    public init(p: Double = 0.5, generator: Generator = .default) {
+        precondition(p >= 0 && p <= 1, "dropout probability must be in [0, 1], got \(p)")
+        self.p = p
+        self.generator = generator
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        guard isTraining && p > 0 else { return x }
+        precondition(x.rank >= 3, "Dropout2d expects [N, C, H, W] or [N, C, L], got \(x.shape)")
+        if p == 1 { return x * 0 }
+        let maskShape = [x.shape[0], x.shape[1]] + [Int](repeating: 1, count: x.rank - 2)
+        let keep = Tensor.rand(maskShape, dtype: x.dtype, generator: generator).ge(p) / Float(1 - p)
+        return x * keep
+    }
+}
+
+/// A lookup table of `numEmbeddings` vectors, like `torch.nn.Embedding`; input int64 indices.
+public final class Embedding: Module {
+    @Parameter public var weight: Tensor
+    public let numEmbeddings: Int, embeddingDim: Int
+
+    public init(numEmbeddings: Int, embeddingDim: Int, generator: Generator = .default) {
+        self.numEmbeddings = numEmbeddings
+        self.embeddingDim = embeddingDim
+        _weight = Parameter(wrappedValue: Tensor.randn([numEmbeddings, embeddingDim], generator: generator))
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        precondition(x.dtype == .int64, "Embedding expects int64 indices, got \(x.dtype)")
+        return weight.indexSelect(dim: 0, index: x.flatten()).reshape(x.shape + [embeddingDim])
+    }
+}

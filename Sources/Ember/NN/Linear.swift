@@ -1,0 +1,76 @@
+/// `y = x Wᵀ + b`, like `torch.nn.Linear`; weight `[outFeatures, inFeatures]`.
+open class Linear: Module {
+    @Parameter public var weight: Tensor
+    @OptionalParameter public var bias: Tensor?
+    public let inFeatures: Int
+    public let outFeatures: Int
+
+    public init(inFeatures: Int, outFeatures: Int, bias: Bool = true, dtype: DType = .float32,
+                generator: Generator = .default) {
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        let w = Tensor.zeros([outFeatures, inFeatures], dtype: dtype)
+        let b = bias ? Tensor.zeros([outFeatures], dtype: dtype) : nil
+        Init.defaultLayer(weight: w, bias: b, generator: generator)
+        _weight = Parameter(wrappedValue: w)
+        _bias = OptionalParameter(wrappedValue: b)
+        super.init()
+    }
+
+    open override func forward(_ x: Tensor) -> Tensor {
+        precondition(x.rank >= 1 && x.shape.last == inFeatures,
+                     "Linear(\(inFeatures) → \(outFeatures)) got input of shape \(x.shape); its last dimension must be \(inFeatures)")
+        let input = x.rank == 1 ? x.unsqueeze(0) : x
+        var y = input.matmul(weight, transposeB: true)
+        if let bias { y = y + bias }
+        return x.rank == 1 ? y.squeeze(0) : y
+    }
+
+    open override var extraDescription: String {
+        "in_features=\(inFeatures), out_features=\(outFeatures), bias=\(bias != nil)"
+    }
+}
+
+/// Returns its input, like `torch.nn.Identity`.
+public final class Identity: Module {
+    public override func forward(_ x: Tensor) -> Tensor { x }
+}
+
+/// Merges dimensions `startDim...endDim` (default: all but the batch dimension).
+public final class Flatten: Module {
+    public let startDim: Int, endDim: Int
+    public init(startDim: Int = 1, endDim: Int = -1) {
+        self.startDim = startDim
+        self.endDim = endDim
+        super.init()
+    }
+    public override func forward(_ x: Tensor) -> Tensor { x.flatten(startDim: startDim, endDim: endDim) }
+}
+
+/// Runs modules in order; their state-dict keys are `0.weight`, `1.bias`, ... as in PyTorch.
+public final class Sequential: Module {
+    public private(set) var layers: [Module]
+
+    public init(_ layers: Module...) {
+        self.layers = layers
+        super.init()
+    }
+
+    public init(_ layers: [Module]) {
+        self.layers = layers
+        super.init()
+    }
+
+    public func append(_ layer: Module) { layers.append(layer) }
+
+    public override var namedChildren: [(String, Module)] {
+        layers.enumerated().map { ("\($0.offset)", $0.element) }
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        layers.reduce(x) { $1($0) }
+    }
+
+    public subscript(_ i: Int) -> Module { layers[i] }
+    public var count: Int { layers.count }
+}

@@ -1,0 +1,132 @@
+/// Batch normalisation over all dimensions but the channel dimension 1, like `torch.nn.BatchNorm1d`
+/// (`[N, C]` or `[N, C, L]`) and `BatchNorm2d` (`[N, C, H, W]`).
+///
+/// Training normalises with the batch's statistics (biased variance) and updates the running
+/// statistics with `momentum` (unbiased variance); evaluation uses the running statistics.
+open class BatchNorm: Module {
+    @OptionalParameter public var weight: Tensor?
+    @OptionalParameter public var bias: Tensor?
+    @Buffer public var runningMean: Tensor
+    @Buffer public var runningVar: Tensor
+    @Buffer public var numBatchesTracked: Tensor
+    public let numFeatures: Int, eps: Double, momentum: Double, trackRunningStats: Bool
+    let expectedRanks: [Int]
+
+    init(numFeatures: Int, eps: Double, momentum: Double, affine: Bool, trackRunningStats: Bool, ranks: [Int]) {
+        self.numFeatures = numFeatures
+        self.eps = eps
+        self.momentum = momentum
+        self.trackRunningStats = trackRunningStats
+        self.expectedRanks = ranks
+        _weight = OptionalParameter(wrappedValue: affine ? Tensor.ones([numFeatures]) : nil)
+        _bias = OptionalParameter(wrappedValue: affine ? Tensor.zeros([numFeatures]) : nil)
+        _runningMean = Buffer(wrappedValue: Tensor.zeros([numFeatures]))
+        _runningVar = Buffer(wrappedValue: Tensor.ones([numFeatures]))
+        _numBatchesTracked = Buffer(wrappedValue: Tensor(indices: [0], shape: []))
+        super.init()
+    }
+
+    open override func forward(_ x: Tensor) -> Tensor {
+        precondition(expectedRanks.contains(x.rank) && x.shape[1] == numFeatures,
+                     "\(type(of: self))(\(numFeatures)) expects input of rank \(expectedRanks.map(String.init).joined(separator: " or ")) with \(numFeatures) channels in dimension 1, got \(x.shape)")
+        let dims = [0] + Array(2..<x.rank)
+        let shape = [1, numFeatures] + [Int](repeating: 1, count: x.rank - 2)
+        let mean: Tensor, variance: Tensor
+        if isTraining || !trackRunningStats {
+            let n = x.count / numFeatures
+            precondition(n > 1 || !isTraining, "\(type(of: self)) needs more than one value per channel in training, got input \(x.shape)")
+            mean = x.mean(dims: dims, keepDim: true)
+            variance = x.variance(dims: dims, correction: 0, keepDim: true)
+            if isTraining && trackRunningStats {
+                noGrad {
+                    let m = momentum
+                    let unbiased = variance.reshape([numFeatures]) * Float(Double(n) / Double(Swift.max(n - 1, 1)))
+                    runningMean.copy_(runningMean * Float(1 - m) + mean.reshape([numFeatures]).to(runningMean.dtype) * Float(m))
+                    runningVar.copy_(runningVar * Float(1 - m) + unbiased.to(runningVar.dtype) * Float(m))
+                    numBatchesTracked.copy_(numBatchesTracked + 1)
+                }
+            }
+        } else {
+            mean = runningMean.reshape(shape)
+            variance = runningVar.reshape(shape)
+        }
+        var y = (x - mean) * (variance + x.scalarLike(eps)).rsqrt()
+        if let weight { y = y * weight.reshape(shape) }
+        if let bias { y = y + bias.reshape(shape) }
+        return y
+    }
+
+    open override var extraDescription: String { "\(numFeatures), eps=\(eps), momentum=\(momentum)" }
+}
+
+public final class BatchNorm1d: BatchNorm {
+    public init(numFeatures: Int, eps: Double = 1e-5, momentum: Double = 0.1, affine: Bool = true,
+                trackRunningStats: Bool = true) {
+        super.init(numFeatures: numFeatures, eps: eps, momentum: momentum, affine: affine,
+                   trackRunningStats: trackRunningStats, ranks: [2, 3])
+    }
+}
+
+public final class BatchNorm2d: BatchNorm {
+    public init(numFeatures: Int, eps: Double = 1e-5, momentum: Double = 0.1, affine: Bool = true,
+                trackRunningStats: Bool = true) {
+        super.init(numFeatures: numFeatures, eps: eps, momentum: momentum, affine: affine,
+                   trackRunningStats: trackRunningStats, ranks: [4])
+    }
+}
+
+/// Normalises over the trailing `normalizedShape` dimensions, like `torch.nn.LayerNorm`.
+public final class LayerNorm: Module {
+    @OptionalParameter public var weight: Tensor?
+    @OptionalParameter public var bias: Tensor?
+    public let normalizedShape: [Int], eps: Double
+
+    public init(normalizedShape: [Int], eps: Double = 1e-5, elementwiseAffine: Bool = true) {
+        self.normalizedShape = normalizedShape
+        self.eps = eps
+        _weight = OptionalParameter(wrappedValue: elementwiseAffine ? Tensor.ones(normalizedShape) : nil)
+        _bias = OptionalParameter(wrappedValue: elementwiseAffine ? Tensor.zeros(normalizedShape) : nil)
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        precondition(Array(x.shape.suffix(normalizedShape.count)) == normalizedShape,
+                     "LayerNorm(\(normalizedShape)) got input of shape \(x.shape); its trailing dimensions must be \(normalizedShape)")
+        let dims = Array((x.rank - normalizedShape.count)..<x.rank)
+        let mean = x.mean(dims: dims, keepDim: true)
+        let variance = x.variance(dims: dims, correction: 0, keepDim: true)
+        var y = (x - mean) * (variance + x.scalarLike(eps)).rsqrt()
+        if let weight { y = y * weight }
+        if let bias { y = y + bias }
+        return y
+    }
+}
+
+/// Normalises groups of channels per sample, like `torch.nn.GroupNorm`.
+public final class GroupNorm: Module {
+    @OptionalParameter public var weight: Tensor?
+    @OptionalParameter public var bias: Tensor?
+    public let numGroups: Int, numChannels: Int, eps: Double
+
+    public init(numGroups: Int, numChannels: Int, eps: Double = 1e-5, affine: Bool = true) {
+        precondition(numChannels % numGroups == 0, "GroupNorm: \(numChannels) channels cannot be split into \(numGroups) groups")
+        self.numGroups = numGroups
+        self.numChannels = numChannels
+        self.eps = eps
+        _weight = OptionalParameter(wrappedValue: affine ? Tensor.ones([numChannels]) : nil)
+        _bias = OptionalParameter(wrappedValue: affine ? Tensor.zeros([numChannels]) : nil)
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        precondition(x.rank >= 2 && x.shape[1] == numChannels, "GroupNorm(\(numGroups), \(numChannels)) got input \(x.shape)")
+        let grouped = x.reshape([x.shape[0], numGroups, -1])
+        let mean = grouped.mean(dim: 2, keepDim: true)
+        let variance = grouped.variance(dims: [2], correction: 0, keepDim: true)
+        var y = ((grouped - mean) * (variance + x.scalarLike(eps)).rsqrt()).reshape(x.shape)
+        let shape = [1, numChannels] + [Int](repeating: 1, count: x.rank - 2)
+        if let weight { y = y * weight.reshape(shape) }
+        if let bias { y = y + bias.reshape(shape) }
+        return y
+    }
+}

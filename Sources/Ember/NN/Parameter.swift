@@ -1,0 +1,39 @@
+/// Marks a module property as a learnable parameter: found by `parameters()`, saved in the
+/// state dict, trained by optimizers.
+///
+/// ```swift
+/// final class Scale: Module {
+///     @Parameter var weight = Tensor.ones([3])
+///     override func forward(_ x: Tensor) -> Tensor { x * weight }
+/// }
+/// ```
+@propertyWrapper
+public final class Parameter {
+    public var wrappedValue: Tensor {
+        didSet { wrappedValue.requiresGrad = true }
+    }
+    public init(wrappedValue: Tensor) {
+        self.wrappedValue = wrappedValue.isLeaf ? wrappedValue : wrappedValue.detach()
+        self.wrappedValue.requiresGrad = true
+    }
+}
+
+/// Marks a module property as a buffer: state saved in the state dict but not trained
+/// (BatchNorm's running statistics).
+@propertyWrapper
+public final class Buffer {
+    public var wrappedValue: Tensor
+    public init(wrappedValue: Tensor) { self.wrappedValue = wrappedValue }
+}
+
+/// Marks a module property as an optional learnable parameter (a bias that may be absent).
+@propertyWrapper
+public final class OptionalParameter {
+    public var wrappedValue: Tensor? {
+        didSet { wrappedValue?.requiresGrad = true }
+    }
+    public init(wrappedValue: Tensor?) {
+        self.wrappedValue = wrappedValue.map { $0.isLeaf ? $0 : $0.detach() }
+        self.wrappedValue?.requiresGrad = true
+    }
+}

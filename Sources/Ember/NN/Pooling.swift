@@ -1,0 +1,48 @@
+/// Max pooling over `[N, C, H, W]`, like `torch.nn.MaxPool2d` (stride defaults to the kernel size).
+public final class MaxPool2d: Module {
+    public let kernelSize: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int), ceilMode: Bool
+
+    public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0, dilation: Int = 1, ceilMode: Bool = false) {
+        self.kernelSize = (kernelSize, kernelSize)
+        self.stride = (stride ?? kernelSize, stride ?? kernelSize)
+        self.padding = (padding, padding)
+        self.dilation = (dilation, dilation)
+        self.ceilMode = ceilMode
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        x.maxPool2d(kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode)
+    }
+}
+
+/// Average pooling over `[N, C, H, W]`, like `torch.nn.AvgPool2d`.
+public final class AvgPool2d: Module {
+    public let kernelSize: (Int, Int), stride: (Int, Int), padding: (Int, Int), countIncludePad: Bool
+
+    public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0, countIncludePad: Bool = true) {
+        self.kernelSize = (kernelSize, kernelSize)
+        self.stride = (stride ?? kernelSize, stride ?? kernelSize)
+        self.padding = (padding, padding)
+        self.countIncludePad = countIncludePad
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        x.avgPool2d(kernelSize: kernelSize, stride: stride, padding: padding, countIncludePad: countIncludePad)
+    }
+}
+
+/// Average pooling to a fixed output size, like `torch.nn.AdaptiveAvgPool2d`.
+public final class AdaptiveAvgPool2d: Module {
+    public let outputSize: (Int, Int)
+
+    public init(outputSize: (Int, Int)) {
+        self.outputSize = outputSize
+        super.init()
+    }
+
+    public convenience init(outputSize: Int) { self.init(outputSize: (outputSize, outputSize)) }
+
+    public override func forward(_ x: Tensor) -> Tensor { x.adaptiveAvgPool2d(outputSize) }
+}

@@ -1,0 +1,137 @@
+/// A set of parameters that share hyperparameters, like one entry of PyTorch's `param_groups`.
+public final class ParamGroup {
+    public var params: [Tensor]
+    public var learningRate: Double
+    /// Other hyperparameters by PyTorch's names (`momentum`, `weight_decay`, `beta1`, ...).
+    public var options: [String: Double]
+
+    public init(params: [Tensor], learningRate: Double, options: [String: Double] = [:]) {
+        self.params = params
+        self.learningRate = learningRate
+        self.options = options
+    }
+
+    public subscript(_ key: String) -> Double {
+        get { options[key] ?? 0 }
+        set { options[key] = newValue }
+    }
+}
+
+/// The base of every optimizer: parameter groups, per-parameter state, `step`, `zeroGrad` and a
+/// state dict. A subclass supplies `update(parameter:gradient:state:group:)`; see `SGD` (about
+/// 30 lines) for the pattern.
+open class Optimizer {
+    public var paramGroups: [ParamGroup]
+    /// Per-parameter state tensors (momentum buffers, moment estimates, step counts), indexed by
+    /// the parameter's position across all groups.
+    public internal(set) var state: [Int: [String: Tensor]] = [:]
+
+    public init(paramGroups: [ParamGroup]) {
+        self.paramGroups = paramGroups
+        let all = paramGroups.flatMap(\.params)
+        precondition(Set(all.map(ObjectIdentifier.init)).count == all.count, "a parameter appears in more than one group")
+    }
+
+    /// The learning rate of the first group (what schedules and logs usually mean).
+    public var learningRate: Double {
+        get { paramGroups[0].learningRate }
+        set { for g in paramGroups { g.learningRate = newValue } }
+    }
+
+    /// Clears every parameter's gradient (PyTorch's default `set_to_none=True`).
+    public func zeroGrad() {
+        for g in paramGroups { for p in g.params { p.grad = nil } }
+    }
+
+    /// One update of every parameter that has a gradient.
+    public func step() {
+        noGrad {
+            var index = 0
+            for group in paramGroups {
+                for p in group.params {
+                    defer { index += 1 }
+                    guard let g = p.grad else { continue }
+                    var s = state[index] ?? [:]
+                    update(parameter: p, gradient: g.dtype == p.dtype ? g : g.to(p.dtype), state: &s, group: group)
+                    state[index] = s
+                }
+            }
+        }
+    }
+
+    /// Updates `parameter` in place from its `gradient`; `state` starts empty for a new parameter.
+    open func update(parameter: Tensor, gradient: Tensor, state: inout [String: Tensor], group: ParamGroup) {
+        fatalError("\(type(of: self)) must override update(parameter:gradient:state:group:)")
+    }
+
+    /// Increments and returns the step count kept in `state["step"]` (a float64 scalar, as PyTorch keeps it).
+    public func nextStep(_ state: inout [String: Tensor]) -> Double {
+        let step = (state["step"]?.doubleItem() ?? 0) + 1
+        state["step"] = Tensor(scalar: step, dtype: .float64)
+        return step
+    }
+
+    // MARK: State dict
+
+    /// State tensors keyed `"<parameter index>.<name>"`, and each group's hyperparameters.
+    public func stateDict() -> (tensors: [String: Tensor], groups: [[String: Double]]) {
+        var tensors: [String: Tensor] = [:]
+        for (i, s) in state { for (name, t) in s { tensors["\(i).\(name)"] = t } }
+        let groups = paramGroups.map { g in g.options.merging(["lr": g.learningRate]) { _, lr in lr } }
+        return (tensors, groups)
+    }
+
+    /// Restores what `stateDict()` returned.
+    /// - Throws: `StateDictError` if the groups or tensor shapes do not fit this optimizer.
+    public func loadStateDict(tensors: [String: Tensor], groups: [[String: Double]]) throws {
+        guard groups.count == paramGroups.count else {
+            throw StateDictError.keys(missing: ["\(paramGroups.count) parameter groups"], unexpected: ["\(groups.count) parameter groups"])
+        }
+        let params = paramGroups.flatMap(\.params)
+        var restored: [Int: [String: Tensor]] = [:]
+        for (key, t) in tensors {
+            let parts = key.split(separator: ".", maxSplits: 1)
+            guard parts.count == 2, let i = Int(parts[0]), i >= 0, i < params.count else {
+                throw StateDictError.keys(missing: [], unexpected: [key])
+            }
+            let name = String(parts[1])
+            if name != "step" && t.shape != params[i].shape {
+                throw StateDictError.shapeMismatch(key: key, expected: params[i].shape, got: t.shape)
+            }
+            restored[i, default: [:]][name] = t.clone()
+        }
+        state = restored
+        for (g, values) in zip(paramGroups, groups) {
+            for (k, v) in values { if k == "lr" { g.learningRate = v } else { g.options[k] = v } }
+        }
+    }
+}
+
+/// Gradient clipping, as `torch.nn.utils.clip_grad_norm_` and `clip_grad_value_`.
+public enum GradClip {
+    /// Scales all gradients so their joint norm is at most `maxNorm`; returns the norm before.
+    @discardableResult
+    public static func clipNorm(_ parameters: [Tensor], maxNorm: Double, normType: Double = 2) -> Double {
+        let grads = parameters.compactMap(\.grad)
+        guard !grads.isEmpty else { return 0 }
+        let total: Double = noGrad {
+            if normType.isInfinite {
+                return grads.map { $0.abs().max().doubleItem() }.max() ?? 0
+            }
+            let sum = grads.map { $0.abs().pow(normType).sum().doubleItem() }.reduce(0, +)
+            return Foundation.pow(sum, 1 / normType)
+        }
+        let coefficient = maxNorm / (total + 1e-6)
+        if coefficient < 1 {
+            noGrad { for g in grads { g.copy_(g * g.scalarLike(coefficient)) } }
+        }
+        return total
+    }
+
+    /// Clamps every gradient element to `[-clipValue, clipValue]`.
+    public static func clipValue(_ parameters: [Tensor], clipValue: Double) {
+        noGrad { for g in parameters.compactMap(\.grad) { g.copy_(g.clamp(min: -clipValue, max: clipValue)) } }
+    }
+}
+
+import Foundation

@@ -1,0 +1,125 @@
+import Ember
+
+/// Fixtures/nn.json, written by scripts/generate_nn_fixtures.py.
+struct NNFixtures: Decodable {
+    struct Entry: Decodable {
+        let shape: [Int]
+        let values: [Double]
+        let dtype: String
+        func tensor(_ dtype: DType = .float32) -> Tensor {
+            self.dtype == "int64" ? Tensor(indices: values.map { Int($0) }, shape: shape) : Tensor(values, shape: shape, dtype: dtype)
+        }
+    }
+    struct Layer: Decodable {
+        let name: String
+        let train: Bool
+        let state: [String: Entry]
+        let input: Entry
+        let output: Entry
+        let weight: [Double]
+        let inputGrad: [Double]?
+        let paramGrads: [String: [Double]]
+        let buffersAfter: [String: Entry]
+    }
+    struct LossCase: Decodable {
+        let name: String
+        let reduction: String
+        let input: Entry
+        let target: Entry
+        let output: Entry
+        let weight: [Double]
+        let inputGrad: [Double]
+    }
+    struct OptimizerCase: Decodable {
+        let name: String
+        let losses: [Double]
+        let final: [String: Entry]
+    }
+    struct OptimizerData: Decodable {
+        let x: Entry
+        let y: Entry
+        let `init`: [String: Entry]
+    }
+    struct Schedule: Decodable {
+        let name: String
+        let lrs: [Double]
+        let momenta: [Double]
+    }
+    struct CNN: Decodable {
+        let state: [String: Entry]
+        let input: Entry
+        let output: Entry
+        let keys: [String]
+    }
+    let layers: [Layer]
+    let losses: [LossCase]
+    let optimizers: [OptimizerCase]
+    let optimizerData: OptimizerData
+    let schedules: [Schedule]
+    let cnn: CNN
+
+    static let shared = try! Fixture.load("nn.json", as: NNFixtures.self)
+}
+
+extension Dictionary where Key == String, Value == NNFixtures.Entry {
+    func tensors(_ dtype: DType = .float32) -> [String: Tensor] { mapValues { $0.tensor(dtype) } }
+}
+
+/// Ember's side of every layer case, constructed with the same arguments as in the generator.
+let layerTable: [String: () -> Module] = {
+    var t: [String: () -> Module] = [:]
+    t["linear"] = { Linear(inFeatures: 4, outFeatures: 3) }
+    t["linearNoBias"] = { Linear(inFeatures: 4, outFeatures: 3, bias: false) }
+    t["linearBatched"] = { Linear(inFeatures: 4, outFeatures: 3) }
+    t["conv2d"] = { Conv2d(inChannels: 2, outChannels: 3, kernelSize: 3, stride: 1, padding: 1) }
+    t["conv2dStrideDilation"] = { Conv2d(inChannels: 2, outChannels: 3, kernelSize: 3, stride: 2, padding: 0, dilation: 2) }
+    t["conv2dGroups"] = { Conv2d(inChannels: 4, outChannels: 6, kernelSize: 3, groups: 2) }
+    t["conv2dSame"] = { Conv2d(inChannels: 2, outChannels: 2, kernelSize: (4, 4), padding: .same) }
+    t["conv2dRect"] = { Conv2d(inChannels: 1, outChannels: 2, kernelSize: (2, 3), stride: (1, 2), padding: .explicit(h: 1, w: 0)) }
+    t["conv1d"] = { Conv1d(inChannels: 2, outChannels: 3, kernelSize: 3, stride: 2, padding: 1) }
+    t["convTranspose2d"] = { ConvTranspose2d(inChannels: 2, outChannels: 3, kernelSize: 3, stride: 2, padding: 1, outputPadding: 1) }
+    t["maxPool2d"] = { MaxPool2d(kernelSize: 2) }
+    t["maxPool2dPadded"] = { MaxPool2d(kernelSize: 3, stride: 2, padding: 1) }
+    t["maxPool2dCeil"] = { MaxPool2d(kernelSize: 2, ceilMode: true) }
+    t["avgPool2d"] = { AvgPool2d(kernelSize: 2) }
+    t["avgPool2dPadded"] = { AvgPool2d(kernelSize: 3, stride: 2, padding: 1, countIncludePad: false) }
+    t["adaptiveAvgPool2d"] = { AdaptiveAvgPool2d(outputSize: (3, 2)) }
+    t["adaptiveAvgPool2dGlobal"] = { AdaptiveAvgPool2d(outputSize: 1) }
+    t["batchNorm1dTrain"] = { BatchNorm1d(numFeatures: 3) }
+    t["batchNorm1dSequenceTrain"] = { BatchNorm1d(numFeatures: 3, momentum: 0.3) }
+    t["batchNorm1dEval"] = { BatchNorm1d(numFeatures: 3) }
+    t["batchNorm2dTrain"] = { BatchNorm2d(numFeatures: 3) }
+    t["batchNorm2dEval"] = { BatchNorm2d(numFeatures: 3) }
+    t["layerNorm"] = { LayerNorm(normalizedShape: [4]) }
+    t["layerNorm2d"] = { LayerNorm(normalizedShape: [3, 4], eps: 1e-3) }
+    t["groupNorm"] = { GroupNorm(numGroups: 2, numChannels: 4) }
+    t["embedding"] = { Embedding(numEmbeddings: 10, embeddingDim: 3) }
+    t["prelu"] = { PReLU(numParameters: 3) }
+    t["preluShared"] = { PReLU() }
+    t["flatten"] = { Flatten() }
+    return t
+}()
+
+/// Ember's side of every loss case.
+let lossTable: [String: (Tensor, Tensor, Reduction) -> Tensor] = {
+    var t: [String: (Tensor, Tensor, Reduction) -> Tensor] = [:]
+    let classWeight = Tensor([0.5, 2.0, 1.0, 1.5])
+    t["mse"] = { Losses.mse($0, $1, reduction: $2) }
+    t["l1"] = { Losses.l1($0, $1, reduction: $2) }
+    t["smoothL1"] = { Losses.smoothL1($0, $1, beta: 0.5, reduction: $2) }
+    t["huber"] = { Losses.huber($0, $1, delta: 0.7, reduction: $2) }
+    t["crossEntropy"] = { CrossEntropyLoss(reduction: $2)($0, $1) }
+    t["crossEntropyWeighted"] = { CrossEntropyLoss(weight: classWeight, reduction: $2)($0, $1) }
+    t["crossEntropyIgnore"] = { CrossEntropyLoss(reduction: $2)($0, $1) }
+    t["crossEntropySmoothing"] = { CrossEntropyLoss(reduction: $2, labelSmoothing: 0.1)($0, $1) }
+    t["crossEntropySmoothingWeighted"] = { CrossEntropyLoss(weight: classWeight, reduction: $2, labelSmoothing: 0.2)($0, $1) }
+    t["crossEntropySpatial"] = { CrossEntropyLoss(reduction: $2)($0, $1) }
+    t["nll"] = { NLLLoss(weight: classWeight, reduction: $2)($0, $1) }
+    t["bce"] = { BCELoss(reduction: $2)($0, $1) }
+    t["bceWeighted"] = { BCELoss(weight: Tensor([0.2, 0.7, 1.3]), reduction: $2)($0, $1) }
+    t["bceWithLogits"] = { BCEWithLogitsLoss(reduction: $2)($0, $1) }
+    t["bceWithLogitsPosWeight"] = { BCEWithLogitsLoss(reduction: $2, posWeight: Tensor([0.5, 2.0, 3.0]))($0, $1) }
+    t["klDiv"] = { KLDivLoss(reduction: $2)($0, $1) }
+    t["klDivLogTarget"] = { KLDivLoss(reduction: $2, logTarget: true)($0, $1) }
+    return t
+}()

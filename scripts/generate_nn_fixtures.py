@@ -1,0 +1,219 @@
+"""Writes Tests/EmberTests/Fixtures/nn.json: PyTorch's values for Ember's layers, losses,
+optimizers and LR schedules. Run: python3 scripts/generate_nn_fixtures.py
+
+- layers: state dict, input, output, and gradients of sum(output * w) for the input and every
+  parameter, in train or eval mode, plus buffers after the forward pass.
+- losses: input, target, output and input gradient, per reduction.
+- optimizers: 25 steps on a small model from fixed weights: the loss at each step and the final
+  weights.
+- schedules: learning rates over 30 steps.
+"""
+import json
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+torch.manual_seed(0)
+torch.set_default_dtype(torch.float64)
+
+
+def flat(t):
+    return t.detach().flatten().tolist()
+
+
+def tensor_entry(t):
+    return {"shape": list(t.shape), "values": flat(t.double()) if t.is_floating_point() else t.flatten().tolist(),
+            "dtype": "int64" if t.dtype == torch.int64 else "float64"}
+
+
+layers = []
+
+
+def layer(name, module, input_shape, train=True, index_input=None, prepare=None):
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+        if prepare:
+            prepare(module)
+    state = {k: tensor_entry(v) for k, v in module.state_dict().items()}
+    module.train(train)
+    if index_input is not None:
+        x = index_input
+    else:
+        x = torch.randn(input_shape, requires_grad=True)
+    out = module(x)
+    w = torch.randn(out.shape)
+    (out * w).sum().backward()
+    layers.append({
+        "name": name, "train": train, "state": state, "input": tensor_entry(x.detach()),
+        "output": tensor_entry(out), "weight": flat(w),
+        "inputGrad": flat(x.grad) if x.is_floating_point() else None,
+        "paramGrads": {k: flat(p.grad) for k, p in module.named_parameters()},
+        "buffersAfter": {k: tensor_entry(v) for k, v in module.named_buffers()},
+    })
+
+
+def running_stats(m):
+    m.running_mean.copy_(torch.randn_like(m.running_mean))
+    m.running_var.copy_(torch.rand_like(m.running_var) + 0.5)
+
+
+layer("linear", nn.Linear(4, 3), [2, 4])
+layer("linearNoBias", nn.Linear(4, 3, bias=False), [2, 4])
+layer("linearBatched", nn.Linear(4, 3), [2, 3, 4])
+layer("conv2d", nn.Conv2d(2, 3, 3, stride=1, padding=1), [2, 2, 5, 5])
+layer("conv2dStrideDilation", nn.Conv2d(2, 3, 3, stride=2, padding=0, dilation=2), [1, 2, 7, 7])
+layer("conv2dGroups", nn.Conv2d(4, 6, 3, groups=2), [2, 4, 5, 5])
+layer("conv2dSame", nn.Conv2d(2, 2, 4, padding="same"), [1, 2, 5, 6])
+layer("conv2dRect", nn.Conv2d(1, 2, (2, 3), stride=(1, 2), padding=(1, 0)), [1, 1, 5, 7])
+layer("conv1d", nn.Conv1d(2, 3, 3, stride=2, padding=1), [2, 2, 9])
+layer("convTranspose2d", nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1), [1, 2, 4, 4])
+layer("maxPool2d", nn.MaxPool2d(2), [2, 2, 6, 6])
+layer("maxPool2dPadded", nn.MaxPool2d(3, stride=2, padding=1), [1, 2, 7, 7])
+layer("maxPool2dCeil", nn.MaxPool2d(2, ceil_mode=True), [1, 1, 5, 5])
+layer("avgPool2d", nn.AvgPool2d(2), [2, 2, 6, 6])
+layer("avgPool2dPadded", nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False), [1, 2, 7, 7])
+layer("adaptiveAvgPool2d", nn.AdaptiveAvgPool2d((3, 2)), [1, 2, 7, 5])
+layer("adaptiveAvgPool2dGlobal", nn.AdaptiveAvgPool2d(1), [2, 3, 4, 4])
+layer("batchNorm1dTrain", nn.BatchNorm1d(3), [4, 3])
+layer("batchNorm1dSequenceTrain", nn.BatchNorm1d(3, momentum=0.3), [4, 3, 5])
+layer("batchNorm1dEval", nn.BatchNorm1d(3), [4, 3], train=False, prepare=running_stats)
+layer("batchNorm2dTrain", nn.BatchNorm2d(3), [2, 3, 4, 4], prepare=running_stats)
+layer("batchNorm2dEval", nn.BatchNorm2d(3), [2, 3, 4, 4], train=False, prepare=running_stats)
+layer("layerNorm", nn.LayerNorm([4]), [2, 3, 4])
+layer("layerNorm2d", nn.LayerNorm([3, 4], eps=1e-3), [2, 3, 4])
+layer("groupNorm", nn.GroupNorm(2, 4), [2, 4, 3, 3])
+layer("embedding", nn.Embedding(10, 3), None, index_input=torch.tensor([[1, 4, 4], [9, 0, 2]]))
+layer("prelu", nn.PReLU(3), [2, 3, 4])
+layer("preluShared", nn.PReLU(), [2, 5])
+layer("flatten", nn.Flatten(), [2, 3, 2, 2])
+
+# Losses: one case per function and option, every reduction.
+losses = []
+
+
+def loss_case(name, fn, x, target, reductions=("mean", "sum", "none"), **kwargs):
+    for r in reductions:
+        xi = x.clone().requires_grad_(True)
+        out = fn(xi, target, reduction=r, **kwargs)
+        w = torch.randn(out.shape)
+        (out * w).sum().backward()
+        losses.append({"name": name, "reduction": r, "input": tensor_entry(x), "target": tensor_entry(target),
+                       "output": tensor_entry(out), "weight": flat(w), "inputGrad": flat(xi.grad)})
+
+
+x = torch.randn(4, 3)
+loss_case("mse", F.mse_loss, x, torch.randn(4, 3))
+loss_case("l1", F.l1_loss, x, torch.randn(4, 3))
+loss_case("smoothL1", F.smooth_l1_loss, x * 2, torch.randn(4, 3), beta=0.5)
+loss_case("huber", F.huber_loss, x * 2, torch.randn(4, 3), delta=0.7)
+logits = torch.randn(5, 4)
+labels = torch.tensor([0, 3, 1, 1, 2])
+loss_case("crossEntropy", F.cross_entropy, logits, labels)
+class_weight = torch.tensor([0.5, 2.0, 1.0, 1.5])
+loss_case("crossEntropyWeighted", F.cross_entropy, logits, labels, weight=class_weight)
+loss_case("crossEntropyIgnore", F.cross_entropy, logits, torch.tensor([0, -100, 1, 3, -100]))
+loss_case("crossEntropySmoothing", F.cross_entropy, logits, labels, label_smoothing=0.1)
+loss_case("crossEntropySmoothingWeighted", F.cross_entropy, logits, labels, label_smoothing=0.2, weight=class_weight)
+loss_case("crossEntropySpatial", F.cross_entropy, torch.randn(2, 3, 2, 2), torch.tensor([[[0, 2], [1, 1]], [[2, 0], [0, 1]]]))
+loss_case("nll", F.nll_loss, F.log_softmax(logits, 1), labels, weight=class_weight)
+probs = torch.rand(4, 3) * 0.9 + 0.05
+bin_target = (torch.rand(4, 3) > 0.5).double()
+loss_case("bce", F.binary_cross_entropy, probs, bin_target)
+loss_case("bceWeighted", F.binary_cross_entropy, probs, bin_target, weight=torch.tensor([0.2, 0.7, 1.3]))
+loss_case("bceWithLogits", F.binary_cross_entropy_with_logits, x * 3, bin_target)
+loss_case("bceWithLogitsPosWeight", F.binary_cross_entropy_with_logits, x * 3, bin_target, pos_weight=torch.tensor([0.5, 2.0, 3.0]))
+log_p = F.log_softmax(torch.randn(3, 4), 1)
+q = F.softmax(torch.randn(3, 4), 1)
+q[0, 1] = 0.0
+loss_case("klDiv", F.kl_div, log_p, q, reductions=("batchmean", "sum", "none", "mean"))
+loss_case("klDivLogTarget", F.kl_div, log_p, F.log_softmax(torch.randn(3, 4), 1), reductions=("batchmean", "sum"), log_target=True)
+
+# Optimizers: 25 steps of a small regression model from identical weights.
+torch.set_default_dtype(torch.float32)
+model_init = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+init_state = {k: v.clone() for k, v in model_init.state_dict().items()}
+opt_x = torch.randn(8, 4)
+opt_y = torch.randn(8, 2)
+optimizers = []
+
+
+def optimizer_case(name, make, steps=25):
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    model.load_state_dict(init_state)
+    opt = make(model)
+    trajectory = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = F.mse_loss(model(opt_x), opt_y)
+        loss.backward()
+        opt.step()
+        trajectory.append(loss.item())
+    optimizers.append({"name": name, "losses": trajectory,
+                       "final": {k: tensor_entry(v) for k, v in model.state_dict().items()}})
+
+
+optimizer_case("sgd", lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
+optimizer_case("sgdMomentum", lambda m: torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01))
+optimizer_case("sgdNesterov", lambda m: torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, nesterov=True))
+optimizer_case("sgdGroups", lambda m: torch.optim.SGD([{"params": m[0].parameters()}, {"params": m[2].parameters(), "lr": 0.01}], lr=0.1, momentum=0.5))
+optimizer_case("adam", lambda m: torch.optim.Adam(m.parameters(), lr=0.01))
+optimizer_case("adamAmsgrad", lambda m: torch.optim.Adam(m.parameters(), lr=0.02, betas=(0.8, 0.99), weight_decay=0.05, amsgrad=True))
+optimizer_case("adamW", lambda m: torch.optim.AdamW(m.parameters(), lr=0.01, weight_decay=0.1))
+optimizer_case("rmsprop", lambda m: torch.optim.RMSprop(m.parameters(), lr=0.01))
+optimizer_case("rmspropCentered", lambda m: torch.optim.RMSprop(m.parameters(), lr=0.005, momentum=0.5, centered=True, weight_decay=0.01))
+optimizer_case("adagrad", lambda m: torch.optim.Adagrad(m.parameters(), lr=0.1, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1))
+
+# Schedules: learning rates for 30 steps.
+schedules = []
+
+
+def schedule_case(name, make, steps=30, metrics=None):
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    sched = make(opt)
+    lrs, momenta = [], []
+    for i in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        momenta.append(opt.param_groups[0]["momentum"])
+        opt.step()
+        sched.step(metrics[i]) if metrics else sched.step()
+    schedules.append({"name": name, "lrs": lrs, "momenta": momenta})
+
+
+schedule_case("stepLR", lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=5, gamma=0.5))
+schedule_case("multiStepLR", lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[3, 7, 12], gamma=0.3))
+schedule_case("exponentialLR", lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9))
+schedule_case("cosineAnnealingLR", lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10, eta_min=0.001))
+schedule_case("linearLR", lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.2, end_factor=1.0, total_iters=6))
+schedule_case("oneCycleLR", lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.5, total_steps=30))
+schedule_case("oneCycleLRThreePhaseLinear", lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.5, total_steps=30, three_phase=True, anneal_strategy="linear"))
+schedule_case("sequentialLR", lambda o: torch.optim.lr_scheduler.SequentialLR(o, [
+    torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=5),
+    torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=20)], milestones=[5]))
+plateau_metrics = [1.0, 0.9, 0.95, 0.96, 0.97, 0.8, 0.81, 0.82, 0.83, 0.84, 0.85, 0.7, 0.7, 0.7, 0.7,
+                   0.7, 0.7, 0.7, 0.69999, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
+schedule_case("reduceLROnPlateau", lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, patience=2, cooldown=1, factor=0.5), metrics=plateau_metrics)
+
+# A small CNN whose PyTorch state dict Ember must load by key and reproduce.
+torch.manual_seed(1)
+cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 5))
+with torch.no_grad():
+    cnn[1].running_mean.copy_(torch.randn(4) * 0.1)
+    cnn[1].running_var.copy_(torch.rand(4) + 0.5)
+    cnn[1].weight.copy_(torch.rand(4) + 0.5)
+    cnn[1].bias.copy_(torch.randn(4) * 0.1)
+cnn.eval()
+cnn_x = torch.randn(3, 1, 8, 8)
+cnn_case = {"state": {k: tensor_entry(v) for k, v in cnn.state_dict().items()}, "input": tensor_entry(cnn_x),
+            "output": tensor_entry(cnn(cnn_x)), "keys": list(cnn.state_dict().keys())}
+
+path = os.path.join(os.path.dirname(__file__), "..", "Tests", "EmberTests", "Fixtures", "nn.json")
+with open(path, "w") as f:
+    json.dump({"generator": "scripts/generate_nn_fixtures.py", "torch": torch.__version__, "layers": layers,
+               "losses": losses, "optimizers": optimizers, "optimizerData": {"x": tensor_entry(opt_x), "y": tensor_entry(opt_y),
+               "init": {k: tensor_entry(v) for k, v in init_state.items()}},
+               "schedules": schedules, "cnn": cnn_case}, f)
+print(f"wrote {len(layers)} layers, {len(losses)} losses, {len(optimizers)} optimizers, {len(schedules)} schedules to {os.path.normpath(path)}")
