@@ -13,11 +13,13 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // zlib, for gzip-compressed datasets.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Thread-local state (grad mode) that Swift cannot declare portably.
         .target(name: "CEmberSupport"),
         .target(
             name: "Ember",
-            dependencies: ["CBLAS", "CEmberSupport"]
+            dependencies: ["CBLAS", "CEmberSupport", "CZlib"]
         ),
         .executableTarget(name: "AutogradBasics", dependencies: ["Ember"], path: "examples/autograd-basics"),
         .testTarget(

@@ -1,6 +1,6 @@
 # Sourced by launch/run and launch/test: makes sure the system packages Ember builds against are
 # installed (OpenBLAS for matrix products, OpenMPI for the distributed trainer).
-ember_packages=(libopenblas-dev libopenmpi-dev openmpi-bin pkg-config)
+ember_packages=(libopenblas-dev libopenmpi-dev openmpi-bin zlib1g-dev pkg-config)
 
 ember_install_deps() {
     local missing=()

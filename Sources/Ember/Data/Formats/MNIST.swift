@@ -1,0 +1,35 @@
+import Foundation
+
+/// The 5,000-digit MNIST subset bundled with Ember (`examples/data/mnist_5k.csv.gz`, 500 per
+/// class; from the MNIST database of LeCun, Cortes and Burges, CC BY-SA 3.0).
+public enum MNIST {
+    public static let bundledFileName = "mnist_5k.csv.gz"
+
+    /// Where the bundled file is: `$EMBER_DATA_DIR`, then `examples/data` above the running
+    /// executable (a build inside the repository), then under the current directory, then beside
+    /// this source file.
+    public static func bundledPath() throws -> String {
+        var candidates: [String] = []
+        if let dir = ProcessInfo.processInfo.environment["EMBER_DATA_DIR"] {
+            candidates.append((dir as NSString).appendingPathComponent(bundledFileName))
+        }
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<6 {
+            candidates.append(dir.appendingPathComponent("examples/data/\(bundledFileName)").path)
+            dir.deleteLastPathComponent()
+        }
+        candidates.append(FileManager.default.currentDirectoryPath + "/examples/data/\(bundledFileName)")
+        let source = URL(fileURLWithPath: #filePath)
+        candidates.append(source.deletingLastPathComponent().appendingPathComponent("../../../../examples/data/\(bundledFileName)").standardized.path)
+        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw DataError("the bundled MNIST subset (\(bundledFileName)) was not found; set EMBER_DATA_DIR to the folder holding it (looked in: \(candidates.joined(separator: ", ")))")
+        }
+        return found
+    }
+
+    /// The bundled subset: images `[5000, 1, 28, 28]` in [0, 1] (float32) and int64 labels.
+    public static func bundled() throws -> TensorDataset {
+        let csv = try CSV.load(try bundledPath(), labelColumn: -1, header: false)
+        return TensorDataset(inputs: (csv.inputs / 255).reshape([-1, 1, 28, 28]), targets: csv.targets)
+    }
+}
