@@ -5,6 +5,7 @@ let package = Package(
     name: "Ember",
     products: [
         .library(name: "Ember", targets: ["Ember"]),
+        .library(name: "EmberDistributed", targets: ["EmberDistributed"]),
     ],
     targets: [
         // OpenBLAS through pkg-config; Debian puts cblas.h in an openblas-pthread include dir.
@@ -21,11 +22,15 @@ let package = Package(
             name: "Ember",
             dependencies: ["CBLAS", "CEmberSupport", "CZlib"]
         ),
+        // OpenMPI's mpi.h; macros such as MPI_COMM_WORLD reach Swift through inline functions.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .target(name: "EmberDistributed", dependencies: ["Ember", "CMPI"]),
         .executableTarget(name: "AutogradBasics", dependencies: ["Ember"], path: "examples/autograd-basics"),
         .testTarget(
             name: "EmberTests",
             dependencies: ["Ember"],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(name: "EmberDistributedTests", dependencies: ["EmberDistributed", "Ember"]),
     ]
 )

@@ -158,3 +158,17 @@ public final class Tensor: @unchecked Sendable {
         return d
     }
 }
+
+extension Tensor {
+    /// The tensor's elements as a typed pointer, for code outside Ember that moves raw data (the
+    /// communication layer). `T` must match `dtype`; valid while the tensor is alive.
+    public func mutablePointer<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
+        precondition(MemoryLayout<T>.size == dtype.byteSize, "pointer type \(T.self) does not match dtype \(dtype)")
+        return pointer(T.self)
+    }
+}
+
+extension Storage {
+    /// The start of the buffer (for communication and file I/O).
+    public var rawPointer: UnsafeMutableRawPointer { raw }
+}

@@ -1,0 +1,122 @@
+import Ember
+import Foundation
+
+/// How an allreduce combines values.
+public enum ReduceOp: String, Sendable {
+    case sum, average, max, min
+}
+
+/// Collective communication between the ranks of a data-parallel job.
+///
+/// Every rank must call the same collectives in the same order. Implementations: `MPICommunicator`
+/// (processes under mpirun/srun), `SingleProcessCommunicator` (a world of one) and
+/// `LocalCommunicator` (ranks as threads of one process, for tests and `--local-ranks`).
+public protocol Communicator: AnyObject, Sendable {
+    var rank: Int { get }
+    var worldSize: Int { get }
+    /// A short name for logs ("mpi", "local", "single").
+    var backendName: String { get }
+
+    /// Combines `count` values across ranks in place; every rank ends with the same result.
+    func allreduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws
+    /// Copies `byteCount` bytes from `root` to every rank.
+    func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws
+    /// Every rank's `count` doubles, in rank order.
+    func allgather(_ values: [Double]) throws -> [[Double]]
+    func barrier() throws
+    /// Starts an allreduce and returns at once; `wait()` on the request before using the buffer.
+    func allreduceAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest
+    /// Ends the whole job at once (all ranks), after a fatal error on this one.
+    func abort(code: Int32) -> Never
+}
+
+/// A communication in flight.
+public final class CommRequest: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var error: Error?
+
+    public init() {}
+
+    /// A request that has already finished.
+    public static func completed(_ error: Error? = nil) -> CommRequest {
+        let r = CommRequest()
+        r.finish(error)
+        return r
+    }
+
+    func finish(_ error: Error?) {
+        self.error = error
+        done.signal()
+    }
+
+    /// Blocks until the communication has finished; rethrows its error.
+    public func wait() throws {
+        done.wait()
+        done.signal()  // later waits return at once
+        if let error { throw error }
+    }
+}
+
+/// What went wrong in a collective.
+public enum CommunicatorError: Error, CustomStringConvertible {
+    case timeout(rank: Int, operation: String, seconds: Double)
+    case mpi(rank: Int, operation: String, code: Int32, message: String)
+    case mismatch(String)
+
+    public var description: String {
+        switch self {
+        case .timeout(let rank, let op, let s):
+            return "rank \(rank): \(op) waited more than \(Int(s)) s for the other ranks (a rank has died or is stuck)"
+        case .mpi(let rank, let op, let code, let message):
+            return "rank \(rank): \(op) failed with MPI error \(code): \(message)"
+        case .mismatch(let why):
+            return why
+        }
+    }
+}
+
+extension Communicator {
+    /// In-place allreduce of a floating-point tensor.
+    public func allreduce(_ tensor: Tensor, op: ReduceOp = .sum) throws {
+        switch tensor.dtype {
+        case .float32: try allreduce(tensor.mutablePointer(Float.self), count: tensor.count, op: op)
+        case .float64: try allreduce(tensor.mutablePointer(Double.self), count: tensor.count, op: op)
+        case .int64: throw CommunicatorError.mismatch("allreduce of an int64 tensor is not supported; convert it to float64")
+        }
+    }
+
+    /// In-place broadcast of a tensor from `root`.
+    public func broadcast(_ tensor: Tensor, root: Int = 0) throws {
+        try broadcast(tensor.storage.rawPointer, byteCount: tensor.count * tensor.dtype.byteSize, root: root)
+    }
+
+    /// Sums doubles across ranks (exact global metrics: loss sums, correct counts, sample counts).
+    public func allreduceSum(_ values: [Double]) throws -> [Double] {
+        var v = values
+        try v.withUnsafeMutableBufferPointer { try allreduce($0.baseAddress!, count: $0.count, op: .sum) }
+        return v
+    }
+
+    /// Rank `root`'s values on every rank (used to broadcast the coordinator's decisions).
+    public func broadcast(_ values: [Double], root: Int = 0) throws -> [Double] {
+        var v = values
+        try v.withUnsafeMutableBytes { try broadcast($0.baseAddress!, byteCount: $0.count, root: root) }
+        return v
+    }
+}
+
+/// A world of one: collectives are no-ops (average and sum leave values unchanged).
+public final class SingleProcessCommunicator: Communicator {
+    public init() {}
+    public var rank: Int { 0 }
+    public var worldSize: Int { 1 }
+    public var backendName: String { "single" }
+    public func allreduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {}
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws {}
+    public func allgather(_ values: [Double]) throws -> [[Double]] { [values] }
+    public func barrier() throws {}
+    public func allreduceAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest {
+        .completed()
+    }
+    public func abort(code: Int32) -> Never { exit(code) }
+}

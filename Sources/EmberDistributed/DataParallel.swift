@@ -1,0 +1,260 @@
+import Ember
+import Foundation
+
+/// Data-parallel training of one replica per rank, like PyTorch's DistributedDataParallel.
+///
+/// At construction every rank's parameters and buffers are checked for the same names and shapes
+/// and overwritten with rank 0's, so replicas start identical. Gradients are packed into flat
+/// buckets in reverse parameter order (the order backward produces them); when the last gradient
+/// of a bucket has been accumulated, that bucket's allreduce starts on the communication thread
+/// while backward continues. `synchronize()` waits for every bucket and writes the averaged
+/// gradients back, so every rank then takes the same optimizer step.
+///
+/// ```swift
+/// let ddp = try DataParallel(model, communicator: comm)
+/// let loss = criterion(ddp(x), y)
+/// loss.backward()
+/// try ddp.synchronize()
+/// optimizer.step()
+/// ```
+public final class DataParallel {
+    public let module: Module
+    public let communicator: Communicator
+    /// Bytes of gradients per bucket (parameters are never split across buckets).
+    public let bucketCapacity: Int
+    /// Whether buckets start during backward (true) or all at `synchronize()` (false).
+    public let overlap: Bool
+    /// Whether training-mode forward passes first copy rank 0's buffers (BatchNorm statistics).
+    public let broadcastBuffers: Bool
+
+    let parameters: [Tensor]
+    let buckets: [Bucket]
+    private let bucketOf: [Int]
+    private var nextToLaunch = 0
+    private var syncEnabled = true
+    private var hooks: [HookHandle] = []
+
+    final class Bucket {
+        let members: [Int]        // indices into `parameters`
+        let offsets: [Int]        // element offset of each member in `buffer`
+        let buffer: Tensor        // gradients, then one "had a gradient" count per member
+        let flagOffset: Int
+        var arrived = 0
+        var request: CommRequest?
+
+        init(members: [Int], parameters: [Tensor]) {
+            self.members = members
+            var offsets: [Int] = [], total = 0
+            for m in members { offsets.append(total); total += parameters[m].count }
+            self.offsets = offsets
+            flagOffset = total
+            buffer = Tensor.zeros([total + members.count], dtype: parameters[members[0]].dtype)
+        }
+    }
+
+    /// - Parameters:
+    ///   - bucketCapacityBytes: size of a gradient bucket; 1 MiB suits CPU allreduce (large enough to
+    ///     reach full bandwidth, small enough that the first bucket starts early in backward).
+    public init(_ module: Module, communicator: Communicator, bucketCapacityBytes: Int = 1 << 20,
+                overlap: Bool = true, broadcastBuffers: Bool = true) throws {
+        self.module = module
+        self.communicator = communicator
+        self.bucketCapacity = bucketCapacityBytes
+        self.overlap = overlap
+        self.broadcastBuffers = broadcastBuffers
+        let named = module.namedParameters().filter { $0.1.requiresGrad }
+        parameters = named.map(\.1)
+        try DataParallel.checkSameStructure(module, communicator)
+        for p in module.parameters() + module.namedBuffers().map(\.1) where p.dtype.isFloatingPoint || p.dtype == .int64 {
+            try communicator.broadcast(p, root: 0)
+        }
+
+        // Reverse registration order approximates the order gradients become ready.
+        var buckets: [Bucket] = [], bucketOf = [Int](repeating: 0, count: parameters.count)
+        var current: [Int] = [], bytes = 0
+        func close() {
+            guard !current.isEmpty else { return }
+            for m in current { bucketOf[m] = buckets.count }
+            buckets.append(Bucket(members: current, parameters: named.map(\.1)))
+            current = []
+            bytes = 0
+        }
+        for i in parameters.indices.reversed() {
+            let p = parameters[i]
+            if !current.isEmpty && (bytes + p.count * p.dtype.byteSize > bucketCapacityBytes || parameters[current[0]].dtype != p.dtype) {
+                close()
+            }
+            current.append(i)
+            bytes += p.count * p.dtype.byteSize
+        }
+        close()
+        self.buckets = buckets
+        self.bucketOf = bucketOf
+        for (i, p) in parameters.enumerated() {
+            hooks.append(p.registerPostAccumulateGradHook { [unowned self] _ in self.gradientReady(i) })
+        }
+    }
+
+    deinit { for h in hooks { h.remove() } }
+
+    /// Fails on every rank when the ranks' models differ in parameter names or shapes.
+    static func checkSameStructure(_ module: Module, _ comm: Communicator) throws {
+        let signature = (module.namedParameters() + module.namedBuffers())
+            .map { "\($0.0):\($0.1.shape):\($0.1.dtype)" }.joined(separator: ";")
+        // FNV-1a, truncated to 52 bits so it survives a trip through a Double.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in signature.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let mine = [Double(module.parameters().count), Double(hash & ((1 << 52) - 1))]
+        let all = try comm.allgather(mine)
+        let differing = all.indices.filter { all[$0] != all[0] }
+        if !differing.isEmpty {
+            throw CommunicatorError.mismatch(
+                "ranks \(differing.map(String.init).joined(separator: ", ")) have a model with different parameter names or shapes than rank 0 "
+                    + "(rank \(comm.rank) has \(module.parameters().count) parameters); every rank must build the same model")
+        }
+    }
+
+    /// Runs the wrapped module, first copying rank 0's buffers in training mode.
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        if module.isTraining && broadcastBuffers && communicator.worldSize > 1 {
+            for (_, b) in module.namedBuffers() { try communicator.broadcast(b, root: 0) }
+        }
+        return module(x)
+    }
+
+    /// Runs `body` (forward and backward of micro-batches) without synchronising: gradients only
+    /// accumulate locally. The first backward after it synchronises everything accumulated.
+    public func noSync<R>(_ body: () throws -> R) rethrows -> R {
+        syncEnabled = false
+        defer { syncEnabled = true }
+        return try body()
+    }
+
+    private func gradientReady(_ index: Int) {
+        guard syncEnabled && overlap else { return }
+        let bucket = buckets[bucketOf[index]]
+        bucket.arrived += 1
+        launchReadyBuckets()
+    }
+
+    /// Starts buckets strictly in index order, so every rank issues the same collectives in the
+    /// same order even when different parameters are unused on different ranks.
+    private func launchReadyBuckets(all: Bool = false) {
+        while nextToLaunch < buckets.count {
+            let b = buckets[nextToLaunch]
+            guard all || b.arrived >= b.members.count else { return }
+            launch(b)
+            nextToLaunch += 1
+        }
+    }
+
+    private func launch(_ b: Bucket) {
+        switch b.buffer.dtype {
+        case .float32: pack(b, Float.self)
+        case .float64: pack(b, Double.self)
+        case .int64: preconditionFailure("integer parameters cannot be trained")
+        }
+    }
+
+    private func pack<T: FloatElement>(_ b: Bucket, _ type: T.Type) {
+        let buffer = b.buffer.mutablePointer(T.self)
+        for (k, m) in b.members.enumerated() {
+            let p = parameters[m], slot = buffer + b.offsets[k]
+            if let g = p.grad {
+                slot.update(from: g.mutablePointer(T.self), count: p.count)
+                buffer[b.flagOffset + k] = 1
+            } else {
+                slot.update(repeating: 0, count: p.count)
+                buffer[b.flagOffset + k] = 0
+            }
+        }
+        b.request = communicator.allreduceAsync(buffer, count: b.buffer.count, op: .sum)
+    }
+
+    /// Waits for every bucket and replaces each gradient by its average over ranks. A parameter
+    /// that had no gradient on any rank keeps `grad == nil` (the optimizer skips it, as it would
+    /// in a single process). Call after backward, before the optimizer step.
+    public func synchronize() throws {
+        guard syncEnabled else { return }
+        launchReadyBuckets(all: true)
+        defer {
+            nextToLaunch = 0
+            for b in buckets { b.arrived = 0; b.request = nil }
+        }
+        for b in buckets {
+            try b.request?.wait()
+            switch b.buffer.dtype {
+            case .float32: unpack(b, Float.self)
+            case .float64: unpack(b, Double.self)
+            case .int64: break
+            }
+        }
+    }
+
+    private func unpack<T: FloatElement>(_ b: Bucket, _ type: T.Type) {
+        let buffer = b.buffer.mutablePointer(T.self)
+        let world = T(communicator.worldSize)
+        for (k, m) in b.members.enumerated() {
+            let p = parameters[m]
+            guard buffer[b.flagOffset + k] > 0 else { p.grad = nil; continue }
+            let g = p.grad ?? Tensor.zeros(p.shape, dtype: p.dtype)
+            let dst = g.mutablePointer(T.self), src = buffer + b.offsets[k]
+            for i in 0..<p.count { dst[i] = src[i] / world }
+            p.grad = g
+        }
+    }
+
+    /// Number of buckets and their sizes in elements (for logs and tests).
+    public var bucketSizes: [Int] { buckets.map { $0.flagOffset } }
+}
+
+/// Exact global metrics from per-rank sums and counts.
+public struct GlobalMetrics {
+    public let communicator: Communicator
+    public init(communicator: Communicator) { self.communicator = communicator }
+
+    /// Sums `(lossSum, correct, count)` over ranks and returns the global mean loss and accuracy.
+    public func reduce(lossSum: Double, correct: Double, count: Double) throws -> (loss: Double, accuracy: Double, count: Double) {
+        let total = try communicator.allreduceSum([lossSum, correct, count])
+        guard total[2] > 0 else { return (.nan, .nan, 0) }
+        return (total[0] / total[2], total[1] / total[2], total[2])
+    }
+}
+
+extension LocalWorld {
+    /// Runs `body` once per rank, each on its own thread (with a stack large enough for deep
+    /// graphs), and returns when all have finished. Rethrows the first rank's error.
+    public func run(_ body: @escaping @Sendable (LocalCommunicator) throws -> Void) throws {
+        let group = DispatchGroup()
+        let errors = ErrorBox()
+        for rank in 0..<size {
+            group.enter()
+            let thread = Thread { [self] in
+                defer { group.leave() }
+                do { try body(communicator(rank)) } catch { errors.record(rank: rank, error) }
+            }
+            thread.stackSize = 64 << 20
+            thread.name = "ember.rank\(rank)"
+            thread.start()
+        }
+        group.wait()
+        if let (rank, error) = errors.first { throw RankError(rank: rank, underlying: error) }
+    }
+}
+
+/// An error raised on one rank of a local world.
+public struct RankError: Error, CustomStringConvertible {
+    public let rank: Int
+    public let underlying: Error
+    public var description: String { "rank \(rank): \(underlying)" }
+}
+
+private final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var first: (Int, Error)?
+    func record(rank: Int, _ error: Error) {
+        lock.lock()
+        if first == nil { first = (rank, error) }
+        lock.unlock()
+    }
+}

@@ -1,0 +1,147 @@
+import Ember
+import Foundation
+
+/// The shared state of N ranks running as threads of one process.
+///
+/// ```swift
+/// let world = LocalWorld(size: 4)
+/// DispatchQueue.concurrentPerform(iterations: 4) { rank in train(world.communicator(rank)) }
+/// ```
+public final class LocalWorld: @unchecked Sendable {
+    public let size: Int
+    /// Seconds a rank waits in a collective before giving up.
+    public let timeout: Double
+    private let condition = NSCondition()
+    private var arrived = 0, generation = 0
+    private var broken: String?
+    let slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    let gathered: UnsafeMutablePointer<[Double]>
+    private var communicators: [LocalCommunicator] = []
+
+    public init(size: Int, timeout: Double = 300) {
+        precondition(size > 0, "a world needs at least one rank")
+        self.size = size
+        self.timeout = timeout
+        slots = .allocate(capacity: size)
+        slots.initialize(repeating: nil, count: size)
+        gathered = .allocate(capacity: size)
+        gathered.initialize(repeating: [], count: size)
+        communicators = (0..<size).map { LocalCommunicator(rank: $0, world: self) }
+    }
+
+    deinit {
+        slots.deallocate()
+        gathered.deinitialize(count: size)
+        gathered.deallocate()
+    }
+
+    /// The communicator of `rank`.
+    public func communicator(_ rank: Int) -> LocalCommunicator { communicators[rank] }
+
+    /// Waits until every rank has arrived; throws (on every rank) once any rank has timed out.
+    func barrier(rank: Int, operation: String) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        if let broken { throw CommunicatorError.mismatch(broken) }
+        let myGeneration = generation
+        arrived += 1
+        if arrived == size {
+            arrived = 0
+            generation += 1
+            condition.broadcast()
+            return
+        }
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while generation == myGeneration {
+            if let broken { throw CommunicatorError.mismatch(broken) }
+            if !condition.wait(until: deadline) && generation == myGeneration {
+                let error = CommunicatorError.timeout(rank: rank, operation: operation, seconds: timeout)
+                broken = "\(error)"
+                condition.broadcast()
+                throw error
+            }
+        }
+    }
+}
+
+/// One rank of a `LocalWorld`. Collectives run on a per-rank serial queue, so asynchronous
+/// allreduces overlap the caller's work and every rank issues them in the same order.
+public final class LocalCommunicator: Communicator, @unchecked Sendable {
+    public let rank: Int
+    unowned let world: LocalWorld
+    private let queue: DispatchQueue
+
+    init(rank: Int, world: LocalWorld) {
+        self.rank = rank
+        self.world = world
+        queue = DispatchQueue(label: "ember.local-comm.\(rank)")
+    }
+
+    public var worldSize: Int { world.size }
+    public var backendName: String { "local" }
+
+    private func reduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
+        world.slots[rank] = UnsafeMutableRawPointer(buffer)
+        try world.barrier(rank: rank, operation: "allreduce(\(op.rawValue), \(count) values)")
+        // Every rank reduces in rank order, so all ranks get bitwise identical results.
+        let result = UnsafeMutablePointer<T>.allocate(capacity: count)
+        defer { result.deallocate() }
+        result.update(from: world.slots[0]!.assumingMemoryBound(to: T.self), count: count)
+        for r in 1..<world.size {
+            let other = world.slots[r]!.assumingMemoryBound(to: T.self)
+            switch op {
+            case .sum, .average: for i in 0..<count { result[i] += other[i] }
+            case .max: for i in 0..<count { result[i] = Swift.max(result[i], other[i]) }
+            case .min: for i in 0..<count { result[i] = Swift.min(result[i], other[i]) }
+            }
+        }
+        if op == .average {
+            let n = T(world.size)
+            for i in 0..<count { result[i] /= n }
+        }
+        // Nobody may overwrite a buffer before everyone has read it.
+        try world.barrier(rank: rank, operation: "allreduce(\(op.rawValue))")
+        buffer.update(from: result, count: count)
+    }
+
+    public func allreduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
+        try queue.sync { try reduce(buffer, count: count, op: op) }
+    }
+
+    public func allreduceAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest {
+        let request = CommRequest()
+        nonisolated(unsafe) let pointer = buffer
+        queue.async { [self] in
+            do { try reduce(pointer, count: count, op: op); request.finish(nil) } catch { request.finish(error) }
+        }
+        return request
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws {
+        try queue.sync {
+            world.slots[rank] = buffer
+            try world.barrier(rank: rank, operation: "broadcast from rank \(root)")
+            if rank != root { buffer.copyMemory(from: world.slots[root]!, byteCount: byteCount) }
+            try world.barrier(rank: rank, operation: "broadcast from rank \(root)")
+        }
+    }
+
+    public func allgather(_ values: [Double]) throws -> [[Double]] {
+        try queue.sync {
+            world.gathered[rank] = values
+            try world.barrier(rank: rank, operation: "allgather")
+            let all = (0..<world.size).map { world.gathered[$0] }
+            try world.barrier(rank: rank, operation: "allgather")
+            return all
+        }
+    }
+
+    public func barrier() throws {
+        try queue.sync { try world.barrier(rank: rank, operation: "barrier") }
+    }
+
+    public func abort(code: Int32) -> Never {
+        FileHandle.standardError.write(Data("rank \(rank): aborting the local world\n".utf8))
+        exit(code)
+    }
+}

@@ -1,0 +1,176 @@
+import CMPI
+import Ember
+import Foundation
+
+/// Collectives over MPI for processes started by `mpirun`, `srun` or a batch system.
+///
+/// All MPI calls run on one serial queue (MPI is initialised with `MPI_THREAD_SERIALIZED`), which
+/// also lets asynchronous allreduces overlap the caller's backward pass. A watchdog ends the job
+/// when a collective exceeds `timeout`, naming the rank and the operation, so a lost rank never
+/// leaves the others hanging.
+public final class MPICommunicator: Communicator, @unchecked Sendable {
+    public let rank: Int
+    public let worldSize: Int
+    public let timeout: Double
+    private let queue = DispatchQueue(label: "ember.mpi")
+    private let watch = NSLock()
+    private var current: (operation: String, started: Date)?
+    private static var initialized = false
+
+    public var backendName: String { "mpi" }
+
+    /// Initialises MPI (once per process) and returns the world communicator.
+    public init(timeout: Double = 300) throws {
+        if !MPICommunicator.initialized {
+            var provided: Int32 = 0
+            var argc = CommandLine.argc
+            var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+            let code = MPI_Init_thread(&argc, &argv, ember_mpi_thread_serialized(), &provided)
+            guard code == ember_mpi_success() else {
+                throw CommunicatorError.mpi(rank: -1, operation: "MPI_Init_thread", code: code, message: "MPI could not start")
+            }
+            MPICommunicator.initialized = true
+            MPI_Comm_set_errhandler(ember_mpi_comm_world(), ember_mpi_errors_return())
+        }
+        var r: Int32 = 0, s: Int32 = 0
+        MPI_Comm_rank(ember_mpi_comm_world(), &r)
+        MPI_Comm_size(ember_mpi_comm_world(), &s)
+        rank = Int(r)
+        worldSize = Int(s)
+        self.timeout = timeout
+        startWatchdog()
+    }
+
+    /// Shuts MPI down; call once at the end of the program.
+    public func finalize() {
+        queue.sync { _ = MPI_Finalize() }
+    }
+
+    private func startWatchdog() {
+        let thread = Thread { [weak self] in
+            while let self {
+                Thread.sleep(forTimeInterval: 1)
+                self.watch.lock()
+                let stuck = self.current.flatMap { Date().timeIntervalSince($0.started) > self.timeout ? $0.operation : nil }
+                self.watch.unlock()
+                if let stuck {
+                    let message = "\(CommunicatorError.timeout(rank: self.rank, operation: stuck, seconds: self.timeout)); ending the job\n"
+                    FileHandle.standardError.write(Data(message.utf8))
+                    _exit(3)
+                }
+            }
+        }
+        thread.name = "ember.mpi-watchdog"
+        thread.start()
+    }
+
+    /// Runs one MPI call on the communication queue under the watchdog.
+    private func call(_ operation: String, _ body: () -> Int32) throws {
+        watch.lock(); current = (operation, Date()); watch.unlock()
+        let code = body()
+        watch.lock(); current = nil; watch.unlock()
+        guard code == ember_mpi_success() else {
+            var length: Int32 = 0
+            var text = [CChar](repeating: 0, count: 512)
+            MPI_Error_string(code, &text, &length)
+            throw CommunicatorError.mpi(rank: rank, operation: operation, code: code, message: String(cString: text))
+        }
+    }
+
+    private func datatype<T: FloatElement>(_ type: T.Type) -> MPI_Datatype {
+        T.self == Float.self ? ember_mpi_float() : ember_mpi_double()
+    }
+
+    private func reduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
+        precondition(count <= Int(Int32.max), "allreduce of more than 2^31 values in one call")
+        let mpiOp: MPI_Op
+        switch op {
+        case .sum, .average: mpiOp = ember_mpi_sum()
+        case .max: mpiOp = ember_mpi_max()
+        case .min: mpiOp = ember_mpi_min()
+        }
+        try call("allreduce(\(op.rawValue), \(count) values)") {
+            MPI_Allreduce(ember_mpi_in_place(), buffer, Int32(count), datatype(T.self), mpiOp, ember_mpi_comm_world())
+        }
+        if op == .average {
+            let n = T(worldSize)
+            for i in 0..<count { buffer[i] /= n }
+        }
+    }
+
+    public func allreduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
+        try queue.sync { try reduce(buffer, count: count, op: op) }
+    }
+
+    public func allreduceAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest {
+        let request = CommRequest()
+        nonisolated(unsafe) let pointer = buffer
+        queue.async { [self] in
+            do { try reduce(pointer, count: count, op: op); request.finish(nil) } catch { request.finish(error) }
+        }
+        return request
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws {
+        try queue.sync {
+            try call("broadcast from rank \(root)") {
+                MPI_Bcast(buffer, Int32(byteCount), ember_mpi_byte(), Int32(root), ember_mpi_comm_world())
+            }
+        }
+    }
+
+    public func allgather(_ values: [Double]) throws -> [[Double]] {
+        let n = values.count
+        var all = [Double](repeating: 0, count: n * worldSize)
+        var mine = values
+        try queue.sync {
+            try call("allgather") {
+                mine.withUnsafeMutableBufferPointer { send in
+                    all.withUnsafeMutableBufferPointer { recv in
+                        MPI_Allgather(send.baseAddress, Int32(n), ember_mpi_double(), recv.baseAddress, Int32(n),
+                                      ember_mpi_double(), ember_mpi_comm_world())
+                    }
+                }
+            }
+        }
+        return (0..<worldSize).map { Array(all[($0 * n)..<(($0 + 1) * n)]) }
+    }
+
+    public func barrier() throws {
+        try queue.sync { try call("barrier") { MPI_Barrier(ember_mpi_comm_world()) } }
+    }
+
+    public func abort(code: Int32) -> Never {
+        MPI_Abort(ember_mpi_comm_world(), code)
+        exit(code)
+    }
+}
+
+/// Which launcher started this process, read from the environment it sets.
+public struct LaunchEnvironment: Sendable, CustomStringConvertible {
+    public let launcher: String?
+    /// The world size the launcher announced (nil without one).
+    public let announcedWorldSize: Int?
+
+    public static func detect(_ env: [String: String] = ProcessInfo.processInfo.environment) -> LaunchEnvironment {
+        if let size = env["OMPI_COMM_WORLD_SIZE"].flatMap(Int.init) {
+            let underSlurm = env["SLURM_JOB_ID"] != nil
+            return LaunchEnvironment(launcher: underSlurm ? "mpirun (OpenMPI) in Slurm job \(env["SLURM_JOB_ID"]!)" : "mpirun (OpenMPI)", announcedWorldSize: size)
+        }
+        if let size = env["PMIX_SIZE"].flatMap(Int.init) ?? env["SLURM_NTASKS"].flatMap(Int.init), env["SLURM_PROCID"] != nil {
+            return LaunchEnvironment(launcher: "srun (Slurm job \(env["SLURM_JOB_ID"] ?? "?"))", announcedWorldSize: size)
+        }
+        if let size = env["PMI_SIZE"].flatMap(Int.init) {
+            return LaunchEnvironment(launcher: "PMI launcher (mpiexec/hydra)", announcedWorldSize: size)
+        }
+        return LaunchEnvironment(launcher: nil, announcedWorldSize: nil)
+    }
+
+    /// Whether MPI should be started (a launcher asked for more than one rank, or for MPI).
+    public var wantsMPI: Bool { launcher != nil }
+
+    public var description: String {
+        guard let launcher else { return "no launcher (single process)" }
+        return "\(launcher), world size \(announcedWorldSize ?? 1)"
+    }
+}

@@ -1,0 +1,68 @@
+import XCTest
+import Foundation
+import Ember
+@testable import EmberDistributed
+
+final class CommunicatorTests: XCTestCase {
+    func testLocalCollectives() throws {
+        let world = LocalWorld(size: 3)
+        let results = ResultBox<[String]>()
+        try world.run { comm in
+            let r = Double(comm.rank)
+            var values = [r, 10 * r + 1]
+            try values.withUnsafeMutableBufferPointer { try comm.allreduce($0.baseAddress!, count: 2, op: .sum) }
+            var avg: [Float] = [Float(r)]
+            try avg.withUnsafeMutableBufferPointer { try comm.allreduce($0.baseAddress!, count: 1, op: .average) }
+            var mx = [r], mn = [r]
+            try mx.withUnsafeMutableBufferPointer { try comm.allreduce($0.baseAddress!, count: 1, op: .max) }
+            try mn.withUnsafeMutableBufferPointer { try comm.allreduce($0.baseAddress!, count: 1, op: .min) }
+            let b = try comm.broadcast([r + 5, r], root: 1)
+            let gathered = try comm.allgather([r * r])
+            let t = Tensor([Float(r), 1])
+            try comm.allreduceAsync(t.mutablePointer(Float.self), count: 2, op: .sum).wait()
+            try comm.barrier()
+            results.set(comm.rank, ["\(values)", "\(avg)", "\(mx)\(mn)", "\(b)", "\(gathered)", "\(t.scalars)"])
+        }
+        for rank in 0..<3 {
+            XCTAssertEqual(results.get(rank), ["[3.0, 33.0]", "[1.0]", "[2.0][0.0]", "[6.0, 1.0]", "[[0.0], [1.0], [4.0]]", "[3.0, 3.0]"])
+        }
+    }
+
+    func testACollectiveThatNeverCompletesTimesOutNamingRankAndOperation() {
+        let world = LocalWorld(size: 2, timeout: 0.3)
+        XCTAssertThrowsError(try world.run { comm in
+            if comm.rank == 0 { _ = try comm.allreduceSum([1]) }
+        }) { error in
+            XCTAssertTrue("\(error)".contains("rank 0"), "\(error)")
+            XCTAssertTrue("\(error)".contains("allreduce"), "\(error)")
+        }
+    }
+
+    func testSingleProcessIsAWorldOfOne() throws {
+        let comm = SingleProcessCommunicator()
+        XCTAssertEqual(comm.worldSize, 1)
+        XCTAssertEqual(try comm.allreduceSum([2, 3]), [2, 3])
+        let t = Tensor([1, 2])
+        try comm.allreduce(t, op: .average)
+        XCTAssertEqual(t.scalars, [1, 2])
+    }
+
+    func testLaunchEnvironmentDetection() {
+        XCTAssertFalse(LaunchEnvironment.detect([:]).wantsMPI)
+        let ompi = LaunchEnvironment.detect(["OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "1"])
+        XCTAssertTrue(ompi.wantsMPI)
+        XCTAssertEqual(ompi.announcedWorldSize, 4)
+        XCTAssertTrue("\(ompi)".contains("mpirun"))
+        let slurm = LaunchEnvironment.detect(["SLURM_PROCID": "0", "SLURM_NTASKS": "8", "SLURM_JOB_ID": "42"])
+        XCTAssertTrue("\(slurm)".contains("srun"))
+        XCTAssertEqual(slurm.announcedWorldSize, 8)
+    }
+}
+
+/// Per-rank results collected from rank threads.
+final class ResultBox<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Int: T] = [:]
+    func set(_ rank: Int, _ value: T) { lock.lock(); values[rank] = value; lock.unlock() }
+    func get(_ rank: Int) -> T? { lock.lock(); defer { lock.unlock() }; return values[rank] }
+}
