@@ -217,3 +217,9 @@ with open(path, "w") as f:
                "init": {k: tensor_entry(v) for k, v in init_state.items()}},
                "schedules": schedules, "cnn": cnn_case}, f)
 print(f"wrote {len(layers)} layers, {len(losses)} losses, {len(optimizers)} optimizers, {len(schedules)} schedules to {os.path.normpath(path)}")
+
+# The same CNN as a safetensors file written by the reference implementation.
+from safetensors.torch import save_file  # noqa: E402
+
+save_file({k: v.contiguous() for k, v in cnn.state_dict().items()},
+          os.path.join(os.path.dirname(path), "cnn.safetensors"), metadata={"framework": "pytorch"})

@@ -1,0 +1,63 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes that either happen completely or not at all: the data goes to a temporary file in the
+/// same directory, is flushed to disk, and is renamed over the destination.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let temp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw DataError.file(path, "cannot be written: \(String(cString: strerror(errno)))") }
+        var ok = true
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n <= 0 { ok = false; break }
+                offset += n
+            }
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(temp, path) == 0 else {
+            unlink(temp)
+            throw DataError.file(path, "could not be written completely: \(String(cString: strerror(errno)))")
+        }
+        syncDirectory(dir)
+    }
+
+    /// Flushes a directory entry (so a rename survives a crash).
+    public static func syncDirectory(_ dir: String) {
+        let fd = open(dir, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+    }
+}
+
+/// CRC-32 (zlib's), used to detect corrupt or truncated checkpoint files.
+public enum Checksum {
+    public static func crc32(_ data: Data) -> UInt32 {
+        data.withUnsafeBytes { raw in
+            UInt32(CZlibCRC.crc(raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count))
+        }
+    }
+}
+
+import CZlib
+
+enum CZlibCRC {
+    static func crc(_ p: UnsafePointer<UInt8>?, _ n: Int) -> UInt {
+        var c: UInt = CZlib.crc32(0, nil, 0)
+        var offset = 0
+        while offset < n {
+            let chunk = Swift.min(n - offset, Int(Int32.max))
+            c = CZlib.crc32(c, p! + offset, uInt(chunk))
+            offset += chunk
+        }
+        return c
+    }
+}
