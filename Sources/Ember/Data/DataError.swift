@@ -3,5 +3,5 @@ public struct DataError: Error, CustomStringConvertible, Equatable {
     public let description: String
     public init(_ description: String) { self.description = description }
 
-    static func file(_ path: String, _ problem: String) -> DataError { DataError("\(path): \(problem)") }
+    public static func file(_ path: String, _ problem: String) -> DataError { DataError("\(path): \(problem)") }
 }

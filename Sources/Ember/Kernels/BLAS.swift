@@ -1,4 +1,8 @@
 import CBLAS
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension Kernels {
     /// `C[b] = op(A[b]) · op(B[b])` for `batch` matrices stored back to back (a stride of 0 reuses
@@ -9,6 +13,8 @@ extension Kernels {
         let lda = Int32(transA ? m : k), ldb = Int32(transB ? k : n), ldc = Int32(n)
         let (M, N, K) = (Int32(m), Int32(n), Int32(k))
         guard m > 0, n > 0 else { return }
+        let started = KernelProfile.isEnabled ? KernelProfile.now() : 0
+        defer { if KernelProfile.isEnabled { KernelProfile.blasNanoseconds.add(KernelProfile.now() - started, ordering: .relaxed) } }
         for i in 0..<batch {
             switch c.dtype {
             case .float32:
@@ -31,3 +37,19 @@ public func setNumThreads(_ n: Int) {
 
 /// Threads OpenBLAS uses for matrix products.
 public var numThreads: Int { Int(openblas_get_num_threads()) }
+
+/// Opt-in timing of matrix products, so benchmarks can report how much of a step is BLAS.
+public enum KernelProfile {
+    nonisolated(unsafe) public static var isEnabled = false
+    static let blasNanoseconds = Atomic<Int>(0)
+
+    /// Seconds spent in BLAS products since the last reset (while enabled).
+    public static var blasSeconds: Double { Double(blasNanoseconds.load(ordering: .relaxed)) / 1e9 }
+    public static func reset() { blasNanoseconds.store(0, ordering: .relaxed) }
+
+    static func now() -> Int {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return t.tv_sec * 1_000_000_000 + t.tv_nsec
+    }
+}

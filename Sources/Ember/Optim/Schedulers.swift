@@ -303,3 +303,18 @@ public final class ReduceLROnPlateau {
         return reduced
     }
 }
+
+extension LRScheduler {
+    /// Puts a schedule back at `epoch` (when resuming; the rates themselves come from the
+    /// optimizer's restored groups).
+    public func restore(epoch: Int) { lastEpoch = epoch }
+}
+
+extension ReduceLROnPlateau {
+    /// Restores the plateau detector's state (when resuming).
+    public func restore(best: Double, badEpochs: Int, cooldown: Int) {
+        self.best = best
+        self.badEpochs = badEpochs
+        self.cooldownCounter = cooldown
+    }
+}

@@ -1,0 +1,156 @@
+import Ember
+import EmberDistributed
+import Foundation
+
+/// `trainer bench`: full training steps (zeroGrad, forward, loss, backward, optimizer step) of
+/// fixed models on synthetic data, timed after a warm-up.
+public enum Bench {
+    public static let models = ["seednet", "mlp", "cnn"]
+
+    public struct Result {
+        public let name: String
+        public let world: Int, threads: Int
+        public let samplesPerSecond: Double, stepMilliseconds: Double
+        public let blasFraction: Double, peakResidentMB: Double
+
+        public var line: String {
+            String(format: "%@ world=%d threads=%d samples_per_s=%.0f step_ms=%.3f blas_pct=%.1f peak_rss_mb=%.1f",
+                   name, world, threads, samplesPerSecond, stepMilliseconds, blasFraction * 100, peakResidentMB)
+        }
+    }
+
+    /// The benchmark models exactly as specified (batch, loss and optimizer included).
+    static func setup(_ name: String, generator g: Generator) -> (model: Module, x: Tensor, y: Tensor, batch: Int, loss: (Tensor, Tensor) -> Tensor, lr: Double, momentum: Double) {
+        switch name {
+        case "seednet":
+            let m = Sequential(Linear(inFeatures: 10, outFeatures: 5, generator: g), ReLU(), Linear(inFeatures: 5, outFeatures: 1, generator: g))
+            return (m, Tensor.randn([100, 10], generator: g), Tensor.randn([100, 1], generator: g), 100, { Losses.mse($0, $1) }, 0.01, 0)
+        case "mlp":
+            let m = Sequential(Linear(inFeatures: 784, outFeatures: 256, generator: g), ReLU(), Linear(inFeatures: 256, outFeatures: 128, generator: g), ReLU(),
+                               Linear(inFeatures: 128, outFeatures: 10, generator: g))
+            return (m, Tensor.randn([64, 784], generator: g), Tensor.randint(high: 10, [64], generator: g), 64, { Losses.crossEntropy($0, $1) }, 0.01, 0.9)
+        default:
+            let m = Sequential(Conv2d(inChannels: 1, outChannels: 6, kernelSize: 5, padding: 2, generator: g), ReLU(), MaxPool2d(kernelSize: 2),
+                               Conv2d(inChannels: 6, outChannels: 16, kernelSize: 5, generator: g), ReLU(), MaxPool2d(kernelSize: 2), Flatten(),
+                               Linear(inFeatures: 400, outFeatures: 120, generator: g), ReLU(), Linear(inFeatures: 120, outFeatures: 84, generator: g), ReLU(),
+                               Linear(inFeatures: 84, outFeatures: 10, generator: g))
+            return (m, Tensor.randn([64, 1, 28, 28], generator: g), Tensor.randint(high: 10, [64], generator: g), 64, { Losses.crossEntropy($0, $1) }, 0.01, 0.9)
+        }
+    }
+
+    /// Runs one model for `steps` timed steps after `warmup` untimed ones.
+    public static func run(_ name: String, steps: Int, warmup: Int, threads: Int, comm: Communicator, overlap: Bool = true) throws -> Result {
+        setNumThreads(threads)
+        let s = setup(name, generator: Generator(seed: 0))
+        let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap)
+        let optimizer = SGD(parameters: s.model.parameters(), learningRate: s.lr, momentum: s.momentum)
+        func step() throws {
+            optimizer.zeroGrad()
+            s.loss(try ddp(s.x), s.y).backward()
+            try ddp.synchronize()
+            optimizer.step()
+        }
+        for _ in 0..<warmup { try step() }
+        try comm.barrier()
+        KernelProfile.isEnabled = true
+        KernelProfile.reset()
+        let start = Date()
+        for _ in 0..<steps { try step() }
+        var elapsed = Date().timeIntervalSince(start)
+        KernelProfile.isEnabled = false
+        // The slowest rank sets the pace of a synchronous job.
+        var e = [elapsed]
+        try e.withUnsafeMutableBufferPointer { try comm.allreduce($0.baseAddress!, count: 1, op: .max) }
+        elapsed = e[0]
+        let stepSeconds = elapsed / Double(steps)
+        return Result(name: name, world: comm.worldSize, threads: threads,
+                      samplesPerSecond: Double(s.batch * comm.worldSize) / stepSeconds, stepMilliseconds: stepSeconds * 1000,
+                      blasFraction: KernelProfile.blasSeconds / max(elapsed, 1e-9), peakResidentMB: peakResidentMegabytes())
+    }
+
+    /// Peak resident set size of this process.
+    public static func peakResidentMegabytes() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+}
+
+/// `trainer inspect` and `trainer eval`.
+public enum CheckpointTools {
+    /// A readable description of a checkpoint directory, run directory or safetensors file.
+    public static func inspect(_ path: String) throws -> String {
+        var lines: [String] = []
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataError.file(path, "no such file or directory") }
+        if !isDir.boolValue {
+            let (tensors, meta) = try Safetensors.load(path)
+            lines.append("\(path): safetensors, \(tensors.count) tensors, \(tensors.values.reduce(0) { $0 + $1.count }) values")
+            if !meta.isEmpty { lines.append("metadata: " + meta.keys.sorted().map { "\($0)=\(meta[$0]!)" }.joined(separator: ", ")) }
+            lines += describe(tensors)
+            return lines.joined(separator: "\n")
+        }
+        let checkpoint = FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Checkpoints.stateFile))
+            ? try Checkpoints.load(path)
+            : try Checkpoints.latestValid(runDir: path) { lines.append("warning: \($0)") }
+        let s = checkpoint.state
+        lines.append("checkpoint \(checkpoint.path) (checksums verified)")
+        lines.append("  written \(s.createdAt) (\(s.reason)), epoch \(s.epoch + 1) of \(s.config.epochs)\(s.batchInEpoch > 0 ? ", batch \(s.batchInEpoch) of the epoch" : ""), step \(s.globalStep)")
+        lines.append("  world size \(s.worldSize), batch \(s.config.batchSize) per rank, model \(s.config.model), optimizer \(s.config.optimizer), data \(s.config.data)")
+        if let last = s.history.last {
+            lines.append(String(format: "  last epoch: train loss %.4f%@", last.trainLoss, last.valAccuracy.map { String(format: ", val accuracy %.4f", $0) } ?? ""))
+        }
+        lines.append("model tensors:")
+        lines += describe(checkpoint.model)
+        lines.append("optimizer state: \(checkpoint.optimizer.count) tensors, groups \(s.optimizerGroups.map { $0["lr"].map { String(format: "lr=%.4g", $0) } ?? "" })")
+        return lines.joined(separator: "\n")
+    }
+
+    static func describe(_ tensors: [String: Tensor]) -> [String] {
+        tensors.keys.sorted().map { k in
+            let t = tensors[k]!
+            return "  \(k)  \(t.dtype.safetensorsName) \(t.shape)"
+        }
+    }
+
+    /// Loss and accuracy of a checkpoint's model on a split of its data (or of `data`).
+    public static func evaluate(checkpoint path: String, data: String?, split: String) throws -> String {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+            throw ConfigError("--checkpoint \(path): no such checkpoint or run directory")
+        }
+        let checkpoint = FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Checkpoints.stateFile))
+            ? try Checkpoints.load(path)
+            : try Checkpoints.latestValid(runDir: path) { Console.writeLine("warning: \($0)", error: true) }
+        var config = checkpoint.state.config
+        if let data { config.data = data }
+        let prepared = try DataPreparation.prepare(config)
+        let model = try ModelFactory.make(config, sampleShape: prepared.sampleShape, outputs: prepared.outputs, generator: Generator(seed: 0))
+        do { try model.loadStateDict(checkpoint.model) } catch {
+            throw ConfigError("checkpoint \(checkpoint.path) does not fit a \(config.model) model for --data \(config.data): \(error)")
+        }
+        model.eval()
+        let splits: [(String, TensorDataset?)] = [("train", prepared.train), ("val", prepared.val), ("test", prepared.test)]
+        var lines: [String] = []
+        for (name, d) in splits where split == "all" || split == name {
+            guard let d else { lines.append("\(name): (no such split)"); continue }
+            var lossSum = 0.0, correct = 0.0
+            noGrad {
+                for (x, y) in DataLoader(d, batchSize: 256) {
+                    let out = model(x)
+                    if prepared.task == .classification {
+                        lossSum += Losses.crossEntropy(out, y).doubleItem() * Double(x.shape[0])
+                        correct += out.argmax(dim: 1).eq(y).sum().doubleItem()
+                    } else {
+                        lossSum += Losses.mse(out, y).doubleItem() * Double(x.shape[0])
+                    }
+                }
+            }
+            let n = Double(d.count)
+            lines.append(prepared.task == .classification
+                         ? String(format: "%@: %d samples, loss %.4f, accuracy %.4f", name, d.count, lossSum / n, correct / n)
+                         : String(format: "%@: %d samples, loss %.4f", name, d.count, lossSum / n))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

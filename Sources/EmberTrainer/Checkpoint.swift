@@ -1,0 +1,163 @@
+import Ember
+import Foundation
+
+/// Everything besides tensors that a resumed run needs, stored as `state.json` beside the
+/// tensor files of a checkpoint, with the tensor files' checksums.
+public struct CheckpointState: Codable {
+    public var version = 1
+    /// Epoch in progress (0-based) and batches of it already done (0 at an epoch boundary).
+    public var epoch: Int
+    public var batchInEpoch: Int
+    public var globalStep: Int
+    public var worldSize: Int
+    public var config: TrainerConfig
+    public var optimizerGroups: [[String: Double]]
+    public var schedulerEpoch: Int?
+    public var plateau: PlateauState?
+    public var bestValLoss: Double?
+    public var epochsWithoutImprovement: Int
+    /// Each rank's dropout generator state.
+    public var generatorStates: [[UInt64]]
+    /// Global sums of the epoch in progress: loss·samples, correct, samples.
+    public var epochSums: [Double]
+    public var trainSamplesSeen: Double
+    public var trainSeconds: Double
+    public var history: [EpochRecord]
+    public var reason: String
+    public var createdAt: String
+    /// CRC-32 of each tensor file.
+    public var checksums: [String: UInt32] = [:]
+}
+
+public struct PlateauState: Codable, Equatable {
+    public var best: Double
+    public var badEpochs: Int
+    public var cooldown: Int
+}
+
+/// One line of `metrics.jsonl` (per epoch), also kept in checkpoints for the report.
+public struct EpochRecord: Codable, Equatable {
+    public var epoch: Int
+    public var step: Int
+    public var trainLoss: Double
+    public var trainAccuracy: Double?
+    public var valLoss: Double?
+    public var valAccuracy: Double?
+    public var lr: Double
+    public var epochSeconds: Double
+    public var samplesPerSecond: Double
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, step, lr
+        case trainLoss = "train_loss", trainAccuracy = "train_accuracy", valLoss = "val_loss", valAccuracy = "val_accuracy"
+        case epochSeconds = "epoch_s", samplesPerSecond = "samples_per_s"
+    }
+}
+
+/// A checkpoint read back from disk and verified.
+public struct LoadedCheckpoint {
+    public let path: String
+    public let state: CheckpointState
+    public let model: [String: Tensor]
+    public let optimizer: [String: Tensor]
+}
+
+/// Checkpoint directories `run/checkpoints/step-00000042/` holding `model.safetensors` (PyTorch
+/// key names), `optimizer.safetensors` and `state.json`. A checkpoint is written into a hidden
+/// directory and renamed into place when complete, so a crash never leaves a half-written one
+/// under a real name; checksums catch files damaged later.
+public enum Checkpoints {
+    public static let modelFile = "model.safetensors", optimizerFile = "optimizer.safetensors", stateFile = "state.json"
+
+    public static func directory(runDir: String) -> String { (runDir as NSString).appendingPathComponent("checkpoints") }
+
+    /// Writes a checkpoint and removes all but the newest `keepLast`.
+    @discardableResult
+    public static func save(runDir: String, state: CheckpointState, model: [String: Tensor], optimizer: [String: Tensor],
+                            keepLast: Int) throws -> String {
+        let dir = directory(runDir: runDir)
+        let name = String(format: "step-%08d", state.globalStep) + (state.batchInEpoch > 0 ? "-partial" : "")
+        let final = (dir as NSString).appendingPathComponent(name)
+        let temp = (dir as NSString).appendingPathComponent(".tmp-\(name)-\(getpid())")
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: temp)
+        try fm.createDirectory(atPath: temp, withIntermediateDirectories: true)
+        var state = state
+        let modelData = try Safetensors.encode(model, metadata: ["format": "pt"])
+        let optimizerData = try Safetensors.encode(optimizer)
+        state.checksums = [modelFile: Checksum.crc32(modelData), optimizerFile: Checksum.crc32(optimizerData)]
+        try AtomicFile.write(modelData, to: (temp as NSString).appendingPathComponent(modelFile))
+        try AtomicFile.write(optimizerData, to: (temp as NSString).appendingPathComponent(optimizerFile))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(state), to: (temp as NSString).appendingPathComponent(stateFile))
+        if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
+        try fm.moveItem(atPath: temp, toPath: final)
+        AtomicFile.syncDirectory(dir)
+        for old in list(runDir: runDir).dropLast(keepLast) { try? fm.removeItem(atPath: old) }
+        return final
+    }
+
+    /// Checkpoint directories of a run, oldest first.
+    public static func list(runDir: String) -> [String] {
+        let dir = directory(runDir: runDir)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { $0.hasPrefix("step-") }.sorted().map { (dir as NSString).appendingPathComponent($0) }
+    }
+
+    /// Reads and verifies one checkpoint directory.
+    public static func load(_ path: String) throws -> LoadedCheckpoint {
+        let statePath = (path as NSString).appendingPathComponent(stateFile)
+        guard let stateData = FileManager.default.contents(atPath: statePath) else {
+            throw DataError.file(path, "is not a checkpoint (no \(stateFile))")
+        }
+        let state: CheckpointState
+        do { state = try JSONDecoder().decode(CheckpointState.self, from: stateData) } catch {
+            throw DataError.file(statePath, "is corrupt (not valid checkpoint JSON)")
+        }
+        var tensors: [String: [String: Tensor]] = [:]
+        for file in [modelFile, optimizerFile] {
+            let filePath = (path as NSString).appendingPathComponent(file)
+            guard let data = FileManager.default.contents(atPath: filePath) else { throw DataError.file(filePath, "is missing") }
+            guard let expected = state.checksums[file], Checksum.crc32(data) == expected else {
+                throw DataError.file(filePath, "is corrupt or truncated (checksum mismatch)")
+            }
+            tensors[file] = try Safetensors.decode(data, path: filePath).tensors
+        }
+        return LoadedCheckpoint(path: path, state: state, model: tensors[modelFile]!, optimizer: tensors[optimizerFile]!)
+    }
+
+    /// The newest checkpoint of a run that verifies; damaged newer ones are reported through `warn`.
+    public static func latestValid(runDir: String, warn: (String) -> Void) throws -> LoadedCheckpoint {
+        let all = list(runDir: runDir)
+        guard !all.isEmpty else { throw DataError("no checkpoints in \(directory(runDir: runDir)) to resume from") }
+        var problems: [String] = []
+        for path in all.reversed() {
+            do {
+                let c = try load(path)
+                for p in problems { warn("\(p); resuming from the previous good checkpoint \(path) instead") }
+                return c
+            } catch {
+                problems.append("\(error)")
+            }
+        }
+        throw DataError("no usable checkpoint in \(directory(runDir: runDir)): \(problems.joined(separator: "; "))")
+    }
+
+    /// Resolves `--resume`: "latest" (in `runDir`), a checkpoint directory, or a run directory.
+    public static func resolve(_ resume: String, runDir: String?, warn: (String) -> Void) throws -> (checkpoint: LoadedCheckpoint, runDir: String) {
+        if resume == "latest" {
+            guard let runDir else { throw ConfigError("--resume latest needs --run-dir (the run to continue)") }
+            return (try latestValid(runDir: runDir, warn: warn), runDir)
+        }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: resume, isDirectory: &isDir), isDir.boolValue else {
+            throw ConfigError("--resume \(resume): no such checkpoint or run directory")
+        }
+        if FileManager.default.fileExists(atPath: (resume as NSString).appendingPathComponent(stateFile)) {
+            let run = ((resume as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+            return (try load(resume), runDir ?? run)
+        }
+        return (try latestValid(runDir: resume, warn: warn), runDir ?? resume)
+    }
+}

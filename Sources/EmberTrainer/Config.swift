@@ -1,0 +1,175 @@
+import Foundation
+
+/// Everything a training run is configured by. Defaults, then a JSON file (`--config`), then
+/// command-line flags; the merged result is validated once and written to the run directory.
+public struct TrainerConfig: Codable, Equatable, Sendable {
+    public var model = "cnn"
+    /// Layers of a `model: "sequential"` network, e.g. `[{"type": "linear", "out": 64}, {"type": "relu"}]`.
+    public var layers: [LayerSpec]? = nil
+    public var data = "mnist5k"
+    public var standardize = false
+    public var numClasses: Int? = nil
+    public var valFraction = 0.1
+    public var testFraction = 0.1
+    public var syntheticSamples = 2048
+    // Defaults reach ≥ 96% test accuracy with the cnn preset on the bundled data with 4 ranks.
+    public var epochs = 20
+    public var batchSize = 32
+    public var optimizer = "sgd"
+    public var lr = 0.05
+    public var momentum: Double? = nil
+    public var weightDecay = 5e-4
+    public var schedule = "cosine"
+    public var warmupEpochs = 0
+    public var gradAccumulation = 1
+    public var clipNorm: Double? = nil
+    public var clipValue: Double? = nil
+    public var patience: Int? = nil
+    public var minDelta = 0.0
+    public var seed: UInt64 = 0
+    public var runDir: String? = nil
+    public var resume: String? = nil
+    public var checkpointInterval = 1
+    public var keepLast = 3
+    public var logInterval = 20
+    public var logLevel = "info"
+    public var localRanks = 1
+    public var threads = 0
+    public var collectiveTimeout = 300.0
+    public var bucketKB = 1024
+    public var dropout = 0.0
+
+    public init() {}
+
+    public static let models = ["seednet", "mlp", "cnn", "resnet-small", "sequential"]
+    public static let optimizers = ["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+    public static let schedules = ["none", "step", "cosine", "onecycle", "plateau"]
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error"]
+
+    /// Keys a config file may use: exactly the property names.
+    static let knownKeys: Set<String> = {
+        let data = try! JSONEncoder().encode(TrainerConfig.withAllOptionalsSet())
+        return Set((try! JSONSerialization.jsonObject(with: data) as! [String: Any]).keys)
+    }()
+
+    private static func withAllOptionalsSet() -> TrainerConfig {
+        var c = TrainerConfig()
+        c.layers = []
+        c.numClasses = 1; c.momentum = 0; c.clipNorm = 1; c.clipValue = 1; c.patience = 1
+        c.runDir = ""; c.resume = ""
+        return c
+    }
+
+    /// Reads a JSON config file; unknown keys are errors (a typo should not be silently ignored).
+    public static func load(_ path: String) throws -> TrainerConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError("config file \(path) does not exist or cannot be read")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ConfigError("config file \(path) is not a JSON object")
+        }
+        let unknown = Set(object.keys).subtracting(knownKeys).sorted()
+        if !unknown.isEmpty {
+            throw ConfigError("config file \(path): unknown option\(unknown.count > 1 ? "s" : "") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) (known: \(knownKeys.sorted().joined(separator: ", ")))")
+        }
+        // Start from the defaults, then overlay what the file says.
+        var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(TrainerConfig())) as! [String: Any]
+        for (k, v) in object { merged[k] = v }
+        do {
+            return try JSONDecoder().decode(TrainerConfig.self, from: JSONSerialization.data(withJSONObject: merged))
+        } catch DecodingError.typeMismatch(_, let context), DecodingError.dataCorrupted(let context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ConfigError("config file \(path): option '\(key)' has the wrong type (\(context.debugDescription))")
+        }
+    }
+
+    /// Checks every option and combination; the message names the options involved.
+    public func validate() throws {
+        func fail(_ message: String) throws -> Never { throw ConfigError(message) }
+        if !Self.models.contains(model) { try fail("--model \(model) is not one of \(Self.models.joined(separator: ", "))") }
+        if model == "sequential" && (layers ?? []).isEmpty { try fail("--model sequential needs a 'layers' list in the config file") }
+        if model != "sequential" && layers != nil { try fail("'layers' in the config only applies to --model sequential (got --model \(model))") }
+        _ = try DataSpec.parse(data)
+        if epochs < 1 { try fail("--epochs must be at least 1 (got \(epochs))") }
+        if batchSize < 1 { try fail("--batch-size must be at least 1 (got \(batchSize))") }
+        if !(lr > 0) || !lr.isFinite { try fail("--lr must be a positive number (got \(lr))") }
+        if !Self.optimizers.contains(optimizer) { try fail("--optimizer \(optimizer) is not one of \(Self.optimizers.joined(separator: ", "))") }
+        if let momentum {
+            if !(0..<1).contains(momentum) { try fail("--momentum must be in [0, 1) (got \(momentum))") }
+            if !["sgd", "rmsprop"].contains(optimizer) { try fail("--momentum applies to --optimizer sgd or rmsprop, not \(optimizer)") }
+        }
+        if weightDecay < 0 { try fail("--weight-decay must not be negative (got \(weightDecay))") }
+        if !Self.schedules.contains(schedule) { try fail("--schedule \(schedule) is not one of \(Self.schedules.joined(separator: ", "))") }
+        if warmupEpochs < 0 || warmupEpochs >= epochs { try fail("--warmup-epochs must be in 0..<--epochs (got \(warmupEpochs) with --epochs \(epochs))") }
+        if warmupEpochs > 0 && ["onecycle", "plateau"].contains(schedule) {
+            try fail("--warmup-epochs cannot be combined with --schedule \(schedule) (one-cycle has its own warm-up; plateau reacts to validation loss)")
+        }
+        if !(0..<0.9).contains(valFraction) { try fail("--val-fraction must be in [0, 0.9) (got \(valFraction))") }
+        if !(0..<0.9).contains(testFraction) { try fail("--test-fraction must be in [0, 0.9) (got \(testFraction))") }
+        if valFraction + testFraction >= 0.9 { try fail("--val-fraction \(valFraction) and --test-fraction \(testFraction) leave too little training data") }
+        if patience != nil && valFraction == 0 { try fail("early stopping (--patience) needs a validation split (--val-fraction > 0)") }
+        if schedule == "plateau" && valFraction == 0 { try fail("--schedule plateau needs a validation split (--val-fraction > 0)") }
+        if let patience, patience < 0 { try fail("--patience must not be negative (got \(patience))") }
+        if gradAccumulation < 1 { try fail("--grad-accumulation must be at least 1 (got \(gradAccumulation))") }
+        if let clipNorm, !(clipNorm > 0) { try fail("--clip-norm must be positive (got \(clipNorm))") }
+        if let clipValue, !(clipValue > 0) { try fail("--clip-value must be positive (got \(clipValue))") }
+        if checkpointInterval < 0 { try fail("--checkpoint-interval must not be negative (got \(checkpointInterval)); 0 disables periodic checkpoints") }
+        if keepLast < 1 { try fail("--keep-last must be at least 1 (got \(keepLast))") }
+        if logInterval < 1 { try fail("--log-interval must be at least 1 (got \(logInterval))") }
+        if !Self.logLevels.contains(logLevel) { try fail("--log-level \(logLevel) is not one of \(Self.logLevels.joined(separator: ", "))") }
+        if localRanks < 1 { try fail("--local-ranks must be at least 1 (got \(localRanks))") }
+        if threads < 0 { try fail("--threads must not be negative (got \(threads)); 0 picks cores / ranks") }
+        if let numClasses, numClasses < 2 { try fail("--num-classes must be at least 2 (got \(numClasses))") }
+        if !(dropout >= 0 && dropout < 1) { try fail("--dropout must be in [0, 1) (got \(dropout))") }
+        if syntheticSamples < 2 { try fail("--synthetic-samples must be at least 2 (got \(syntheticSamples))") }
+        if !(collectiveTimeout > 0) { try fail("--collective-timeout must be positive (got \(collectiveTimeout))") }
+        if bucketKB < 1 { try fail("--bucket-kb must be at least 1 (got \(bucketKB))") }
+    }
+
+    /// The config as pretty JSON (what `config.json` in the run directory holds).
+    public func json() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try! encoder.encode(self)
+    }
+}
+
+/// A layer of a `sequential` model in a config file.
+public struct LayerSpec: Codable, Equatable, Sendable {
+    public var type: String
+    public var out: Int? = nil
+    public var kernel: Int? = nil
+    public var stride: Int? = nil
+    public var padding: Int? = nil
+    public var p: Double? = nil
+}
+
+/// A user mistake in options or config; printed as `error: <message>` with exit status 2.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Where training data comes from.
+public enum DataSpec: Equatable, Sendable {
+    case mnist5k
+    case synthetic
+    case csv(String)
+    case idx(String)
+    case npy(String)
+
+    public static func parse(_ text: String) throws -> DataSpec {
+        if text == "mnist5k" { return .mnist5k }
+        if text == "synthetic" { return .synthetic }
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        if parts.count == 2 && !parts[1].isEmpty {
+            switch parts[0] {
+            case "csv": return .csv(parts[1])
+            case "idx": return .idx(parts[1])
+            case "npy": return .npy(parts[1])
+            default: break
+            }
+        }
+        throw ConfigError("--data \(text) is not understood; use mnist5k, synthetic, csv:PATH, idx:DIR or npy:DIR")
+    }
+}

@@ -1,0 +1,128 @@
+import Ember
+import Foundation
+
+/// What the model learns to predict.
+public enum Task: String, Codable, Sendable {
+    case classification, regression
+}
+
+/// The training, validation and test splits of a run's data, ready for the loop.
+public struct PreparedData {
+    public var train: TensorDataset
+    public var val: TensorDataset?
+    public var test: TensorDataset?
+    public var task: Task
+    /// Classes (classification) or target width (regression): the model's output size.
+    public var outputs: Int
+    /// Shape of one input sample.
+    public var sampleShape: [Int] { Array(train.inputs.shape.dropFirst()) }
+    public var source: String
+}
+
+public enum DataPreparation {
+    /// Loads the configured data, splits off test and validation parts (seeded, so every rank and
+    /// every resume sees the same split) and optionally standardises features with training statistics.
+    public static func prepare(_ config: TrainerConfig) throws -> PreparedData {
+        let spec = try DataSpec.parse(config.data)
+        var full: TensorDataset
+        var givenTest: TensorDataset? = nil
+        switch spec {
+        case .mnist5k:
+            full = try MNIST.bundled()
+        case .synthetic:
+            full = synthetic(model: config.model, count: config.syntheticSamples, seed: config.seed)
+        case .csv(let path):
+            full = try loadCSV(path)
+        case .idx(let dir):
+            (full, givenTest) = try MNISTFiles.load(directory: dir)
+        case .npy(let dir):
+            (full, givenTest) = try loadNPY(dir)
+        }
+        guard full.count > 0 else { throw DataError("--data \(config.data) holds no samples") }
+        let task: Task = full.targets.dtype == .int64 ? .classification : .regression
+        var outputs = task == .classification ? full.numClasses : full.targets.shape.dropFirst().reduce(1, *)
+        if task == .classification {
+            if let n = config.numClasses {
+                let maxLabel = max(full.targets.intScalars.max() ?? 0, givenTest?.targets.intScalars.max() ?? 0)
+                if maxLabel >= n {
+                    throw DataError("--data \(config.data) has label \(maxLabel), out of range for --num-classes \(n) (labels must be 0..<\(n))")
+                }
+                outputs = n
+            }
+            if outputs < 2 { throw DataError("--data \(config.data) has a single class; classification needs at least 2") }
+        }
+
+        let generator = Generator(seed: config.seed &+ 0x5EED)
+        var rest = full
+        var test = givenTest
+        if test == nil && config.testFraction > 0 {
+            let parts = try randomSplit(full, fractions: [1 - config.testFraction, config.testFraction], generator: generator)
+            rest = materialize(parts[0], full)
+            test = materialize(parts[1], full)
+        }
+        var train = rest
+        var val: TensorDataset? = nil
+        if config.valFraction > 0 {
+            let share = config.valFraction / (1 - (givenTest == nil ? config.testFraction : 0))
+            let parts = try randomSplit(rest, fractions: [1 - share, share], generator: generator)
+            train = materialize(parts[0], rest)
+            val = materialize(parts[1], rest)
+        }
+        guard train.count > 0 else { throw DataError("--data \(config.data): no training samples left after the validation and test splits") }
+        if config.standardize {
+            let norm = Normalize.fit(train.inputs)
+            func apply(_ d: TensorDataset) -> TensorDataset { TensorDataset(inputs: norm.batch(d.inputs), targets: d.targets) }
+            train = apply(train)
+            val = val.map(apply)
+            test = test.map(apply)
+        }
+        return PreparedData(train: train, val: val, test: test, task: task, outputs: outputs, source: config.data)
+    }
+
+    static func materialize(_ subset: Subset<TensorDataset>, _ base: TensorDataset) -> TensorDataset {
+        let b = base.batch(subset.indices)
+        return TensorDataset(inputs: b.input, targets: b.target)
+    }
+
+    /// A CSV with integral, non-negative targets is a classification set; otherwise regression.
+    static func loadCSV(_ path: String) throws -> TensorDataset {
+        let d = try CSV.load(path, target: .value)
+        let y = d.targets.doubleScalars
+        if y.allSatisfy({ $0 >= 0 && $0 == $0.rounded() }) {
+            return TensorDataset(inputs: d.inputs, targets: Tensor(indices: y.map { Int($0) }))
+        }
+        return d
+    }
+
+    /// `x.npy` and `y.npy` (and optionally `x_test.npy`, `y_test.npy`) in one directory.
+    static func loadNPY(_ dir: String) throws -> (TensorDataset, TensorDataset?) {
+        func pair(_ x: String, _ y: String, required: Bool) throws -> TensorDataset? {
+            let xp = (dir as NSString).appendingPathComponent(x), yp = (dir as NSString).appendingPathComponent(y)
+            guard FileManager.default.fileExists(atPath: xp) || required else { return nil }
+            let inputs = try NPY.read(xp).to(.float32)
+            var targets = try NPY.read(yp)
+            if targets.dtype != .int64 { targets = targets.to(.float32) }
+            if targets.dtype == .float32 && targets.rank == 1 { targets = targets.unsqueeze(1) }
+            guard inputs.rank >= 1, targets.rank >= 1, inputs.shape[0] == targets.shape[0] else {
+                throw DataError.file(yp, "has \(targets.rank >= 1 ? targets.shape[0] : 0) targets for \(inputs.rank >= 1 ? inputs.shape[0] : 0) samples in \(xp)")
+            }
+            if targets.dtype == .int64, let bad = targets.intScalars.first(where: { $0 < 0 }) {
+                throw DataError.file(yp, "label \(bad) is negative")
+            }
+            return TensorDataset(inputs: inputs, targets: targets)
+        }
+        return (try pair("x.npy", "y.npy", required: true)!, try pair("x_test.npy", "y_test.npy", required: false))
+    }
+
+    /// A learnable classification task shaped for `model`: labels are the argmax of a fixed random
+    /// linear map of Gaussian inputs.
+    public static func synthetic(model: String, count: Int, seed: UInt64) -> TensorDataset {
+        let g = Generator(seed: seed &+ 0x5717)
+        let shape: [Int] = model == "seednet" ? [10] : (["cnn", "resnet-small"].contains(model) ? [1, 28, 28] : [784])
+        let features = shape.reduce(1, *)
+        let x = Tensor.randn([count] + shape, generator: g)
+        let w = Tensor.randn([features, 10], generator: g)
+        let labels = noGrad { x.reshape([count, features]).matmul(w).argmax(dim: 1) }
+        return TensorDataset(inputs: x, targets: labels)
+    }
+}

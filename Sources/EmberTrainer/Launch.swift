@@ -1,0 +1,145 @@
+import Ember
+import EmberDistributed
+import Foundation
+import Logging
+
+/// An error every rank hits identically (bad options, bad data): rank 0 reports it; the other
+/// ranks exit with the same status silently, so a 64-rank job prints it once.
+public struct SharedError: Error, CustomStringConvertible {
+    public let underlying: Error
+    public let rank: Int
+    public var description: String { "\(underlying)" }
+}
+
+/// `trainer train`: sets up the world (MPI under a launcher, threads with `--local-ranks`, or a
+/// single process), prepares the run directory and data, and runs every rank's loop.
+public enum Trainer {
+    /// The rank the launcher assigned, read before MPI starts (0 without a launcher).
+    public static var launcherRank: Int {
+        let env = ProcessInfo.processInfo.environment
+        return ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"].lazy.compactMap { env[$0].flatMap(Int.init) }.first ?? 0
+    }
+
+    /// Trains with `config` (already merged from defaults, file and flags). When resuming, the
+    /// checkpoint's configuration is the base and `overrides` (the flags) are applied on top.
+    public static func train(_ config: TrainerConfig, overrides: @escaping @Sendable (inout TrainerConfig) -> Void = { _ in }) throws -> RunSummary {
+        let config = config
+        try config.validate()
+        let launch = LaunchEnvironment.detect()
+        if config.localRanks > 1 && launch.wantsMPI {
+            throw ConfigError("--local-ranks \(config.localRanks) runs ranks as threads of one process; it cannot be combined with \(launch.launcher!)")
+        }
+
+        let comm: Communicator
+        if launch.wantsMPI {
+            comm = try MPICommunicator(timeout: config.collectiveTimeout)
+        } else {
+            comm = SingleProcessCommunicator()
+        }
+        let log = Logger.forRank(comm.rank, level: config.logLevel)
+        if comm.rank == 0 { log.info("launch: \(launch)") }
+        defer { (comm as? MPICommunicator)?.finalize() }
+
+        if config.localRanks > 1 {
+            let world = LocalWorld(size: config.localRanks, timeout: config.collectiveTimeout)
+            setNumThreads(config.threads > 0 ? config.threads : 1)
+            let result = ResultSlot()
+            do {
+                try world.run { comm in
+                    let log = Logger.forRank(comm.rank, level: config.logLevel)
+                    do {
+                        let summary = try runRank(config, overrides: overrides, comm: comm, log: log)
+                        if comm.rank == 0 { result.set(summary) }
+                    } catch let error as ConfigError {
+                        throw SharedError(underlying: error, rank: comm.rank)
+                    } catch let error as DataError {
+                        throw SharedError(underlying: error, rank: comm.rank)
+                    }
+                }
+            } catch let error as RankError {
+                throw (error.underlying as? SharedError)?.underlying ?? error
+            }
+            return result.get()!
+        }
+
+        let ranksHere = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 1
+        setNumThreads(config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / ranksHere))
+        do {
+            return try runRank(config, overrides: overrides, comm: comm, log: log)
+        } catch let error as ConfigError {
+            throw SharedError(underlying: error, rank: comm.rank)
+        } catch let error as DataError {
+            throw SharedError(underlying: error, rank: comm.rank)
+        }
+    }
+
+    /// One rank's whole run: resume lookup, run directory (rank 0), data, model, loop.
+    static func runRank(_ initial: TrainerConfig, overrides: (inout TrainerConfig) -> Void, comm: Communicator,
+                        log: Logger) throws -> RunSummary {
+        var config = initial
+        var checkpoint: LoadedCheckpoint? = nil
+        var runDir = config.runDir
+        if let resume = config.resume {
+            let resolved = try Checkpoints.resolve(resume, runDir: config.runDir) { message in
+                if comm.rank == 0 { log.warning("\(message)") }
+            }
+            checkpoint = resolved.checkpoint
+            runDir = resolved.runDir
+            config = resolved.checkpoint.state.config
+            overrides(&config)
+            config.resume = resume
+            config.runDir = runDir
+            try config.validate()
+        }
+        let dir = runDir ?? defaultRunDirectory()
+        // Rank 0 alone touches the file system; everyone learns whether it worked.
+        var verdict = [0.0]
+        var problem: Error? = nil
+        if comm.rank == 0 {
+            do { try prepareRunDirectory(dir, config: config, resuming: checkpoint != nil) } catch {
+                problem = error
+                verdict = [1]
+            }
+        }
+        verdict = try comm.broadcast(verdict, root: 0)
+        if let problem { throw problem }
+        if verdict[0] != 0 { throw SharedError(underlying: ConfigError("run directory problem (reported by rank 0)"), rank: comm.rank) }
+
+        let data = try DataPreparation.prepare(config)
+        if comm.worldSize > data.train.count {
+            throw ConfigError("\(comm.worldSize) ranks but only \(data.train.count) training samples: every rank needs at least one")
+        }
+        let trainer = try RankTrainer(config: config, comm: comm, data: data, runDir: dir, resume: checkpoint, log: log)
+        return try trainer.run()
+    }
+
+    static func defaultRunDirectory() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        return "runs/run-\(f.string(from: Date()))"
+    }
+
+    /// Creates the run directory and writes `config.json`; refuses to reuse another run's directory
+    /// unless resuming, so nothing there is overwritten.
+    static func prepareRunDirectory(_ dir: String, config: TrainerConfig, resuming: Bool) throws {
+        let fm = FileManager.default
+        let existing = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
+        if !resuming && !existing.isEmpty {
+            throw ConfigError("run directory \(dir) is not empty (it holds \(existing.prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", ..." : "")); continue that run with --resume latest --run-dir \(dir), or choose another --run-dir")
+        }
+        do {
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw ConfigError("cannot create run directory \(dir): \(error.localizedDescription)")
+        }
+        let configPath = (dir as NSString).appendingPathComponent(resuming ? "config.resumed.json" : "config.json")
+        try AtomicFile.write(config.json(), to: configPath)
+    }
+}
+
+private final class ResultSlot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: RunSummary?
+    func set(_ v: RunSummary) { lock.lock(); value = v; lock.unlock() }
+    func get() -> RunSummary? { lock.lock(); defer { lock.unlock() }; return value }
+}
