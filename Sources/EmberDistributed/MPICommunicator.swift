@@ -12,6 +12,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public let worldSize: Int
     public let timeout: Double
+    /// When this returns true (the job is shutting down, say on SIGTERM), collectives give up
+    /// after `shutdownTimeout` seconds instead of `timeout`: a peer that died then cannot hold the
+    /// job past the batch system's kill deadline.
+    nonisolated(unsafe) public var isShuttingDown: @Sendable () -> Bool = { false }
+    public var shutdownTimeout = 8.0
     private let queue = DispatchQueue(label: "ember.mpi")
     private let watch = NSLock()
     private var current: (operation: String, started: Date)?
@@ -51,10 +56,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             while let self {
                 Thread.sleep(forTimeInterval: 1)
                 self.watch.lock()
-                let stuck = self.current.flatMap { Date().timeIntervalSince($0.started) > self.timeout ? $0.operation : nil }
+                let limit = self.isShuttingDown() ? min(self.timeout, self.shutdownTimeout) : self.timeout
+                let stuck = self.current.flatMap { Date().timeIntervalSince($0.started) > limit ? $0.operation : nil }
                 self.watch.unlock()
                 if let stuck {
-                    let message = "\(CommunicatorError.timeout(rank: self.rank, operation: stuck, seconds: self.timeout)); ending the job\n"
+                    let message = "\(CommunicatorError.timeout(rank: self.rank, operation: stuck, seconds: limit)); ending the job\n"
                     FileHandle.standardError.write(Data(message.utf8))
                     _exit(3)
                 }

@@ -95,7 +95,7 @@ public enum CheckpointTools {
             : try Checkpoints.latestValid(runDir: path) { lines.append("warning: \($0)") }
         let s = checkpoint.state
         lines.append("checkpoint \(checkpoint.path) (checksums verified)")
-        lines.append("  written \(s.createdAt) (\(s.reason)), epoch \(s.epoch + 1) of \(s.config.epochs)\(s.batchInEpoch > 0 ? ", batch \(s.batchInEpoch) of the epoch" : ""), step \(s.globalStep)")
+        lines.append("  written \(s.createdAt) (\(s.reason)) at step \(s.globalStep): " + (s.batchInEpoch > 0 ? "epoch \(s.epoch + 1) of \(s.config.epochs), \(s.batchInEpoch) batches done" : "\(s.epoch) of \(s.config.epochs) epochs done"))
         lines.append("  world size \(s.worldSize), batch \(s.config.batchSize) per rank, model \(s.config.model), optimizer \(s.config.optimizer), data \(s.config.data)")
         if let last = s.history.last {
             lines.append(String(format: "  last epoch: train loss %.4f%@", last.trainLoss, last.valAccuracy.map { String(format: ", val accuracy %.4f", $0) } ?? ""))

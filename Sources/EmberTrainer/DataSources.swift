@@ -114,15 +114,15 @@ public enum DataPreparation {
         return (try pair("x.npy", "y.npy", required: true)!, try pair("x_test.npy", "y_test.npy", required: false))
     }
 
-    /// A learnable classification task shaped for `model`: labels are the argmax of a fixed random
-    /// linear map of Gaussian inputs.
+    /// A learnable classification task shaped for `model`: ten Gaussian clusters around random
+    /// centres, with enough noise that a model has something to learn.
     public static func synthetic(model: String, count: Int, seed: UInt64) -> TensorDataset {
         let g = Generator(seed: seed &+ 0x5717)
         let shape: [Int] = model == "seednet" ? [10] : (["cnn", "resnet-small"].contains(model) ? [1, 28, 28] : [784])
         let features = shape.reduce(1, *)
-        let x = Tensor.randn([count] + shape, generator: g)
-        let w = Tensor.randn([features, 10], generator: g)
-        let labels = noGrad { x.reshape([count, features]).matmul(w).argmax(dim: 1) }
-        return TensorDataset(inputs: x, targets: labels)
+        let labels = Tensor.randint(high: 10, [count], generator: g)
+        let centres = Tensor.randn([10, features], generator: g) * Float(3 / Double(features).squareRoot().squareRoot())
+        let x = noGrad { centres.indexSelect(dim: 0, index: labels) + Tensor.randn([count, features], generator: g) }
+        return TensorDataset(inputs: x.reshape([count] + shape), targets: labels)
     }
 }

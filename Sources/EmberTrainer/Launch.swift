@@ -32,7 +32,9 @@ public enum Trainer {
 
         let comm: Communicator
         if launch.wantsMPI {
-            comm = try MPICommunicator(timeout: config.collectiveTimeout)
+            let mpi = try MPICommunicator(timeout: config.collectiveTimeout)
+            mpi.isShuttingDown = { StopSignal.received != 0 }
+            comm = mpi
         } else {
             comm = SingleProcessCommunicator()
         }

@@ -19,60 +19,110 @@ public enum CSV {
     public static func load(_ path: String, labelColumn: Int = -1, header: Bool? = nil, delimiter: Character = ",",
                             target: TargetKind = .classIndex) throws -> TensorDataset {
         let data = try FileBytes.read(path)
-        guard let text = String(data: data, encoding: .utf8) else { throw DataError.file(path, "is not UTF-8 text") }
-        let (features, targets, columns) = try parse(text, path: path, labelColumn: labelColumn, header: header,
-                                                     delimiter: delimiter, target: target)
-        let n = targets.count
-        let inputs = Tensor(features, shape: [n, columns - 1], dtype: .float32)
+        guard let sep = delimiter.asciiValue else { throw DataError("CSV delimiter must be an ASCII character, got '\(delimiter)'") }
+        let table = try data.withUnsafeBytes { raw in
+            try parse(raw.bindMemory(to: UInt8.self), path: path, labelColumn: labelColumn, header: header, delimiter: sep, target: target)
+        }
+        let n = table.targets.count
+        let inputs = Tensor(table.features, shape: [n, table.columns - 1], dtype: .float32)
         switch target {
         case .classIndex:
-            return TensorDataset(inputs: inputs, targets: Tensor(indices: targets.map { Int($0) }))
+            return TensorDataset(inputs: inputs, targets: Tensor(indices: table.targets.map { Int($0) }))
         case .value:
-            return TensorDataset(inputs: inputs, targets: Tensor(targets, shape: [n, 1], dtype: .float32))
+            return TensorDataset(inputs: inputs, targets: Tensor(table.targets, shape: [n, 1], dtype: .float32))
         }
     }
 
-    static func parse(_ text: String, path: String, labelColumn: Int, header: Bool?, delimiter: Character,
-                      target: TargetKind) throws -> (features: [Double], targets: [Double], columns: Int) {
-        var features: [Double] = [], targets: [Double] = []
-        var columns = -1, label = 0
+    struct Table {
+        var features: [Double] = []
+        var targets: [Double] = []
+        var columns = -1
+    }
+
+    /// Parses bytes directly (the bundled 4-million-cell file in well under a second).
+    static func parse(_ bytes: UnsafeBufferPointer<UInt8>, path: String, labelColumn: Int, header: Bool?, delimiter: UInt8,
+                      target: TargetKind) throws -> Table {
+        var table = Table()
+        var label = 0
         var lineNumber = 0
-        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+        var cells: [Double] = []
+        var start = 0
+        let count = bytes.count
+        while start < count {
+            var end = start
+            while end < count && bytes[end] != 0x0A { end += 1 }
             lineNumber += 1
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty { continue }
-            let cells = trimmed.split(separator: delimiter, omittingEmptySubsequences: false)
-            if columns < 0 {
-                columns = cells.count
-                guard columns >= 2 else {
-                    throw DataError.file(path, "line \(lineNumber) has \(columns) column; a sample needs features and a target")
+            var lineEnd = end
+            if lineEnd > start && bytes[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+            defer { start = end + 1 }
+            let line = UnsafeBufferPointer(rebasing: bytes[start..<lineEnd])
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            cells.removeAll(keepingCapacity: true)
+            var badCell: (Int, String)? = nil
+            var cellStart = 0
+            for i in 0...line.count where i == line.count || line[i] == delimiter {
+                let cell = UnsafeBufferPointer(rebasing: line[cellStart..<i])
+                if let v = number(cell) { cells.append(v) } else if badCell == nil {
+                    badCell = (cells.count + 1, String(decoding: cell, as: UTF8.self).trimmingCharacters(in: .whitespaces))
+                    cells.append(.nan)
+                } else {
+                    cells.append(.nan)
                 }
-                label = labelColumn < 0 ? columns + labelColumn : labelColumn
-                guard label >= 0 && label < columns else {
-                    throw DataError.file(path, "label column \(labelColumn) does not exist (the file has \(columns) columns)")
-                }
-                let isHeader = header ?? cells.contains { Double($0.trimmingCharacters(in: .whitespaces)) == nil }
-                if isHeader { continue }
+                cellStart = i + 1
             }
-            guard cells.count == columns else {
-                throw DataError.file(path, "line \(lineNumber) has \(cells.count) columns, expected \(columns)")
-            }
-            for (c, cell) in cells.enumerated() {
-                let s = cell.trimmingCharacters(in: .whitespaces)
-                guard let v = Double(s), v.isFinite else {
-                    throw DataError.file(path, "line \(lineNumber), column \(c + 1): '\(s)' is not a number")
+            if table.columns < 0 {
+                table.columns = cells.count
+                guard table.columns >= 2 else {
+                    throw DataError.file(path, "line \(lineNumber) has \(table.columns) column; a sample needs features and a target")
                 }
+                label = labelColumn < 0 ? table.columns + labelColumn : labelColumn
+                guard label >= 0 && label < table.columns else {
+                    throw DataError.file(path, "label column \(labelColumn) does not exist (the file has \(table.columns) columns)")
+                }
+                if header ?? (badCell != nil) { continue }
+                table.features.reserveCapacity(count / 2)
+            }
+            guard cells.count == table.columns else {
+                throw DataError.file(path, "line \(lineNumber) has \(cells.count) columns, expected \(table.columns)")
+            }
+            if let (column, text) = badCell {
+                throw DataError.file(path, "line \(lineNumber), column \(column): '\(text)' is not a number")
+            }
+            for (c, v) in cells.enumerated() {
                 if c == label {
                     if target == .classIndex && (v < 0 || v != v.rounded()) {
-                        throw DataError.file(path, "line \(lineNumber), column \(c + 1): label '\(s)' is not a class index (a non-negative integer)")
+                        throw DataError.file(path, "line \(lineNumber), column \(c + 1): label '\(v)' is not a class index (a non-negative integer)")
                     }
-                    targets.append(v)
+                    table.targets.append(v)
                 } else {
-                    features.append(v)
+                    table.features.append(v)
                 }
             }
         }
-        guard !targets.isEmpty else { throw DataError.file(path, "contains no data rows") }
-        return (features, targets, columns)
+        guard !table.targets.isEmpty else { throw DataError.file(path, "contains no data rows") }
+        return table
+    }
+
+    /// A finite number from a cell: a fast path for plain integers, the full grammar otherwise.
+    @inline(__always)
+    static func number(_ cell: UnsafeBufferPointer<UInt8>) -> Double? {
+        var lo = 0, hi = cell.count
+        while lo < hi && (cell[lo] == 0x20 || cell[lo] == 0x09) { lo += 1 }
+        while hi > lo && (cell[hi - 1] == 0x20 || cell[hi - 1] == 0x09) { hi -= 1 }
+        guard lo < hi else { return nil }
+        var value = 0, i = lo, negative = false
+        if cell[i] == 0x2D { negative = true; i += 1 }
+        if i < hi && hi - i <= 15 {
+            var digits = true
+            while i < hi {
+                let d = Int(cell[i]) - 48
+                if d < 0 || d > 9 { digits = false; break }
+                value = value * 10 + d
+                i += 1
+            }
+            if digits { return Double(negative ? -value : value) }
+        }
+        guard let v = Double(String(decoding: UnsafeBufferPointer(rebasing: cell[lo..<hi]), as: UTF8.self)), v.isFinite else { return nil }
+        return v
     }
 }
