@@ -14,7 +14,11 @@ resume=()
 [ -d "$run_dir/checkpoints" ] && resume=(--resume latest)
 # PBS sends SIGTERM before killing a job that reaches its walltime: pass it on so the trainer
 # writes a final checkpoint; resubmitting this script resumes.
+# Pass the batch system's SIGTERM on to mpirun (it forwards it to every rank) and wait for the
+# final checkpoint.
+set +e
 launch/mpirun -n "$ranks" --hostfile "$PBS_NODEFILE" .build/release/trainer train --run-dir "$run_dir" "${resume[@]}" ${TRAINER_ARGS:-} &
 pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null' TERM
-wait "$pid" || wait "$pid"
+trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit $?' TERM
+wait "$pid"
+exit $?

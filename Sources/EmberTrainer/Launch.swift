@@ -56,10 +56,14 @@ public enum Trainer {
                         throw SharedError(underlying: error, rank: comm.rank)
                     } catch let error as DataError {
                         throw SharedError(underlying: error, rank: comm.rank)
+                    } catch let error as TrainingFailure {
+                        throw SharedError(underlying: error, rank: comm.rank)
                     }
                 }
             } catch let error as RankError {
-                throw (error.underlying as? SharedError)?.underlying ?? error
+                // Ranks share the error; report it once, as rank 0 would.
+                if let shared = error.underlying as? SharedError { throw SharedError(underlying: shared.underlying, rank: 0) }
+                throw error
             }
             return result.get()!
         }
@@ -71,6 +75,8 @@ public enum Trainer {
         } catch let error as ConfigError {
             throw SharedError(underlying: error, rank: comm.rank)
         } catch let error as DataError {
+            throw SharedError(underlying: error, rank: comm.rank)
+        } catch let error as TrainingFailure {
             throw SharedError(underlying: error, rank: comm.rank)
         }
     }

@@ -234,7 +234,6 @@ final class RankTrainer {
         }
         let summary = try finish(stopReason: stopReason, wall: Date().timeIntervalSince(start))
         if failed { throw TrainingFailure(description: "training stopped: \(stopReason)", summary: summary) }
-        if interrupted { throw TrainingFailure(description: "training interrupted by signal \(StopSignal.received); resume with --resume latest --run-dir \(runDir)", summary: summary) }
         return summary
     }
 

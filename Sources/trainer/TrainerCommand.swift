@@ -107,8 +107,8 @@ struct Train: ParsableCommand {
             options.apply(to: &config)
             let flags = options
             summary = try Trainer.train(config) { flags.apply(to: &$0) }
-        } catch let error as TrainingFailure {
-            fail(error, code: StopSignal.received != 0 ? 128 + StopSignal.received : 3)
+        } catch let error as SharedError where error.underlying is TrainingFailure {
+            fail(error, code: 3)
         } catch let error as SharedError {
             fail(error, code: 2)
         } catch let error as ConfigError {
@@ -118,6 +118,7 @@ struct Train: ParsableCommand {
         } catch {
             fail(error, code: 1)
         }
+        // A run stopped by a signal has written its checkpoint: that is a clean exit.
         _ = summary
     }
 }

@@ -1,0 +1,198 @@
+import XCTest
+import Foundation
+import Ember
+import EmberDistributed
+@testable import EmberTrainer
+
+final class ConfigTests: XCTestCase {
+    func testDefaultsAreValid() throws {
+        try TrainerConfig().validate()
+    }
+
+    func testEveryBadOptionIsNamed() {
+        let cases: [(String, (inout TrainerConfig) -> Void)] = [
+            ("--model", { $0.model = "vgg" }),
+            ("--epochs", { $0.epochs = 0 }),
+            ("--batch-size", { $0.batchSize = 0 }),
+            ("--lr", { $0.lr = -1 }),
+            ("--optimizer", { $0.optimizer = "lbfgs" }),
+            ("--momentum", { $0.optimizer = "adam"; $0.momentum = 0.9 }),
+            ("--schedule", { $0.schedule = "exp" }),
+            ("--warmup-epochs", { $0.schedule = "onecycle"; $0.warmupEpochs = 2 }),
+            ("--val-fraction", { $0.valFraction = 1.5 }),
+            ("--patience", { $0.valFraction = 0; $0.patience = 3 }),
+            ("--data", { $0.data = "parquet:/x" }),
+            ("--keep-last", { $0.keepLast = 0 }),
+            ("--local-ranks", { $0.localRanks = 0 }),
+            ("--log-level", { $0.logLevel = "loud" }),
+            ("layers", { $0.model = "sequential" }),
+        ]
+        for (flag, mutate) in cases {
+            var c = TrainerConfig()
+            mutate(&c)
+            XCTAssertThrowsError(try c.validate(), flag) { error in
+                XCTAssertTrue("\(error)".contains(flag), "'\(error)' should name \(flag)")
+            }
+        }
+    }
+
+    func testConfigFilesRejectUnknownKeysAndWrongTypes() throws {
+        let dir = NSTemporaryDirectory() + "ember-config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let good = dir + "/good.json", typo = dir + "/typo.json", wrong = dir + "/wrong.json"
+        try Data(#"{"model": "mlp", "epochs": 3, "layers": null}"#.utf8).write(to: URL(fileURLWithPath: good))
+        try Data(#"{"epocs": 3}"#.utf8).write(to: URL(fileURLWithPath: typo))
+        try Data(#"{"epochs": "three"}"#.utf8).write(to: URL(fileURLWithPath: wrong))
+        let c = try TrainerConfig.load(good)
+        XCTAssertEqual(c.model, "mlp")
+        XCTAssertEqual(c.epochs, 3)
+        XCTAssertEqual(c.batchSize, TrainerConfig().batchSize)
+        XCTAssertThrowsError(try TrainerConfig.load(typo)) { XCTAssertTrue("\($0)".contains("'epocs'"), "\($0)") }
+        XCTAssertThrowsError(try TrainerConfig.load(wrong)) { XCTAssertTrue("\($0)".contains("epochs"), "\($0)") }
+        XCTAssertThrowsError(try TrainerConfig.load(dir + "/none.json")) { XCTAssertTrue("\($0)".contains("none.json"), "\($0)") }
+    }
+
+    func testModelsRejectDataTheyCannotTake() throws {
+        var c = TrainerConfig()
+        c.model = "cnn"
+        XCTAssertThrowsError(try ModelFactory.make(c, sampleShape: [10], outputs: 3, generator: Generator(seed: 0))) { error in
+            XCTAssertTrue("\(error)".contains("cnn") && "\(error)".contains("[10]"), "\(error)")
+        }
+        c.model = "sequential"
+        c.layers = [LayerSpec(type: "conv2d", out: 4, kernel: 3)]
+        XCTAssertThrowsError(try ModelFactory.make(c, sampleShape: [10], outputs: 3, generator: Generator(seed: 0))) { error in
+            XCTAssertTrue("\(error)".contains("layers[0]"), "\(error)")
+        }
+        c.layers = [LayerSpec(type: "flatten"), LayerSpec(type: "linear", out: 8), LayerSpec(type: "relu"), LayerSpec(type: "linear")]
+        let model = try ModelFactory.make(c, sampleShape: [2, 5], outputs: 3, generator: Generator(seed: 0))
+        XCTAssertEqual(model(Tensor.zeros([4, 2, 5])).shape, [4, 3])
+        XCTAssertEqual(try ModelFactory.make(TrainerConfig(), sampleShape: [784], outputs: 10, generator: Generator(seed: 0))(Tensor.zeros([2, 784])).shape, [2, 10])
+    }
+}
+
+final class TrainingRunTests: XCTestCase {
+    var root: String!
+
+    override func setUpWithError() throws {
+        root = NSTemporaryDirectory() + "ember-runs-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        StopSignal.reset()
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    func small(_ name: String, ranks: Int = 2, epochs: Int = 3) -> TrainerConfig {
+        var c = TrainerConfig()
+        c.model = "seednet"
+        c.data = "synthetic"
+        c.syntheticSamples = 240
+        c.epochs = epochs
+        c.batchSize = 8
+        c.lr = 0.05
+        c.schedule = "none"
+        c.localRanks = ranks
+        c.runDir = root + "/" + name
+        c.logLevel = "warning"
+        c.logInterval = 1000
+        return c
+    }
+
+    func file(_ run: String, _ name: String) -> Data? {
+        FileManager.default.contents(atPath: root + "/" + run + "/" + name)
+    }
+
+    func testARunWritesEverythingTheDesignPromises() throws {
+        let summary = try Trainer.train(small("a"))
+        XCTAssertEqual(summary.epochs, 3)
+        XCTAssertEqual(summary.worldSize, 2)
+        XCTAssertEqual(summary.globalBatch, 16)
+        for name in ["config.json", "metrics.jsonl", "summary.json", "final.safetensors", "report.svg", "report.html"] {
+            XCTAssertNotNil(file("a", name), name)
+        }
+        let json = try JSONSerialization.jsonObject(with: file("a", "summary.json")!) as! [String: Any]
+        for key in ["epochs", "steps", "train_loss", "val_loss", "val_accuracy", "test_accuracy", "world_size", "samples_per_s", "wall_s"] {
+            XCTAssertNotNil(json[key], key)
+        }
+        let lines = String(decoding: file("a", "metrics.jsonl")!, as: UTF8.self).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3)
+        XCTAssertEqual(Checkpoints.list(runDir: root + "/a").count, 3)
+        XCTAssertTrue(String(decoding: file("a", "report.svg")!, as: UTF8.self).contains("<polyline"))
+        // Training learned something: the synthetic clusters are separable.
+        XCTAssertGreaterThan(summary.testAccuracy ?? 0, 0.5)
+    }
+
+    func testResumingGivesBitwiseTheSameWeightsAsAnUninterruptedRun() throws {
+        _ = try Trainer.train(small("full", epochs: 4))
+        _ = try Trainer.train(small("part", epochs: 2))
+        var resumed = small("part", epochs: 4)
+        resumed.resume = "latest"
+        _ = try Trainer.train(resumed) { $0.epochs = 4 }
+        XCTAssertEqual(file("full", "final.safetensors"), file("part", "final.safetensors"))
+    }
+
+    func testResumingOnAnotherWorldSizeWorks() throws {
+        _ = try Trainer.train(small("w", ranks: 2, epochs: 2))
+        var resumed = small("w", ranks: 3, epochs: 3)
+        resumed.resume = "latest"
+        let summary = try Trainer.train(resumed) { $0.epochs = 3; $0.localRanks = 3 }
+        XCTAssertEqual(summary.worldSize, 3)
+        XCTAssertEqual(summary.epochs, 3)
+    }
+
+    func testACorruptCheckpointIsDetectedAndThePreviousOneUsed() throws {
+        _ = try Trainer.train(small("c", epochs: 3))
+        let newest = Checkpoints.list(runDir: root + "/c").last!
+        let model = newest + "/" + Checkpoints.modelFile
+        let bytes = FileManager.default.contents(atPath: model)!
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: model))
+        var warnings: [String] = []
+        let loaded = try Checkpoints.latestValid(runDir: root + "/c") { warnings.append($0) }
+        XCTAssertNotEqual(loaded.path, newest)
+        XCTAssertEqual(warnings.count, 1)
+        XCTAssertTrue(warnings[0].contains("corrupt or truncated"), warnings[0])
+        XCTAssertThrowsError(try Checkpoints.load(newest)) { XCTAssertTrue("\($0)".contains("checksum"), "\($0)") }
+    }
+
+    func testAnExistingRunDirectoryIsNeverOverwritten() throws {
+        let dir = root + "/taken"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data("keep me".utf8).write(to: URL(fileURLWithPath: dir + "/notes.txt"))
+        XCTAssertThrowsError(try Trainer.train(small("taken"))) { error in
+            XCTAssertTrue("\(error)".contains("not empty") && "\(error)".contains("--resume"), "\(error)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["notes.txt"])
+        XCTAssertEqual(FileManager.default.contents(atPath: dir + "/notes.txt"), Data("keep me".utf8))
+    }
+
+    func testMoreRanksThanSamplesAndBadDataAreClearErrors() throws {
+        var c = small("few", ranks: 4)
+        c.syntheticSamples = 3
+        c.valFraction = 0
+        c.testFraction = 0
+        XCTAssertThrowsError(try Trainer.train(c)) { XCTAssertTrue("\($0)".contains("4 ranks but only 3 training samples"), "\($0)") }
+        var missing = small("missing")
+        missing.data = "csv:" + root + "/nope.csv"
+        XCTAssertThrowsError(try Trainer.train(missing)) { XCTAssertTrue("\($0)".contains("nope.csv"), "\($0)") }
+        let csv = root + "/labels.csv"
+        try Data("1,2,0\n3,4,7\n5,6,1\n7,8,0\n".utf8).write(to: URL(fileURLWithPath: csv))
+        var labels = small("labels", ranks: 1)
+        labels.data = "csv:" + csv
+        labels.numClasses = 3
+        XCTAssertThrowsError(try Trainer.train(labels)) { XCTAssertTrue("\($0)".contains("label 7"), "\($0)") }
+    }
+
+    func testEarlyStoppingStopsWhenValidationStallsAndNaNLossFails() throws {
+        var c = small("early", ranks: 1, epochs: 30)
+        c.patience = 0
+        c.minDelta = 10  // nothing counts as improvement
+        let summary = try Trainer.train(c)
+        XCTAssertEqual(summary.epochs, 2)
+        XCTAssertTrue(summary.stoppedReason.contains("early stopping"), summary.stoppedReason)
+        var bad = small("nan", ranks: 1)
+        bad.lr = 1e30
+        XCTAssertThrowsError(try Trainer.train(bad)) { XCTAssertTrue("\($0)".contains("loss became"), "\($0)") }
+    }
+}

@@ -1,0 +1,129 @@
+# Multi-process tests of the built trainer, run by launch/test after the unit tests: real mpirun
+# worlds, a killed rank, interrupt-and-resume, a corrupt checkpoint, and bad input.
+# Prints one line per check and ends with "N passed, M failed".
+
+trainer=.build/release/trainer
+work=$(mktemp -d /tmp/ember-integration.XXXXXX)
+passed=0
+failed=0
+failures=()
+
+pass() { passed=$((passed + 1)); echo "  ok    $1"; }
+fail() { failed=$((failed + 1)); failures+=("$1"); echo "  FAIL  $1"; [ -n "${2:-}" ] && sed 's/^/        /' "$2" | tail -n 15; return 0; }
+
+# check NAME CONDITION-COMMAND... [-- LOG]: runs the condition, records the result.
+expect() {
+    local name="$1" log="$2"; shift 2
+    if "$@"; then pass "$name"; else fail "$name" "$log"; fi
+}
+
+has() { grep -q -- "$2" "$1"; }
+no_crash() { ! grep -qE "Fatal error|Backtrac|Program crashed|Stack dump" "$1"; }
+json_key() { python3 -c "import json,sys; d=json.load(open('$1')); sys.exit(0 if d.get('$2') is not None else 1)"; }
+
+run_integration_tests() {
+    echo "== multi-process tests (mpirun)"
+
+    # 1. Data-parallel training equals single-process training under real MPI.
+    for n in 2 4; do
+        launch/mpirun -n "$n" "$trainer" check-ddp > "$work/ddp$n.log" 2>&1
+        expect "mpirun -n $n: DDP equals single-process training (SGD momentum, Adam), replicas identical" "$work/ddp$n.log" \
+            bash -c "[ \$(grep -c PASS '$work/ddp$n.log') -eq 2 ] && ! grep -q FAIL '$work/ddp$n.log'"
+    done
+
+    # 2. Small jobs: one process, 2 and 4 ranks.
+    "$trainer" train --epochs 1 --run-dir "$work/single" > "$work/single.log" 2>&1
+    expect "single process: cnn on the bundled MNIST subset writes summary.json with test_accuracy" "$work/single.log" \
+        json_key "$work/single/summary.json" test_accuracy
+    for n in 2 4; do
+        launch/mpirun -n "$n" "$trainer" train --model mlp --data synthetic --epochs 2 --run-dir "$work/mpi$n" > "$work/mpi$n.log" 2>&1
+        expect "mpirun -n $n: training run completes with world_size $n" "$work/mpi$n.log" \
+            grep -q "\"world_size\" : $n" "$work/mpi$n/summary.json"
+    done
+
+    # 3. A rank killed mid-run: the job ends within 30 s naming the lost rank; checkpoints survive; resume works.
+    launch/mpirun -n 2 "$trainer" train --epochs 200 --run-dir "$work/kill" > "$work/kill.log" 2>&1 &
+    local job=$!
+    for _ in $(seq 1 300); do [ -d "$work/kill/checkpoints" ] && [ -n "$(ls "$work/kill/checkpoints")" ] && break; sleep 0.1; done
+    local victim
+    victim=$(pgrep -f "^$trainer train --epochs 200 --run-dir $work/kill" | tail -n 1)
+    local start=$SECONDS
+    kill -9 "$victim" 2>/dev/null
+    wait "$job"; local status=$?
+    local took=$((SECONDS - start))
+    expect "killed rank: job ends within 30 s (took ${took}s) with a non-zero status" "$work/kill.log" \
+        test "$took" -le 30 -a "$status" -ne 0
+    expect "killed rank: the message names the lost rank" "$work/kill.log" grep -qE "rank 1 .*(exited|killed|Killed)" "$work/kill.log"
+    expect "killed rank: no process is left behind" "$work/kill.log" bash -c "! pgrep -f '^$trainer train --epochs 200' >/dev/null"
+    "$trainer" inspect "$work/kill" > "$work/kill-inspect.log" 2>&1
+    expect "killed rank: the latest checkpoint verifies" "$work/kill-inspect.log" has "$work/kill-inspect.log" "checksums verified"
+    launch/mpirun -n 2 "$trainer" train --resume latest --run-dir "$work/kill" --epochs 3 > "$work/kill-resume.log" 2>&1
+    expect "killed rank: --resume latest continues to completion" "$work/kill-resume.log" has "$work/kill/summary.json" '"completed"'
+
+    # 4. SIGTERM: final checkpoint and clean exit; resuming gives bitwise the uninterrupted weights.
+    local args=(--epochs 12 --schedule none --checkpoint-interval 5)
+    launch/mpirun -n 2 "$trainer" train "${args[@]}" --run-dir "$work/whole" > "$work/whole.log" 2>&1
+    launch/mpirun -n 2 "$trainer" train "${args[@]}" --run-dir "$work/split" > "$work/split.log" 2>&1 &
+    job=$!
+    for _ in $(seq 1 300); do [ -f "$work/split/metrics.jsonl" ] && [ "$(wc -l < "$work/split/metrics.jsonl")" -ge 2 ] && break; sleep 0.05; done
+    kill -TERM "$job"
+    wait "$job"; status=$?
+    expect "SIGTERM: a final checkpoint, a clean exit (status $status), and how to resume" "$work/split.log" \
+        bash -c "[ $status -eq 0 ] && grep -q 'checkpoint written' '$work/split.log' && grep -q 'resume latest' '$work/split.log' && grep -q interrupted '$work/split/summary.json'"
+    expect "SIGTERM: no crash trace" "$work/split.log" no_crash "$work/split.log"
+    launch/mpirun -n 2 "$trainer" train --resume latest --run-dir "$work/split" > "$work/split-resume.log" 2>&1
+    expect "SIGTERM then --resume: final weights are bitwise identical to the uninterrupted run" "$work/split-resume.log" \
+        cmp -s "$work/whole/final.safetensors" "$work/split/final.safetensors"
+
+    # 5. A corrupt checkpoint is detected; the previous good one is used with a warning.
+    local newest
+    newest=$(ls -d "$work/whole/checkpoints"/step-* | tail -n 1)
+    head -c 100 "$newest/model.safetensors" > "$work/truncated" && mv "$work/truncated" "$newest/model.safetensors"
+    "$trainer" train --resume latest --run-dir "$work/whole" --epochs 13 > "$work/corrupt.log" 2>&1
+    expect "corrupt checkpoint: detected, reported, and the previous one resumed" "$work/corrupt.log" \
+        bash -c "grep -q 'corrupt or truncated' '$work/corrupt.log' && grep -q 'previous good checkpoint' '$work/corrupt.log' && grep -q '\"epochs\" : 13' '$work/whole/summary.json'"
+
+    # 6. Bad input: a clear error, a non-zero status, no crash trace, nothing overwritten.
+    printf '1,2,3,4,5,6,7,8,9,10,0\n1,2,3,4,5,6,7,8,9,10,1\n' > "$work/ten.csv"
+    printf '1,2,0\n3,4,7\n5,6,1\n' > "$work/labels.csv"
+    printf '{"epocs": 3}\n' > "$work/typo.json"
+    bad_input "missing data file" "nope.csv" "$trainer" train --data "csv:$work/nope.csv" --run-dir "$work/bad1"
+    bad_input "unknown config key" "'epocs'" "$trainer" train --config "$work/typo.json" --run-dir "$work/bad2"
+    bad_input "model and data shapes disagree" "28×28" "$trainer" train --data "csv:$work/ten.csv" --run-dir "$work/bad3"
+    bad_input "label out of range" "label 7" "$trainer" train --data "csv:$work/labels.csv" --num-classes 3 --run-dir "$work/bad4"
+    bad_input "invalid option combination" "--momentum" "$trainer" train --optimizer adam --momentum 0.9 --run-dir "$work/bad5"
+    bad_input "more ranks than samples" "4 ranks but only" launch/mpirun -n 4 "$trainer" train --data "csv:$work/labels.csv" --model mlp --val-fraction 0 --test-fraction 0 --run-dir "$work/bad6"
+    local before after
+    before=$(find "$work/single" -type f -exec md5sum {} + | sort)
+    bad_input "existing run directory" "not empty" "$trainer" train --run-dir "$work/single"
+    after=$(find "$work/single" -type f -exec md5sum {} + | sort)
+    expect "existing run directory: nothing in it changed" /dev/null test "$before" = "$after"
+
+    # 7. The cluster templates run unchanged (their scheduler variables simulated).
+    (SLURM_NTASKS=2 SLURM_JOB_NAME="ci-$$" SLURM_SUBMIT_DIR="$PWD" bash launch/slurm.sbatch --model mlp --data synthetic --epochs 1) > "$work/slurm.log" 2>&1
+    expect "launch/slurm.sbatch runs a 2-rank job" "$work/slurm.log" grep -q '"world_size" : 2' "runs/slurm-ci-$$/summary.json"
+    printf 'localhost\nlocalhost\n' > "$work/nodes"
+    (PBS_NODEFILE="$work/nodes" PBS_JOBNAME="ci-$$" PBS_O_WORKDIR="$PWD" TRAINER_ARGS="--model mlp --data synthetic --epochs 1" bash launch/pbs.sh) > "$work/pbs.log" 2>&1
+    expect "launch/pbs.sh runs a 2-rank job" "$work/pbs.log" grep -q '"world_size" : 2' "runs/pbs-ci-$$/summary.json"
+    rm -rf "runs/slurm-ci-$$" "runs/pbs-ci-$$"
+
+    echo
+    if [ "$failed" -gt 0 ]; then
+        echo "failed: ${failures[*]}"
+        echo "logs kept in $work"
+    else
+        rm -rf "$work"
+    fi
+    echo "integration: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
+# bad_input NAME EXPECTED-TEXT COMMAND...: the command must fail with EXPECTED-TEXT, no trace.
+bad_input() {
+    local name="$1" text="$2"; shift 2
+    local log="$work/bad-$(echo "$name" | tr ' ' '-').log"
+    "$@" > "$log" 2>&1
+    local status=$?
+    expect "bad input, $name: non-zero status, clear message, no crash trace" "$log" \
+        bash -c "[ $status -ne 0 ] && grep -qF -- \"$text\" '$log' && ! grep -qE 'Fatal error|Backtrac|Program crashed' '$log'"
+}
