@@ -254,7 +254,8 @@ private final class ErrorBox: @unchecked Sendable {
     private(set) var first: (Int, Error)?
     func record(rank: Int, _ error: Error) {
         lock.lock()
-        if first == nil { first = (rank, error) }
+        // The lowest rank's error is the one to report (rank 0 speaks for shared failures).
+        if first == nil || rank < first!.0 { first = (rank, error) }
         lock.unlock()
     }
 }
