@@ -39,7 +39,18 @@ let package = Package(
             name: "trainer",
             dependencies: ["EmberTrainer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Examples: `swift run NAME` (see docs/examples.md).
         .executableTarget(name: "AutogradBasics", dependencies: ["Ember"], path: "examples/autograd-basics"),
+        .executableTarget(name: "ArticleNet", dependencies: ["Ember"], path: "examples/article-net"),
+        .executableTarget(name: "CustomLayer", dependencies: ["Ember"], path: "examples/custom-layer"),
+        .executableTarget(name: "CustomOptimizer", dependencies: ["Ember"], path: "examples/custom-optimizer"),
+        .executableTarget(name: "CustomLoss", dependencies: ["Ember"], path: "examples/custom-loss"),
+        .executableTarget(name: "CustomActivation", dependencies: ["Ember"], path: "examples/custom-activation"),
+        .executableTarget(name: "CustomConv", dependencies: ["Ember"], path: "examples/custom-conv"),
+        .executableTarget(name: "CustomFunction", dependencies: ["Ember"], path: "examples/custom-function"),
+        .executableTarget(name: "CustomDataset", dependencies: ["Ember"], path: "examples/custom-dataset"),
+        .executableTarget(name: "Regularization", dependencies: ["Ember"], path: "examples/regularization"),
+        .executableTarget(name: "ResNetSmall", dependencies: ["Ember"], path: "examples/resnet-small"),
         .testTarget(
             name: "EmberTests",
             dependencies: ["Ember"],

@@ -99,7 +99,14 @@ run_integration_tests() {
     after=$(find "$work/single" -type f -exec md5sum {} + | sort)
     expect "existing run directory: nothing in it changed" /dev/null test "$before" = "$after"
 
-    # 7. The cluster templates run unchanged (their scheduler variables simulated).
+    # 7. Every example runs to completion.
+    local example
+    for example in AutogradBasics ArticleNet CustomLayer CustomOptimizer CustomLoss CustomActivation CustomConv CustomFunction CustomDataset Regularization ResNetSmall; do
+        timeout 300 ".build/release/$example" > "$work/example-$example.log" 2>&1
+        expect "example $example runs" "$work/example-$example.log" test $? -eq 0
+    done
+
+    # 8. The cluster templates run unchanged (their scheduler variables simulated).
     (SLURM_NTASKS=2 SLURM_JOB_NAME="ci-$$" SLURM_SUBMIT_DIR="$PWD" bash launch/slurm.sbatch --model mlp --data synthetic --epochs 1) > "$work/slurm.log" 2>&1
     expect "launch/slurm.sbatch runs a 2-rank job" "$work/slurm.log" grep -q '"world_size" : 2' "runs/slurm-ci-$$/summary.json"
     printf 'localhost\nlocalhost\n' > "$work/nodes"
