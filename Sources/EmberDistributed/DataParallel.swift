@@ -90,6 +90,8 @@ public final class DataParallel {
         close()
         self.buckets = buckets
         self.bucketOf = bucketOf
+        // A world of one has nothing to average: no hooks, no buckets in flight.
+        guard communicator.worldSize > 1 else { return }
         for (i, p) in parameters.enumerated() {
             hooks.append(p.registerPostAccumulateGradHook { [unowned self] _ in self.gradientReady(i) })
         }
@@ -175,7 +177,7 @@ public final class DataParallel {
     /// that had no gradient on any rank keeps `grad == nil` (the optimizer skips it, as it would
     /// in a single process). Call after backward, before the optimizer step.
     public func synchronize() throws {
-        guard syncEnabled else { return }
+        guard syncEnabled && communicator.worldSize > 1 else { return }
         launchReadyBuckets(all: true)
         defer {
             nextToLaunch = 0

@@ -1,18 +1,20 @@
 /// Convolutions as im2col + matrix product: `im2col` and `col2im` are each other's gradient and
 /// the product is an ordinary (differentiable) matmul, so convolutions need no backward of their own.
 extension Tensor {
-    /// `[N, C, H, W]` → `[N, C·kh·kw, oh·ow]` windows (PyTorch's `unfold`).
+    /// `[N, C, H, W]` → `[C·kh·kw, N·oh·ow]`: every window of every sample as a column
+    /// (PyTorch's `unfold`, with the batch folded into the columns).
     public func im2col(_ g: ConvGeometry) -> Tensor {
         precondition(rank == 4 && shape[1] == g.channels && shape[2] == g.height && shape[3] == g.width,
                      "im2col expects [N, \(g.channels), \(g.height), \(g.width)], got \(shape)")
-        return Kernels.im2col(self, g).recordOp("Im2colBackward", [self]) { grad in [grad.col2im(g)] }
+        let n = shape[0]
+        return Kernels.im2col(self, g).recordOp("Im2colBackward", [self]) { grad in [grad.col2im(g, batch: n)] }
     }
 
     /// The adjoint of `im2col` (PyTorch's `fold`): windows summed back into `[N, C, H, W]`.
-    public func col2im(_ g: ConvGeometry) -> Tensor {
-        precondition(rank == 3 && shape[1] == g.patchSize && shape[2] == g.outHeight * g.outWidth,
-                     "col2im expects [N, \(g.patchSize), \(g.outHeight * g.outWidth)], got \(shape)")
-        return Kernels.col2im(self, g).recordOp("Col2imBackward", [self]) { grad in [grad.im2col(g)] }
+    public func col2im(_ g: ConvGeometry, batch n: Int) -> Tensor {
+        precondition(rank == 2 && shape[0] == g.patchSize && shape[1] == n * g.outHeight * g.outWidth,
+                     "col2im expects [\(g.patchSize), \(n * g.outHeight * g.outWidth)], got \(shape)")
+        return Kernels.col2im(self, g, batch: n).recordOp("Col2imBackward", [self]) { grad in [grad.im2col(g)] }
     }
 }
 
@@ -54,15 +56,16 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, stride:
                          padBefore: pads.before, padAfter: pads.after, dilation: dilation)
     precondition(g.outHeight > 0 && g.outWidth > 0,
                  "conv2d: kernel \(kh)x\(kw) does not fit input \(h)x\(w) with this padding and dilation")
-    let cols = input.im2col(g)  // [N, C·kh·kw, L]
+    let cols = input.im2col(g)  // [C·kh·kw, N·L]: one matrix product for the whole batch
     var out: Tensor
     if groups == 1 {
-        out = weight.reshape([outC, -1]).matmul(cols)  // [N, outC, L]
+        out = weight.reshape([outC, -1]).matmul(cols)  // [outC, N·L]
     } else {
-        let grouped = cols.reshape([n, groups, g.patchSize / groups, -1])
-        out = weight.reshape([groups, outC / groups, -1]).matmul(grouped)  // [N, G, outC/G, L]
+        // Channel-major rows make each group's rows one contiguous block.
+        let grouped = cols.reshape([groups, g.patchSize / groups, -1])
+        out = weight.reshape([groups, outC / groups, -1]).matmul(grouped).reshape([outC, -1])
     }
-    out = out.reshape([n, outC, g.outHeight, g.outWidth])
+    out = out.reshape([outC, n, g.outHeight, g.outWidth]).permute([1, 0, 2, 3])
     if let bias { out = out + bias.reshape([1, outC, 1, 1]) }
     return out
 }
@@ -81,9 +84,9 @@ public func convTranspose2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil
     let g = ConvGeometry(channels: outC, height: oh, width: ow, kernel: (kh, kw), stride: stride,
                          padBefore: padding, padAfter: padding, dilation: dilation)
     precondition(g.outHeight == h && g.outWidth == w, "convTranspose2d: inconsistent output padding \(outputPadding)")
-    let x = input.reshape([n, input.shape[1], h * w])
-    let cols = weight.reshape([weight.shape[0], -1]).matmul(x, transposeA: true)  // [N, outC·kh·kw, H·W]
-    var out = cols.col2im(g)
+    let x = input.permute([1, 0, 2, 3]).reshape([input.shape[1], n * h * w])
+    let cols = weight.reshape([weight.shape[0], -1]).matmul(x, transposeA: true)  // [outC·kh·kw, N·H·W]
+    var out = cols.col2im(g, batch: n)
     if let bias { out = out + bias.reshape([1, outC, 1, 1]) }
     return out
 }
@@ -112,13 +115,13 @@ extension Tensor {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let g = ConvGeometry(channels: 1, height: h, width: w, kernel: kernelSize, stride: stride ?? kernelSize,
                              padBefore: padding, padAfter: padding, dilation: (1, 1))
-        let cols = reshape([n * c, 1, h, w]).im2col(g)  // [N·C, kh·kw, L]
-        let sums = cols.sum(dim: 1)
+        let cols = reshape([n * c, 1, h, w]).im2col(g)  // [kh·kw, N·C·L]
+        let sums = cols.sum(dim: 0).reshape([n * c, g.outHeight * g.outWidth])
         let divisor: Tensor
         if countIncludePad || padding == (0, 0) {
             divisor = scalarLike(Double(kernelSize.0 * kernelSize.1))
         } else {
-            divisor = noGrad { Tensor.ones([1, 1, h, w], dtype: dtype).im2col(g).sum(dim: 1) }
+            divisor = noGrad { Tensor.ones([1, 1, h, w], dtype: dtype).im2col(g).sum(dim: 0) }
         }
         return (sums / divisor).reshape([n, c, g.outHeight, g.outWidth])
     }
