@@ -1,27 +1,34 @@
+import Synchronization
+
 /// Reverse-mode differentiation over the recorded graph.
 ///
 /// The graph is walked in reverse topological order (found iteratively, so a graph of any depth
 /// cannot overflow the stack). Each tensor's gradient is complete when it is reached, because every
 /// consumer of a tensor comes after it in topological order. Gradients from several consumers add.
 enum Engine {
+    /// Distinguishes runs (several threads may run backward at once, on their own graphs).
+    private static let runs = Atomic<Int>(0)
+
     /// Runs backward from `roots` seeded with `seeds`. With `capture`, returns the gradients of
     /// those tensors instead of accumulating into leaves' `.grad` (what `grad(of:wrt:)` needs).
     static func run(roots: [Tensor], seeds: [Tensor], retainGraph: Bool, createGraph: Bool,
                     capture: [Tensor]? = nil, allowUnused: Bool = true) throws -> [Tensor?] {
-        let order = topologicalOrder(roots)
-        var grads: [ObjectIdentifier: Tensor] = [:]
-        for (root, seed) in zip(roots, seeds) { add(seed, to: root, in: &grads) }
+        let run = runs.add(1, ordering: .relaxed).newValue
+        let order = topologicalOrder(roots, run: run)
+        for (root, seed) in zip(roots, seeds) { add(seed, to: root) }
 
-        let captureIDs = Set((capture ?? []).map(ObjectIdentifier.init))
-        var captured: [ObjectIdentifier: Tensor] = [:]
+        var captured = [Tensor?](repeating: nil, count: capture?.count ?? 0)
         let accumulate = capture == nil
+        defer { for t in order { t.engineGrad = nil } }
 
         try withGradMode(createGraph) {
             for t in order.reversed() {
-                let id = ObjectIdentifier(t)
-                guard var g = grads.removeValue(forKey: id) else { continue }
+                guard var g = t.engineGrad else { continue }
+                t.engineGrad = nil
                 for (_, hook) in t.gradHooks { if let replaced = hook(g) { g = replaced } }
-                if captureIDs.contains(id) { captured[id] = g }
+                if let capture {
+                    for (i, c) in capture.enumerated() where c === t { captured[i] = g }
+                }
 
                 if let node = t.gradFn {
                     if accumulate && t.retainsGrad { t.accumulateGrad(g, createGraph: createGraph) }
@@ -30,7 +37,7 @@ enum Engine {
                         guard let input, let ig else { continue }
                         precondition(ig.shape == input.shape,
                                      "\(node.name) produced a gradient of shape \(ig.shape) for an input of shape \(input.shape)")
-                        add(ig, to: input, in: &grads)
+                        add(ig, to: input)
                     }
                     if !retainGraph { node.free() }
                 } else if accumulate && t.leafRequiresGrad {
@@ -39,26 +46,31 @@ enum Engine {
                 }
             }
         }
-        return (capture ?? []).map { captured[ObjectIdentifier($0)] }
+        return captured
     }
 
-    private static func add(_ g: Tensor, to t: Tensor, in grads: inout [ObjectIdentifier: Tensor]) {
-        let id = ObjectIdentifier(t)
-        if let existing = grads[id] { grads[id] = existing + g } else { grads[id] = g }
+    private static func add(_ g: Tensor, to t: Tensor) {
+        t.engineGrad = t.engineGrad.map { $0 + g } ?? g
     }
 
     /// Post-order DFS with an explicit stack: inputs come before the tensors computed from them.
-    static func topologicalOrder(_ roots: [Tensor]) -> [Tensor] {
+    /// Visiting a tensor also clears any gradient a failed earlier run left on it.
+    static func topologicalOrder(_ roots: [Tensor], run: Int) -> [Tensor] {
         var order: [Tensor] = []
-        var visited = Set<ObjectIdentifier>()
         var stack: [(tensor: Tensor, next: Int)] = []
-        for root in roots where visited.insert(ObjectIdentifier(root)).inserted {
+        func visit(_ t: Tensor) -> Bool {
+            guard t.engineMark != run else { return false }
+            t.engineMark = run
+            t.engineGrad = nil
+            return true
+        }
+        for root in roots where visit(root) {
             stack.append((root, 0))
             while let (t, next) = stack.last {
                 let inputs = t.gradFn?.inputs ?? []
                 if next < inputs.count {
                     stack[stack.count - 1].next += 1
-                    if let input = inputs[next], visited.insert(ObjectIdentifier(input)).inserted {
+                    if let input = inputs[next], visit(input) {
                         stack.append((input, 0))
                     }
                 } else {

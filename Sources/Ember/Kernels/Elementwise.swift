@@ -29,9 +29,19 @@ enum Kernels {
     static func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, shape: [Int]) -> Tensor {
         precondition(a.dtype == b.dtype, "binary kernel needs equal dtypes, got \(a.dtype) and \(b.dtype)")
         let out = Tensor(uninitializedShape: shape, dtype: a.dtype)
-        let loop = StridedLoop(shape: shape,
+        // Same shapes and scalar operands (most ops) need no stride bookkeeping.
+        let loop: StridedLoop
+        if a.count == out.count && b.count == out.count {
+            loop = StridedLoop(contiguous: out.count, aStride: 1, bStride: 1)
+        } else if b.count == 1 && a.count == out.count {
+            loop = StridedLoop(contiguous: out.count, aStride: 1, bStride: 0)
+        } else if a.count == 1 && b.count == out.count {
+            loop = StridedLoop(contiguous: out.count, aStride: 0, bStride: 1)
+        } else {
+            loop = StridedLoop(shape: shape,
                                aStrides: StridedLoop.broadcastStrides(a.shape, to: shape),
                                bStrides: StridedLoop.broadcastStrides(b.shape, to: shape))
+        }
         switch a.dtype {
         case .float32: binaryFloat(op, a.pointer(Float.self), b.pointer(Float.self), out.pointer(Float.self), loop)
         case .float64: binaryFloat(op, a.pointer(Double.self), b.pointer(Double.self), out.pointer(Double.self), loop)

@@ -28,6 +28,13 @@ struct StridedLoop {
         outer = dims.map(\.n); aOuter = dims.map(\.a); bOuter = dims.map(\.b)
     }
 
+    /// One row of `count` elements (same-shape and scalar operands).
+    init(contiguous count: Int, aStride: Int, bStride: Int) {
+        inner = count
+        aInner = aStride
+        bInner = bStride
+    }
+
     /// Strides of a tensor of `shape` read in an output of `outShape` (broadcast dims get 0).
     static func broadcastStrides(_ shape: [Int], to outShape: [Int]) -> [Int] {
         let s = Shapes.strides(shape)

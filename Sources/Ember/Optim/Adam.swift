@@ -25,29 +25,17 @@ public class Adam: Optimizer {
     }
 
     public override func update(parameter p: Tensor, gradient: Tensor, state: inout [String: Tensor], group: ParamGroup) {
-        var g = group["maximize"] != 0 ? -gradient : gradient
-        let lr = group.learningRate, wd = group["weight_decay"], b1 = group["beta1"], b2 = group["beta2"]
-        var param = p
-        if wd != 0 {
-            if decoupledWeightDecay {
-                param = p * p.scalarLike(1 - lr * wd)
-            } else {
-                g = g + p * p.scalarLike(wd)
-            }
-        }
         let step = nextStep(&state)
-        let m = (state["exp_avg"] ?? Tensor.zerosLike(p)) * p.scalarLike(b1) + g * g.scalarLike(1 - b1)
-        let v = (state["exp_avg_sq"] ?? Tensor.zerosLike(p)) * p.scalarLike(b2) + g * g * g.scalarLike(1 - b2)
-        state["exp_avg"] = m
-        state["exp_avg_sq"] = v
-        let bias1 = 1 - Foundation.pow(b1, step), bias2 = 1 - Foundation.pow(b2, step)
-        var second = v
-        if group["amsgrad"] != 0 {
-            second = state["max_exp_avg_sq"].map { $0.maximum(v) } ?? v
-            state["max_exp_avg_sq"] = second
+        if state["exp_avg"] == nil {
+            state["exp_avg"] = Tensor.zerosLike(p)
+            state["exp_avg_sq"] = Tensor.zerosLike(p)
         }
-        let denominator = second.sqrt() / p.scalarLike(bias2.squareRoot()) + p.scalarLike(group["eps"])
-        p.copy_(param - m / denominator * p.scalarLike(lr / bias1))
+        let amsgrad = group["amsgrad"] != 0
+        if amsgrad && state["max_exp_avg_sq"] == nil { state["max_exp_avg_sq"] = Tensor.zerosLike(p) }
+        Kernels.adam(p, gradient, m: state["exp_avg"]!, v: state["exp_avg_sq"]!, vMax: amsgrad ? state["max_exp_avg_sq"] : nil, .init(
+            lr: group.learningRate, beta1: group["beta1"], beta2: group["beta2"], eps: group["eps"],
+            weightDecay: group["weight_decay"], decoupled: decoupledWeightDecay, amsgrad: amsgrad,
+            maximize: group["maximize"] != 0, step: step))
     }
 }
 

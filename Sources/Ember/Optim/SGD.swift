@@ -14,19 +14,11 @@ public final class SGD: Optimizer {
     public override init(paramGroups: [ParamGroup]) { super.init(paramGroups: paramGroups) }
 
     public override func update(parameter p: Tensor, gradient: Tensor, state: inout [String: Tensor], group: ParamGroup) {
-        var g = group["maximize"] != 0 ? -gradient : gradient
-        if group["weight_decay"] != 0 { g = g + p * p.scalarLike(group["weight_decay"]) }
         let momentum = group["momentum"]
-        if momentum != 0 {
-            let buffer: Tensor
-            if let b = state["momentum_buffer"] {
-                buffer = b * b.scalarLike(momentum) + g * g.scalarLike(1 - group["dampening"])
-            } else {
-                buffer = g.clone()
-            }
-            state["momentum_buffer"] = buffer
-            g = group["nesterov"] != 0 ? g + buffer * buffer.scalarLike(momentum) : buffer
-        }
-        p.copy_(p - g * g.scalarLike(group.learningRate))
+        let first = momentum != 0 && state["momentum_buffer"] == nil
+        if first { state["momentum_buffer"] = Tensor.zerosLike(p) }
+        Kernels.sgd(p, gradient, buffer: momentum != 0 ? state["momentum_buffer"] : nil, .init(
+            lr: group.learningRate, momentum: momentum, dampening: group["dampening"], weightDecay: group["weight_decay"],
+            nesterov: group["nesterov"] != 0, maximize: group["maximize"] != 0, firstStep: first))
     }
 }

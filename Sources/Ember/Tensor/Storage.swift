@@ -33,44 +33,47 @@ public final class Storage: @unchecked Sendable {
     }
 }
 
-/// A caching allocator: freed buffers are kept by size class (powers of two from 256 bytes, and
-/// eighths between them above 64 KiB) and handed out again, up to `limit` bytes in the cache.
+/// A caching allocator: freed buffers are kept by size class (powers of two up to 64 KiB, then
+/// eighths between powers of two) and handed out again, up to `limit` bytes in the cache.
 final class BufferCache: @unchecked Sendable {
     static let shared = BufferCache()
 
     private struct State {
-        var free: [Int: [UnsafeMutableRawPointer]] = [:]
+        var free = [[UnsafeMutableRawPointer]](repeating: [], count: BufferCache.classCount)
         var cachedBytes = 0
     }
     private let state = Mutex(State())
     /// Most bytes kept for reuse; beyond that, freed buffers go back to the system.
     let limit = 512 << 20
+    static let classCount = 9 + 8 * 48
 
-    /// The size class a request is served from.
-    static func sizeClass(_ bytes: Int) -> Int {
-        if bytes <= 256 { return 256 }
-        let power = 1 << (Int.bitWidth - (bytes - 1).leadingZeroBitCount)
-        guard power > 64 << 10 else { return power }
-        let step = power / 16  // eighths of the lower power of two
-        return (bytes + step - 1) / step * step
+    /// The size class a request is served from: its index and its size in bytes.
+    static func sizeClass(_ bytes: Int) -> (index: Int, size: Int) {
+        if bytes <= 256 { return (0, 256) }
+        let log = Int.bitWidth - (bytes - 1).leadingZeroBitCount  // 2^log ≥ bytes
+        if log <= 16 { return (log - 8, 1 << log) }
+        let step = 1 << (log - 4)                                   // sixteenths of 2^log
+        let k = (bytes + step - 1) / step                           // 9...16
+        return (9 + (log - 17) * 8 + (k - 9), k * step)
     }
 
     func take(_ bytes: Int) -> UnsafeMutableRawPointer {
-        let size = BufferCache.sizeClass(max(bytes, 1))
+        let c = BufferCache.sizeClass(max(bytes, 1))
+        guard c.index < BufferCache.classCount else { return .allocate(byteCount: c.size, alignment: 64) }
         let reused: UnsafeMutableRawPointer? = state.withLock { s in
-            guard let p = s.free[size]?.popLast() else { return nil }
-            s.cachedBytes -= size
+            guard let p = s.free[c.index].popLast() else { return nil }
+            s.cachedBytes -= c.size
             return p
         }
-        return reused ?? UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        return reused ?? UnsafeMutableRawPointer.allocate(byteCount: c.size, alignment: 64)
     }
 
     func give(_ pointer: UnsafeMutableRawPointer, _ bytes: Int) {
-        let size = BufferCache.sizeClass(max(bytes, 1))
-        let kept = state.withLock { s in
-            guard s.cachedBytes + size <= limit else { return false }
-            s.free[size, default: []].append(pointer)
-            s.cachedBytes += size
+        let c = BufferCache.sizeClass(max(bytes, 1))
+        let kept = c.index < BufferCache.classCount && state.withLock { s in
+            guard s.cachedBytes + c.size <= limit else { return false }
+            s.free[c.index].append(pointer)
+            s.cachedBytes += c.size
             return true
         }
         if !kept { pointer.deallocate() }
@@ -79,8 +82,8 @@ final class BufferCache: @unchecked Sendable {
     /// Returns every cached buffer to the system.
     func empty() {
         let all = state.withLock { s in
-            defer { s.free = [:]; s.cachedBytes = 0 }
-            return s.free.values.flatMap { $0 }
+            defer { s.free = [[UnsafeMutableRawPointer]](repeating: [], count: BufferCache.classCount); s.cachedBytes = 0 }
+            return s.free.flatMap { $0 }
         }
         for p in all { p.deallocate() }
     }

@@ -30,6 +30,11 @@ public final class Tensor: @unchecked Sendable {
     /// A label used in error messages and printed graphs (optional).
     public var name: String?
 
+    // Scratch space of the backward pass, so it needs no hash tables: the id of the last run that
+    // visited this tensor, and the gradient that run has accumulated for it so far.
+    var engineMark = 0
+    var engineGrad: Tensor?
+
     init(storage: Storage, shape: [Int], dtype: DType) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
         self.storage = storage
