@@ -87,7 +87,7 @@ extension Communicator {
 
     /// In-place broadcast of a tensor from `root`.
     public func broadcast(_ tensor: Tensor, root: Int = 0) throws {
-        try broadcast(tensor.storage.rawPointer, byteCount: tensor.count * tensor.dtype.byteSize, root: root)
+        try broadcast(tensor.dataPointer, byteCount: tensor.count * tensor.dtype.byteSize, root: root)
     }
 
     /// Sums doubles across ranks (exact global metrics: loss sums, correct counts, sample counts).

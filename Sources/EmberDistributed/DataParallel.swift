@@ -28,16 +28,20 @@ public final class DataParallel {
     public let broadcastBuffers: Bool
 
     let parameters: [Tensor]
-    let buckets: [Bucket]
+    /// Buffers (BatchNorm statistics), found once: reflection is too slow for every forward.
+    let buffers: [Tensor]
+    public let buckets: [Bucket]
     private let bucketOf: [Int]
     private var nextToLaunch = 0
     private var syncEnabled = true
     private var hooks: [HookHandle] = []
 
-    final class Bucket {
+    public final class Bucket {
         let members: [Int]        // indices into `parameters`
         let offsets: [Int]        // element offset of each member in `buffer`
-        let buffer: Tensor        // gradients, then one "had a gradient" count per member
+        public let buffer: Tensor // gradients, then one "had a gradient" count per member
+        /// Each member's gradient slot in `buffer`: backward writes gradients straight here.
+        let slots: [Tensor]
         let flagOffset: Int
         var arrived = 0
         var request: CommRequest?
@@ -48,7 +52,9 @@ public final class DataParallel {
             for m in members { offsets.append(total); total += parameters[m].count }
             self.offsets = offsets
             flagOffset = total
-            buffer = Tensor.zeros([total + members.count], dtype: parameters[members[0]].dtype)
+            let buffer = Tensor.zeros([total + members.count], dtype: parameters[members[0]].dtype)
+            self.buffer = buffer
+            slots = zip(members, offsets).map { buffer.flatView(offset: $1, shape: parameters[$0].shape) }
         }
     }
 
@@ -64,6 +70,7 @@ public final class DataParallel {
         self.broadcastBuffers = broadcastBuffers
         let named = module.namedParameters().filter { $0.1.requiresGrad }
         parameters = named.map(\.1)
+        buffers = module.namedBuffers().map(\.1)
         try DataParallel.checkSameStructure(module, communicator)
         for p in module.parameters() + module.namedBuffers().map(\.1) where p.dtype.isFloatingPoint || p.dtype == .int64 {
             try communicator.broadcast(p, root: 0)
@@ -95,9 +102,16 @@ public final class DataParallel {
         for (i, p) in parameters.enumerated() {
             hooks.append(p.registerPostAccumulateGradHook { [unowned self] _ in self.gradientReady(i) })
         }
+        // Gradients are born in their bucket ("gradient as bucket view"): no packing copy.
+        for b in buckets {
+            for (m, slot) in zip(b.members, b.slots) { parameters[m].gradientStorage = slot }
+        }
     }
 
-    deinit { for h in hooks { h.remove() } }
+    deinit {
+        for h in hooks { h.remove() }
+        for p in parameters { p.gradientStorage = nil }
+    }
 
     /// Fails on every rank when the ranks' models differ in parameter names or shapes.
     static func checkSameStructure(_ module: Module, _ comm: Communicator) throws {
@@ -119,7 +133,7 @@ public final class DataParallel {
     /// Runs the wrapped module, first copying rank 0's buffers in training mode.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         if module.isTraining && broadcastBuffers && communicator.worldSize > 1 {
-            for (_, b) in module.namedBuffers() { try communicator.broadcast(b, root: 0) }
+            for b in buffers { try communicator.broadcast(b, root: 0) }
         }
         return module(x)
     }
@@ -163,7 +177,8 @@ public final class DataParallel {
         for (k, m) in b.members.enumerated() {
             let p = parameters[m], slot = buffer + b.offsets[k]
             if let g = p.grad {
-                slot.update(from: g.mutablePointer(T.self), count: p.count)
+                // Usually the gradient already lives in its slot; copy only one set by hand.
+                if g !== b.slots[k] { slot.update(from: g.mutablePointer(T.self), count: p.count) }
                 buffer[b.flagOffset + k] = 1
             } else {
                 slot.update(repeating: 0, count: p.count)
@@ -196,13 +211,17 @@ public final class DataParallel {
     private func unpack<T: FloatElement>(_ b: Bucket, _ type: T.Type) {
         let buffer = b.buffer.mutablePointer(T.self)
         let world = T(communicator.worldSize)
+        // Average in place over the whole bucket, then point each gradient at its slot. For a
+        // power-of-two world, multiplying by the reciprocal is exact and much faster than dividing.
+        let n = communicator.worldSize
+        if n & (n - 1) == 0 {
+            let scale = 1 / world
+            for i in 0..<b.flagOffset { buffer[i] *= scale }
+        } else {
+            for i in 0..<b.flagOffset { buffer[i] /= world }
+        }
         for (k, m) in b.members.enumerated() {
-            let p = parameters[m]
-            guard buffer[b.flagOffset + k] > 0 else { p.grad = nil; continue }
-            let g = p.grad ?? Tensor.zeros(p.shape, dtype: p.dtype)
-            let dst = g.mutablePointer(T.self), src = buffer + b.offsets[k]
-            for i in 0..<p.count { dst[i] = src[i] / world }
-            p.grad = g
+            parameters[m].grad = buffer[b.flagOffset + k] > 0 ? b.slots[k] : nil
         }
     }
 

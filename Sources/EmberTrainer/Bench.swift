@@ -68,6 +68,42 @@ public enum Bench {
                       blasFraction: KernelProfile.blasSeconds / max(elapsed, 1e-9), peakResidentMB: peakResidentMegabytes())
     }
 
+    /// Gradient averaging through DataParallel's buckets against one raw allreduce of the same
+    /// bytes. Returns a line: `allreduce world=W bytes=B raw_ms=… bucketed_ms=… efficiency=…`.
+    public static func allreduce(comm: Communicator, megabytes: Double = 4, iterations: Int = 30) throws -> String {
+        // A model of 32 equal layers holding `megabytes` of float32 parameters.
+        let perLayer = max(1, Int(megabytes * 1_048_576 / 4 / 32))
+        let g = Generator(seed: 0)
+        let model = Sequential((0..<32).map { _ in Linear(inFeatures: perLayer / 16, outFeatures: 16, bias: false, generator: g) })
+        let total = model.parameterCount
+        let ddp = try DataParallel(model, communicator: comm, overlap: false)
+        let params = model.parameters()
+        for p in params { p.grad = Tensor.onesLike(p) }
+        let raw = Tensor.ones([total])
+        func time(_ body: () throws -> Void) throws -> Double {
+            try body()
+            try comm.barrier()
+            let start = Date()
+            for _ in 0..<iterations { try body() }
+            var t = [Date().timeIntervalSince(start) / Double(iterations)]
+            try t.withUnsafeMutableBufferPointer { try comm.allreduce($0.baseAddress!, count: 1, op: .max) }
+            return t[0]
+        }
+        let rawSeconds = try time { try comm.allreduce(raw, op: .sum) }
+        let bucketSeconds = try time {
+            for p in params where p.grad == nil { p.grad = Tensor.onesLike(p) }
+            try ddp.synchronize()
+        }
+        // The same bucket allreduces alone (no averaging pass): what bucketing itself costs.
+        let transportSeconds = try time {
+            let requests = ddp.buckets.map { b in comm.allreduceAsync(b.buffer.mutablePointer(Float.self), count: b.buffer.count, op: .sum) }
+            for r in requests { try r.wait() }
+        }
+        return String(format: "allreduce world=%d bytes=%d buckets=%d raw_ms=%.3f buckets_ms=%.3f synchronize_ms=%.3f transport_efficiency=%.2f efficiency=%.2f",
+                      comm.worldSize, total * 4, ddp.bucketSizes.count, rawSeconds * 1000, transportSeconds * 1000, bucketSeconds * 1000,
+                      rawSeconds / transportSeconds, rawSeconds / bucketSeconds)
+    }
+
     /// Peak resident set size of this process.
     public static func peakResidentMegabytes() -> Double {
         var usage = rusage()

@@ -146,6 +146,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed warm-up steps.") var warmup = 20
     @Option(help: "BLAS threads per rank.") var threads = 1
     @Flag(help: "Start gradient allreduces only after backward (to measure what overlap gains).") var noOverlap = false
+    @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
 
     func run() throws {
         let models = model == "all" ? EmberTrainer.Bench.models : [model]
@@ -160,6 +161,10 @@ struct Bench: ParsableCommand {
             for name in models {
                 let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm, overlap: !noOverlap)
                 if comm.rank == 0 { print(result.line) }
+            }
+            if allreduce {
+                let line = try EmberTrainer.Bench.allreduce(comm: comm)
+                if comm.rank == 0 { print(line) }
             }
         } catch {
             fail(error, code: 1)

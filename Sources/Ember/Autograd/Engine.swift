@@ -95,6 +95,9 @@ extension Tensor {
             Kernels.addInPlace(existing, g)
         } else if let existing = grad {
             grad = (existing + g).detach()
+        } else if let slot = gradientStorage, slot.shape == g.shape, slot.dtype == g.dtype {
+            slot.copy_(g)
+            grad = slot
         } else {
             // A fresh buffer, so later in-place accumulation never writes into a tensor that
             // another gradient or the user still holds.

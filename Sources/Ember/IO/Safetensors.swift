@@ -24,7 +24,7 @@ public enum Safetensors {
         data.append(json)
         for key in keys {
             let t = tensors[key]!
-            data.append(Data(bytes: t.storage.rawPointer, count: t.count * t.dtype.byteSize))
+            data.append(Data(bytes: t.dataPointer, count: t.count * t.dtype.byteSize))
         }
         return data
     }
@@ -67,7 +67,7 @@ public enum Safetensors {
             }
             let t = Tensor.zeros(shape, dtype: dtype)
             data.withUnsafeBytes { raw in
-                t.storage.rawPointer.copyMemory(from: raw.baseAddress! + base + offsets[0], byteCount: bytes)
+                t.dataPointer.copyMemory(from: raw.baseAddress! + base + offsets[0], byteCount: bytes)
             }
             tensors[key] = t
         }

@@ -33,7 +33,7 @@ extension Kernels {
     static func copyBlock(from src: Tensor, into dst: Tensor, outer: Int, srcSize: Int, dstSize: Int,
                           srcStart: Int, dstStart: Int, length: Int, inner: Int) {
         let e = src.dtype.byteSize
-        let s = src.storage.raw, d = dst.storage.raw
+        let s = src.dataPointer, d = dst.dataPointer
         let bytes = length * inner * e
         for o in 0..<outer {
             let so = ((o * srcSize) + srcStart) * inner * e
@@ -45,7 +45,7 @@ extension Kernels {
     /// Zero-filled tensor (every dtype's zero is all-zero bytes).
     static func zeroed(_ shape: [Int], dtype: DType) -> Tensor {
         let t = Tensor(uninitializedShape: shape, dtype: dtype)
-        t.storage.raw.initializeMemory(as: UInt8.self, repeating: 0, count: t.count * dtype.byteSize)
+        t.dataPointer.initializeMemory(as: UInt8.self, repeating: 0, count: t.count * dtype.byteSize)
         return t
     }
 
@@ -61,8 +61,8 @@ extension Kernels {
         for o in 0..<outer {
             for j in 0..<n {
                 let k = checkIndex(idx[j], size, "indexSelect")
-                (out.storage.raw + ((o * n + j) * inner) * e)
-                    .copyMemory(from: x.storage.raw + ((o * size + k) * inner) * e, byteCount: inner * e)
+                (out.dataPointer + ((o * n + j) * inner) * e)
+                    .copyMemory(from: x.dataPointer + ((o * size + k) * inner) * e, byteCount: inner * e)
             }
         }
         return out

@@ -212,7 +212,7 @@ enum Kernels {
         case (.int64, .float64): run(src.pointer(Int64.self), dst.pointer(Double.self)) { Double($0) }
         case (.float32, .int64): run(src.pointer(Float.self), dst.pointer(Int64.self)) { Int64($0) }
         case (.float64, .int64): run(src.pointer(Double.self), dst.pointer(Int64.self)) { Int64($0) }
-        default: dst.storage.raw.copyMemory(from: src.storage.raw, byteCount: src.count * src.dtype.byteSize)
+        default: dst.dataPointer.copyMemory(from: src.dataPointer, byteCount: src.count * src.dtype.byteSize)
         }
     }
 }

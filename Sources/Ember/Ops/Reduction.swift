@@ -29,7 +29,7 @@ extension Tensor {
                 current[d] = 1
             }
         }
-        let result = Tensor(storage: out.storage, shape: reducedShape(dims, keepDim: keepDim), dtype: dtype)
+        let result = Tensor(storage: out.storage, shape: reducedShape(dims, keepDim: keepDim), dtype: dtype, byteOffset: out.byteOffset)
         return result.recordOp("SumBackward", [self]) { [kept = reducedShape(dims, keepDim: true), full = shape] g in
             [g.reshape(kept).expand(full)]
         }
@@ -93,7 +93,7 @@ extension Tensor {
         let idx = Kernels.argExtreme(self, outer: outer, size: size, inner: inner, largest: largest)
         var kept = shape
         kept[d] = 1
-        return Tensor(storage: idx.storage, shape: kept, dtype: .int64)
+        return Tensor(storage: idx.storage, shape: kept, dtype: .int64, byteOffset: idx.byteOffset)
     }
 
     /// Index of the largest value along `dim`, or of all elements flattened when `dim` is nil.

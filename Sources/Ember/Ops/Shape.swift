@@ -13,7 +13,7 @@ extension Tensor {
     public func reshape(_ newShape: [Int]) -> Tensor {
         let target = check { try Shapes.infer(newShape, count: count, from: shape) }
         if target == shape { return self }
-        let out = Tensor(storage: storage, shape: target, dtype: dtype)
+        let out = Tensor(storage: storage, shape: target, dtype: dtype, byteOffset: byteOffset)
         return out.recordOp("ViewBackward", [self]) { [old = shape] g in [g.reshape(old)] }
     }
 

@@ -108,7 +108,7 @@ extension Tensor {
     /// A copy with its own storage, outside any graph.
     public func clone() -> Tensor {
         let t = Tensor(uninitializedShape: shape, dtype: dtype)
-        t.storage.raw.copyMemory(from: storage.raw, byteCount: count * dtype.byteSize)
+        t.dataPointer.copyMemory(from: dataPointer, byteCount: count * dtype.byteSize)
         return t
     }
 
@@ -116,7 +116,7 @@ extension Tensor {
     public func copy_(_ source: Tensor) {
         precondition(source.shape == shape, "copy_ needs equal shapes, got \(source.shape) into \(shape)")
         if source.dtype == dtype {
-            storage.raw.copyMemory(from: source.storage.raw, byteCount: count * dtype.byteSize)
+            dataPointer.copyMemory(from: source.dataPointer, byteCount: count * dtype.byteSize)
         } else {
             Kernels.convert(source, into: self)
         }

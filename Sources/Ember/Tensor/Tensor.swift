@@ -13,6 +13,9 @@
 public final class Tensor: @unchecked Sendable {
     /// The buffer this tensor views (shared by `reshape` and `detach`).
     public internal(set) var storage: Storage
+    /// Where this tensor's elements start in `storage` (non-zero only for views into a larger
+    /// buffer, such as gradients living in a data-parallel bucket).
+    public let byteOffset: Int
     /// Size of each dimension; `[]` for a scalar.
     public let shape: [Int]
     public let dtype: DType
@@ -35,13 +38,18 @@ public final class Tensor: @unchecked Sendable {
     var engineMark = 0
     var engineGrad: Tensor?
 
-    init(storage: Storage, shape: [Int], dtype: DType) {
+    /// Where backward should put this leaf's gradient when `.grad` is empty (a same-shaped
+    /// tensor, typically a slot in a data-parallel bucket), saving an allocation and a copy.
+    public var gradientStorage: Tensor?
+
+    init(storage: Storage, shape: [Int], dtype: DType, byteOffset: Int = 0) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
         self.storage = storage
         self.shape = shape
         self.dtype = dtype
+        self.byteOffset = byteOffset
         self.count = shape.reduce(1, *)
-        precondition(count * dtype.byteSize <= storage.byteCount,
+        precondition(byteOffset >= 0 && byteOffset + count * dtype.byteSize <= storage.byteCount,
                      "storage of \(storage.byteCount) bytes is too small for shape \(shape) \(dtype)")
     }
 
@@ -49,6 +57,7 @@ public final class Tensor: @unchecked Sendable {
     init(uninitializedShape shape: [Int], dtype: DType) {
         let count = shape.reduce(1, *)
         self.storage = Storage(byteCount: count * dtype.byteSize)
+        self.byteOffset = 0
         self.shape = shape
         self.dtype = dtype
         self.count = count
@@ -95,8 +104,17 @@ public final class Tensor: @unchecked Sendable {
 
     /// A tensor sharing this one's storage, cut off from the graph (`requiresGrad == false`).
     public func detach() -> Tensor {
-        Tensor(storage: storage, shape: shape, dtype: dtype)
+        Tensor(storage: storage, shape: shape, dtype: dtype, byteOffset: byteOffset)
     }
+
+    /// A tensor of `shape` over this one's elements starting at element `offset`, sharing storage
+    /// and outside any graph (how data-parallel buckets hand out gradient slots).
+    public func flatView(offset: Int, shape: [Int]) -> Tensor {
+        Tensor(storage: storage, shape: shape, dtype: dtype, byteOffset: byteOffset + offset * dtype.byteSize)
+    }
+
+    /// The first element's address (valid while the tensor lives).
+    public var dataPointer: UnsafeMutableRawPointer { storage.raw + byteOffset }
 
     /// Cuts this tensor off from the graph in place and makes it a leaf.
     public func detach_() {
@@ -108,7 +126,7 @@ public final class Tensor: @unchecked Sendable {
 
     @inline(__always)
     func pointer<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
-        storage.pointer(as: T.self)
+        (storage.raw + byteOffset).assumingMemoryBound(to: T.self)
     }
 
     // MARK: Reading values
@@ -171,9 +189,4 @@ extension Tensor {
         precondition(MemoryLayout<T>.size == dtype.byteSize, "pointer type \(T.self) does not match dtype \(dtype)")
         return pointer(T.self)
     }
-}
-
-extension Storage {
-    /// The start of the buffer (for communication and file I/O).
-    public var rawPointer: UnsafeMutableRawPointer { raw }
 }

@@ -61,7 +61,7 @@ public enum NPY {
         var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
         data.append(contentsOf: [UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
         data.append(contentsOf: Array(header.utf8))
-        data.append(Data(bytes: tensor.storage.raw, count: tensor.count * tensor.dtype.byteSize))
+        data.append(Data(bytes: tensor.dataPointer, count: tensor.count * tensor.dtype.byteSize))
         try data.write(to: URL(fileURLWithPath: path))
     }
 
