@@ -178,6 +178,8 @@ extension Kernels {
     /// 2×2 windows with stride 2 (LeNet's and most CNNs' pooling), eight windows at a time with
     /// SIMD compares and selects instead of unpredictable branches. A block holding a NaN goes
     /// through the scalar rule so NaN still wins, as in PyTorch.
+    private static let evenLanes = SIMD8<Int64>(0, 2, 4, 6, 8, 10, 12, 14)
+
     static func maxPool2x2(_ image: UnsafePointer<Float>, width w: Int, outHeight oh: Int, outWidth ow: Int,
                            into indices: UnsafeMutablePointer<Int64>) {
         for oy in 0..<oh {
@@ -195,9 +197,8 @@ extension Kernels {
                 var offset = SIMD8<Int32>(repeating: 0)
                 offset.replace(with: 1, where: (right1 .& .!lower) .| (right2 .& lower))
                 offset &+= SIMD8<Int32>(repeating: Int32(w)).replacing(with: 0, where: .!lower)
-                for lane in 0..<8 {
-                    indices[oy * ow + ox + lane] = Int64(rowBase + 2 * (ox + lane)) + Int64(offset[lane])
-                }
+                let index = SIMD8<Int64>(truncatingIfNeeded: offset) &+ Self.evenLanes &+ Int64(rowBase + 2 * ox)
+                UnsafeMutableRawPointer(indices + oy * ow + ox).storeBytes(of: index, as: SIMD8<Int64>.self)
                 ox += 8
             }
             while ox < ow {
