@@ -57,6 +57,17 @@ public final class CommRequest: @unchecked Sendable {
     }
 }
 
+extension CommRequest {
+    /// Runs `body` on `queue` (a communicator's serial queue) and returns its request at once.
+    static func start(on queue: DispatchQueue, _ body: @escaping @Sendable () throws -> Void) -> CommRequest {
+        let request = CommRequest()
+        queue.async {
+            do { try body(); request.finish(nil) } catch { request.finish(error) }
+        }
+        return request
+    }
+}
+
 /// What went wrong in a collective.
 public enum CommunicatorError: Error, CustomStringConvertible {
     case timeout(rank: Int, operation: String, seconds: Double)

@@ -109,12 +109,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func allreduceAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest {
-        let request = CommRequest()
         nonisolated(unsafe) let pointer = buffer
-        queue.async { [self] in
-            do { try reduce(pointer, count: count, op: op); request.finish(nil) } catch { request.finish(error) }
-        }
-        return request
+        return CommRequest.start(on: queue) { [self] in try reduce(pointer, count: count, op: op) }
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws {

@@ -49,16 +49,8 @@ public enum Trainer {
             do {
                 try world.run { comm in
                     let log = Logger.forRank(comm.rank, level: config.logLevel)
-                    do {
-                        let summary = try runRank(config, overrides: overrides, comm: comm, log: log)
-                        if comm.rank == 0 { result.set(summary) }
-                    } catch let error as ConfigError {
-                        throw SharedError(underlying: error, rank: comm.rank)
-                    } catch let error as DataError {
-                        throw SharedError(underlying: error, rank: comm.rank)
-                    } catch let error as TrainingFailure {
-                        throw SharedError(underlying: error, rank: comm.rank)
-                    }
+                    let summary = try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log) }
+                    if comm.rank == 0 { result.set(summary) }
                 }
             } catch let error as RankError {
                 // Ranks share the error; report it once, as rank 0 would.
@@ -70,14 +62,19 @@ public enum Trainer {
 
         let ranksHere = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 1
         setNumThreads(config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / ranksHere))
+        return try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log) }
+    }
+
+    /// Marks the errors every rank hits alike (options, data, divergence) as shared.
+    static func sharingErrors<R>(rank: Int, _ body: () throws -> R) throws -> R {
         do {
-            return try runRank(config, overrides: overrides, comm: comm, log: log)
+            return try body()
         } catch let error as ConfigError {
-            throw SharedError(underlying: error, rank: comm.rank)
+            throw SharedError(underlying: error, rank: rank)
         } catch let error as DataError {
-            throw SharedError(underlying: error, rank: comm.rank)
+            throw SharedError(underlying: error, rank: rank)
         } catch let error as TrainingFailure {
-            throw SharedError(underlying: error, rank: comm.rank)
+            throw SharedError(underlying: error, rank: rank)
         }
     }
 

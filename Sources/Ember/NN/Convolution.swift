@@ -17,11 +17,8 @@ open class Conv2d: Module {
         self.padding = padding
         self.dilation = dilation
         self.groups = groups
-        let w = Tensor.zeros([outChannels, inChannels / groups, kernelSize.0, kernelSize.1], dtype: dtype)
-        let b = bias ? Tensor.zeros([outChannels], dtype: dtype) : nil
-        Init.defaultLayer(weight: w, bias: b, generator: generator)
-        _weight = Parameter(wrappedValue: w)
-        _bias = OptionalParameter(wrappedValue: b)
+        (_weight, _bias) = Init.layerParameters(weight: [outChannels, inChannels / groups, kernelSize.0, kernelSize.1], biasCount: bias ? outChannels : nil,
+                                                dtype: dtype, generator: generator)
         super.init()
     }
 
@@ -61,11 +58,8 @@ open class Conv1d: Module {
         self.padding = padding
         self.dilation = dilation
         self.groups = groups
-        let w = Tensor.zeros([outChannels, inChannels / groups, kernelSize], dtype: dtype)
-        let b = bias ? Tensor.zeros([outChannels], dtype: dtype) : nil
-        Init.defaultLayer(weight: w, bias: b, generator: generator)
-        _weight = Parameter(wrappedValue: w)
-        _bias = OptionalParameter(wrappedValue: b)
+        (_weight, _bias) = Init.layerParameters(weight: [outChannels, inChannels / groups, kernelSize], biasCount: bias ? outChannels : nil,
+                                                dtype: dtype, generator: generator)
         super.init()
     }
 
@@ -96,12 +90,9 @@ open class ConvTranspose2d: Module {
         self.padding = (padding, padding)
         self.outputPadding = (outputPadding, outputPadding)
         self.dilation = (dilation, dilation)
-        let w = Tensor.zeros([inChannels, outChannels, kernelSize, kernelSize], dtype: dtype)
-        let b = bias ? Tensor.zeros([outChannels], dtype: dtype) : nil
         // PyTorch computes fan-in from dimension 1 of this weight, i.e. outChannels·k·k.
-        Init.defaultLayer(weight: w, bias: b, generator: generator)
-        _weight = Parameter(wrappedValue: w)
-        _bias = OptionalParameter(wrappedValue: b)
+        (_weight, _bias) = Init.layerParameters(weight: [inChannels, outChannels, kernelSize, kernelSize], biasCount: bias ? outChannels : nil,
+                                                dtype: dtype, generator: generator)
         super.init()
     }
 

@@ -81,6 +81,16 @@ public enum Init {
         return normal(t, std: gain(nonlinearity, param: a) / fan.squareRoot(), generator: generator)
     }
 
+    /// A layer's weight of `shape` and optional bias of `biasCount`, initialised as PyTorch's
+    /// Linear and Conv layers are, wrapped for a module's `@Parameter` / `@OptionalParameter`.
+    static func layerParameters(weight shape: [Int], biasCount: Int?, dtype: DType,
+                                generator: Generator) -> (Parameter, OptionalParameter) {
+        let w = Tensor.zeros(shape, dtype: dtype)
+        let b = biasCount.map { Tensor.zeros([$0], dtype: dtype) }
+        defaultLayer(weight: w, bias: b, generator: generator)
+        return (Parameter(wrappedValue: w), OptionalParameter(wrappedValue: b))
+    }
+
     /// PyTorch's default for Linear and Conv layers: Kaiming uniform with `a = sqrt(5)` for the
     /// weight (bound `1/sqrt(fanIn)`), and the bias uniform in `±1/sqrt(fanIn)`.
     static func defaultLayer(weight: Tensor, bias: Tensor?, generator: Generator) {

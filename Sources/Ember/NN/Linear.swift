@@ -9,11 +9,8 @@ open class Linear: Module {
                 generator: Generator = .default) {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
-        let w = Tensor.zeros([outFeatures, inFeatures], dtype: dtype)
-        let b = bias ? Tensor.zeros([outFeatures], dtype: dtype) : nil
-        Init.defaultLayer(weight: w, bias: b, generator: generator)
-        _weight = Parameter(wrappedValue: w)
-        _bias = OptionalParameter(wrappedValue: b)
+        (_weight, _bias) = Init.layerParameters(weight: [outFeatures, inFeatures], biasCount: bias ? outFeatures : nil,
+                                                dtype: dtype, generator: generator)
         super.init()
     }
 
