@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 steps=${STEPS:-500}
 echo "# single process, one thread"
-.build/release/trainer bench --steps "$steps"
+.build/release/trainer bench --steps "$steps" --loader
 python3 examples/pytorch/bench.py --steps "$steps"
 echo "# two processes, one thread each"
 launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" 2>/dev/null

@@ -104,6 +104,22 @@ public enum Bench {
                       rawSeconds / transportSeconds, rawSeconds / bucketSeconds)
     }
 
+    /// DataLoader throughput on MNIST-shaped data (5,000 samples of 1×28×28, batch 64,
+    /// shuffled, prefetching), to set against the samples per second training consumes.
+    public static func loader(epochs: Int = 20) -> String {
+        let g = Generator(seed: 0)
+        let data = TensorDataset(inputs: Tensor.rand([5000, 1, 28, 28], generator: g), targets: Tensor.randint(high: 10, [5000], generator: g))
+        let loader = DataLoader(data, batchSize: 64, shuffle: true, seed: 0)
+        var samples = 0
+        let start = Date()
+        for _ in 0..<epochs {
+            for (x, _) in loader { samples += x.shape[0] }
+        }
+        let seconds = Date().timeIntervalSince(start)
+        return String(format: "loader batch=64 samples_per_s=%.0f batch_ms=%.4f", Double(samples) / seconds,
+                      seconds / Double(epochs * loader.count) * 1000)
+    }
+
     /// Peak resident set size of this process.
     public static func peakResidentMegabytes() -> Double {
         var usage = rusage()

@@ -147,6 +147,7 @@ struct Bench: ParsableCommand {
     @Option(help: "BLAS threads per rank.") var threads = 1
     @Flag(help: "Start gradient allreduces only after backward (to measure what overlap gains).") var noOverlap = false
     @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
+    @Flag(help: "Also measure DataLoader throughput on MNIST-shaped data.") var loader = false
 
     func run() throws {
         let models = model == "all" ? EmberTrainer.Bench.models : [model]
@@ -162,6 +163,7 @@ struct Bench: ParsableCommand {
                 let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm, overlap: !noOverlap)
                 if comm.rank == 0 { print(result.line) }
             }
+            if loader && comm.rank == 0 { print(EmberTrainer.Bench.loader()) }
             if allreduce {
                 let line = try EmberTrainer.Bench.allreduce(comm: comm)
                 if comm.rank == 0 { print(line) }

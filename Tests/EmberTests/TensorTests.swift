@@ -175,3 +175,16 @@ final class MemoryTests: XCTestCase {
         XCTAssertEqual(MemoryStats.liveStorages, storages)
     }
 }
+
+/// The random streams are part of the contract: the same seed gives the same numbers on every
+/// platform and in every release (checkpoints and tests rely on it).
+final class GeneratorStreamTests: XCTestCase {
+    func testPinnedValues() {
+        XCTAssertEqual(Generator(seed: 42).integers(5, low: 0, high: 1000), GeneratorStreamTests.pinnedIntegers)
+        XCTAssertEqual(Generator(seed: 42).uniform(2).map { ($0 * 1e9).rounded() }, GeneratorStreamTests.pinnedUniform)
+        XCTAssertEqual(Generator(seed: 42).permutation(8), GeneratorStreamTests.pinnedPermutation)
+    }
+    static let pinnedIntegers: [Int] = [742, 102, 9, 193, 476]
+    static let pinnedUniform: [Double] = [83862971.0, 378980251.0]
+    static let pinnedPermutation: [Int] = [7, 2, 4, 0, 3, 5, 1, 6]
+}
