@@ -31,7 +31,9 @@ enum Report {
             return "<text x=\"\(x)\" y=\"60\">no \(title) data</text>\n"
         }
         let pad = max((hi0 - lo0) * 0.08, 1e-6)
-        let lo = lo0 - pad, hi = hi0 + pad
+        // Losses and accuracies are never negative, accuracies never above 1: keep the axis there.
+        let lo = lo0 >= 0 ? max(0, lo0 - pad) : lo0 - pad
+        let hi = title == "accuracy" ? min(1, hi0 + pad) : hi0 + pad
         let minEpoch = epochs.min() ?? 1
         func px(_ e: Double) -> Double { x + (maxEpoch == minEpoch ? w / 2 : (e - minEpoch) / (maxEpoch - minEpoch) * w) }
         func py(_ v: Double) -> Double { top + h - (v - lo) / (hi - lo) * h }
@@ -46,7 +48,8 @@ enum Report {
         for e in Set(epochs.map { Int($0) }).sorted() where epochs.count <= 20 || e % max(1, epochs.count / 10) == 0 {
             s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#495057\">%d</text>\n", px(Double(e)), top + h + 15, e)
         }
-        var legendY = top + 14
+        // The legend sits above the plot, right of the title, where no curve can hide it.
+        var legendX = x + 110
         for (name, color, ys) in series where ys.contains(where: { $0.isFinite }) {
             let points = zip(epochs, ys).filter { $0.1.isFinite }.map { String(format: "%.1f,%.1f", px($0.0), py($0.1)) }
             s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(points.joined(separator: " "))\"/>\n"
@@ -54,12 +57,14 @@ enum Report {
                 let xy = p.split(separator: ",")
                 s += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"2.5\" fill=\"\(color)\"/>\n"
             }
-            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"%@\">%@</text>\n", x + w - 8, legendY, color, name)
-            legendY += 16
+            s += String(format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"20\" y2=\"20\" stroke=\"%@\" stroke-width=\"2\"/>\n", legendX, legendX + 18, color)
+            s += String(format: "<text x=\"%.1f\" y=\"24\" fill=\"%@\">%@</text>\n", legendX + 22, color, name)
+            legendX += 95
         }
         if let (name, v) = marker {
             s += String(format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#2f9e44\" stroke-dasharray=\"5,4\"/>\n", x, x + w, py(v), py(v))
-            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#2f9e44\">%@ %.4f</text>\n", x + w - 8, legendY, name, v)
+            s += String(format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"20\" y2=\"20\" stroke=\"#2f9e44\" stroke-dasharray=\"5,4\"/>\n", legendX, legendX + 18)
+            s += String(format: "<text x=\"%.1f\" y=\"24\" fill=\"#2f9e44\">%@ %.4f</text>\n", legendX + 22, name, v)
         }
         return s
     }

@@ -35,6 +35,12 @@ run_integration_tests() {
     "$trainer" train --epochs 1 --run-dir "$work/single" > "$work/single.log" 2>&1
     expect "single process: cnn on the bundled MNIST subset writes summary.json with test_accuracy" "$work/single.log" \
         json_key "$work/single/summary.json" test_accuracy
+    "$trainer" eval --checkpoint "$work/single" > "$work/eval.log" 2>&1
+    expect "trainer eval: a checkpoint's test accuracy" "$work/eval.log" grep -qE "^test: [0-9]+ samples, loss [0-9.]+, accuracy 0\.[0-9]+" "$work/eval.log"
+    "$trainer" inspect "$work/single/final.safetensors" > "$work/inspect.log" 2>&1
+    expect "trainer inspect: tensors of final.safetensors with PyTorch key names" "$work/inspect.log" grep -q "0.weight" "$work/inspect.log"
+    "$trainer" train --local-ranks 3 --model mlp --data synthetic --epochs 1 --run-dir "$work/local3" > "$work/local3.log" 2>&1
+    expect "--local-ranks 3: three ranks as threads of one process" "$work/local3.log" grep -q '"world_size" : 3' "$work/local3/summary.json"
     for n in 2 4; do
         launch/mpirun -n "$n" "$trainer" train --model mlp --data synthetic --epochs 2 --run-dir "$work/mpi$n" > "$work/mpi$n.log" 2>&1
         expect "mpirun -n $n: training run completes with world_size $n" "$work/mpi$n.log" \
