@@ -128,6 +128,12 @@ case("indexAdd", lambda x, i, s: x.index_add(0, i, s), [rand([4, 3]), torch.tens
 case("where", lambda c, a, b: torch.where(c > 0, a, b), [rand([2, 3]), rand([2, 3]), rand([3])])
 case("maskedFill", lambda x: x.masked_fill(x > 0.3, -1.5), [rand([3, 4])])
 
+# Batch normalisation with batch statistics (the fused op), with and without affine parameters.
+bn = lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True)
+case("batchNormTrain", bn, [rand([4, 3, 5]), rand([3]), rand([3])], "sequence")
+case("batchNormTrain", bn, [rand([2, 3, 4, 4]), rand([3]), rand([3])], "image")
+case("batchNormTrainPlain", lambda x: F.batch_norm(x, None, None, None, None, training=True), [rand([5, 3])])
+
 # A composite expression in the shape of a small network.
 case("composite", lambda a, b, c: ((a * 2 - 1).relu() @ b + c).sigmoid().sum(),
      [rand([4, 3]), rand([3, 2]), rand([2])])

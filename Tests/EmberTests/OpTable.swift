@@ -83,6 +83,9 @@ let opTable: [String: OpFunction] = {
     t["where"] = { Tensor.where($0[0].gt(0), $0[1], $0[2]) }
     t["maskedFill"] = { $0[0].maskedFill($0[0].gt(0.3), -1.5) }
 
+    t["batchNormTrain"] = { $0[0].batchNorm(runningMean: nil, runningVar: nil, weight: $0[1], bias: $0[2], training: true) }
+    t["batchNormTrainPlain"] = { $0[0].batchNorm(runningMean: nil, runningVar: nil, weight: nil, bias: nil, training: true) }
+
     t["composite"] = { x in ((x[0] * 2 - 1).relu().matmul(x[1]) + x[2]).sigmoid().sum() }
     return t
 }()

@@ -29,31 +29,10 @@ open class BatchNorm: Module {
     open override func forward(_ x: Tensor) -> Tensor {
         precondition(expectedRanks.contains(x.rank) && x.shape[1] == numFeatures,
                      "\(type(of: self))(\(numFeatures)) expects input of rank \(expectedRanks.map(String.init).joined(separator: " or ")) with \(numFeatures) channels in dimension 1, got \(x.shape)")
-        let dims = [0] + Array(2..<x.rank)
-        let shape = [1, numFeatures] + [Int](repeating: 1, count: x.rank - 2)
-        let mean: Tensor, variance: Tensor
-        if isTraining || !trackRunningStats {
-            let n = x.count / numFeatures
-            precondition(n > 1 || !isTraining, "\(type(of: self)) needs more than one value per channel in training, got input \(x.shape)")
-            mean = x.mean(dims: dims, keepDim: true)
-            variance = x.variance(dims: dims, correction: 0, keepDim: true)
-            if isTraining && trackRunningStats {
-                noGrad {
-                    let m = momentum
-                    let unbiased = variance.reshape([numFeatures]) * Float(Double(n) / Double(Swift.max(n - 1, 1)))
-                    runningMean.copy_(runningMean * Float(1 - m) + mean.reshape([numFeatures]).to(runningMean.dtype) * Float(m))
-                    runningVar.copy_(runningVar * Float(1 - m) + unbiased.to(runningVar.dtype) * Float(m))
-                    numBatchesTracked.copy_(numBatchesTracked + 1)
-                }
-            }
-        } else {
-            mean = runningMean.reshape(shape)
-            variance = runningVar.reshape(shape)
-        }
-        var y = (x - mean) * (variance + x.scalarLike(eps)).rsqrt()
-        if let weight { y = y * weight.reshape(shape) }
-        if let bias { y = y + bias.reshape(shape) }
-        return y
+        let tracking = trackRunningStats
+        if isTraining && tracking { noGrad { numBatchesTracked.copy_(numBatchesTracked + 1) } }
+        return x.batchNorm(runningMean: tracking ? runningMean : nil, runningVar: tracking ? runningVar : nil,
+                           weight: weight, bias: bias, training: isTraining, momentum: momentum, eps: eps)
     }
 
     open override var extraDescription: String { "\(numFeatures), eps=\(eps), momentum=\(momentum)" }
