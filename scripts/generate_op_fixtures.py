@@ -134,6 +134,11 @@ case("batchNormTrain", bn, [rand([4, 3, 5]), rand([3]), rand([3])], "sequence")
 case("batchNormTrain", bn, [rand([2, 3, 4, 4]), rand([3]), rand([3])], "image")
 case("batchNormTrainPlain", lambda x: F.batch_norm(x, None, None, None, None, training=True), [rand([5, 3])])
 
+# Cross-entropy (the fused op) with mean, sum and no reduction, and an ignored target.
+case("crossEntropyMean", lambda x, t: F.cross_entropy(x, t), [rand([5, 4]), torch.tensor([0, 3, 1, 1, 2])])
+case("crossEntropySum", lambda x, t: F.cross_entropy(x, t, reduction="sum", ignore_index=1), [rand([5, 4]), torch.tensor([0, 3, 1, 1, 2])])
+case("crossEntropyNone", lambda x, t: F.cross_entropy(x, t, reduction="none"), [rand([3, 6]), torch.tensor([5, 0, 2])])
+
 # A composite expression in the shape of a small network.
 case("composite", lambda a, b, c: ((a * 2 - 1).relu() @ b + c).sigmoid().sum(),
      [rand([4, 3]), rand([3, 2]), rand([2])])

@@ -86,6 +86,10 @@ let opTable: [String: OpFunction] = {
     t["batchNormTrain"] = { $0[0].batchNorm(runningMean: nil, runningVar: nil, weight: $0[1], bias: $0[2], training: true) }
     t["batchNormTrainPlain"] = { $0[0].batchNorm(runningMean: nil, runningVar: nil, weight: nil, bias: nil, training: true) }
 
+    t["crossEntropyMean"] = { Losses.crossEntropy($0[0], $0[1]) }
+    t["crossEntropySum"] = { Losses.crossEntropy($0[0], $0[1], ignoreIndex: 1, reduction: .sum) }
+    t["crossEntropyNone"] = { Losses.crossEntropy($0[0], $0[1], reduction: .none) }
+
     t["composite"] = { x in ((x[0] * 2 - 1).relu().matmul(x[1]) + x[2]).sigmoid().sum() }
     return t
 }()

@@ -62,12 +62,20 @@ public enum Losses {
     public static func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
                                     reduction: Reduction = .mean, labelSmoothing: Double = 0) -> Tensor {
         precondition(input.rank >= 2, "CrossEntropyLoss expects logits [N, C, ...], got \(input.shape)")
+        if input.rank == 2 && weight == nil && labelSmoothing == 0 && target.dtype == .int64 && target.shape == [input.shape[0]] {
+            let labels = target.intScalars
+            let classes = input.shape[1]
+            for (i, t) in labels.enumerated() where t != ignoreIndex {
+                precondition(t >= 0 && t < classes, "CrossEntropyLoss: target \(t) at position \(i) is out of range for \(classes) classes")
+            }
+            return fusedCrossEntropy(input, labels, ignoreIndex: ignoreIndex, reduction: reduction)
+        }
         return classification(logProbabilities: input.logSoftmax(dim: 1), target: target, weight: weight,
                                ignoreIndex: ignoreIndex, reduction: reduction, labelSmoothing: labelSmoothing,
                                name: "CrossEntropyLoss")
     }
 
-    private static func classification(logProbabilities logp: Tensor, target: Tensor, weight: Tensor?, ignoreIndex: Int,
+    static func classification(logProbabilities logp: Tensor, target: Tensor, weight: Tensor?, ignoreIndex: Int,
                                        reduction: Reduction, labelSmoothing: Double, name: String) -> Tensor {
         let classes = logp.shape[1]
         precondition(target.dtype == .int64, "\(name) expects int64 class indices as target, got \(target.dtype)")

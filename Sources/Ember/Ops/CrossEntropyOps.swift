@@ -1,0 +1,77 @@
+/// Cross-entropy of logits `[N, C]` against class indices as one fused op: per row, the loss is
+/// `logsumexp(x) − x[target]` (max-shifted), and the gradient `softmax(x) − onehot(target)`,
+/// each computed in a single pass without materialising log-probabilities.
+extension Kernels {
+    /// Per-row losses (0 for ignored rows) and the softmax rows kept for backward.
+    static func crossEntropyRows(_ x: Tensor, targets: [Int], ignoreIndex: Int) -> (losses: [Double], softmax: Tensor) {
+        let n = x.shape[0], c = x.shape[1]
+        let soft = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+        var losses = [Double](repeating: 0, count: n)
+        func run<T: FloatElement>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>) {
+            for r in 0..<n {
+                let row = src + r * c, out = dst + r * c
+                var m = -T.infinity
+                for j in 0..<c { m = Swift.max(m, row[j]) }
+                var total: T = 0
+                for j in 0..<c { let e = T.exp(row[j] - m); out[j] = e; total += e }
+                let inv = 1 / total
+                for j in 0..<c { out[j] *= inv }
+                let t = targets[r]
+                losses[r] = t == ignoreIndex ? 0 : Double(m + T.log(total) - row[t])
+            }
+        }
+        x.dtype == .float64 ? run(x.pointer(Double.self), soft.pointer(Double.self))
+            : run(x.pointer(Float.self), soft.pointer(Float.self))
+        return (losses, soft)
+    }
+
+    /// `(softmax − onehot(target)) · scale[row]`, rows of ignored targets zero.
+    static func crossEntropyGradient(_ softmax: Tensor, targets: [Int], ignoreIndex: Int, rowScale: [Double]) -> Tensor {
+        let n = softmax.shape[0], c = softmax.shape[1]
+        let grad = Tensor(uninitializedShape: softmax.shape, dtype: softmax.dtype)
+        func run<T: FloatElement>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>) {
+            for r in 0..<n {
+                let t = targets[r], out = dst + r * c
+                guard t != ignoreIndex else { out.update(repeating: 0, count: c); continue }
+                let s = T(rowScale[r]), row = src + r * c
+                for j in 0..<c { out[j] = row[j] * s }
+                out[t] -= s
+            }
+        }
+        softmax.dtype == .float64 ? run(softmax.pointer(Double.self), grad.pointer(Double.self))
+            : run(softmax.pointer(Float.self), grad.pointer(Float.self))
+        return grad
+    }
+}
+
+extension Losses {
+    /// The fused path of `crossEntropy` for `[N, C]` logits without class weights or label
+    /// smoothing (the common case). Under `createGraph` its backward falls back to the composite
+    /// formula, so second derivatives still work.
+    static func fusedCrossEntropy(_ input: Tensor, _ labels: [Int], ignoreIndex: Int, reduction: Reduction) -> Tensor {
+        let n = input.shape[0]
+        let (rows, softmax) = Kernels.crossEntropyRows(input, targets: labels, ignoreIndex: ignoreIndex)
+        let counted = labels.filter { $0 != ignoreIndex }.count
+        let out: Tensor
+        switch reduction {
+        case .none: out = Tensor(rows, shape: [n], dtype: input.dtype)
+        case .sum, .batchMean: out = Tensor(scalar: rows.reduce(0, +), dtype: input.dtype)
+        case .mean: out = Tensor(scalar: rows.reduce(0, +) / Double(counted), dtype: input.dtype)
+        }
+        return out.recordOp("CrossEntropyBackward", [input]) { [x = input] g in
+            if GradMode.isEnabled {
+                let target = Tensor(indices: labels)
+                let composite = classification(logProbabilities: x.logSoftmax(dim: 1), target: target, weight: nil,
+                                               ignoreIndex: ignoreIndex, reduction: reduction, labelSmoothing: 0, name: "CrossEntropyLoss")
+                return [(try? grad(of: [composite], wrt: [x], gradOutputs: [g], createGraph: true))?[0] ?? nil]
+            }
+            let perRow: [Double]
+            switch reduction {
+            case .none: perRow = g.doubleScalars
+            case .sum, .batchMean: perRow = [Double](repeating: g.doubleItem(), count: n)
+            case .mean: perRow = [Double](repeating: g.doubleItem() / Double(counted), count: n)
+            }
+            return [Kernels.crossEntropyGradient(softmax, targets: labels, ignoreIndex: ignoreIndex, rowScale: perRow)]
+        }
+    }
+}
