@@ -123,9 +123,9 @@ extension Kernels {
             for p in 0..<planes {
                 let image = src + p * plane
                 let indices = idx + p * oh * ow
-                if interior && g.kernel == (2, 2) && g.stride == (2, 2) && T.self == Float.self {
-                    maxPool2x2(UnsafeRawPointer(image).assumingMemoryBound(to: Float.self), width: g.width,
-                               outHeight: oh, outWidth: ow, into: indices)
+                if interior && g.kernel == (2, 2) && g.stride == (2, 2) && T.self == Float.self
+                    && maxPool2x2(UnsafeRawPointer(image).assumingMemoryBound(to: Float.self), width: g.width,
+                                  outHeight: oh, outWidth: ow, into: indices) {
                     continue
                 }
                 if interior {
@@ -175,42 +175,40 @@ extension Kernels {
         return out
     }
 
-    /// 2×2 windows with stride 2 (LeNet's and most CNNs' pooling), eight windows at a time with
-    /// SIMD compares and selects instead of unpredictable branches. A block holding a NaN goes
-    /// through the scalar rule so NaN still wins, as in PyTorch.
-    private static let evenLanes = SIMD8<Int64>(0, 2, 4, 6, 8, 10, 12, 14)
-
+    /// 2×2 windows with stride 2 (LeNet's and most CNNs' pooling), without unpredictable
+    /// branches: a vertical pass takes the larger of each column pair (vectorised), then each
+    /// window picks its column. Ties go to the first element in row-major order, as in PyTorch.
+    /// Returns false (and the caller uses the general loop) for a plane holding a NaN.
     static func maxPool2x2(_ image: UnsafePointer<Float>, width w: Int, outHeight oh: Int, outWidth ow: Int,
-                           into indices: UnsafeMutablePointer<Int64>) {
-        for oy in 0..<oh {
-            let r0 = image + 2 * oy * w, r1 = r0 + w
-            let rowBase = 2 * oy * w
-            var ox = 0
-            while ox + 8 <= ow {
-                let top = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
-                let bottom = UnsafeRawPointer(r1 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
-                let a = top.evenHalf, b = top.oddHalf, c = bottom.evenHalf, d = bottom.oddHalf
-                if any(a .!= a) || any(b .!= b) || any(c .!= c) || any(d .!= d) { break }
-                let right1 = b .> a, right2 = d .> c
-                let m1 = a.replacing(with: b, where: right1), m2 = c.replacing(with: d, where: right2)
-                let lower = m2 .> m1
-                var offset = SIMD8<Int32>(repeating: 0)
-                offset.replace(with: 1, where: (right1 .& .!lower) .| (right2 .& lower))
-                offset &+= SIMD8<Int32>(repeating: Int32(w)).replacing(with: 0, where: .!lower)
-                let index = SIMD8<Int64>(truncatingIfNeeded: offset) &+ Self.evenLanes &+ Int64(rowBase + 2 * ox)
-                UnsafeMutableRawPointer(indices + oy * ow + ox).storeBytes(of: index, as: SIMD8<Int64>.self)
-                ox += 8
-            }
-            while ox < ow {
-                let base = rowBase + 2 * ox
-                var best = base, bestValue = image[base]
-                for k in 1..<4 {
-                    let candidate = base + (k >> 1) * w + (k & 1)
-                    let v = image[candidate]
-                    if v > bestValue || (v != v && bestValue == bestValue) { best = candidate; bestValue = v }
+                           into indices: UnsafeMutablePointer<Int64>) -> Bool {
+        let span = 2 * ow
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: span) { columnMax in
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: span) { fromBottom in
+                for oy in 0..<oh {
+                    let rowBase = 2 * oy * w
+                    let r0 = image + rowBase, r1 = r0 + w
+                    var nans: Int32 = 0
+                    for i in 0..<span {
+                        let a = r0[i], c = r1[i]
+                        let lower: Int32 = c > a ? 1 : 0
+                        columnMax[i] = c > a ? c : a
+                        fromBottom[i] = lower
+                        nans &+= (a != a ? 1 : 0) &+ (c != c ? 1 : 0)
+                    }
+                    guard nans == 0 else { return false }
+                    let out = indices + oy * ow
+                    for ox in 0..<ow {
+                        let l = columnMax[2 * ox], r = columnMax[2 * ox &+ 1]
+                        let bl = Int(fromBottom[2 * ox]), br = Int(fromBottom[2 * ox &+ 1])
+                        // On a tie the right column wins only if its element comes first (top
+                        // row). Integer arithmetic on comparison results: no branches.
+                        let greater = r > l ? 1 : 0, equal = r == l ? 1 : 0, earlier = bl > br ? 1 : 0
+                        let right = greater | (equal & earlier)
+                        let row = bl &+ right &* (br &- bl)
+                        out[ox] = Int64(rowBase &+ row &* w &+ 2 &* ox &+ right)
+                    }
                 }
-                indices[oy * ow + ox] = Int64(best)
-                ox += 1
+                return true
             }
         }
     }
