@@ -143,6 +143,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func abort(code: Int32) -> Never {
+        // Give mpirun a moment to forward what this rank just printed about why.
+        usleep(300_000)
         MPI_Abort(ember_mpi_comm_world(), code)
         exit(code)
     }

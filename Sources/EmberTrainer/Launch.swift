@@ -62,7 +62,19 @@ public enum Trainer {
 
         let ranksHere = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 1
         setNumThreads(config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / ranksHere))
-        return try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log) }
+        do {
+            return try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log) }
+        } catch let error as SharedError {
+            throw error  // every rank has it: all finalize and exit together
+        } catch {
+            // This rank alone failed; the others would wait for it forever (MPI_Finalize
+            // included). Say why, then end the whole job.
+            if let mpi = comm as? MPICommunicator, mpi.worldSize > 1 {
+                log.critical("\(error); aborting all \(mpi.worldSize) ranks")
+                mpi.abort(code: 1)
+            }
+            throw error
+        }
     }
 
     /// Marks the errors every rank hits alike (options, data, divergence) as shared.

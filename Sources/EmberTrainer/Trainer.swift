@@ -166,6 +166,7 @@ final class RankTrainer {
                 let last = batch == batchesPerEpoch
                 micro += 1
                 let boundary = micro == config.gradAccumulation || last
+                try FaultInjection.check(rank: comm.rank, step: globalStep)
                 let (lossSum, correct) = try trainBatch(x, y, synchronize: boundary)
                 if boundary {
                     micro = 0
@@ -406,5 +407,24 @@ struct EpochSchedule {
         case "cosine": return base * (1 + cos(.pi * e / span)) / 2
         default: return base
         }
+    }
+}
+
+/// Test hook: `EMBER_INJECT_FAILURE=RANK:STEP` makes that rank fail at that step, so the tests can
+/// check that one rank's failure ends the whole job promptly instead of leaving the others waiting.
+enum FaultInjection {
+    struct InjectedFailure: Error, CustomStringConvertible {
+        let rank: Int, step: Int
+        var description: String { "injected failure on rank \(rank) at step \(step) (EMBER_INJECT_FAILURE)" }
+    }
+
+    static let target: (rank: Int, step: Int)? = {
+        guard let spec = ProcessInfo.processInfo.environment["EMBER_INJECT_FAILURE"] else { return nil }
+        let parts = spec.split(separator: ":").compactMap { Int($0) }
+        return parts.count == 2 ? (parts[0], parts[1]) : nil
+    }()
+
+    static func check(rank: Int, step: Int) throws {
+        if let t = target, t.rank == rank, t.step == step { throw InjectedFailure(rank: rank, step: step) }
     }
 }

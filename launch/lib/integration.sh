@@ -66,6 +66,14 @@ run_integration_tests() {
     launch/mpirun -n 2 "$trainer" train --resume latest --run-dir "$work/kill" --epochs 3 > "$work/kill-resume.log" 2>&1
     expect "killed rank: --resume latest continues to completion" "$work/kill-resume.log" has "$work/kill/summary.json" '"completed"'
 
+    # One rank failing on its own ends the whole job (MPI_Abort), naming the rank and the reason.
+    start=$SECONDS
+    EMBER_INJECT_FAILURE=1:30 launch/mpirun -n 2 -x EMBER_INJECT_FAILURE "$trainer" train --epochs 5 --run-dir "$work/inject" > "$work/inject.log" 2>&1
+    status=$?
+    took=$((SECONDS - start))
+    expect "a failure on one rank ends the job within 30 s (took ${took}s), naming the rank and reason" "$work/inject.log" \
+        bash -c "[ $status -ne 0 ] && [ $took -le 30 ] && grep -q 'rank 1' '$work/inject.log' && grep -q 'injected failure' '$work/inject.log'"
+
     # 4. SIGTERM: final checkpoint and clean exit; resuming gives bitwise the uninterrupted weights.
     local args=(--epochs 12 --schedule none --checkpoint-interval 5)
     launch/mpirun -n 2 "$trainer" train "${args[@]}" --run-dir "$work/whole" > "$work/whole.log" 2>&1
