@@ -139,6 +139,13 @@ case("crossEntropyMean", lambda x, t: F.cross_entropy(x, t), [rand([5, 4]), torc
 case("crossEntropySum", lambda x, t: F.cross_entropy(x, t, reduction="sum", ignore_index=1), [rand([5, 4]), torch.tensor([0, 3, 1, 1, 2])])
 case("crossEntropyNone", lambda x, t: F.cross_entropy(x, t, reduction="none"), [rand([3, 6]), torch.tensor([5, 0, 2])])
 
+# Binary cross-entropy with logits (the fused op), with a positive-class weight per class.
+bin_t = (torch.rand(4, 3, generator=torch.Generator().manual_seed(3)) > 0.5).double()
+# Targets are data, not differentiated (detached), so their fixture gradient is None.
+case("bceWithLogitsMean", lambda x, t: F.binary_cross_entropy_with_logits(x, t.detach()), [rand([4, 3]) * 3, bin_t])
+case("bceWithLogitsPos", lambda x, t: F.binary_cross_entropy_with_logits(x, t.detach(), pos_weight=torch.tensor([0.5, 2.0, 3.0], dtype=torch.float64), reduction="sum"), [rand([4, 3]) * 3, bin_t])
+case("bceWithLogitsNone", lambda x, t: F.binary_cross_entropy_with_logits(x, t.detach(), reduction="none"), [rand([4, 3]) * 3, bin_t])
+
 # A composite expression in the shape of a small network.
 case("composite", lambda a, b, c: ((a * 2 - 1).relu() @ b + c).sigmoid().sum(),
      [rand([4, 3]), rand([3, 2]), rand([2])])

@@ -19,12 +19,14 @@ struct OpCase: Decodable {
     let weight: [Double]?
     let grads: [[Double]?]?
 
-    /// Fresh input tensors in `dtype`; floating-point ones require grad.
+    /// Fresh input tensors in `dtype`; floating-point ones require grad unless PyTorch gave them
+    /// no gradient (inputs that are data, such as targets).
     func makeInputs(_ dtype: DType) -> [Tensor] {
-        inputs.map { input in
+        inputs.enumerated().map { i, input in
             input.dtype == "int64"
                 ? Tensor(indices: input.values.map { Int($0) }, shape: input.shape)
-                : Tensor(input.values, shape: input.shape, dtype: dtype, requiresGrad: true)
+                : Tensor(input.values, shape: input.shape, dtype: dtype,
+                         requiresGrad: grads.map { $0[i] != nil } ?? true)
         }
     }
 }

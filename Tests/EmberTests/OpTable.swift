@@ -90,6 +90,10 @@ let opTable: [String: OpFunction] = {
     t["crossEntropySum"] = { Losses.crossEntropy($0[0], $0[1], ignoreIndex: 1, reduction: .sum) }
     t["crossEntropyNone"] = { Losses.crossEntropy($0[0], $0[1], reduction: .none) }
 
+    t["bceWithLogitsMean"] = { Losses.binaryCrossEntropyWithLogits($0[0], $0[1].detach()) }
+    t["bceWithLogitsPos"] = { Losses.binaryCrossEntropyWithLogits($0[0], $0[1].detach(), posWeight: Tensor([0.5, 2, 3], dtype: $0[0].dtype), reduction: .sum) }
+    t["bceWithLogitsNone"] = { Losses.binaryCrossEntropyWithLogits($0[0], $0[1].detach(), reduction: .none) }
+
     t["composite"] = { x in ((x[0] * 2 - 1).relu().matmul(x[1]) + x[2]).sigmoid().sum() }
     return t
 }()

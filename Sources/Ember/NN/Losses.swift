@@ -129,6 +129,17 @@ public enum Losses {
     public static func binaryCrossEntropyWithLogits(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil,
                                                     posWeight: Tensor? = nil, reduction: Reduction = .mean) -> Tensor {
         checkSameShape(input, target, "BCEWithLogitsLoss")
+        let perClass = posWeight.map { $0.count == 1 || $0.shape == [input.shape.last ?? 1] } ?? true
+        if weight == nil && perClass && input.dtype.isFloatingPoint && !target.requiresGrad && reduction != .batchMean {
+            let pw = posWeight.map { $0.count == 1 ? $0.expand([input.shape.last ?? 1]) : $0 }
+            return fusedBCEWithLogits(input, target, posWeight: pw, reduction: reduction)
+        }
+        return compositeBCEWithLogits(input, target, weight: weight, posWeight: posWeight, reduction: reduction)
+    }
+
+    /// BCE with logits from differentiable ops (any weights; what the fused op falls back to).
+    static func compositeBCEWithLogits(_ input: Tensor, _ target: Tensor, weight: Tensor?, posWeight: Tensor?,
+                                       reduction: Reduction) -> Tensor {
         // log(1 + exp(-|x|)) + max(-x, 0) is log(1 + exp(-x)) without overflow.
         let logSigmoidNeg = (-input.abs()).softplus() + (-input).relu()
         let logWeight = posWeight.map { ($0 - 1) * target + 1 } ?? Tensor.onesLike(target)

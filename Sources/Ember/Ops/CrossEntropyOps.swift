@@ -75,3 +75,53 @@ extension Losses {
         }
     }
 }
+
+/// Binary cross-entropy with logits as one fused op (no per-element weight; an optional
+/// positive-class weight per class, i.e. along the last dimension):
+/// loss = (1 − t)·x + lw·(log(1 + e^−|x|) + max(−x, 0)) with lw = 1 + (pw − 1)·t, and
+/// d/dx = (1 − t) + lw·(σ(x) − 1), each in one overflow-free pass.
+extension Kernels {
+    static func bceWithLogits(_ x: Tensor, _ t: Tensor, posWeight: [Double]?) -> (loss: Tensor, dLoss: Tensor) {
+        let loss = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+        let grad = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+        let classes = x.shape.last ?? 1
+        func run<T: FloatElement>(_ xp: UnsafePointer<T>, _ tp: UnsafePointer<T>, _ lp: UnsafeMutablePointer<T>, _ gp: UnsafeMutablePointer<T>) {
+            for i in 0..<x.count {
+                let v = xp[i], target = tp[i]
+                let lw = posWeight.map { 1 + (T($0[i % classes]) - 1) * target } ?? 1
+                let softplusNeg = T.log1p(T.exp(-Swift.abs(v))) + Swift.max(-v, 0)
+                lp[i] = (1 - target) * v + lw * softplusNeg
+                gp[i] = (1 - target) + lw * (sigmoid(v) - 1)
+            }
+        }
+        if x.dtype == .float64 {
+            run(x.pointer(Double.self), t.pointer(Double.self), loss.pointer(Double.self), grad.pointer(Double.self))
+        } else {
+            run(x.pointer(Float.self), t.pointer(Float.self), loss.pointer(Float.self), grad.pointer(Float.self))
+        }
+        return (loss, grad)
+    }
+}
+
+extension Losses {
+    /// The fused path of `binaryCrossEntropyWithLogits`; under `createGraph` its backward uses
+    /// the composite formula so second derivatives still work.
+    static func fusedBCEWithLogits(_ input: Tensor, _ target: Tensor, posWeight: Tensor?, reduction: Reduction) -> Tensor {
+        let t = noGrad { target.to(input.dtype) }
+        let (elementwise, derivative) = Kernels.bceWithLogits(input, t, posWeight: posWeight?.doubleScalars)
+        let out = noGrad { reduction.apply(elementwise) }
+        return out.recordOp("BinaryCrossEntropyWithLogitsBackward", [input]) { [x = input] g in
+            if GradMode.isEnabled {
+                let composite = compositeBCEWithLogits(x, t, weight: nil, posWeight: posWeight, reduction: reduction)
+                return [(try? grad(of: [composite], wrt: [x], gradOutputs: [g], createGraph: true))?[0] ?? nil]
+            }
+            let scale: Tensor
+            switch reduction {
+            case .none: scale = g
+            case .sum, .batchMean: scale = g
+            case .mean: scale = g / Float(x.count)
+            }
+            return [derivative * scale]
+        }
+    }
+}
