@@ -184,6 +184,50 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertThrowsError(try Trainer.train(labels)) { XCTAssertTrue("\($0)".contains("label 7"), "\($0)") }
     }
 
+    func testIDXAndNPYDirectoriesTrain() throws {
+        // Tiny MNIST-format files: 40 "images" of 4×4 whose label is set by their brightest pixel.
+        let idx = root + "/idx"
+        try FileManager.default.createDirectory(atPath: idx, withIntermediateDirectories: true)
+        var pixels: [UInt8] = [], labels: [UInt8] = []
+        for i in 0..<40 {
+            let label = i % 4
+            var image = [UInt8](repeating: 10, count: 16)
+            image[label * 5] = 250
+            pixels += image
+            labels.append(UInt8(label))
+        }
+        try IDX.writeBytes(pixels, shape: [40, 4, 4], to: idx + "/train-images-idx3-ubyte")
+        try IDX.writeBytes(labels, shape: [40], to: idx + "/train-labels-idx1-ubyte")
+        try IDX.writeBytes(Array(pixels.prefix(16 * 8)), shape: [8, 4, 4], to: idx + "/t10k-images-idx3-ubyte")
+        try IDX.writeBytes(Array(labels.prefix(8)), shape: [8], to: idx + "/t10k-labels-idx1-ubyte")
+        var c = small("idxrun", ranks: 1, epochs: 5)
+        c.data = "idx:" + idx
+        c.model = "mlp"
+        c.valFraction = 0.2
+        let summary = try Trainer.train(c)
+        XCTAssertEqual(summary.testAccuracy, 1, "the test split comes from the t10k files and is easy")
+
+        let npy = root + "/npy"
+        try FileManager.default.createDirectory(atPath: npy, withIntermediateDirectories: true)
+        let x = Tensor.randn([60, 3], generator: Generator(seed: 4))
+        try NPY.write(x, to: npy + "/x.npy")
+        try NPY.write(x.sum(dim: 1, keepDim: true), to: npy + "/y.npy")   // float targets: regression
+        var r = small("npyrun", ranks: 2, epochs: 3)
+        r.data = "npy:" + npy
+        r.model = "mlp"
+        let regression = try Trainer.train(r)
+        XCTAssertNil(regression.testAccuracy)
+        XCTAssertNotNil(regression.testLoss)
+    }
+
+    func testGradientAccumulationTakesOneStepPerGroupOfBatches() throws {
+        var c = small("accum", ranks: 2, epochs: 1)
+        c.gradAccumulation = 3
+        let summary = try Trainer.train(c)
+        // 240 samples: 192 train, 2 ranks, batch 8 → 12 batches per rank → 4 optimizer steps.
+        XCTAssertEqual(summary.steps, 4)
+    }
+
     func testEarlyStoppingStopsWhenValidationStallsAndNaNLossFails() throws {
         var c = small("early", ranks: 1, epochs: 30)
         c.patience = 0
