@@ -46,9 +46,11 @@ extension Kernels {
                                 if g.stride.w == 1 {
                                     // The valid part of the row is one contiguous copy.
                                     let lo = Swift.min(ow, Swift.max(0, -x0)), hi = Swift.max(lo, Swift.min(ow, g.width - x0))
-                                    if lo > 0 { line.update(repeating: 0, count: lo) }
-                                    if hi > lo { (line + lo).update(from: input + lo + x0, count: hi - lo) }
-                                    if hi < ow { (line + hi).update(repeating: 0, count: ow - hi) }
+                                    // Rows are short (a feature map's width): plain loops beat memmove calls.
+                                    for ox in 0..<lo { line[ox] = 0 }
+                                    let shifted = input + x0
+                                    for ox in lo..<hi { line[ox] = shifted[ox] }
+                                    for ox in hi..<ow { line[ox] = 0 }
                                 } else {
                                     for ox in 0..<ow {
                                         let ix = ox * g.stride.w + x0
