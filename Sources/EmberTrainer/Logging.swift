@@ -18,8 +18,8 @@ public struct RankLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                    file: String, function: String, line: UInt) {
+    public func log(event: LogEvent) {
+        let level = event.level, message = event.message
         let prefix = rank == 0 ? "" : "[rank \(rank)] "
         let tag: String
         switch level {

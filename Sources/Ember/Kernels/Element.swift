@@ -8,8 +8,7 @@ import Darwin
 ///
 /// Kernels are generic over this protocol; whole-module optimisation specialises them, so the
 /// generic code runs at the speed of hand-written Float and Double loops.
-public protocol FloatElement: BinaryFloatingPoint, SIMDScalar, Sendable
-where Self.SIMD8Storage: Sendable {
+public protocol FloatElement: BinaryFloatingPoint, SIMDScalar, Sendable, Codable {
     static var dtype: DType { get }
     static func exp(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
