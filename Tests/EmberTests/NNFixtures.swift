@@ -78,6 +78,7 @@ let layerTable: [String: () -> Module] = {
     t["conv2dRect"] = { Conv2d(inChannels: 1, outChannels: 2, kernelSize: (2, 3), stride: (1, 2), padding: .explicit(h: 1, w: 0)) }
     t["conv1d"] = { Conv1d(inChannels: 2, outChannels: 3, kernelSize: 3, stride: 2, padding: 1) }
     t["convTranspose2d"] = { ConvTranspose2d(inChannels: 2, outChannels: 3, kernelSize: 3, stride: 2, padding: 1, outputPadding: 1) }
+    t["convTranspose2dGroups"] = { ConvTranspose2d(inChannels: 4, outChannels: 6, kernelSize: 3, stride: 2, groups: 2) }
     t["maxPool2d"] = { MaxPool2d(kernelSize: 2) }
     t["maxPool2dPadded"] = { MaxPool2d(kernelSize: 3, stride: 2, padding: 1) }
     t["maxPool2dCeil"] = { MaxPool2d(kernelSize: 2, ceilMode: true) }

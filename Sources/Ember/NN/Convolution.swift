@@ -72,34 +72,46 @@ open class Conv1d: Module {
     }
 }
 
-/// Transposed 2-D convolution, like `torch.nn.ConvTranspose2d` (groups = 1);
-/// weight `[inC, outC, kh, kw]`.
+/// Transposed 2-D convolution, like `torch.nn.ConvTranspose2d`; weight `[inC, outC/groups, kh, kw]`.
 open class ConvTranspose2d: Module {
     @Parameter public var weight: Tensor
     @OptionalParameter public var bias: Tensor?
-    public let inChannels: Int, outChannels: Int
+    public let inChannels: Int, outChannels: Int, groups: Int
     public let kernelSize: (Int, Int), stride: (Int, Int), padding: (Int, Int), outputPadding: (Int, Int), dilation: (Int, Int)
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                outputPadding: Int = 0, dilation: Int = 1, bias: Bool = true, dtype: DType = .float32,
+                outputPadding: Int = 0, groups: Int = 1, bias: Bool = true, dilation: Int = 1, dtype: DType = .float32,
                 generator: Generator = .default) {
+        precondition(inChannels % groups == 0 && outChannels % groups == 0,
+                     "ConvTranspose2d: inChannels \(inChannels) and outChannels \(outChannels) must be divisible by groups \(groups)")
         self.inChannels = inChannels
         self.outChannels = outChannels
+        self.groups = groups
         self.kernelSize = (kernelSize, kernelSize)
         self.stride = (stride, stride)
         self.padding = (padding, padding)
         self.outputPadding = (outputPadding, outputPadding)
         self.dilation = (dilation, dilation)
-        // PyTorch computes fan-in from dimension 1 of this weight, i.e. outChannels·k·k.
-        (_weight, _bias) = Init.layerParameters(weight: [inChannels, outChannels, kernelSize, kernelSize], biasCount: bias ? outChannels : nil,
-                                                dtype: dtype, generator: generator)
+        // PyTorch computes fan-in from dimension 1 of this weight, i.e. (outChannels/groups)·k·k.
+        (_weight, _bias) = Init.layerParameters(weight: [inChannels, outChannels / groups, kernelSize, kernelSize],
+                                                biasCount: bias ? outChannels : nil, dtype: dtype, generator: generator)
         super.init()
     }
 
     open override func forward(_ x: Tensor) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] == inChannels,
                      "ConvTranspose2d(\(inChannels) → \(outChannels)) expects input [N, \(inChannels), H, W], got \(x.shape)")
-        return convTranspose2d(x, weight: weight, bias: bias, stride: stride, padding: padding,
-                               outputPadding: outputPadding, dilation: dilation)
+        let transpose = { (input: Tensor, weight: Tensor, bias: Tensor?) in
+            convTranspose2d(input, weight: weight, bias: bias, stride: self.stride, padding: self.padding,
+                            outputPadding: self.outputPadding, dilation: self.dilation)
+        }
+        guard groups > 1 else { return transpose(x, weight, bias) }
+        // Each group maps its slice of the input channels to its slice of the output channels.
+        let inPer = inChannels / groups, outPer = outChannels / groups
+        let parts = (0..<groups).map { g in
+            transpose(x.narrow(dim: 1, start: g * inPer, length: inPer), weight.narrow(dim: 0, start: g * inPer, length: inPer),
+                      bias?.narrow(dim: 0, start: g * outPer, length: outPer))
+        }
+        return Tensor.concat(parts, dim: 1)
     }
 }
