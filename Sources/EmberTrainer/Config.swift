@@ -7,6 +7,8 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     /// Layers of a `model: "sequential"` network, e.g. `[{"type": "linear", "out": 64}, {"type": "relu"}]`.
     public var layers: [LayerSpec]? = nil
     public var data = "mnist5k"
+    /// The target column of `csv:` data (negative counts from the end).
+    public var labelColumn = -1
     public var standardize = false
     public var numClasses: Int? = nil
     public var valFraction = 0.1
@@ -18,6 +20,8 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public var optimizer = "sgd"
     public var lr = 0.05
     public var momentum: Double? = nil
+    public var beta1: Double? = nil
+    public var beta2: Double? = nil
     public var weightDecay = 5e-4
     public var schedule = "cosine"
     public var warmupEpochs = 0
@@ -55,7 +59,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     private static func withAllOptionalsSet() -> TrainerConfig {
         var c = TrainerConfig()
         c.layers = []
-        c.numClasses = 1; c.momentum = 0; c.clipNorm = 1; c.clipValue = 1; c.patience = 1
+        c.numClasses = 1; c.momentum = 0; c.clipNorm = 1; c.clipValue = 1; c.patience = 1; c.beta1 = 0.9; c.beta2 = 0.999
         c.runDir = ""; c.resume = ""
         return c
     }
@@ -97,6 +101,11 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         if let momentum {
             if !(0..<1).contains(momentum) { try fail("--momentum must be in [0, 1) (got \(momentum))") }
             if !["sgd", "rmsprop"].contains(optimizer) { try fail("--momentum applies to --optimizer sgd or rmsprop, not \(optimizer)") }
+        }
+        for (flag, beta) in [("--beta1", beta1), ("--beta2", beta2)] {
+            guard let beta else { continue }
+            if !(0..<1).contains(beta) { try fail("\(flag) must be in [0, 1) (got \(beta))") }
+            if !["adam", "adamw"].contains(optimizer) { try fail("\(flag) applies to --optimizer adam or adamw, not \(optimizer)") }
         }
         if weightDecay < 0 { try fail("--weight-decay must not be negative (got \(weightDecay))") }
         if !Self.schedules.contains(schedule) { try fail("--schedule \(schedule) is not one of \(Self.schedules.joined(separator: ", "))") }

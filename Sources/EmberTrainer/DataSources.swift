@@ -32,7 +32,7 @@ public enum DataPreparation {
         case .synthetic:
             full = synthetic(model: config.model, count: config.syntheticSamples, seed: config.seed)
         case .csv(let path):
-            full = try loadCSV(path)
+            full = try loadCSV(path, labelColumn: config.labelColumn)
         case .idx(let dir):
             (full, givenTest) = try MNISTFiles.load(directory: dir)
         case .npy(let dir):
@@ -85,8 +85,8 @@ public enum DataPreparation {
     }
 
     /// A CSV with integral, non-negative targets is a classification set; otherwise regression.
-    static func loadCSV(_ path: String) throws -> TensorDataset {
-        let d = try CSV.load(path, target: .value)
+    static func loadCSV(_ path: String, labelColumn: Int) throws -> TensorDataset {
+        let d = try CSV.load(path, labelColumn: labelColumn, target: .value)
         let y = d.targets.doubleScalars
         if y.allSatisfy({ $0 >= 0 && $0 == $0.rounded() }) {
             return TensorDataset(inputs: d.inputs, targets: Tensor(indices: y.map { Int($0) }))

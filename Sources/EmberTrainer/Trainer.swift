@@ -82,8 +82,8 @@ final class RankTrainer {
 
     static func makeOptimizer(_ c: TrainerConfig, _ params: [Tensor]) -> Optimizer {
         switch c.optimizer {
-        case "adam": return Adam(parameters: params, learningRate: c.lr, weightDecay: c.weightDecay)
-        case "adamw": return AdamW(parameters: params, learningRate: c.lr, weightDecay: c.weightDecay)
+        case "adam": return Adam(parameters: params, learningRate: c.lr, betas: (c.beta1 ?? 0.9, c.beta2 ?? 0.999), weightDecay: c.weightDecay)
+        case "adamw": return AdamW(parameters: params, learningRate: c.lr, betas: (c.beta1 ?? 0.9, c.beta2 ?? 0.999), weightDecay: c.weightDecay)
         case "rmsprop": return RMSprop(parameters: params, learningRate: c.lr, weightDecay: c.weightDecay, momentum: c.momentum ?? 0)
         case "adagrad": return Adagrad(parameters: params, learningRate: c.lr, weightDecay: c.weightDecay)
         default: return SGD(parameters: params, learningRate: c.lr, momentum: c.momentum ?? 0.9, weightDecay: c.weightDecay)

@@ -27,6 +27,7 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "JSON file with any of the options below (flags override it).") var config: String?
     @Option(help: "Model: seednet, mlp, cnn (LeNet-5), resnet-small, or sequential (layers in --config).") var model: String?
     @Option(help: "Data: mnist5k (bundled), synthetic, csv:PATH, idx:DIR, npy:DIR.") var data: String?
+    @Option(help: "Target column of csv: data (negative counts from the end; default -1, the last).") var labelColumn: Int?
     @Flag(help: "Standardise features with the training split's mean and standard deviation.") var standardize = false
     @Option(help: "Number of classes (default: largest label + 1).") var numClasses: Int?
     @Option(help: "Fraction of the data held out for validation.") var valFraction: Double?
@@ -37,6 +38,8 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Learning rate.") var lr: Double?
     @Option(help: "Optimizer: sgd, adam, adamw, rmsprop, adagrad.") var optimizer: String?
     @Option(help: "Momentum (sgd, rmsprop; sgd defaults to 0.9).") var momentum: Double?
+    @Option(help: "Adam's β1 (adam, adamw; default 0.9).") var beta1: Double?
+    @Option(help: "Adam's β2 (adam, adamw; default 0.999).") var beta2: Double?
     @Option(help: "Weight decay (L2 penalty; decoupled for adamw).") var weightDecay: Double?
     @Option(help: "Learning-rate schedule: none, step, cosine, onecycle, plateau.") var schedule: String?
     @Option(help: "Epochs of linear warm-up before the schedule.") var warmupEpochs: Int?
@@ -62,6 +65,7 @@ struct TrainOptions: ParsableArguments {
     func apply(to c: inout TrainerConfig) {
         if let model { c.model = model }
         if let data { c.data = data }
+        if let labelColumn { c.labelColumn = labelColumn }
         if standardize { c.standardize = true }
         if let numClasses { c.numClasses = numClasses }
         if let valFraction { c.valFraction = valFraction }
@@ -72,6 +76,8 @@ struct TrainOptions: ParsableArguments {
         if let lr { c.lr = lr }
         if let optimizer { c.optimizer = optimizer }
         if let momentum { c.momentum = momentum }
+        if let beta1 { c.beta1 = beta1 }
+        if let beta2 { c.beta2 = beta2 }
         if let weightDecay { c.weightDecay = weightDecay }
         if let schedule { c.schedule = schedule }
         if let warmupEpochs { c.warmupEpochs = warmupEpochs }
