@@ -134,6 +134,10 @@ case("batchNormTrain", bn, [rand([4, 3, 5]), rand([3]), rand([3])], "sequence")
 case("batchNormTrain", bn, [rand([2, 3, 4, 4]), rand([3]), rand([3])], "image")
 case("batchNormTrainPlain", lambda x: F.batch_norm(x, None, None, None, None, training=True), [rand([5, 3])])
 
+# Convolutions through im2col + matmul, strided and padded.
+case("conv2dStrided", lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1), [rand([2, 1, 6, 5]), rand([3, 1, 3, 3]), rand([3])])
+case("conv2dIm2col", lambda x, w, b: F.conv2d(x, w, b, padding=1), [rand([2, 4, 5, 5]), rand([2, 4, 3, 3]), rand([2])])
+
 # Cross-entropy (the fused op) with mean, sum and no reduction, and an ignored target.
 case("crossEntropyMean", lambda x, t: F.cross_entropy(x, t), [rand([5, 4]), torch.tensor([0, 3, 1, 1, 2])])
 case("crossEntropySum", lambda x, t: F.cross_entropy(x, t, reduction="sum", ignore_index=1), [rand([5, 4]), torch.tensor([0, 3, 1, 1, 2])])

@@ -86,6 +86,8 @@ let opTable: [String: OpFunction] = {
     t["batchNormTrain"] = { $0[0].batchNorm(runningMean: nil, runningVar: nil, weight: $0[1], bias: $0[2], training: true) }
     t["batchNormTrainPlain"] = { $0[0].batchNorm(runningMean: nil, runningVar: nil, weight: nil, bias: nil, training: true) }
 
+    t["conv2dStrided"] = { conv2d($0[0], weight: $0[1], bias: $0[2], stride: (2, 2), padding: .symmetric(1)) }
+    t["conv2dIm2col"] = { conv2d($0[0], weight: $0[1], bias: $0[2], padding: .symmetric(1)) }
     t["crossEntropyMean"] = { Losses.crossEntropy($0[0], $0[1]) }
     t["crossEntropySum"] = { Losses.crossEntropy($0[0], $0[1], ignoreIndex: 1, reduction: .sum) }
     t["crossEntropyNone"] = { Losses.crossEntropy($0[0], $0[1], reduction: .none) }
