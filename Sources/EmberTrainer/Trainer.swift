@@ -171,8 +171,10 @@ final class RankTrainer {
                 if boundary {
                     micro = 0
                     try ddp.synchronize()
-                    if let clip = config.clipNorm { GradClip.clipNorm(model.parameters(), maxNorm: clip) }
-                    if let clip = config.clipValue { GradClip.clipValue(model.parameters(), clipValue: clip) }
+                    // The optimizer's list: reflecting over the model every step would cost more than clipping.
+                    let params = optimizer.paramGroups.flatMap(\.params)
+                    if let clip = config.clipNorm { GradClip.clipNorm(params, maxNorm: clip) }
+                    if let clip = config.clipValue { GradClip.clipValue(params, clipValue: clip) }
                     optimizer.step()
                     optimizer.zeroGrad()
                     stepSchedule?.step()
