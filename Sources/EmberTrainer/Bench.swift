@@ -12,10 +12,11 @@ public enum Bench {
         public let world: Int, threads: Int
         public let samplesPerSecond: Double, stepMilliseconds: Double
         public let blasFraction: Double, peakResidentMB: Double
+        public var blasKernel = Ember.blasKernel
 
         public var line: String {
-            String(format: "%@ world=%d threads=%d samples_per_s=%.0f step_ms=%.3f blas_pct=%.1f peak_rss_mb=%.1f",
-                   name, world, threads, samplesPerSecond, stepMilliseconds, blasFraction * 100, peakResidentMB)
+            String(format: "%@ world=%d threads=%d samples_per_s=%.0f step_ms=%.3f blas_pct=%.1f peak_rss_mb=%.1f blas_kernel=%@",
+                   name, world, threads, samplesPerSecond, stepMilliseconds, blasFraction * 100, peakResidentMB, blasKernel)
         }
     }
 

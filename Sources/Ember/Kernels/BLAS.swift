@@ -9,23 +9,38 @@ extension Kernels {
     /// one matrix for every batch), through OpenBLAS. Transposes are BLAS flags, never copies.
     static func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, batch: Int, m: Int, n: Int, k: Int,
                      transA: Bool, transB: Bool, strideA: Int, strideB: Int) {
-        let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
-        let lda = Int32(transA ? m : k), ldb = Int32(transB ? k : n), ldc = Int32(n)
-        let (M, N, K) = (Int32(m), Int32(n), Int32(k))
+        func run<T: FloatElement>(_ type: T.Type) {
+            let pa = a.pointer(T.self), pb = b.pointer(T.self), pc = c.pointer(T.self)
+            for i in 0..<batch {
+                gemm(transA, transB, m: m, n: n, k: k, pa + i * strideA, lda: transA ? m : k,
+                     pb + i * strideB, ldb: transB ? k : n, beta: 0, pc + i * m * n, ldc: n)
+            }
+        }
+        switch c.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        case .int64: preconditionFailure("matmul needs floating-point tensors")
+        }
+    }
+
+    /// Row-major `C = op(A)·op(B) + beta·C` on raw pointers with explicit leading dimensions, so
+    /// kernels can multiply sub-blocks of larger buffers in place.
+    static func gemm<T: FloatElement>(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
+                                      _ a: UnsafePointer<T>, lda: Int, _ b: UnsafePointer<T>, ldb: Int,
+                                      beta: T, _ c: UnsafeMutablePointer<T>, ldc: Int) {
         guard m > 0, n > 0 else { return }
         let started = KernelProfile.isEnabled ? KernelProfile.now() : 0
         defer { if KernelProfile.isEnabled { KernelProfile.blasNanoseconds.add(KernelProfile.now() - started, ordering: .relaxed) } }
-        for i in 0..<batch {
-            switch c.dtype {
-            case .float32:
-                cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1, a.pointer(Float.self) + i * strideA, lda,
-                            b.pointer(Float.self) + i * strideB, ldb, 0, c.pointer(Float.self) + i * m * n, ldc)
-            case .float64:
-                cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, 1, a.pointer(Double.self) + i * strideA, lda,
-                            b.pointer(Double.self) + i * strideB, ldb, 0, c.pointer(Double.self) + i * m * n, ldc)
-            case .int64:
-                preconditionFailure("matmul needs floating-point tensors")
-            }
+        let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
+        let (M, N, K) = (Int32(m), Int32(n), Int32(k))
+        if T.self == Float.self {
+            cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1, UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), Int32(lda),
+                        UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), Int32(ldb), Float(beta),
+                        UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), Int32(ldc))
+        } else {
+            cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, 1, UnsafeRawPointer(a).assumingMemoryBound(to: Double.self), Int32(lda),
+                        UnsafeRawPointer(b).assumingMemoryBound(to: Double.self), Int32(ldb), Double(beta),
+                        UnsafeMutableRawPointer(c).assumingMemoryBound(to: Double.self), Int32(ldc))
         }
     }
 }
@@ -37,6 +52,10 @@ public func setNumThreads(_ n: Int) {
 
 /// Threads OpenBLAS uses for matrix products.
 public var numThreads: Int { Int(openblas_get_num_threads()) }
+
+/// The CPU kernel family OpenBLAS chose at load time ("Haswell", "SkylakeX", "Cooperlake", ...);
+/// `OPENBLAS_CORETYPE` in the environment overrides its detection.
+public var blasKernel: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 
 /// Opt-in timing of matrix products, so benchmarks can report how much of a step is BLAS.
 public enum KernelProfile {

@@ -24,48 +24,11 @@ extension Kernels {
     /// `[N, C, H, W]` → `[C·kh·kw, N·oh·ow]`: each column holds one window, zeros for padding.
     /// With every sample's windows side by side, a convolution is one large matrix product.
     static func im2col(_ x: Tensor, _ g: ConvGeometry) -> Tensor {
-        let n = x.shape[0], oh = g.outHeight, ow = g.outWidth
-        let out = Tensor(uninitializedShape: [g.patchSize, n * oh * ow], dtype: x.dtype)
-        func run<T: FloatElement>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>) {
-            let plane = g.height * g.width
-            for b in 0..<n {
-                for c in 0..<g.channels {
-                    let image = src + (b * g.channels + c) * plane
-                    for ki in 0..<g.kernel.h {
-                        for kj in 0..<g.kernel.w {
-                            let row = dst + (((c * g.kernel.h + ki) * g.kernel.w + kj) * n + b) * oh * ow
-                            for oy in 0..<oh {
-                                let iy = oy * g.stride.h - g.padBefore.h + ki * g.dilation.h
-                                let line = row + oy * ow
-                                guard iy >= 0 && iy < g.height else {
-                                    line.update(repeating: 0, count: ow)
-                                    continue
-                                }
-                                let input = image + iy * g.width
-                                let x0 = kj * g.dilation.w - g.padBefore.w
-                                if g.stride.w == 1 {
-                                    // The valid part of the row is one contiguous copy.
-                                    let lo = Swift.min(ow, Swift.max(0, -x0)), hi = Swift.max(lo, Swift.min(ow, g.width - x0))
-                                    // Rows are short (a feature map's width): plain loops beat memmove calls.
-                                    for ox in 0..<lo { line[ox] = 0 }
-                                    let shifted = input + x0
-                                    for ox in lo..<hi { line[ox] = shifted[ox] }
-                                    for ox in hi..<ow { line[ox] = 0 }
-                                } else {
-                                    for ox in 0..<ow {
-                                        let ix = ox * g.stride.w + x0
-                                        line[ox] = ix >= 0 && ix < g.width ? input[ix] : 0
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let n = x.shape[0]
+        let out = Tensor(uninitializedShape: [g.patchSize, n * g.outHeight * g.outWidth], dtype: x.dtype)
         switch x.dtype {
-        case .float32: run(x.pointer(Float.self), out.pointer(Float.self))
-        case .float64: run(x.pointer(Double.self), out.pointer(Double.self))
+        case .float32: im2col(x.pointer(Float.self), samples: n, g, into: out.pointer(Float.self))
+        case .float64: im2col(x.pointer(Double.self), samples: n, g, into: out.pointer(Double.self))
         case .int64: preconditionFailure("convolution needs a floating-point tensor")
         }
         return out
@@ -73,43 +36,112 @@ extension Kernels {
 
     /// The adjoint of `im2col`: `[C·kh·kw, N·oh·ow]` → `[N, C, H, W]`, overlapping windows add.
     static func col2im(_ cols: Tensor, _ g: ConvGeometry, batch n: Int) -> Tensor {
-        let oh = g.outHeight, ow = g.outWidth
         let out = zeroed([n, g.channels, g.height, g.width], dtype: cols.dtype)
-        func run<T: FloatElement>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>) {
-            let plane = g.height * g.width
-            for b in 0..<n {
-                for c in 0..<g.channels {
-                    let image = dst + (b * g.channels + c) * plane
-                    for ki in 0..<g.kernel.h {
-                        for kj in 0..<g.kernel.w {
-                            let row = src + (((c * g.kernel.h + ki) * g.kernel.w + kj) * n + b) * oh * ow
-                            for oy in 0..<oh {
-                                let iy = oy * g.stride.h - g.padBefore.h + ki * g.dilation.h
-                                guard iy >= 0 && iy < g.height else { continue }
-                                let output = image + iy * g.width, line = row + oy * ow
-                                let x0 = kj * g.dilation.w - g.padBefore.w
-                                if g.stride.w == 1 {
-                                    let lo = Swift.min(ow, Swift.max(0, -x0)), hi = Swift.max(lo, Swift.min(ow, g.width - x0))
-                                    let o = output + x0
-                                    for ox in lo..<hi { o[ox] += line[ox] }
-                                } else {
-                                    for ox in 0..<ow {
-                                        let ix = ox * g.stride.w + x0
-                                        if ix >= 0 && ix < g.width { output[ix] += line[ox] }
-                                    }
-                                }
-                            }
+        switch cols.dtype {
+        case .float32: col2imAdd(cols.pointer(Float.self), samples: n, g, into: out.pointer(Float.self))
+        case .float64: col2imAdd(cols.pointer(Double.self), samples: n, g, into: out.pointer(Double.self))
+        case .int64: preconditionFailure("convolution needs a floating-point tensor")
+        }
+        return out
+    }
+
+    /// `im2col` of `n` samples at `src` into `dst` (`[C·kh·kw, n·oh·ow]`), so callers can unfold
+    /// a chunk of a batch into a reused buffer.
+    ///
+    /// Feature-map rows are short (LeNet's are 10 to 28 wide), so per-row bookkeeping is hoisted:
+    /// the valid span of every row depends only on the kernel column, and rows are copied with
+    /// vector loads and stores.
+    static func im2col<T: FloatElement>(_ src: UnsafePointer<T>, samples n: Int, _ g: ConvGeometry, into dst: UnsafeMutablePointer<T>) {
+        let ow = g.outWidth
+        forEachWindowRow(g, samples: n) { row, inputRow, lo, hi, x0 in
+            let line = dst + row
+            guard inputRow >= 0 else { return line.update(repeating: 0, count: ow) }
+            let input = src + inputRow
+            if g.stride.w == 1 {
+                if lo > 0 { line.update(repeating: 0, count: lo) }
+                copySpan(from: input + x0 + lo, to: line + lo, count: hi - lo)
+                if hi < ow { (line + hi).update(repeating: 0, count: ow - hi) }
+            } else {
+                for ox in 0..<ow {
+                    let ix = ox &* g.stride.w &+ x0
+                    line[ox] = ix >= 0 && ix < g.width ? input[ix] : 0
+                }
+            }
+        }
+    }
+
+    /// Adds the windows of `src` (`[C·kh·kw, n·oh·ow]`) into the `n` images at `dst`.
+    static func col2imAdd<T: FloatElement>(_ src: UnsafePointer<T>, samples n: Int, _ g: ConvGeometry, into dst: UnsafeMutablePointer<T>) {
+        forEachWindowRow(g, samples: n) { row, imageRow, lo, hi, x0 in
+            guard imageRow >= 0 else { return }
+            let output = dst + imageRow, line = src + row
+            if g.stride.w == 1 {
+                addSpan(from: line + lo, to: output + x0 + lo, count: hi - lo)
+            } else {
+                for ox in 0..<g.outWidth {
+                    let ix = ox &* g.stride.w &+ x0
+                    if ix >= 0 && ix < g.width { output[ix] += line[ox] }
+                }
+            }
+        }
+    }
+
+    /// Calls `body` for every line of the column matrix (one output row of one window row of one
+    /// sample), in memory order: (offset of the line in the column matrix, offset of the image
+    /// row it reads, or -1 when that row lies in the padding, the valid span `lo..<hi` of the
+    /// line for stride 1, and the image column that output column 0 reads).
+    @inline(__always)
+    static func forEachWindowRow(_ g: ConvGeometry, samples n: Int, _ body: (Int, Int, Int, Int, Int) -> Void) {
+        let oh = g.outHeight, ow = g.outWidth, plane = g.height &* g.width, l = oh &* ow
+        var row = 0
+        for c in 0..<g.channels {
+            for ki in 0..<g.kernel.h {
+                let y0 = ki &* g.dilation.h &- g.padBefore.h
+                for kj in 0..<g.kernel.w {
+                    let x0 = kj &* g.dilation.w &- g.padBefore.w
+                    let lo = Swift.min(ow, Swift.max(0, -x0)), hi = Swift.max(lo, Swift.min(ow, g.width &- x0))
+                    for b in 0..<n {
+                        let image = (b &* g.channels &+ c) &* plane
+                        for oy in 0..<oh {
+                            let iy = oy &* g.stride.h &+ y0
+                            body(row &+ oy &* ow, iy >= 0 && iy < g.height ? image &+ iy &* g.width : -1, lo, hi, x0)
                         }
+                        row &+= l
                     }
                 }
             }
         }
-        switch cols.dtype {
-        case .float32: run(cols.pointer(Float.self), out.pointer(Float.self))
-        case .float64: run(cols.pointer(Double.self), out.pointer(Double.self))
-        case .int64: preconditionFailure("convolution needs a floating-point tensor")
+    }
+
+    /// Copies `count` elements with 8-wide vector moves (the last one overlapping the one before
+    /// it rather than falling back to scalars).
+    @inline(__always)
+    static func copySpan<T: FloatElement>(from: UnsafePointer<T>, to: UnsafeMutablePointer<T>, count: Int) {
+        guard count >= 8 else {
+            for i in 0..<Swift.max(count, 0) { to[i] = from[i] }
+            return
         }
-        return out
+        let s = UnsafeRawPointer(from), d = UnsafeMutableRawPointer(to), step = MemoryLayout<T>.stride
+        var i = 0
+        while i &+ 8 < count {
+            d.storeBytes(of: s.loadUnaligned(fromByteOffset: i &* step, as: SIMD8<T>.self), toByteOffset: i &* step, as: SIMD8<T>.self)
+            i &+= 8
+        }
+        let last = (count &- 8) &* step
+        d.storeBytes(of: s.loadUnaligned(fromByteOffset: last, as: SIMD8<T>.self), toByteOffset: last, as: SIMD8<T>.self)
+    }
+
+    /// `to[i] += from[i]` for `count` elements, 8 at a time.
+    @inline(__always)
+    static func addSpan<T: FloatElement>(from: UnsafePointer<T>, to: UnsafeMutablePointer<T>, count: Int) {
+        let s = UnsafeRawPointer(from), d = UnsafeMutableRawPointer(to), step = MemoryLayout<T>.stride
+        var i = 0
+        while i &+ 8 <= count {
+            let sum = d.loadUnaligned(fromByteOffset: i &* step, as: SIMD8<T>.self) + s.loadUnaligned(fromByteOffset: i &* step, as: SIMD8<T>.self)
+            d.storeBytes(of: sum, toByteOffset: i &* step, as: SIMD8<T>.self)
+            i &+= 8
+        }
+        while i < count { to[i] += from[i]; i &+= 1 }
     }
 
     /// Index (into each `H·W` plane) of the largest value of every window; padding never wins.

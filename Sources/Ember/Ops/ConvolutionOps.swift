@@ -56,18 +56,36 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, stride:
                          padBefore: pads.before, padAfter: pads.after, dilation: dilation)
     precondition(g.outHeight > 0 && g.outWidth > 0,
                  "conv2d: kernel \(kh)x\(kw) does not fit input \(h)x\(w) with this padding and dilation")
-    let cols = input.im2col(g)  // [C·kh·kw, N·L]: one matrix product for the whole batch
-    var out: Tensor
-    if groups == 1 {
-        out = weight.reshape([outC, -1]).matmul(cols)  // [outC, N·L]
-    } else {
-        // Channel-major rows make each group's rows one contiguous block.
-        let grouped = cols.reshape([groups, g.patchSize / groups, -1])
-        out = weight.reshape([groups, outC / groups, -1]).matmul(grouped).reshape([outC, -1])
+    precondition(weight.dtype == input.dtype && (bias?.dtype ?? input.dtype) == input.dtype,
+                 "conv2d: input is \(input.dtype) but weight is \(weight.dtype)\(bias.map { " and bias \($0.dtype)" } ?? "")")
+    let plan = ConvPlan(g, batch: n, outChannels: outC, groups: groups, elementSize: input.dtype.byteSize)
+    let out = Kernels.conv2d(input, weight: weight, bias: bias, plan)
+    let inputs = [input, weight] + (bias.map { [$0] } ?? [])
+    return out.recordOp("ConvolutionBackward", inputs) { grad in
+        guard !GradMode.isEnabled else {
+            // createGraph: the same gradients from differentiable ops, so they can be
+            // differentiated again.
+            return convolutionGradients(grad, input: input, weight: weight, geometry: g, groups: groups)
+                + (bias.map { _ in [grad.sum(dims: [0, 2, 3])] } ?? [])
+        }
+        let r = Kernels.conv2dBackward(grad, input, weight: weight, plan, input: input.requiresGrad,
+                                       weight: weight.requiresGrad, bias: bias?.requiresGrad ?? false)
+        return [r.input, r.weight] + (bias.map { _ in [r.bias] } ?? [])
     }
-    out = out.reshape([outC, n, g.outHeight, g.outWidth]).permute([1, 0, 2, 3])
-    if let bias { out = out + bias.reshape([1, outC, 1, 1]) }
-    return out
+}
+
+/// Input and weight gradients of `conv2d` composed of differentiable ops (im2col, grouped
+/// matrix products, col2im), for backward passes that are themselves recorded.
+func convolutionGradients(_ grad: Tensor, input: Tensor, weight: Tensor, geometry g: ConvGeometry, groups: Int) -> [Tensor?] {
+    let n = input.shape[0], outC = weight.shape[0]
+    // [N, outC, oh, ow] → [groups, outC/groups, N·L]: each group's rows are one block.
+    let g3 = grad.permute([1, 0, 2, 3]).reshape([groups, outC / groups, -1])
+    let w3 = weight.reshape([groups, outC / groups, -1])
+    let dInput = input.requiresGrad
+        ? w3.matmul(g3, transposeA: true).reshape([g.patchSize, -1]).col2im(g, batch: n) : nil
+    let dWeight = weight.requiresGrad
+        ? g3.matmul(input.im2col(g).reshape([groups, g.patchSize / groups, -1]), transposeB: true).reshape(weight.shape) : nil
+    return [dInput, dWeight]
 }
 
 /// Transposed 2-D convolution (the gradient of `conv2d` with respect to its input) of
