@@ -185,7 +185,8 @@ public final class DataParallel {
                 buffer[b.flagOffset + k] = 0
             }
         }
-        b.request = communicator.allreduceAsync(buffer, count: b.buffer.count, op: .sum)
+        // Averaging the flags too is harmless: a mean of zeros and ones is positive when any is.
+        b.request = communicator.allreduceAsync(buffer, count: b.buffer.count, op: .average)
     }
 
     /// Waits for every bucket and replaces each gradient by its average over ranks. A parameter
@@ -209,17 +210,8 @@ public final class DataParallel {
     }
 
     private func unpack<T: FloatElement>(_ b: Bucket, _ type: T.Type) {
+        // The communicator averaged the bucket; point each gradient at its slot.
         let buffer = b.buffer.mutablePointer(T.self)
-        let world = T(communicator.worldSize)
-        // Average in place over the whole bucket, then point each gradient at its slot. For a
-        // power-of-two world, multiplying by the reciprocal is exact and much faster than dividing.
-        let n = communicator.worldSize
-        if n & (n - 1) == 0 {
-            let scale = 1 / world
-            for i in 0..<b.flagOffset { buffer[i] *= scale }
-        } else {
-            for i in 0..<b.flagOffset { buffer[i] /= world }
-        }
         for (k, m) in b.members.enumerated() {
             parameters[m].grad = buffer[b.flagOffset + k] > 0 ? b.slots[k] : nil
         }

@@ -95,10 +95,7 @@ public final class LocalCommunicator: Communicator, @unchecked Sendable {
             case .min: for i in 0..<count { result[i] = Swift.min(result[i], other[i]) }
             }
         }
-        if op == .average {
-            let n = T(world.size)
-            for i in 0..<count { result[i] /= n }
-        }
+        if op == .average { ReduceOp.average(result, count: count, world: world.size) }
         // Nobody may overwrite a buffer before everyone has read it.
         try world.barrier(rank: rank, operation: "allreduce(\(op.rawValue))")
         buffer.update(from: result, count: count)

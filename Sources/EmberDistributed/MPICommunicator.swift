@@ -98,10 +98,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try call("allreduce(\(op.rawValue), \(count) values)") {
             MPI_Allreduce(ember_mpi_in_place(), buffer, Int32(count), datatype(T.self), mpiOp, ember_mpi_comm_world())
         }
-        if op == .average {
-            let n = T(worldSize)
-            for i in 0..<count { buffer[i] /= n }
-        }
+        // Right after the reduction, while the buffer is still in cache.
+        if op == .average { ReduceOp.average(buffer, count: count, world: worldSize) }
     }
 
     public func allreduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
