@@ -34,6 +34,45 @@ final class AutogradTests: XCTestCase {
         XCTAssertEqual(x.grad!.scalars, [3, 3, 3])
     }
 
+    /// Backward hands a leaf the computed gradient itself when nothing else holds it; whatever
+    /// someone else can see must never be written by a later in-place accumulation.
+    func testLeafGradientsNeverAliasWhatOthersHold() {
+        // The caller's seed, passed through a view op to a leaf.
+        let x = Tensor([1, 2, 3, 4], requiresGrad: true)
+        let seed = Tensor([1, 1, 1, 1], shape: [2, 2])
+        x.reshape([2, 2]).backward(gradient: seed, retainGraph: true)
+        x.reshape([2, 2]).backward(gradient: seed)
+        XCTAssertEqual(seed.scalars, [1, 1, 1, 1])
+        XCTAssertEqual(x.grad!.scalars, [2, 2, 2, 2])
+
+        // One gradient object for two leaves (the rule of `+` returns it twice).
+        let a = Tensor([1, 2], requiresGrad: true), b = Tensor([3, 4], requiresGrad: true)
+        (a + b).sum().backward()
+        XCTAssertFalse(a.grad! === b.grad!)
+        XCTAssertFalse(a.grad!.storage === b.grad!.storage)
+        (a * 5).sum().backward()
+        XCTAssertEqual(a.grad!.scalars, [6, 6])
+        XCTAssertEqual(b.grad!.scalars, [1, 1])
+
+        // A hook that keeps the gradient it saw.
+        let w = Tensor([1, 2], requiresGrad: true)
+        var seen: [Tensor] = []
+        w.registerHook { seen.append($0); return nil }
+        (w * 2).sum().backward()
+        (w * 2).sum().backward()
+        XCTAssertEqual(seen.map(\.scalars), [[2, 2], [2, 2]])
+        XCTAssertEqual(w.grad!.scalars, [4, 4])
+
+        // The usual case: a fresh gradient becomes .grad without a copy, and later backward
+        // passes accumulate into it.
+        let v = Tensor([1, 2], requiresGrad: true)
+        (v * 3).sum().backward()
+        let first = v.grad!
+        (v * 3).sum().backward()
+        XCTAssertTrue(v.grad! === first)
+        XCTAssertEqual(first.scalars, [6, 6])
+    }
+
     func testATensorUsedTwiceGetsBothContributions() {
         let x = Tensor([3], requiresGrad: true)
         let y = x * x + x.exp() * x

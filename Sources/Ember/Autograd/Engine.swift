@@ -41,7 +41,8 @@ enum Engine {
                     }
                     if !retainGraph { node.free() }
                 } else if accumulate && t.leafRequiresGrad {
-                    t.accumulateGrad(g, createGraph: createGraph)
+                    // The last use of `g` here: accumulateGrad may keep it rather than copy it.
+                    t.accumulateGrad(&g, createGraph: createGraph, canKeep: true)
                     for (_, hook) in t.postAccumulateHooks { hook(t) }
                 }
             }
@@ -87,6 +88,13 @@ extension Tensor {
     /// Adds `g` into `.grad`: in place when the existing gradient is a plain buffer, out of place
     /// (and recorded) under `createGraph`.
     func accumulateGrad(_ g: Tensor, createGraph: Bool) {
+        var g = g
+        accumulateGrad(&g, createGraph: createGraph, canKeep: false)
+    }
+
+    /// With `canKeep`, the caller holds `g` only to hand it over, so a gradient nothing else
+    /// references can become `.grad` itself instead of a copy.
+    func accumulateGrad(_ g: inout Tensor, createGraph: Bool, canKeep: Bool) {
         if createGraph {
             grad = grad.map { $0 + g } ?? g
             return
@@ -98,6 +106,11 @@ extension Tensor {
         } else if let slot = gradientStorage, slot.shape == g.shape, slot.dtype == g.dtype {
             slot.copy_(g)
             grad = slot
+        } else if canKeep && !g.requiresGrad && isKnownUniquelyReferenced(&g) && isKnownUniquelyReferenced(&g.storage)
+                    && g.byteOffset == 0 && g.storage.byteCount == g.count * g.dtype.byteSize {
+            // Nothing else can see this gradient (no other tensor, view or user holds it), so it
+            // becomes `.grad` as it is, as in PyTorch: no copy.
+            grad = g
         } else {
             // A fresh buffer, so later in-place accumulation never writes into a tensor that
             // another gradient or the user still holds.
