@@ -93,6 +93,14 @@ extension Kernels {
         let out = Tensor(uninitializedShape: index.shape, dtype: x.dtype)
         let idx = index.pointer(Int64.self), n = index.count / max(outer * inner, 1)
         func run<T>(_ s: UnsafePointer<T>, _ d: UnsafeMutablePointer<T>) {
+            if inner == 1 {
+                // Along the last dimension (max pooling, picking class scores): one flat loop.
+                for o in 0..<outer {
+                    let row = s + o * size, out = d + o * n, ix = idx + o * n
+                    for j in 0..<n { out[j] = row[checkIndex(ix[j], size, "gather")] }
+                }
+                return
+            }
             for o in 0..<outer {
                 for j in 0..<n {
                     let base = (o * n + j) * inner
@@ -116,6 +124,13 @@ extension Kernels {
         let out = zeroed(shape, dtype: src.dtype)
         let idx = index.pointer(Int64.self), n = index.count / max(outer * inner, 1)
         func run<T: AdditiveArithmetic>(_ s: UnsafePointer<T>, _ d: UnsafeMutablePointer<T>) {
+            if inner == 1 {
+                for o in 0..<outer {
+                    let row = d + o * size, from = s + o * n, ix = idx + o * n
+                    for j in 0..<n { row[checkIndex(ix[j], size, "scatterAdd")] += from[j] }
+                }
+                return
+            }
             for o in 0..<outer {
                 for j in 0..<n {
                     let base = (o * n + j) * inner

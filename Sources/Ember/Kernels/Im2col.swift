@@ -58,9 +58,10 @@ extension Kernels {
             guard inputRow >= 0 else { return line.update(repeating: 0, count: ow) }
             let input = src + inputRow
             if g.stride.w == 1 {
-                if lo > 0 { line.update(repeating: 0, count: lo) }
+                // Padding columns are few (a kernel's half width): loops, not memset calls.
+                for i in 0..<lo { line[i] = 0 }
                 copySpan(from: input + x0 + lo, to: line + lo, count: hi - lo)
-                if hi < ow { (line + hi).update(repeating: 0, count: ow - hi) }
+                for i in hi..<ow { line[i] = 0 }
             } else {
                 for ox in 0..<ow {
                     let ix = ox &* g.stride.w &+ x0
