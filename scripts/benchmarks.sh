@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
-# Ember and PyTorch side by side on this machine, in one run (docs/benchmarks.md).
+# Ember and PyTorch side by side on this machine, in one run (docs/benchmarks.md), then a chart of
+# the ratios (docs/benchmarks.svg).
 # Needs a release build (swift build -c release) and PyTorch (pip install torch).
+#
+# Some machines pin OpenBLAS to older kernels with OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE),
+# because old OpenBLAS builds misbehave on newer CPUs. PyTorch's MKL picks its kernels for the
+# CPU, so for a like-for-like comparison Ember's rows run with both variables unset, in these
+# commands only (each line names the kernel it got); a pinned row is printed for reference.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 steps=${STEPS:-500}
-echo "# single process, one thread"
-.build/release/trainer bench --steps "$steps" --loader
-python3 examples/pytorch/bench.py --steps "$steps"
-echo "# two processes, one thread each"
-launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" 2>/dev/null
-launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --no-overlap 2>/dev/null
-launch/mpirun -n 2 .build/release/trainer bench --model cnn --steps "$((steps / 2))" 2>/dev/null
-python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" 2>/dev/null | grep world
-python3 examples/pytorch/bench.py --model cnn --world 2 --steps "$((steps / 2))" 2>/dev/null | grep world
-echo "# gradient averaging against a raw MPI_Allreduce of the same 4 MiB"
-launch/mpirun -n 2 .build/release/trainer bench --model seednet --steps 10 --allreduce 2>/dev/null | grep allreduce
+out=${OUT:-.build/benchmarks.txt}
+mkdir -p "$(dirname "$out")"
+native=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+{
+    echo "# single process, one thread"
+    "${native[@]}" .build/release/trainer bench --steps "$steps" --loader
+    python3 examples/pytorch/bench.py --steps "$steps"
+    if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+        echo "# for reference: OpenBLAS pinned by OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE"
+        .build/release/trainer bench --model mlp --steps "$steps" | sed 's/^/pinned /'
+    fi
+    echo "# two processes, one thread each"
+    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" 2>/dev/null
+    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --no-overlap 2>/dev/null | sed 's/^/no-overlap /'
+    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model cnn --steps "$((steps / 2))" 2>/dev/null
+    python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" 2>/dev/null | grep world
+    python3 examples/pytorch/bench.py --model cnn --world 2 --steps "$((steps / 2))" 2>/dev/null | grep world
+    echo "# gradient averaging against a raw MPI_Allreduce of the same 4 MiB"
+    launch/mpirun -n 2 .build/release/trainer bench --model seednet --steps 10 --allreduce 2>/dev/null | grep allreduce
+} | tee "$out"
+python3 scripts/plot_benchmarks.py "$out" docs/benchmarks.svg && echo "chart: docs/benchmarks.svg"

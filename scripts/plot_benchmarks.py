@@ -1,0 +1,66 @@
+"""Draws docs/benchmarks.svg from the output of scripts/benchmarks.sh: Ember's speed over
+PyTorch's per benchmark (bars) against the performance targets (ticks), and peak memory.
+Standard library only.
+
+    python3 scripts/plot_benchmarks.py .build/benchmarks.txt docs/benchmarks.svg
+"""
+import re
+import sys
+
+TARGETS = {("seednet", 1): 5.0, ("mlp", 1): 2.0, ("cnn", 1): 1.5, ("mlp", 2): 3.0}
+
+
+def parse(path):
+    ember, torch = {}, {}
+    for line in open(path):
+        m = re.match(r"^(seednet|mlp|cnn) world=(\d+) .*samples_per_s=(\d+).*peak_rss_mb=([\d.]+)", line)
+        if not m:
+            continue  # headers, "pinned"/"no-overlap" reference rows, loader and allreduce lines
+        key = (m.group(1), int(m.group(2)))
+        (ember if "blas_kernel=" in line else torch)[key] = (float(m.group(3)), float(m.group(4)))
+    return ember, torch
+
+
+def bars(rows, x0, y0, width, scale_max, colour, label_fmt):
+    """Horizontal bars with a value label; returns SVG elements."""
+    out = []
+    for i, (name, value, target) in enumerate(rows):
+        y = y0 + i * 34
+        w = width * min(value, scale_max) / scale_max
+        out.append(f'<text x="{x0 - 8}" y="{y + 17}" text-anchor="end">{name}</text>')
+        out.append(f'<rect x="{x0}" y="{y + 4}" width="{w:.1f}" height="20" fill="{colour}"/>')
+        out.append(f'<text x="{x0 + w + 6:.1f}" y="{y + 19}">{label_fmt(value)}</text>')
+        if target:
+            tx = x0 + width * target / scale_max
+            out.append(f'<line x1="{tx:.1f}" y1="{y}" x2="{tx:.1f}" y2="{y + 28}" stroke="#c0392b" stroke-width="2"/>')
+    return out
+
+
+def main(src, dst):
+    ember, torch = parse(src)
+    speed = []
+    for key in [("seednet", 1), ("mlp", 1), ("cnn", 1), ("mlp", 2), ("cnn", 2)]:
+        if key in ember and key in torch:
+            name = f"{key[0]}, {key[1]} rank{'s' if key[1] > 1 else ''}"
+            speed.append((name, ember[key][0] / torch[key][0], TARGETS.get(key)))
+    if ("mlp", 2) in ember and ("mlp", 1) in ember:
+        speed.append(("mlp 2 ranks ÷ 1 (Ember)", ember[("mlp", 2)][0] / ember[("mlp", 1)][0], 1.7))
+    memory = [(f"{k[0]}, {k[1]} rank{'s' if k[1] > 1 else ''}", torch[k][1] / ember[k][1], 3.0)
+              for k in sorted(ember) if k in torch]
+    x0, width = 210, 420
+    top = 60
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="720" height="{top + 34 * (len(speed) + len(memory)) + 74}" '
+           'font-family="sans-serif" font-size="13">',
+           '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="20" y="28" font-size="16" font-weight="bold">Ember ÷ PyTorch, same machine, one run (samples/s)</text>',
+           '<text x="20" y="46" fill="#555">red ticks: targets of the performance issue</text>']
+    svg += bars(speed, x0, top, width, max(6.5, max((s[1] for s in speed), default=1) * 1.1), "#2e86c1", lambda v: f"{v:.2f}×")
+    y = top + 34 * len(speed) + 40
+    svg.append(f'<text x="20" y="{y}" font-size="16" font-weight="bold">PyTorch peak memory ÷ Ember peak memory</text>')
+    svg += bars(memory, x0, y + 14, width, max((m[1] for m in memory), default=1) * 1.1, "#27ae60", lambda v: f"{v:.0f}×")
+    svg.append("</svg>")
+    open(dst, "w").write("\n".join(svg) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
