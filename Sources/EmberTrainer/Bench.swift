@@ -13,6 +13,15 @@ public enum Bench {
         public let samplesPerSecond: Double, stepMilliseconds: Double
         public let blasFraction: Double, peakResidentMB: Double
         public var blasKernel = Ember.blasKernel
+        /// Mean microseconds per step in forward (with zeroGrad and the loss), backward, gradient
+        /// synchronisation and the optimizer step, on this rank (when asked for).
+        public var phases: [Double]?
+
+        public var phaseLine: String? {
+            phases.map { p in
+                String(format: "%@ phases_us forward=%.0f backward=%.0f synchronize=%.0f optimizer=%.0f", name, p[0], p[1], p[2], p[3])
+            }
+        }
 
         public var line: String {
             String(format: "%@ world=%d threads=%d samples_per_s=%.0f step_ms=%.3f blas_pct=%.1f peak_rss_mb=%.1f blas_kernel=%@",
@@ -40,18 +49,34 @@ public enum Bench {
     }
 
     /// Runs one model for `steps` timed steps after `warmup` untimed ones.
-    public static func run(_ name: String, steps: Int, warmup: Int, threads: Int, comm: Communicator, overlap: Bool = true) throws -> Result {
+    public static func run(_ name: String, steps: Int, warmup: Int, threads: Int, comm: Communicator, overlap: Bool = true,
+                           phases timePhases: Bool = false) throws -> Result {
         setNumThreads(threads)
         let s = setup(name, generator: Generator(seed: 0))
         let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap)
         let optimizer = SGD(parameters: s.model.parameters(), learningRate: s.lr, momentum: s.momentum)
+        var phaseNanoseconds = [UInt64](repeating: 0, count: 4)
+        var timing = false
+        func lap(_ phase: Int, since start: inout UInt64) {
+            guard timing else { return }
+            let now = DispatchTime.now().uptimeNanoseconds
+            phaseNanoseconds[phase] += now - start
+            start = now
+        }
         func step() throws {
+            var t = DispatchTime.now().uptimeNanoseconds
             optimizer.zeroGrad()
-            s.loss(try ddp(s.x), s.y).backward()
+            let loss = s.loss(try ddp(s.x), s.y)
+            lap(0, since: &t)
+            loss.backward()
+            lap(1, since: &t)
             try ddp.synchronize()
+            lap(2, since: &t)
             optimizer.step()
+            lap(3, since: &t)
         }
         for _ in 0..<warmup { try step() }
+        timing = timePhases
         try comm.barrier()
         KernelProfile.isEnabled = true
         KernelProfile.reset()
@@ -64,9 +89,11 @@ public enum Bench {
         try e.withUnsafeMutableBufferPointer { try comm.allreduce($0.baseAddress!, count: 1, op: .max) }
         elapsed = e[0]
         let stepSeconds = elapsed / Double(steps)
-        return Result(name: name, world: comm.worldSize, threads: threads,
-                      samplesPerSecond: Double(s.batch * comm.worldSize) / stepSeconds, stepMilliseconds: stepSeconds * 1000,
-                      blasFraction: KernelProfile.blasSeconds / max(elapsed, 1e-9), peakResidentMB: peakResidentMegabytes())
+        var result = Result(name: name, world: comm.worldSize, threads: threads,
+                            samplesPerSecond: Double(s.batch * comm.worldSize) / stepSeconds, stepMilliseconds: stepSeconds * 1000,
+                            blasFraction: KernelProfile.blasSeconds / max(elapsed, 1e-9), peakResidentMB: peakResidentMegabytes())
+        if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
+        return result
     }
 
     /// Gradient averaging through DataParallel's buckets against one raw allreduce of the same

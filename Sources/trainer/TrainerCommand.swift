@@ -154,6 +154,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Start gradient allreduces only after backward (to measure what overlap gains).") var noOverlap = false
     @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
     @Flag(help: "Also measure DataLoader throughput on MNIST-shaped data.") var loader = false
+    @Flag(help: "Also print rank 0's mean time per step in forward, backward, synchronize and optimizer step.") var phases = false
 
     func run() throws {
         let models = model == "all" ? EmberTrainer.Bench.models : [model]
@@ -166,8 +167,10 @@ struct Bench: ParsableCommand {
             let comm: Communicator = launch.wantsMPI ? try MPICommunicator() : SingleProcessCommunicator()
             defer { (comm as? MPICommunicator)?.finalize() }
             for name in models {
-                let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm, overlap: !noOverlap)
+                let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm,
+                                                        overlap: !noOverlap, phases: phases)
                 if comm.rank == 0 { print(result.line) }
+                if comm.rank == 0, let line = result.phaseLine { print(line) }
             }
             if loader && comm.rank == 0 { print(EmberTrainer.Bench.loader()) }
             if allreduce {

@@ -73,6 +73,53 @@ final class AutogradTests: XCTestCase {
         XCTAssertEqual(first.scalars, [6, 6])
     }
 
+    /// `gradientStorage` (a data-parallel bucket slot): matrix products and convolutions write a
+    /// weight's gradient straight into it; every other case copies, and the values never change.
+    func testGradientStorageReceivesExactlyTheGradient() {
+        func reference(_ body: (Tensor) -> Tensor, _ w: Tensor) -> [Float] {
+            let plain = w.detach().clone().requiresGrad_()
+            body(plain).backward()
+            return plain.grad!.scalars
+        }
+        let x = Tensor.randn([4, 3], generator: Generator(seed: 1))
+        let cases: [(String, (Tensor) -> Tensor)] = [
+            ("one product", { x.matmul($0, transposeB: true).sum() }),
+            ("used twice", { (x.matmul($0, transposeB: true) * 2 + x.matmul($0, transposeB: true).exp()).sum() }),
+            ("elementwise", { ($0 * $0).sum() }),
+        ]
+        for (name, body) in cases {
+            let w = Tensor.randn([5, 3], generator: Generator(seed: 2)).requiresGrad_()
+            let slot = Tensor.zeros([5, 3])
+            w.gradientStorage = slot
+            let want = reference(body, w)
+            body(w).backward()
+            XCTAssertTrue(w.grad === slot, name)
+            XCTAssertEqual(slot.scalars, want, name)
+            // A second backward accumulates into the slot instead of overwriting it.
+            body(w).backward()
+            XCTAssertEqual(slot.scalars, want.map { $0 * 2 }, name)
+        }
+        // A hook sees (and may keep) the gradient, so the product does not write the slot early.
+        let w = Tensor.randn([5, 3], generator: Generator(seed: 2)).requiresGrad_()
+        let slot = Tensor.zeros([5, 3])
+        w.gradientStorage = slot
+        var seen: Tensor?
+        w.registerHook { seen = $0; return nil }
+        x.matmul(w, transposeB: true).sum().backward()
+        XCTAssertFalse(seen! === slot)
+        XCTAssertEqual(slot.scalars, seen!.scalars)
+        // Convolution weights too.
+        let conv = Conv2d(inChannels: 2, outChannels: 3, kernelSize: 3, generator: Generator(seed: 3))
+        let input = Tensor.randn([2, 2, 6, 6], generator: Generator(seed: 4))
+        conv(input).sum().backward()
+        let want = conv.weight.grad!.scalars
+        conv.weight.grad = nil
+        conv.weight.gradientStorage = Tensor.zeros(conv.weight.shape)
+        conv(input).sum().backward()
+        XCTAssertTrue(conv.weight.grad === conv.weight.gradientStorage)
+        XCTAssertEqual(conv.weight.grad!.scalars, want)
+    }
+
     func testATensorUsedTwiceGetsBothContributions() {
         let x = Tensor([3], requiresGrad: true)
         let y = x * x + x.exp() * x

@@ -104,7 +104,7 @@ extension Tensor {
         } else if let existing = grad {
             grad = (existing + g).detach()
         } else if let slot = gradientStorage, slot.shape == g.shape, slot.dtype == g.dtype {
-            slot.copy_(g)
+            if g !== slot { slot.copy_(g) }  // a rule that claimed the slot already wrote it
             grad = slot
         } else if canKeep && !g.requiresGrad && isKnownUniquelyReferenced(&g) && isKnownUniquelyReferenced(&g.storage)
                     && g.byteOffset == 0 && g.storage.byteCount == g.count * g.dtype.byteSize {
@@ -116,6 +116,18 @@ extension Tensor {
             // another gradient or the user still holds.
             grad = g.clone()
         }
+    }
+
+    /// For backward rules: this leaf's `gradientStorage`, when the rule may compute the leaf's
+    /// gradient straight into it (a data-parallel bucket slot), saving the copy `accumulateGrad`
+    /// would make. Only the first claim in a backward run succeeds, and only while `.grad` is
+    /// empty and nothing (a hook, a recorded backward) could see the gradient before it lands.
+    func claimGradientSlot() -> Tensor? {
+        guard !GradMode.isEnabled, gradFn == nil, leafRequiresGrad, grad == nil, gradHooks.isEmpty,
+              let slot = gradientStorage, slot.shape == shape, slot.dtype == dtype, slotClaim != engineMark
+        else { return nil }
+        slotClaim = engineMark
+        return slot
     }
 
     /// Computes the gradient of this tensor with respect to every leaf that requires grad and

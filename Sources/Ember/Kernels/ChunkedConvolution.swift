@@ -80,7 +80,7 @@ extension Kernels {
                                input needInput: Bool, weight needWeight: Bool, bias needBias: Bool)
         -> (input: Tensor?, weight: Tensor?, bias: Tensor?) {
         let dx = needInput ? Tensor(uninitializedShape: x.shape, dtype: x.dtype) : nil
-        let dw = needWeight ? Tensor(uninitializedShape: weight.shape, dtype: x.dtype) : nil
+        let dw = needWeight ? weight.claimGradientSlot() ?? Tensor(uninitializedShape: weight.shape, dtype: x.dtype) : nil
         let db = needBias ? zeroed([plan.outChannels], dtype: x.dtype) : nil
         func run<T: FloatElement>(_ type: T.Type) {
             let l = plan.positions, oc = plan.outChannels, rows = plan.geometry.patchSize

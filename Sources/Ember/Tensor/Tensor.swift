@@ -37,6 +37,9 @@ public final class Tensor: @unchecked Sendable {
     // visited this tensor, and the gradient that run has accumulated for it so far.
     var engineMark = 0
     var engineGrad: Tensor?
+    /// The run whose backward already writes a gradient into `gradientStorage` (see
+    /// `claimGradientSlot`).
+    var slotClaim = 0
 
     /// Where backward should put this leaf's gradient when `.grad` is empty (a same-shaped
     /// tensor, typically a slot in a data-parallel bucket), saving an allocation and a copy.
