@@ -15,15 +15,15 @@ mkdir -p "$(dirname "$out")"
 native=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
 {
     echo "# single process, one thread"
-    "${native[@]}" .build/release/trainer bench --steps "$steps" --loader
+    "${native[@]}" .build/release/trainer bench --steps "$steps" --loader --phases
     python3 examples/pytorch/bench.py --steps "$steps"
     if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
         echo "# for reference: OpenBLAS pinned by OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE"
         .build/release/trainer bench --model mlp --steps "$steps" | sed 's/^/pinned /'
     fi
     echo "# two processes, one thread each"
-    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" 2>/dev/null
-    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --no-overlap 2>/dev/null | sed 's/^/no-overlap /'
+    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --phases 2>/dev/null
+    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --overlap 2>/dev/null | sed 's/^/forced /'
     "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model cnn --steps "$((steps / 2))" 2>/dev/null
     python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" 2>/dev/null | grep world
     python3 examples/pytorch/bench.py --model cnn --world 2 --steps "$((steps / 2))" 2>/dev/null | grep world

@@ -159,20 +159,21 @@ public final class DataParallel {
         while nextToLaunch < buckets.count {
             let b = buckets[nextToLaunch]
             guard all || b.arrived >= b.members.count else { return }
-            launch(b)
+            try? launch(b)  // an asynchronous start cannot fail; errors surface in wait()
             nextToLaunch += 1
         }
     }
 
-    private func launch(_ b: Bucket) {
+    /// Starts the bucket's allreduce, or with `now` runs it on this thread and returns when done.
+    private func launch(_ b: Bucket, now: Bool = false) throws {
         switch b.buffer.dtype {
-        case .float32: pack(b, Float.self)
-        case .float64: pack(b, Double.self)
+        case .float32: try pack(b, Float.self, now: now)
+        case .float64: try pack(b, Double.self, now: now)
         case .int64: preconditionFailure("integer parameters cannot be trained")
         }
     }
 
-    private func pack<T: FloatElement>(_ b: Bucket, _ type: T.Type) {
+    private func pack<T: FloatElement>(_ b: Bucket, _ type: T.Type, now: Bool = false) throws {
         let buffer = b.buffer.mutablePointer(T.self)
         for (k, m) in b.members.enumerated() {
             let p = parameters[m], slot = buffer + b.offsets[k]
@@ -186,7 +187,11 @@ public final class DataParallel {
             }
         }
         // Averaging the flags too is harmless: a mean of zeros and ones is positive when any is.
-        b.request = communicator.allreduceAsync(buffer, count: b.buffer.count, op: .average)
+        if now {
+            try communicator.allreduce(buffer, count: b.buffer.count, op: .average)
+        } else {
+            b.request = communicator.allreduceAsync(buffer, count: b.buffer.count, op: .average)
+        }
     }
 
     /// Waits for every bucket and replaces each gradient by its average over ranks. A parameter
@@ -194,11 +199,19 @@ public final class DataParallel {
     /// in a single process). Call after backward, before the optimizer step.
     public func synchronize() throws {
         guard syncEnabled && communicator.worldSize > 1 else { return }
-        launchReadyBuckets(all: true)
         defer {
             nextToLaunch = 0
             for b in buckets { b.arrived = 0; b.request = nil }
         }
+        if !overlap {
+            // Nothing to overlap with any more: reduce on this thread, sparing two thread
+            // hand-offs per bucket (2% of a two-rank mlp step).
+            while nextToLaunch < buckets.count {
+                try launch(buckets[nextToLaunch], now: true)
+                nextToLaunch += 1
+            }
+        }
+        launchReadyBuckets(all: true)
         for b in buckets {
             try b.request?.wait()
             switch b.buffer.dtype {

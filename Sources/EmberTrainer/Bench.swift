@@ -13,6 +13,7 @@ public enum Bench {
         public let samplesPerSecond: Double, stepMilliseconds: Double
         public let blasFraction: Double, peakResidentMB: Double
         public var blasKernel = Ember.blasKernel
+        public var overlap = false
         /// Mean microseconds per step in forward (with zeroGrad and the loss), backward, gradient
         /// synchronisation and the optimizer step, on this rank (when asked for).
         public var phases: [Double]?
@@ -26,6 +27,7 @@ public enum Bench {
         public var line: String {
             String(format: "%@ world=%d threads=%d samples_per_s=%.0f step_ms=%.3f blas_pct=%.1f peak_rss_mb=%.1f blas_kernel=%@",
                    name, world, threads, samplesPerSecond, stepMilliseconds, blasFraction * 100, peakResidentMB, blasKernel)
+                + (world > 1 ? " overlap=\(overlap ? "on" : "off")" : "")
         }
     }
 
@@ -92,6 +94,7 @@ public enum Bench {
         var result = Result(name: name, world: comm.worldSize, threads: threads,
                             samplesPerSecond: Double(s.batch * comm.worldSize) / stepSeconds, stepMilliseconds: stepSeconds * 1000,
                             blasFraction: KernelProfile.blasSeconds / max(elapsed, 1e-9), peakResidentMB: peakResidentMegabytes())
+        result.overlap = overlap
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result
     }

@@ -41,6 +41,9 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public var threads = 0
     public var collectiveTimeout = 300.0
     public var bucketKB = 1024
+    /// Overlap gradient allreduces with backward; nil decides from the launch (see
+    /// `LaunchEnvironment.overlapPaysOff`).
+    public var overlap: Bool? = nil
     public var dropout = 0.0
 
     public init() {}

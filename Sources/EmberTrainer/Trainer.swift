@@ -73,7 +73,9 @@ final class RankTrainer {
         model = try ModelFactory.make(config, sampleShape: data.sampleShape, outputs: data.outputs,
                                       generator: Generator(seed: config.seed), dropoutGenerator: dropoutGenerator)
         if let resume { try model.loadStateDict(resume.model) }
-        ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: config.bucketKB * 1024)
+        let overlap = config.overlap ?? LaunchEnvironment.detect().overlapPaysOff(threadsPerRank: numThreads,
+                                                                                   cores: ProcessInfo.processInfo.activeProcessorCount)
+        ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: config.bucketKB * 1024, overlap: overlap)
         optimizer = RankTrainer.makeOptimizer(config, model.parameters())
         epochSchedule = EpochSchedule(config: config)
         makeSchedules()
@@ -150,6 +152,9 @@ final class RankTrainer {
         if isCoordinator {
             log.info("training \(config.model) (\(model.parameterCount) parameters) on \(data.source): \(data.train.count) train, \(data.val?.count ?? 0) validation, \(data.test?.count ?? 0) test samples")
             log.info("world \(comm.worldSize) (\(comm.backendName)), batch \(config.batchSize) per rank = \(globalBatch) global\(config.gradAccumulation > 1 ? " × \(config.gradAccumulation) accumulated" : ""), \(batchesPerEpoch) batches per epoch, optimizer \(config.optimizer) lr \(config.lr)")
+            if comm.worldSize > 1 {
+                log.info("gradients: \(ddp.bucketSizes.count) allreduce bucket(s) of up to \(config.bucketKB) KiB, \(ddp.overlap ? "overlapped with backward" : "after backward (ranks fill this node's cores)")")
+            }
         }
 
         training: while epoch < config.epochs {

@@ -60,6 +60,8 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "BLAS threads per rank (0: cores divided by ranks on this node).") var threads: Int?
     @Option(help: "Seconds a rank may wait in a collective before the job is ended.") var collectiveTimeout: Double?
     @Option(help: "Gradient bucket size for allreduce, in KiB.") var bucketKB: Int?
+    @Flag(inversion: .prefixedNo, help: "Overlap gradient allreduces with backward (default: when the ranks leave cores free or span nodes).")
+    var overlap: Bool?
 
     /// Applies the flags that were given on top of `c`.
     func apply(to c: inout TrainerConfig) {
@@ -98,6 +100,7 @@ struct TrainOptions: ParsableArguments {
         if let threads { c.threads = threads }
         if let collectiveTimeout { c.collectiveTimeout = collectiveTimeout }
         if let bucketKB { c.bucketKB = bucketKB }
+        if let overlap { c.overlap = overlap }
     }
 }
 
@@ -151,7 +154,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed steps.") var steps = 200
     @Option(help: "Untimed warm-up steps.") var warmup = 20
     @Option(help: "BLAS threads per rank.") var threads = 1
-    @Flag(help: "Start gradient allreduces only after backward (to measure what overlap gains).") var noOverlap = false
+    @Flag(inversion: .prefixedNo, help: "Overlap gradient allreduces with backward (default: when the ranks leave cores free or span nodes).")
+    var overlap: Bool?
     @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
     @Flag(help: "Also measure DataLoader throughput on MNIST-shaped data.") var loader = false
     @Flag(help: "Also print rank 0's mean time per step in forward, backward, synchronize and optimizer step.") var phases = false
@@ -167,8 +171,9 @@ struct Bench: ParsableCommand {
             let comm: Communicator = launch.wantsMPI ? try MPICommunicator() : SingleProcessCommunicator()
             defer { (comm as? MPICommunicator)?.finalize() }
             for name in models {
+                let overlaps = overlap ?? launch.overlapPaysOff(threadsPerRank: threads, cores: ProcessInfo.processInfo.activeProcessorCount)
                 let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm,
-                                                        overlap: !noOverlap, phases: phases)
+                                                        overlap: overlaps, phases: phases)
                 if comm.rank == 0 { print(result.line) }
                 if comm.rank == 0, let line = result.phaseLine { print(line) }
             }

@@ -57,6 +57,20 @@ final class CommunicatorTests: XCTestCase {
         XCTAssertTrue("\(slurm)".contains("srun"))
         XCTAssertEqual(slurm.announcedWorldSize, 8)
     }
+
+    func testOverlapIsOffOnlyWhenOneNodesRanksFillItsCores() {
+        func job(world: Int, local: Int?) -> LaunchEnvironment {
+            var env = ["OMPI_COMM_WORLD_SIZE": "\(world)", "OMPI_COMM_WORLD_RANK": "0"]
+            env["OMPI_COMM_WORLD_LOCAL_SIZE"] = local.map(String.init)
+            return LaunchEnvironment.detect(env)
+        }
+        XCTAssertFalse(job(world: 2, local: 2).overlapPaysOff(threadsPerRank: 1, cores: 2))   // both cores computing
+        XCTAssertFalse(job(world: 4, local: 4).overlapPaysOff(threadsPerRank: 1, cores: 2))   // oversubscribed
+        XCTAssertTrue(job(world: 2, local: 2).overlapPaysOff(threadsPerRank: 1, cores: 8))    // idle cores
+        XCTAssertTrue(job(world: 8, local: 4).overlapPaysOff(threadsPerRank: 2, cores: 8))    // a network to hide
+        XCTAssertTrue(job(world: 2, local: nil).overlapPaysOff(threadsPerRank: 1, cores: 2))  // unknown: PyTorch's default
+        XCTAssertTrue(LaunchEnvironment.detect([:]).overlapPaysOff(threadsPerRank: 1, cores: 1))
+    }
 }
 
 /// Per-rank results collected from rank threads.
