@@ -24,6 +24,9 @@ public final class DataParallel {
     public let bucketCapacity: Int
     /// Whether buckets start during backward (true) or all at `synchronize()` (false).
     public let overlap: Bool
+    /// Whether gradients are divided by the world size as backward writes them (power-of-two
+    /// worlds) rather than after the allreduce.
+    public private(set) var prescaled = false
     /// Whether training-mode forward passes first copy rank 0's buffers (BatchNorm statistics).
     public let broadcastBuffers: Bool
 
@@ -102,15 +105,25 @@ public final class DataParallel {
         for (i, p) in parameters.enumerated() {
             hooks.append(p.registerPostAccumulateGradHook { [unowned self] _ in self.gradientReady(i) })
         }
-        // Gradients are born in their bucket ("gradient as bucket view"): no packing copy.
+        // Gradients are born in their bucket ("gradient as bucket view"): no packing copy. For a
+        // power-of-two world they are born divided by it, so the allreduce's sum is the average
+        // with no pass of its own (Horovod's prescaling; exact for such a world).
+        let n = communicator.worldSize
+        prescaled = n & (n - 1) == 0
         for b in buckets {
-            for (m, slot) in zip(b.members, b.slots) { parameters[m].gradientStorage = slot }
+            for (m, slot) in zip(b.members, b.slots) {
+                parameters[m].gradientStorage = slot
+                parameters[m].gradientStorageScale = prescaled ? 1 / Double(n) : 1
+            }
         }
     }
 
     deinit {
         for h in hooks { h.remove() }
-        for p in parameters { p.gradientStorage = nil }
+        for p in parameters {
+            p.gradientStorage = nil
+            p.gradientStorageScale = 1
+        }
     }
 
     /// Fails on every rank when the ranks' models differ in parameter names or shapes.
@@ -179,7 +192,10 @@ public final class DataParallel {
             let p = parameters[m], slot = buffer + b.offsets[k]
             if let g = p.grad {
                 // Usually the gradient already lives in its slot; copy only one set by hand.
-                if g !== b.slots[k] { slot.update(from: g.mutablePointer(T.self), count: p.count) }
+                if g !== b.slots[k] {
+                    let from = g.mutablePointer(T.self), scale = T(p.gradientStorageScale)
+                    for i in 0..<p.count { slot[i] = from[i] * scale }
+                }
                 buffer[b.flagOffset + k] = 1
             } else {
                 slot.update(repeating: 0, count: p.count)
@@ -187,10 +203,11 @@ public final class DataParallel {
             }
         }
         // Averaging the flags too is harmless: a mean of zeros and ones is positive when any is.
+        let op: ReduceOp = prescaled ? .sum : .average
         if now {
-            try communicator.allreduce(buffer, count: b.buffer.count, op: .average)
+            try communicator.allreduce(buffer, count: b.buffer.count, op: op)
         } else {
-            b.request = communicator.allreduceAsync(buffer, count: b.buffer.count, op: .average)
+            b.request = communicator.allreduceAsync(buffer, count: b.buffer.count, op: op)
         }
     }
 

@@ -75,7 +75,7 @@ final class AutogradTests: XCTestCase {
 
     /// `gradientStorage` (a data-parallel bucket slot): matrix products and convolutions write a
     /// weight's gradient straight into it; every other case copies, and the values never change.
-    func testGradientStorageReceivesExactlyTheGradient() {
+    func testGradientStorageReceivesExactlyTheGradient() throws {
         func reference(_ body: (Tensor) -> Tensor, _ w: Tensor) -> [Float] {
             let plain = w.detach().clone().requiresGrad_()
             body(plain).backward()
@@ -88,16 +88,22 @@ final class AutogradTests: XCTestCase {
             ("elementwise", { ($0 * $0).sum() }),
         ]
         for (name, body) in cases {
-            let w = Tensor.randn([5, 3], generator: Generator(seed: 2)).requiresGrad_()
-            let slot = Tensor.zeros([5, 3])
-            w.gradientStorage = slot
-            let want = reference(body, w)
-            body(w).backward()
-            XCTAssertTrue(w.grad === slot, name)
-            XCTAssertEqual(slot.scalars, want, name)
-            // A second backward accumulates into the slot instead of overwriting it.
-            body(w).backward()
-            XCTAssertEqual(slot.scalars, want.map { $0 * 2 }, name)
+            for scale in [1.0, 0.25] {  // DataParallel's prescaling for a world of four
+                let w = Tensor.randn([5, 3], generator: Generator(seed: 2)).requiresGrad_()
+                let slot = Tensor.zeros([5, 3])
+                w.gradientStorage = slot
+                w.gradientStorageScale = scale
+                let want = reference(body, w).map { $0 * Float(scale) }
+                // grad(of:wrt:) returns gradients and leaves slots alone.
+                XCTAssertEqual(try grad(of: [body(w)], wrt: [w])[0]!.scalars, reference(body, w), name)
+                XCTAssertEqual(slot.scalars, [Float](repeating: 0, count: 15), name)
+                body(w).backward()
+                XCTAssertTrue(w.grad === slot, name)
+                XCTAssertEqual(slot.scalars, want, "\(name), scale \(scale)")
+                // A second backward accumulates into the slot instead of overwriting it.
+                body(w).backward()
+                XCTAssertEqual(slot.scalars, want.map { $0 * 2 }, "\(name), scale \(scale)")
+            }
         }
         // A hook sees (and may keep) the gradient, so the product does not write the slot early.
         let w = Tensor.randn([5, 3], generator: Generator(seed: 2)).requiresGrad_()
@@ -115,9 +121,10 @@ final class AutogradTests: XCTestCase {
         let want = conv.weight.grad!.scalars
         conv.weight.grad = nil
         conv.weight.gradientStorage = Tensor.zeros(conv.weight.shape)
+        conv.weight.gradientStorageScale = 0.5
         conv(input).sum().backward()
         XCTAssertTrue(conv.weight.grad === conv.weight.gradientStorage)
-        XCTAssertEqual(conv.weight.grad!.scalars, want)
+        XCTAssertEqual(conv.weight.grad!.scalars, want.map { $0 * 0.5 })
     }
 
     func testATensorUsedTwiceGetsBothContributions() {

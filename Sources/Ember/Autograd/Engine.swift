@@ -14,11 +14,11 @@ enum Engine {
     static func run(roots: [Tensor], seeds: [Tensor], retainGraph: Bool, createGraph: Bool,
                     capture: [Tensor]? = nil, allowUnused: Bool = true) throws -> [Tensor?] {
         let run = runs.add(1, ordering: .relaxed).newValue
-        let order = topologicalOrder(roots, run: run)
+        let accumulate = capture == nil
+        let order = topologicalOrder(roots, run: run, countUses: accumulate)
         for (root, seed) in zip(roots, seeds) { add(seed, to: root) }
 
         var captured = [Tensor?](repeating: nil, count: capture?.count ?? 0)
-        let accumulate = capture == nil
         defer { for t in order { t.engineGrad = nil } }
 
         try withGradMode(createGraph) {
@@ -55,14 +55,16 @@ enum Engine {
     }
 
     /// Post-order DFS with an explicit stack: inputs come before the tensors computed from them.
-    /// Visiting a tensor also clears any gradient a failed earlier run left on it.
-    static func topologicalOrder(_ roots: [Tensor], run: Int) -> [Tensor] {
+    /// Visiting a tensor also clears any gradient a failed earlier run left on it. With
+    /// `countUses`, each tensor's `engineUses` ends as the number of graph edges into it.
+    static func topologicalOrder(_ roots: [Tensor], run: Int, countUses: Bool = false) -> [Tensor] {
         var order: [Tensor] = []
         var stack: [(tensor: Tensor, next: Int)] = []
         func visit(_ t: Tensor) -> Bool {
             guard t.engineMark != run else { return false }
             t.engineMark = run
             t.engineGrad = nil
+            t.engineUses = 0
             return true
         }
         for root in roots where visit(root) {
@@ -71,8 +73,9 @@ enum Engine {
                 let inputs = t.gradFn?.inputs ?? []
                 if next < inputs.count {
                     stack[stack.count - 1].next += 1
-                    if let input = inputs[next], visit(input) {
-                        stack.append((input, 0))
+                    if let input = inputs[next] {
+                        if visit(input) { stack.append((input, 0)) }
+                        if countUses { input.engineUses += 1 }
                     }
                 } else {
                     order.append(t)
@@ -100,11 +103,12 @@ extension Tensor {
             return
         }
         if let existing = grad, existing.gradFn == nil {
-            Kernels.addInPlace(existing, g)
+            Kernels.addInPlace(existing, g, scale: existing === gradientStorage ? gradientStorageScale : 1)
         } else if let existing = grad {
             grad = (existing + g).detach()
         } else if let slot = gradientStorage, slot.shape == g.shape, slot.dtype == g.dtype {
-            if g !== slot { slot.copy_(g) }  // a rule that claimed the slot already wrote it
+            // A rule that claimed the slot already wrote it, scaled.
+            if g !== slot { Kernels.copy(g, into: slot, scale: gradientStorageScale) }
             grad = slot
         } else if canKeep && !g.requiresGrad && isKnownUniquelyReferenced(&g) && isKnownUniquelyReferenced(&g.storage)
                     && g.byteOffset == 0 && g.storage.byteCount == g.count * g.dtype.byteSize {
@@ -120,14 +124,16 @@ extension Tensor {
 
     /// For backward rules: this leaf's `gradientStorage`, when the rule may compute the leaf's
     /// gradient straight into it (a data-parallel bucket slot), saving the copy `accumulateGrad`
-    /// would make. Only the first claim in a backward run succeeds, and only while `.grad` is
-    /// empty and nothing (a hook, a recorded backward) could see the gradient before it lands.
-    func claimGradientSlot() -> Tensor? {
-        guard !GradMode.isEnabled, gradFn == nil, leafRequiresGrad, grad == nil, gradHooks.isEmpty,
-              let slot = gradientStorage, slot.shape == shape, slot.dtype == dtype, slotClaim != engineMark
+    /// would make. Only when the rule's gradient is the leaf's whole gradient in a backward that
+    /// accumulates into `.grad` (one use in the graph, `.grad` empty), and nothing (a hook, a
+    /// recorded backward) could see it before it lands. The rule must write the gradient times
+    /// `scale` (`gradientStorageScale`).
+    func claimGradientSlot() -> (slot: Tensor, scale: Double)? {
+        guard !GradMode.isEnabled, gradFn == nil, leafRequiresGrad, grad == nil, gradHooks.isEmpty, engineUses == 1,
+              let slot = gradientStorage, slot.shape == shape, slot.dtype == dtype
         else { return nil }
-        slotClaim = engineMark
-        return slot
+        engineUses = 0  // a second claim in this run (there is none with one use) would fail
+        return (slot, gradientStorageScale)
     }
 
     /// Computes the gradient of this tensor with respect to every leaf that requires grad and

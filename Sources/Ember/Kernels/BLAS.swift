@@ -8,11 +8,11 @@ extension Kernels {
     /// `C[b] = op(A[b]) · op(B[b])` for `batch` matrices stored back to back (a stride of 0 reuses
     /// one matrix for every batch), through OpenBLAS. Transposes are BLAS flags, never copies.
     static func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, batch: Int, m: Int, n: Int, k: Int,
-                     transA: Bool, transB: Bool, strideA: Int, strideB: Int) {
+                     transA: Bool, transB: Bool, strideA: Int, strideB: Int, alpha: Double = 1) {
         func run<T: FloatElement>(_ type: T.Type) {
             let pa = a.pointer(T.self), pb = b.pointer(T.self), pc = c.pointer(T.self)
             for i in 0..<batch {
-                gemm(transA, transB, m: m, n: n, k: k, pa + i * strideA, lda: transA ? m : k,
+                gemm(transA, transB, m: m, n: n, k: k, alpha: T(alpha), pa + i * strideA, lda: transA ? m : k,
                      pb + i * strideB, ldb: transB ? k : n, beta: 0, pc + i * m * n, ldc: n)
             }
         }
@@ -23,9 +23,9 @@ extension Kernels {
         }
     }
 
-    /// Row-major `C = op(A)·op(B) + beta·C` on raw pointers with explicit leading dimensions, so
-    /// kernels can multiply sub-blocks of larger buffers in place.
-    static func gemm<T: FloatElement>(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
+    /// Row-major `C = alpha·op(A)·op(B) + beta·C` on raw pointers with explicit leading
+    /// dimensions, so kernels can multiply sub-blocks of larger buffers in place.
+    static func gemm<T: FloatElement>(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, alpha: T = 1,
                                       _ a: UnsafePointer<T>, lda: Int, _ b: UnsafePointer<T>, ldb: Int,
                                       beta: T, _ c: UnsafeMutablePointer<T>, ldc: Int) {
         guard m > 0, n > 0 else { return }
@@ -34,11 +34,11 @@ extension Kernels {
         let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
         let (M, N, K) = (Int32(m), Int32(n), Int32(k))
         if T.self == Float.self {
-            cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1, UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), Int32(lda),
+            cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, Float(alpha), UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), Int32(lda),
                         UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), Int32(ldb), Float(beta),
                         UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), Int32(ldc))
         } else {
-            cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, 1, UnsafeRawPointer(a).assumingMemoryBound(to: Double.self), Int32(lda),
+            cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, Double(alpha), UnsafeRawPointer(a).assumingMemoryBound(to: Double.self), Int32(lda),
                         UnsafeRawPointer(b).assumingMemoryBound(to: Double.self), Int32(ldb), Double(beta),
                         UnsafeMutableRawPointer(c).assumingMemoryBound(to: Double.self), Int32(ldc))
         }

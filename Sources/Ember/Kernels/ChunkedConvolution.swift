@@ -80,7 +80,9 @@ extension Kernels {
                                input needInput: Bool, weight needWeight: Bool, bias needBias: Bool)
         -> (input: Tensor?, weight: Tensor?, bias: Tensor?) {
         let dx = needInput ? Tensor(uninitializedShape: x.shape, dtype: x.dtype) : nil
-        let dw = needWeight ? weight.claimGradientSlot() ?? Tensor(uninitializedShape: weight.shape, dtype: x.dtype) : nil
+        let claimed = needWeight ? weight.claimGradientSlot() : nil
+        let dw = needWeight ? claimed?.slot ?? Tensor(uninitializedShape: weight.shape, dtype: x.dtype) : nil
+        let dwScale = claimed?.scale ?? 1
         let db = needBias ? zeroed([plan.outChannels], dtype: x.dtype) : nil
         func run<T: FloatElement>(_ type: T.Type) {
             let l = plan.positions, oc = plan.outChannels, rows = plan.geometry.patchSize
@@ -101,7 +103,7 @@ extension Kernels {
                 if let dw {
                     im2col(src + b0 * plan.inputPlane, samples: nb, plan.geometry, into: cols)
                     for grp in 0..<plan.groups {
-                        gemm(false, true, m: plan.groupOut, n: plan.groupRows, k: width,
+                        gemm(false, true, m: plan.groupOut, n: plan.groupRows, k: width, alpha: T(dwScale),
                              gathered + grp * plan.groupOut * width, lda: width,
                              cols + grp * plan.groupRows * width, ldb: width,
                              beta: b0 == 0 ? 0 : 1, dw.pointer(T.self) + grp * plan.groupOut * plan.groupRows, ldc: plan.groupRows)

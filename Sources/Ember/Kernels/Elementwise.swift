@@ -177,16 +177,29 @@ enum Kernels {
     // MARK: In place
 
     /// `dst += src` elementwise (equal shapes and dtypes); used to accumulate gradients.
-    static func addInPlace(_ dst: Tensor, _ src: Tensor) {
+    static func addInPlace(_ dst: Tensor, _ src: Tensor, scale: Double = 1) {
         precondition(dst.shape == src.shape && dst.dtype == src.dtype,
                      "cannot add \(src.shape) \(src.dtype) into \(dst.shape) \(dst.dtype)")
         switch dst.dtype {
-        case .float32: axpy(1, src.pointer(Float.self), dst.pointer(Float.self), dst.count)
-        case .float64: axpy(1, src.pointer(Double.self), dst.pointer(Double.self), dst.count)
+        case .float32: axpy(Float(scale), src.pointer(Float.self), dst.pointer(Float.self), dst.count)
+        case .float64: axpy(scale, src.pointer(Double.self), dst.pointer(Double.self), dst.count)
         case .int64:
             let d = dst.pointer(Int64.self), s = src.pointer(Int64.self)
             for i in 0..<dst.count { d[i] &+= s[i] }
         }
+    }
+
+    /// `dst = src · scale` for tensors of one shape (any dtypes; a plain copy when `scale` is 1).
+    static func copy(_ src: Tensor, into dst: Tensor, scale: Double) {
+        guard scale != 1 else { return dst.copy_(src) }
+        precondition(dst.shape == src.shape && dst.dtype == src.dtype && dst.dtype.isFloatingPoint,
+                     "cannot copy \(src.shape) \(src.dtype) into \(dst.shape) \(dst.dtype) with a scale")
+        func run<T: FloatElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>) {
+            let a = T(scale)
+            for i in 0..<dst.count { y[i] = x[i] * a }
+        }
+        dst.dtype == .float64 ? run(src.pointer(Double.self), dst.pointer(Double.self))
+            : run(src.pointer(Float.self), dst.pointer(Float.self))
     }
 
     /// `y += alpha * x` over `n` contiguous elements.

@@ -23,7 +23,7 @@ extension Tensor {
 
     /// The core product on rank ≥ 2 operands; gradients are products again (with flipped flags),
     /// so they can be differentiated a second time.
-    func mm(_ other: Tensor, transposeA ta: Bool, transposeB tb: Bool, into destination: Tensor? = nil) -> Tensor {
+    func mm(_ other: Tensor, transposeA ta: Bool, transposeB tb: Bool, into destination: (slot: Tensor, scale: Double)? = nil) -> Tensor {
         let dtype = Tensor.promoted(self.dtype, other.dtype)
         precondition(dtype.isFloatingPoint, "matmul needs floating-point tensors, got \(self.dtype) and \(other.dtype)")
         var a = to(dtype), b = other.to(dtype)
@@ -41,10 +41,10 @@ extension Tensor {
         // A 2-D operand is reused for every batch (stride 0); a batched one is expanded if needed.
         if a.rank > 2 || batch > 1 { a = a.rank == 2 ? a : a.expand(batchShape + Array(a.shape.suffix(2))) }
         if b.rank > 2 || batch > 1 { b = b.rank == 2 ? b : b.expand(batchShape + Array(b.shape.suffix(2))) }
-        let out = destination.flatMap { $0.shape == batchShape + [m, n] && $0.dtype == dtype ? $0 : nil }
-            ?? Tensor(uninitializedShape: batchShape + [m, n], dtype: dtype)
+        let target = destination.flatMap { $0.slot.shape == batchShape + [m, n] && $0.slot.dtype == dtype ? $0 : nil }
+        let out = target?.slot ?? Tensor(uninitializedShape: batchShape + [m, n], dtype: dtype)
         Kernels.gemm(a, b, into: out, batch: batch, m: m, n: n, k: ka, transA: ta, transB: tb,
-                     strideA: a.rank == 2 ? 0 : m * ka, strideB: b.rank == 2 ? 0 : ka * n)
+                     strideA: a.rank == 2 ? 0 : m * ka, strideB: b.rank == 2 ? 0 : ka * n, alpha: target?.scale ?? 1)
         return out.recordOp("MmBackward", [a, b]) { g in
             let ga = a.requiresGrad
                 ? (ta ? b.mm(g, transposeA: tb, transposeB: true) : g.mm(b, transposeA: false, transposeB: !tb)).sumTo(a.shape)

@@ -37,13 +37,17 @@ public final class Tensor: @unchecked Sendable {
     // visited this tensor, and the gradient that run has accumulated for it so far.
     var engineMark = 0
     var engineGrad: Tensor?
-    /// The run whose backward already writes a gradient into `gradientStorage` (see
-    /// `claimGradientSlot`).
-    var slotClaim = 0
+    /// How many recorded ops of the current backward run consume this tensor (counted only when
+    /// the run accumulates into `.grad`; see `claimGradientSlot`).
+    var engineUses = 0
 
     /// Where backward should put this leaf's gradient when `.grad` is empty (a same-shaped
     /// tensor, typically a slot in a data-parallel bucket), saving an allocation and a copy.
     public var gradientStorage: Tensor?
+    /// Factor applied to every gradient backward writes or adds into `gradientStorage`.
+    /// DataParallel sets 1/world for power-of-two worlds, so that summing the slots across ranks
+    /// gives the average (exactly: such a scale commutes with rounding) with no extra pass.
+    public var gradientStorageScale = 1.0
 
     init(storage: Storage, shape: [Int], dtype: DType, byteOffset: Int = 0) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
