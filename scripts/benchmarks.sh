@@ -27,6 +27,10 @@ native=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
     "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model cnn --steps "$((steps / 2))" 2>/dev/null
     python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" 2>/dev/null | grep world
     python3 examples/pytorch/bench.py --model cnn --world 2 --steps "$((steps / 2))" 2>/dev/null | grep world
+    echo "# resident memory stays flat: peak after 1,000 and after 10,000 steps"
+    for n in 1000 10000; do
+        "${native[@]}" .build/release/trainer bench --model mlp --steps "$n" | sed "s/^/memory steps=$n /"
+    done
     echo "# gradient averaging against a raw MPI_Allreduce of the same 4 MiB"
     launch/mpirun -n 2 .build/release/trainer bench --model seednet --steps 10 --allreduce 2>/dev/null | grep allreduce
 } | tee "$out"

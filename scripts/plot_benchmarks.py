@@ -15,7 +15,7 @@ def parse(path):
     for line in open(path):
         m = re.match(r"^(seednet|mlp|cnn) world=(\d+) .*samples_per_s=(\d+).*peak_rss_mb=([\d.]+)", line)
         if not m:
-            continue  # headers, "pinned"/"forced" reference rows, loader and allreduce lines
+            continue  # headers, "pinned"/"forced"/"memory" reference rows, loader and allreduce lines
         key = (m.group(1), int(m.group(2)))
         (ember if "blas_kernel=" in line else torch)[key] = (float(m.group(3)), float(m.group(4)))
     return ember, torch
