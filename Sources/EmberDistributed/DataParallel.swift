@@ -22,7 +22,8 @@ public final class DataParallel {
     public let communicator: Communicator
     /// Bytes of gradients per bucket (parameters are never split across buckets).
     public let bucketCapacity: Int
-    /// Whether buckets start during backward (true) or all at `synchronize()` (false).
+    /// Whether buckets start during backward on the communication thread (true) or all in
+    /// `synchronize()` on the calling thread (false).
     public let overlap: Bool
     /// Whether gradients are divided by the world size as backward writes them (power-of-two
     /// worlds) rather than after the allreduce.
@@ -202,7 +203,7 @@ public final class DataParallel {
                 buffer[b.flagOffset + k] = 0
             }
         }
-        // Averaging the flags too is harmless: a mean of zeros and ones is positive when any is.
+        // The flags go along: their sum or mean is positive when any rank had a gradient.
         let op: ReduceOp = prescaled ? .sum : .average
         if now {
             try communicator.allreduce(buffer, count: b.buffer.count, op: op)
@@ -240,7 +241,8 @@ public final class DataParallel {
     }
 
     private func unpack<T: FloatElement>(_ b: Bucket, _ type: T.Type) {
-        // The communicator averaged the bucket; point each gradient at its slot.
+        // The bucket holds the average now (a sum of prescaled gradients, or averaged by the
+        // communicator); point each gradient at its slot.
         let buffer = b.buffer.mutablePointer(T.self)
         for (k, m) in b.members.enumerated() {
             parameters[m].grad = buffer[b.flagOffset + k] > 0 ? b.slots[k] : nil
