@@ -14,6 +14,8 @@ final class ConvolutionKernelTests: XCTestCase {
         Case(batch: 4, channels: 4, size: (9, 11), outChannels: 6, kernel: (3, 3), stride: (2, 2), padding: .symmetric(1), groups: 2),
         Case(batch: 3, channels: 2, size: (10, 10), outChannels: 2, kernel: (3, 2), stride: (1, 2), dilation: (2, 1)),
         Case(batch: 7, channels: 3, size: (6, 6), outChannels: 3, kernel: (4, 4), padding: .same, groups: 3),
+        // Dense (every window inside the image): unfolded by plain row copies.
+        Case(batch: 3, channels: 2, size: (7, 9), outChannels: 4, kernel: (3, 2)),
     ]
 
     override func tearDown() {

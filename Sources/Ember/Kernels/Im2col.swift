@@ -12,6 +12,19 @@ public struct ConvGeometry: Equatable, Sendable {
     public var outWidth: Int { (width + padBefore.w + padAfter.w - dilation.w * (kernel.w - 1) - 1) / stride.w + 1 }
     /// Rows of the column matrix: one per (channel, kernel row, kernel column).
     public var patchSize: Int { channels * kernel.h * kernel.w }
+    /// Stride 1, no dilation, no padding: every window lies inside the image, so unfolding is
+    /// plain row copies.
+    var isDense: Bool {
+        stride == (1, 1) && dilation == (1, 1) && padBefore == (0, 0) && padAfter == (0, 0)
+    }
+
+    /// For stride 1 without dilation: the same windows over images with the zero padding
+    /// written out, which makes the geometry dense.
+    var paddedDense: ConvGeometry? {
+        guard stride == (1, 1) && dilation == (1, 1) && !isDense else { return nil }
+        return ConvGeometry(channels: channels, height: height + padBefore.h + padAfter.h, width: width + padBefore.w + padAfter.w,
+                            kernel: kernel, stride: (1, 1), padBefore: (0, 0), padAfter: (0, 0), dilation: (1, 1))
+    }
 
     public static func == (a: ConvGeometry, b: ConvGeometry) -> Bool {
         a.channels == b.channels && a.height == b.height && a.width == b.width
@@ -53,6 +66,17 @@ extension Kernels {
     /// vector loads and stores.
     static func im2col<T: FloatElement>(_ src: UnsafePointer<T>, samples n: Int, _ g: ConvGeometry, into dst: UnsafeMutablePointer<T>) {
         let ow = g.outWidth
+        if g.isDense {
+            forEachDenseLine(g, samples: n) { line, image in copySpan(from: src + image, to: dst + line, count: ow) }
+            return
+        }
+        if let dense = g.paddedDense {
+            // Pad the images once (a few kilobytes per sample), then unfold densely.
+            return withPaddedImages(g, dense, samples: n, T.self) { padded in
+                padImages(src, g, dense, samples: n, into: padded)
+                im2col(padded, samples: n, dense, into: dst)
+            }
+        }
         forEachWindowRow(g, samples: n) { row, inputRow, lo, hi, x0 in
             let line = dst + row
             guard inputRow >= 0 else { return line.update(repeating: 0, count: ow) }
@@ -73,6 +97,21 @@ extension Kernels {
 
     /// Adds the windows of `src` (`[C·kh·kw, n·oh·ow]`) into the `n` images at `dst`.
     static func col2imAdd<T: FloatElement>(_ src: UnsafePointer<T>, samples n: Int, _ g: ConvGeometry, into dst: UnsafeMutablePointer<T>) {
+        if g.isDense {
+            let ow = g.outWidth
+            forEachDenseLine(g, samples: n) { line, image in addSpan(from: src + line, to: dst + image, count: ow) }
+            return
+        }
+        if let dense = g.paddedDense {
+            // Fold densely into padded images, then add their interiors.
+            return withPaddedImages(g, dense, samples: n, T.self) { padded in
+                padded.update(repeating: 0, count: n * dense.channels * dense.height * dense.width)
+                col2imAdd(src, samples: n, dense, into: padded)
+                forEachInteriorRow(g, dense, samples: n) { image, paddedRow in
+                    addSpan(from: padded + paddedRow, to: dst + image, count: g.width)
+                }
+            }
+        }
         forEachWindowRow(g, samples: n) { row, imageRow, lo, hi, x0 in
             guard imageRow >= 0 else { return }
             let output = dst + imageRow, line = src + row
@@ -82,6 +121,55 @@ extension Kernels {
                 for ox in 0..<g.outWidth {
                     let ix = ox &* g.stride.w &+ x0
                     if ix >= 0 && ix < g.width { output[ix] += line[ox] }
+                }
+            }
+        }
+    }
+
+    /// Scratch for `n` padded images of `dense`'s size.
+    static func withPaddedImages<T: FloatElement>(_ g: ConvGeometry, _ dense: ConvGeometry, samples n: Int, _ type: T.Type,
+                                                 _ body: (UnsafeMutablePointer<T>) -> Void) {
+        let scratch = Tensor(uninitializedShape: [n * dense.channels * dense.height * dense.width], dtype: T.dtype)
+        withExtendedLifetime(scratch) { body(scratch.pointer(T.self)) }
+    }
+
+    /// Copies `n` images of `g` into the middle of zeroed images of `dense`'s size.
+    static func padImages<T: FloatElement>(_ src: UnsafePointer<T>, _ g: ConvGeometry, _ dense: ConvGeometry, samples n: Int,
+                                           into padded: UnsafeMutablePointer<T>) {
+        padded.update(repeating: 0, count: n * dense.channels * dense.height * dense.width)
+        forEachInteriorRow(g, dense, samples: n) { image, paddedRow in
+            copySpan(from: src + image, to: padded + paddedRow, count: g.width)
+        }
+    }
+
+    /// (offset of an image row of `g`, offset of the same row inside the padded image of `dense`)
+    /// for every row of `n` samples.
+    @inline(__always)
+    static func forEachInteriorRow(_ g: ConvGeometry, _ dense: ConvGeometry, samples n: Int, _ body: (Int, Int) -> Void) {
+        for p in 0..<(n * g.channels) {
+            for y in 0..<g.height {
+                body((p * g.height + y) * g.width, (p * dense.height + y + g.padBefore.h) * dense.width + g.padBefore.w)
+            }
+        }
+    }
+
+    /// `forEachWindowRow` for a dense geometry (every window inside the image): (offset of the
+    /// line in the column matrix, offset of the image row segment it copies), nothing to check.
+    @inline(__always)
+    static func forEachDenseLine(_ g: ConvGeometry, samples n: Int, _ body: (Int, Int) -> Void) {
+        let oh = g.outHeight, ow = g.outWidth, w = g.width, plane = g.height &* w
+        var line = 0
+        for c in 0..<g.channels {
+            for ki in 0..<g.kernel.h {
+                for kj in 0..<g.kernel.w {
+                    for b in 0..<n {
+                        var image = (b &* g.channels &+ c) &* plane &+ ki &* w &+ kj
+                        for _ in 0..<oh {
+                            body(line, image)
+                            line &+= ow
+                            image &+= w
+                        }
+                    }
                 }
             }
         }
