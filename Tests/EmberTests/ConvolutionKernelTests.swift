@@ -87,6 +87,17 @@ final class ConvolutionKernelTests: XCTestCase {
                                     inputs: [x, w, b]))
     }
 
+    func testAnEmptyBatchGivesZeroGradients() {
+        let conv = Conv2d(inChannels: 2, outChannels: 3, kernelSize: 3, padding: 1)
+        let x = Tensor.zeros([0, 2, 5, 5]).requiresGrad_()
+        let y = conv(x)
+        XCTAssertEqual(y.shape, [0, 3, 5, 5])
+        y.sum().backward()
+        XCTAssertEqual(conv.weight.grad!.scalars, [Float](repeating: 0, count: 54))
+        XCTAssertEqual(conv.bias!.grad!.scalars, [0, 0, 0])
+        XCTAssertEqual(x.grad!.shape, [0, 2, 5, 5])
+    }
+
     func testOnlyRequestedGradientsAreComputed() throws {
         let x = Tensor.randn([3, 2, 8, 8], generator: Generator(seed: 1))  // data: no gradient wanted
         let conv = Conv2d(inChannels: 2, outChannels: 4, kernelSize: 3)

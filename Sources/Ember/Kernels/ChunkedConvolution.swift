@@ -83,6 +83,8 @@ extension Kernels {
         let claimed = needWeight ? weight.claimGradientSlot() : nil
         let dw = needWeight ? claimed?.slot ?? Tensor(uninitializedShape: weight.shape, dtype: x.dtype) : nil
         let dwScale = claimed?.scale ?? 1
+        // An empty batch has no chunks to sum over.
+        if plan.batch == 0, let dw { dw.dataPointer.initializeMemory(as: UInt8.self, repeating: 0, count: dw.count * dw.dtype.byteSize) }
         let db = needBias ? zeroed([plan.outChannels], dtype: x.dtype) : nil
         func run<T: FloatElement>(_ type: T.Type) {
             let l = plan.positions, oc = plan.outChannels, rows = plan.geometry.patchSize
