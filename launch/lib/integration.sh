@@ -24,8 +24,9 @@ json_key() { python3 -c "import json,sys; d=json.load(open('$1')); sys.exit(0 if
 run_integration_tests() {
     echo "== multi-process tests (mpirun)"
 
-    # 1. Data-parallel training equals single-process training under real MPI.
-    for n in 2 4; do
+    # 1. Data-parallel training equals single-process training under real MPI: power-of-two
+    # worlds (gradients prescaled, the allreduce sums) and three ranks (averaged after the sum).
+    for n in 2 3 4; do
         launch/mpirun -n "$n" "$trainer" check-ddp > "$work/ddp$n.log" 2>&1
         expect "mpirun -n $n: DDP equals single-process training (SGD momentum, Adam), replicas identical" "$work/ddp$n.log" \
             bash -c "[ \$(grep -c PASS '$work/ddp$n.log') -eq 2 ] && ! grep -q FAIL '$work/ddp$n.log'"
