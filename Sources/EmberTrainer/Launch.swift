@@ -60,8 +60,15 @@ public enum Trainer {
             return result.get()!
         }
 
-        let ranksHere = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 1
+        let ranksHere = launch.localSize ?? 1
         setNumThreads(config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / ranksHere))
+        if comm.rank == 0 {
+            // Forced kernel families can cost more than half the speed (docs/benchmarks.md).
+            let forced = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map {
+                " (forced by OPENBLAS_CORETYPE=\($0); this CPU's own may be faster, see docs/benchmarks.md)"
+            } ?? ""
+            log.info("BLAS: OpenBLAS \(blasKernel) kernels\(forced), \(numThreads) thread\(numThreads == 1 ? "" : "s") per rank")
+        }
         do {
             return try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log) }
         } catch let error as SharedError {
