@@ -61,9 +61,10 @@ extension Kernels {
     /// `im2col` of `n` samples at `src` into `dst` (`[C·kh·kw, n·oh·ow]`), so callers can unfold
     /// a chunk of a batch into a reused buffer.
     ///
-    /// Feature-map rows are short (LeNet's are 10 to 28 wide), so per-row bookkeeping is hoisted:
-    /// the valid span of every row depends only on the kernel column, and rows are copied with
-    /// vector loads and stores.
+    /// Feature-map rows are short (LeNet's are 10 to 28 wide), so per-row bookkeeping is what
+    /// costs: dense windows copy rows with nothing to check, padded stride-1 windows become dense
+    /// over zero-padded copies of the images, and the general case computes each row's valid
+    /// span once per kernel column. Rows are copied with vector loads and stores.
     static func im2col<T: FloatElement>(_ src: UnsafePointer<T>, samples n: Int, _ g: ConvGeometry, into dst: UnsafeMutablePointer<T>) {
         let ow = g.outWidth
         if g.isDense {
@@ -72,8 +73,10 @@ extension Kernels {
         }
         if let dense = g.paddedDense {
             // Pad the images once (a few kilobytes per sample), then unfold densely.
-            return withPaddedImages(g, dense, samples: n, T.self) { padded in
-                padImages(src, g, dense, samples: n, into: padded)
+            return withZeroedImages(dense, samples: n, T.self) { padded in
+                forEachInteriorRow(g, dense, samples: n) { image, paddedRow in
+                    copySpan(from: src + image, to: padded + paddedRow, count: g.width)
+                }
                 im2col(padded, samples: n, dense, into: dst)
             }
         }
@@ -104,8 +107,7 @@ extension Kernels {
         }
         if let dense = g.paddedDense {
             // Fold densely into padded images, then add their interiors.
-            return withPaddedImages(g, dense, samples: n, T.self) { padded in
-                padded.update(repeating: 0, count: n * dense.channels * dense.height * dense.width)
+            return withZeroedImages(dense, samples: n, T.self) { padded in
                 col2imAdd(src, samples: n, dense, into: padded)
                 forEachInteriorRow(g, dense, samples: n) { image, paddedRow in
                     addSpan(from: padded + paddedRow, to: dst + image, count: g.width)
@@ -126,19 +128,15 @@ extension Kernels {
         }
     }
 
-    /// Scratch for `n` padded images of `dense`'s size.
-    static func withPaddedImages<T: FloatElement>(_ g: ConvGeometry, _ dense: ConvGeometry, samples n: Int, _ type: T.Type,
+    /// Zeroed scratch for `n` images of `g`'s size.
+    static func withZeroedImages<T: FloatElement>(_ g: ConvGeometry, samples n: Int, _ type: T.Type,
                                                  _ body: (UnsafeMutablePointer<T>) -> Void) {
-        let scratch = Tensor(uninitializedShape: [n * dense.channels * dense.height * dense.width], dtype: T.dtype)
-        withExtendedLifetime(scratch) { body(scratch.pointer(T.self)) }
-    }
-
-    /// Copies `n` images of `g` into the middle of zeroed images of `dense`'s size.
-    static func padImages<T: FloatElement>(_ src: UnsafePointer<T>, _ g: ConvGeometry, _ dense: ConvGeometry, samples n: Int,
-                                           into padded: UnsafeMutablePointer<T>) {
-        padded.update(repeating: 0, count: n * dense.channels * dense.height * dense.width)
-        forEachInteriorRow(g, dense, samples: n) { image, paddedRow in
-            copySpan(from: src + image, to: padded + paddedRow, count: g.width)
+        let count = n * g.channels * g.height * g.width
+        let scratch = Tensor(uninitializedShape: [count], dtype: T.dtype)
+        withExtendedLifetime(scratch) {
+            let p = scratch.pointer(T.self)
+            p.update(repeating: 0, count: count)
+            body(p)
         }
     }
 
