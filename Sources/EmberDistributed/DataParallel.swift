@@ -121,9 +121,12 @@ public final class DataParallel {
 
     deinit {
         for h in hooks { h.remove() }
-        for p in parameters {
-            p.gradientStorage = nil
-            p.gradientStorageScale = 1
+        // Only what is still ours: another DataParallel may wrap the same model by now.
+        for b in buckets {
+            for (m, slot) in zip(b.members, b.slots) where parameters[m].gradientStorage === slot {
+                parameters[m].gradientStorage = nil
+                parameters[m].gradientStorageScale = 1
+            }
         }
     }
 
@@ -194,7 +197,7 @@ public final class DataParallel {
             if let g = p.grad {
                 // Usually the gradient already lives in its slot; copy only one set by hand.
                 if g !== b.slots[k] {
-                    let from = g.mutablePointer(T.self), scale = T(p.gradientStorageScale)
+                    let from = g.mutablePointer(T.self), scale = T(prescaled ? 1 / Double(communicator.worldSize) : 1)
                     for i in 0..<p.count { slot[i] = from[i] * scale }
                 }
                 buffer[b.flagOffset + k] = 1

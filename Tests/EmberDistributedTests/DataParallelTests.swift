@@ -83,6 +83,32 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(grads.get(0), grads.get(1), "every rank ends with the same averaged gradient")
     }
 
+    /// Wrapping a model again and releasing the old wrapper leaves the new one intact (the old
+    /// one must not take the gradient slots, or their prescaling, with it).
+    func testRewrappingAModelStillAverages() throws {
+        func input(_ rank: Int) -> Tensor { Tensor([Float(rank + 1), 2]) }
+        func localGradient(_ rank: Int) -> [Float] {
+            let m = Linear(inFeatures: 2, outFeatures: 2, generator: Generator(seed: 1))
+            m(input(rank)).sum().backward()
+            return m.weight.grad!.scalars
+        }
+        let want = zip(localGradient(0), localGradient(1)).map { ($0 + $1) / 2 }
+        let world = LocalWorld(size: 2, timeout: 20)
+        let grads = ResultBox<[Float]>()
+        try world.run { comm in
+            let model = Linear(inFeatures: 2, outFeatures: 2, generator: Generator(seed: 1))
+            var first: DataParallel? = try DataParallel(model, communicator: comm)
+            let second = try DataParallel(model, communicator: comm)
+            XCTAssertNotNil(first)
+            first = nil
+            model(input(comm.rank)).sum().backward()
+            try second.synchronize()
+            grads.set(comm.rank, model.weight.grad!.scalars)
+        }
+        XCTAssertEqual(grads.get(0), want)
+        XCTAssertEqual(grads.get(1), want)
+    }
+
     func testInitialParametersComeFromRankZero() throws {
         let world = LocalWorld(size: 3)
         let weights = ResultBox<[Float]>()
