@@ -18,8 +18,16 @@ final class ConvolutionKernelTests: XCTestCase {
         Case(batch: 3, channels: 2, size: (7, 9), outChannels: 4, kernel: (3, 2)),
     ]
 
+    let before = (threads: numThreads, budget: ConvPlan.columnBudget, work: ConvPlan.parallelWork)
+
+    override func setUp() {
+        ConvPlan.parallelWork = 0  // spread even these small layers when given threads
+    }
+
     override func tearDown() {
-        ConvPlan.columnBudget = 192 * 1024
+        ConvPlan.columnBudget = before.budget
+        ConvPlan.parallelWork = before.work
+        setNumThreads(before.threads)
     }
 
     func makeInputs(_ c: Case, seed: UInt64) -> (x: Tensor, w: Tensor, b: Tensor) {
@@ -63,14 +71,16 @@ final class ConvolutionKernelTests: XCTestCase {
             let seed = Tensor.randn(want.shape, dtype: .float64, generator: Generator(seed: 99))
             let wantGrads = try grad(of: [want], wrt: [x, w, b], gradOutputs: [seed])
             let g = geometry(c), sampleBytes = g.patchSize * g.outHeight * g.outWidth * 8
-            // Whole batch in one chunk, one sample per chunk, and two per chunk with a remainder.
-            for budget in [1 << 30, 1, 2 * sampleBytes] {
+            // Whole batch in one chunk, one sample per chunk, and two per chunk with a remainder;
+            // chunks in sequence (one thread) and spread over three workers.
+            for (budget, threads) in [1 << 30, 1, 2 * sampleBytes].flatMap({ b in [1, 3].map { (b, $0) } }) {
                 ConvPlan.columnBudget = budget
+                setNumThreads(threads)
                 let got = convolve(c, x, w, b)
-                assertClose(got, want, "case \(i) budget \(budget): output")
+                assertClose(got, want, "case \(i) budget \(budget) threads \(threads): output")
                 let grads = try grad(of: [got], wrt: [x, w, b], gradOutputs: [seed], retainGraph: true)
                 for (k, name) in ["input", "weight", "bias"].enumerated() {
-                    assertClose(grads[k], wantGrads[k], "case \(i) budget \(budget): \(name) gradient")
+                    assertClose(grads[k], wantGrads[k], "case \(i) budget \(budget) threads \(threads): \(name) gradient")
                 }
                 // createGraph takes the composite backward; it must agree with the kernel's.
                 let recorded = try grad(of: [got], wrt: [x, w, b], gradOutputs: [seed], createGraph: true)

@@ -47,11 +47,23 @@ extension Kernels {
 
 /// Sets the number of threads OpenBLAS uses for matrix products (per process).
 public func setNumThreads(_ n: Int) {
+    configuredThreads.store(max(1, n), ordering: .relaxed)
     openblas_set_num_threads(Int32(max(1, n)))
 }
 
-/// Threads OpenBLAS uses for matrix products.
-public var numThreads: Int { Int(openblas_get_num_threads()) }
+/// Threads OpenBLAS uses for matrix products (as set; kernels that parallelise themselves
+/// lower it for a moment, see `withSingleThreadedBLAS`).
+public var numThreads: Int { configuredThreads.load(ordering: .relaxed) }
+
+private let configuredThreads = Atomic<Int>(Int(openblas_get_num_threads()))
+
+/// Runs `body` with OpenBLAS on one thread, for kernels that spread their own work over
+/// threads; the configured count comes back afterwards even if other threads do the same.
+func withSingleThreadedBLAS(_ body: () -> Void) {
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(Int32(configuredThreads.load(ordering: .relaxed))) }
+    body()
+}
 
 /// The CPU kernel family OpenBLAS chose at load time ("Haswell", "SkylakeX", "Cooperlake", ...);
 /// `OPENBLAS_CORETYPE` in the environment overrides its detection.

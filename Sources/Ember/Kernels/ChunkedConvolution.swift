@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Convolution as im2col + GEMM, one cache-sized chunk of samples at a time.
 ///
 /// Unfolding a whole batch at once writes a column matrix of several megabytes (LeNet's first
@@ -30,13 +32,37 @@ struct ConvPlan {
     var groupRows: Int { geometry.patchSize / groups }
     var groupOut: Int { outChannels / groups }
 
-    /// Visits the batch chunk by chunk: (first sample, samples in this chunk).
-    func forEachChunk(_ body: (Int, Int) -> Void) {
-        var b0 = 0
-        while b0 < batch {
-            body(b0, Swift.min(chunk, batch - b0))
-            b0 += chunk
+    var chunkCount: Int { (batch + chunk - 1) / chunk }
+
+    /// Multiply-adds of one pass (forward, or each product of backward).
+    var multiplyAdds: Int { batch * outChannels * positions * groupRows }
+
+    /// Workers for `threads` BLAS threads. A large convolution spreads its chunks over threads,
+    /// each with single-threaded BLAS (BLAS threads would split every small product finely and
+    /// spin between them: two threads ran resnet-small at 0.6× one). A small one, or a single
+    /// chunk, runs in order and leaves the threads to BLAS: handing out chunks costs more than
+    /// they take (LeNet's layers, 7 and 15 million multiply-adds; resnet-small's, 29 to 58 million).
+    func workers(threads: Int) -> Int {
+        guard threads > 1, multiplyAdds >= ConvPlan.parallelWork else { return 1 }
+        return Swift.min(threads, chunkCount)
+    }
+
+    /// Multiply-adds from which chunks are spread over threads.
+    nonisolated(unsafe) static var parallelWork = 20_000_000  // (tests lower it)
+
+    /// Runs `body(worker, first sample, samples)` for every chunk: worker `w` of `workers` takes
+    /// chunks w, w + workers, ... in order, so each worker's share (and any sum it keeps) is the
+    /// same from run to run.
+    func forEachChunk(workers: Int, _ body: (Int, Int, Int) -> Void) {
+        func share(_ w: Int) {
+            var c = w
+            while c < chunkCount {
+                body(w, c * chunk, Swift.min(chunk, batch - c * chunk))
+                c += workers
+            }
         }
+        guard workers > 1 else { return share(0) }
+        withSingleThreadedBLAS { DispatchQueue.concurrentPerform(iterations: workers, execute: share) }
     }
 }
 
@@ -44,15 +70,17 @@ extension Kernels {
     /// `out[N, outC, oh, ow] = weight ⋆ x + bias` (cross-correlation, grouped).
     static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ plan: ConvPlan) -> Tensor {
         let out = Tensor(uninitializedShape: [plan.batch, plan.outChannels, plan.geometry.outHeight, plan.geometry.outWidth], dtype: x.dtype)
+        let workers = plan.workers(threads: numThreads)
         func run<T: FloatElement>(_ type: T.Type) {
-            let l = plan.positions, oc = plan.outChannels
-            let scratch = Tensor(uninitializedShape: [(plan.geometry.patchSize + oc) * plan.chunk * l], dtype: x.dtype)
+            let l = plan.positions, oc = plan.outChannels, rows = plan.geometry.patchSize
+            let scratch = Tensor(uninitializedShape: [workers * (rows + oc) * plan.chunk * l], dtype: x.dtype)
             defer { withExtendedLifetime(scratch) {} }
-            let cols = scratch.pointer(T.self), product = cols + plan.geometry.patchSize * plan.chunk * l
             let src = x.pointer(T.self), w = weight.pointer(T.self), dst = out.pointer(T.self)
             let b = bias?.pointer(T.self)
-            plan.forEachChunk { b0, nb in
+            plan.forEachChunk(workers: workers) { worker, b0, nb in
                 let width = nb * l
+                let cols = scratch.pointer(T.self) + worker * (rows + oc) * plan.chunk * l
+                let product = cols + rows * plan.chunk * l
                 im2col(src + b0 * plan.inputPlane, samples: nb, plan.geometry, into: cols)
                 for grp in 0..<plan.groups {
                     gemm(false, false, m: plan.groupOut, n: width, k: plan.groupRows,
@@ -83,32 +111,38 @@ extension Kernels {
         let claimed = needWeight ? weight.claimGradientSlot() : nil
         let dw = needWeight ? claimed?.slot ?? Tensor(uninitializedShape: weight.shape, dtype: x.dtype) : nil
         let dwScale = claimed?.scale ?? 1
-        // An empty batch has no chunks to sum over.
-        if plan.batch == 0, let dw { dw.dataPointer.initializeMemory(as: UInt8.self, repeating: 0, count: dw.count * dw.dtype.byteSize) }
-        let db = needBias ? zeroed([plan.outChannels], dtype: x.dtype) : nil
+        let workers = plan.workers(threads: numThreads)
+        // Each worker sums its chunks' weight and bias gradients on its own (worker 0 straight
+        // into the result); the partial sums are added in worker order at the end. Zeroed: a
+        // worker may get no chunk (or the batch be empty).
+        let partialWeights = needWeight && workers > 1 ? zeroed([workers - 1, weight.count], dtype: x.dtype) : nil
+        if let dw { dw.dataPointer.initializeMemory(as: UInt8.self, repeating: 0, count: dw.count * dw.dtype.byteSize) }
+        let biasSums = needBias ? zeroed([workers, plan.outChannels], dtype: x.dtype) : nil
         func run<T: FloatElement>(_ type: T.Type) {
             let l = plan.positions, oc = plan.outChannels, rows = plan.geometry.patchSize
-            let scratch = Tensor(uninitializedShape: [(rows + oc) * plan.chunk * l], dtype: x.dtype)
-            defer { withExtendedLifetime(scratch) {} }
-            let cols = scratch.pointer(T.self), gathered = cols + rows * plan.chunk * l
+            let scratch = Tensor(uninitializedShape: [workers * (rows + oc) * plan.chunk * l], dtype: x.dtype)
+            defer { withExtendedLifetime((scratch, partialWeights)) {} }
             let src = x.pointer(T.self), w = weight.pointer(T.self), g = grad.pointer(T.self)
-            plan.forEachChunk { b0, nb in
+            plan.forEachChunk(workers: workers) { worker, b0, nb in
                 let width = nb * l
+                let cols = scratch.pointer(T.self) + worker * (rows + oc) * plan.chunk * l
+                let gathered = cols + rows * plan.chunk * l
                 // nb samples of [outC, L] → [outC, nb·L], the layout the products want.
                 for s in 0..<nb {
                     for c in 0..<oc {
                         let from = g + ((b0 + s) * oc + c) * l, to = gathered + c * width + s * l
                         for i in 0..<l { to[i] = from[i] }
-                        if let db { db.pointer(T.self)[c] += sumContiguous(from, l) }
+                        if let biasSums { biasSums.pointer(T.self)[worker * oc + c] += sumContiguous(from, l) }
                     }
                 }
                 if let dw {
+                    let into = worker == 0 ? dw.pointer(T.self) : partialWeights!.pointer(T.self) + (worker - 1) * dw.count
                     im2col(src + b0 * plan.inputPlane, samples: nb, plan.geometry, into: cols)
                     for grp in 0..<plan.groups {
                         gemm(false, true, m: plan.groupOut, n: plan.groupRows, k: width, alpha: T(dwScale),
                              gathered + grp * plan.groupOut * width, lda: width,
                              cols + grp * plan.groupRows * width, ldb: width,
-                             beta: b0 == 0 ? 0 : 1, dw.pointer(T.self) + grp * plan.groupOut * plan.groupRows, ldc: plan.groupRows)
+                             beta: 1, into + grp * plan.groupOut * plan.groupRows, ldc: plan.groupRows)
                     }
                 }
                 if let dx {
@@ -123,8 +157,12 @@ extension Kernels {
                     col2imAdd(cols, samples: nb, plan.geometry, into: images)
                 }
             }
+            if let dw, let partialWeights {
+                for k in 0..<(workers - 1) { axpy(1, partialWeights.pointer(T.self) + k * dw.count, dw.pointer(T.self), dw.count) }
+            }
         }
         x.dtype == .float64 ? run(Double.self) : run(Float.self)
+        let db = biasSums.map { $0.sum(dim: 0) }
         return (dx, dw, db)
     }
 }
