@@ -27,6 +27,12 @@ native=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
     "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model cnn --steps "$((steps / 2))" 2>/dev/null
     python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" 2>/dev/null | grep world
     python3 examples/pytorch/bench.py --model cnn --world 2 --steps "$((steps / 2))" 2>/dev/null | grep world
+    echo "# two-rank scaling of mlp, five alternating pairs (this host's speed drifts minute to minute)"
+    for _ in 1 2 3 4 5; do
+        one=$("${native[@]}" .build/release/trainer bench --model mlp --steps 2000 | grep -o 'samples_per_s=[0-9]*' | cut -d= -f2)
+        two=$("${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps 2000 2>/dev/null | grep -o 'samples_per_s=[0-9]*' | cut -d= -f2)
+        echo "$one $two" | awk '{printf "scaling mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
+    done
     echo "# resident memory stays flat: peak after 1,000 and after 10,000 steps"
     for n in 1000 10000; do
         "${native[@]}" .build/release/trainer bench --model mlp --steps "$n" | sed "s/^/memory steps=$n /"
