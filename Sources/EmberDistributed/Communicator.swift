@@ -55,6 +55,25 @@ public protocol Communicator: AnyObject, Sendable {
     func abort(code: Int32) -> Never
 }
 
+/// A communicator whose collectives run one at a time on its own serial queue, on top of a
+/// blocking `reduce`: the queue is what lets an asynchronous allreduce run beside backward.
+protocol SerialQueueCommunicator: Communicator {
+    var queue: DispatchQueue { get }
+    /// Reduces in place; called on `queue` only.
+    func reduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws
+}
+
+extension SerialQueueCommunicator {
+    public func allreduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
+        try queue.sync { try reduce(buffer, count: count, op: op) }
+    }
+
+    public func allreduceAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest {
+        nonisolated(unsafe) let pointer = buffer
+        return CommRequest.start(on: queue) { [self] in try reduce(pointer, count: count, op: op) }
+    }
+}
+
 /// A communication in flight.
 public final class CommRequest: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)

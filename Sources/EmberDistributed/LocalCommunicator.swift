@@ -66,10 +66,10 @@ public final class LocalWorld: @unchecked Sendable {
 
 /// One rank of a `LocalWorld`. Collectives run on a per-rank serial queue, so asynchronous
 /// allreduces overlap the caller's work and every rank issues them in the same order.
-public final class LocalCommunicator: Communicator, @unchecked Sendable {
+public final class LocalCommunicator: SerialQueueCommunicator, @unchecked Sendable {
     public let rank: Int
     unowned let world: LocalWorld
-    private let queue: DispatchQueue
+    let queue: DispatchQueue
 
     init(rank: Int, world: LocalWorld) {
         self.rank = rank
@@ -80,7 +80,7 @@ public final class LocalCommunicator: Communicator, @unchecked Sendable {
     public var worldSize: Int { world.size }
     public var backendName: String { "local" }
 
-    private func reduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
+    func reduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
         world.slots[rank] = UnsafeMutableRawPointer(buffer)
         try world.barrier(rank: rank, operation: "allreduce(\(op.rawValue), \(count) values)")
         // Every rank reduces in rank order, so all ranks get bitwise identical results.
@@ -99,15 +99,6 @@ public final class LocalCommunicator: Communicator, @unchecked Sendable {
         // Nobody may overwrite a buffer before everyone has read it.
         try world.barrier(rank: rank, operation: "allreduce(\(op.rawValue))")
         buffer.update(from: result, count: count)
-    }
-
-    public func allreduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
-        try queue.sync { try reduce(buffer, count: count, op: op) }
-    }
-
-    public func allreduceAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest {
-        nonisolated(unsafe) let pointer = buffer
-        return CommRequest.start(on: queue) { [self] in try reduce(pointer, count: count, op: op) }
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws {

@@ -8,7 +8,7 @@ import Foundation
 /// also lets asynchronous allreduces overlap the caller's backward pass. A watchdog ends the job
 /// when a collective exceeds `timeout`, naming the rank and the operation, so a lost rank never
 /// leaves the others hanging.
-public final class MPICommunicator: Communicator, @unchecked Sendable {
+public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable {
     public let rank: Int
     public let worldSize: Int
     public let timeout: Double
@@ -17,7 +17,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     /// job past the batch system's kill deadline.
     nonisolated(unsafe) public var isShuttingDown: @Sendable () -> Bool = { false }
     public var shutdownTimeout = 8.0
-    private let queue = DispatchQueue(label: "ember.mpi")
+    let queue = DispatchQueue(label: "ember.mpi")
     private let watch = NSLock()
     private var current: (operation: String, started: Date)?
     private static var initialized = false
@@ -87,7 +87,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         T.self == Float.self ? ember_mpi_float() : ember_mpi_double()
     }
 
-    private func reduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
+    func reduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
         precondition(count <= Int(Int32.max), "allreduce of more than 2^31 values in one call")
         let mpiOp: MPI_Op
         switch op {
@@ -100,15 +100,6 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
         // Right after the reduction, while the buffer is still in cache.
         if op == .average { ReduceOp.average(buffer, count: count, world: worldSize) }
-    }
-
-    public func allreduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
-        try queue.sync { try reduce(buffer, count: count, op: op) }
-    }
-
-    public func allreduceAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest {
-        nonisolated(unsafe) let pointer = buffer
-        return CommRequest.start(on: queue) { [self] in try reduce(pointer, count: count, op: op) }
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws {
