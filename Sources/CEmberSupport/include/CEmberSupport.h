@@ -6,4 +6,13 @@ int ember_grad_enabled(void);
 /// Sets the calling thread's grad mode and returns the previous one.
 int ember_set_grad_enabled(int enabled);
 
+/// Square roots of `n` values (in place when `out == in`), vectorised.
+void ember_sqrt_f32(float *out, const float *in, long n);
+void ember_sqrt_f64(double *out, const double *in, long n);
+/// One Adam step over `n` elements (see VectorMath.c); the arrays must not overlap.
+void ember_adam_f32(float *p, const float *g, float *m, float *v, long n,
+                    float b1, float b2, float eps, float step_size, float bias2_sqrt, float scale, float l2);
+void ember_adam_f64(double *p, const double *g, double *m, double *v, long n,
+                    double b1, double b2, double eps, double step_size, double bias2_sqrt, double scale, double l2);
+
 #endif

@@ -1,3 +1,4 @@
+import CEmberSupport
 /// Elementwise binary operations; every one broadcasts.
 enum BinaryOp {
     case add, sub, mul, div, pow, maximum, minimum
@@ -121,13 +122,24 @@ enum Kernels {
         return out
     }
 
+    /// `out[i] = values[i].squareRoot()`, vectorised (in C: VectorMath.c).
+    static func squareRoots<T: FloatElement>(_ out: UnsafeMutablePointer<T>, _ values: UnsafeMutablePointer<T>, count: Int) {
+        if T.self == Float.self {
+            ember_sqrt_f32(UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self), UnsafeRawPointer(values).assumingMemoryBound(to: Float.self), count)
+        } else {
+            ember_sqrt_f64(UnsafeMutableRawPointer(out).assumingMemoryBound(to: Double.self), UnsafeRawPointer(values).assumingMemoryBound(to: Double.self), count)
+        }
+    }
+
     private static func unaryFloat<T: FloatElement>(_ op: UnaryOp, _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int) {
         switch op {
         case .neg: map(x, y, n) { -$0 }
         case .exp: map(x, y, n) { T.exp($0) }
         case .log: map(x, y, n) { T.log($0) }
-        case .sqrt: map(x, y, n) { $0.squareRoot() }
-        case .rsqrt: map(x, y, n) { 1 / $0.squareRoot() }
+        case .sqrt: squareRoots(y, UnsafeMutablePointer(mutating: x), count: n)
+        case .rsqrt:
+            squareRoots(y, UnsafeMutablePointer(mutating: x), count: n)
+            for i in 0..<n { y[i] = 1 / y[i] }
         case .abs: map(x, y, n) { Swift.abs($0) }
         case .sign: map(x, y, n) { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }
         case .reciprocal: map(x, y, n) { 1 / $0 }
