@@ -19,6 +19,25 @@ public enum ReduceOp: String, Sendable {
         }
     }
 
+    /// `target[i] = target[i] ⊕ source[i]`, with ⊕ the sum for `.average` too (it divides once, at the end).
+    static func accumulate<T: FloatElement>(_ op: ReduceOp, into target: UnsafeMutablePointer<T>, from source: UnsafePointer<T>, count: Int) {
+        let t = UnsafeMutableRawPointer(target), s = UnsafeRawPointer(source)
+        if T.self == Float.self {
+            combine(op, t.assumingMemoryBound(to: Float.self), s.assumingMemoryBound(to: Float.self), count)
+        } else if T.self == Double.self {
+            combine(op, t.assumingMemoryBound(to: Double.self), s.assumingMemoryBound(to: Double.self), count)
+        }
+    }
+
+    @inline(__always)
+    private static func combine<T: FloatElement>(_ op: ReduceOp, _ target: UnsafeMutablePointer<T>, _ source: UnsafePointer<T>, _ count: Int) {
+        switch op {
+        case .sum, .average: for i in 0..<count { target[i] += source[i] }
+        case .max: for i in 0..<count { target[i] = Swift.max(target[i], source[i]) }
+        case .min: for i in 0..<count { target[i] = Swift.min(target[i], source[i]) }
+        }
+    }
+
     @inline(__always)
     private static func divide<T: FloatElement>(_ values: UnsafeMutablePointer<T>, count: Int, by world: Int) {
         let n = T(world)
@@ -53,6 +72,31 @@ public protocol Communicator: AnyObject, Sendable {
     func allreduceAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest
     /// Ends the whole job at once (all ranks), after a fatal error on this one.
     func abort(code: Int32) -> Never
+
+    /// Reduces `count` values across ranks so that this rank's shard of the buffer
+    /// (`shard(of:)`) holds the result; the rest of the buffer is left undefined. Followed by
+    /// `allgatherShards` it is an allreduce; between the two, each rank can work on its shard
+    /// alone (a sharded optimizer step).
+    func reduceScatter<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws
+    /// Starts a `reduceScatter` and returns at once, like `allreduceAsync`.
+    func reduceScatterAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest
+    /// Fills every rank's shard of the buffer with that rank's values, in place.
+    func allgatherShards<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int) throws
+}
+
+/// How `reduceScatter` and `allgatherShards` split a buffer: one contiguous shard per rank, in
+/// rank order, as equal as whole cache lines (16 values) allow, so shards start aligned.
+public enum Shards {
+    public static func range(count: Int, rank: Int, world: Int) -> Range<Int> {
+        let lines = (count + 15) / 16
+        let size = (lines + world - 1) / world * 16
+        return min(rank * size, count)..<min((rank + 1) * size, count)
+    }
+}
+
+extension Communicator {
+    /// This rank's shard of a buffer of `count` values.
+    public func shard(of count: Int) -> Range<Int> { Shards.range(count: count, rank: rank, world: worldSize) }
 }
 
 /// A communicator whose collectives run one at a time on its own serial queue, on top of a
@@ -61,6 +105,10 @@ protocol SerialQueueCommunicator: Communicator {
     var queue: DispatchQueue { get }
     /// Reduces in place; called on `queue` only.
     func reduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws
+    /// Reduce-scatters in place (see `reduceScatter`); called on `queue` only.
+    func reduceShard<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws
+    /// Gathers every rank's shard in place (see `allgatherShards`); called on `queue` only.
+    func gatherShards<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int) throws
 }
 
 extension SerialQueueCommunicator {
@@ -71,6 +119,19 @@ extension SerialQueueCommunicator {
     public func allreduceAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest {
         nonisolated(unsafe) let pointer = buffer
         return CommRequest.start(on: queue) { [self] in try reduce(pointer, count: count, op: op) }
+    }
+
+    public func reduceScatter<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
+        try queue.sync { try reduceShard(buffer, count: count, op: op) }
+    }
+
+    public func reduceScatterAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest {
+        nonisolated(unsafe) let pointer = buffer
+        return CommRequest.start(on: queue) { [self] in try reduceShard(pointer, count: count, op: op) }
+    }
+
+    public func allgatherShards<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int) throws {
+        try queue.sync { try gatherShards(buffer, count: count) }
     }
 }
 
@@ -174,4 +235,9 @@ public final class SingleProcessCommunicator: Communicator {
         .completed()
     }
     public func abort(code: Int32) -> Never { exit(code) }
+    public func reduceScatter<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {}
+    public func reduceScatterAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest {
+        .completed()
+    }
+    public func allgatherShards<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int) throws {}
 }

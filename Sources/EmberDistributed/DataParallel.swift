@@ -30,6 +30,10 @@ public final class DataParallel {
     public private(set) var prescaled = false
     /// Whether training-mode forward passes first copy rank 0's buffers (BatchNorm statistics).
     public let broadcastBuffers: Bool
+    /// Whether `step(_:)` shards the optimizer's work over the ranks (ZeRO stage 1's scheme):
+    /// gradients are reduce-scattered, each rank updates its shard of the parameters, and the
+    /// updated shards are allgathered. Same communication as an allreduce, 1/world of the update.
+    public let shardsOptimizerStep: Bool
 
     let parameters: [Tensor]
     /// Buffers (BatchNorm statistics), found once: reflection is too slow for every forward.
@@ -37,8 +41,10 @@ public final class DataParallel {
     public let buckets: [Bucket]
     private let bucketOf: [Int]
     private var nextToLaunch = 0
-    private var syncEnabled = true
+    var syncEnabled = true
     private var hooks: [HookHandle] = []
+    /// Each parameter's bucket and its position in it.
+    let place: [(bucket: Int, member: Int)]
 
     public final class Bucket {
         let members: [Int]        // indices into `parameters`
@@ -47,6 +53,9 @@ public final class DataParallel {
         /// Each member's gradient slot in `buffer`: backward writes gradients straight here.
         let slots: [Tensor]
         let flagOffset: Int
+        /// With a sharded step: the members' values, laid out like their gradients (each
+        /// parameter is a view into it), so updated shards are allgathered in place.
+        var values: Tensor?
         var arrived = 0
         var request: CommRequest?
 
@@ -65,13 +74,15 @@ public final class DataParallel {
     /// - Parameters:
     ///   - bucketCapacityBytes: size of a gradient bucket; 1 MiB suits CPU allreduce (large enough to
     ///     reach full bandwidth, small enough that the first bucket starts early in backward).
+    ///   - shardOptimizerStep: see `shardsOptimizerStep`; train with `step(_:)`.
     public init(_ module: Module, communicator: Communicator, bucketCapacityBytes: Int = 1 << 20,
-                overlap: Bool = true, broadcastBuffers: Bool = true) throws {
+                overlap: Bool = true, broadcastBuffers: Bool = true, shardOptimizerStep: Bool = false) throws {
         self.module = module
         self.communicator = communicator
         self.bucketCapacity = bucketCapacityBytes
         self.overlap = overlap
         self.broadcastBuffers = broadcastBuffers
+        self.shardsOptimizerStep = shardOptimizerStep && communicator.worldSize > 1
         let named = module.namedParameters().filter { $0.1.requiresGrad }
         parameters = named.map(\.1)
         buffers = module.namedBuffers().map(\.1)
@@ -101,6 +112,9 @@ public final class DataParallel {
         close()
         self.buckets = buckets
         self.bucketOf = bucketOf
+        var place = [(bucket: Int, member: Int)](repeating: (0, 0), count: parameters.count)
+        for (bi, b) in buckets.enumerated() { for (k, m) in b.members.enumerated() { place[m] = (bi, k) } }
+        self.place = place
         // A world of one has nothing to average: no hooks, no buckets in flight.
         guard communicator.worldSize > 1 else { return }
         for (i, p) in parameters.enumerated() {
@@ -115,6 +129,17 @@ public final class DataParallel {
             for (m, slot) in zip(b.members, b.slots) {
                 parameters[m].gradientStorage = slot
                 parameters[m].gradientStorageScale = prescaled ? 1 / Double(n) : 1
+            }
+        }
+        if shardsOptimizerStep {
+            for b in buckets {
+                let values = Tensor.zeros([b.flagOffset], dtype: b.buffer.dtype)
+                for (m, offset) in zip(b.members, b.offsets) {
+                    let view = values.flatView(offset: offset, shape: parameters[m].shape)
+                    view.copy_(parameters[m])
+                    parameters[m].set_(view)
+                }
+                b.values = values
             }
         }
     }
@@ -206,8 +231,17 @@ public final class DataParallel {
                 buffer[b.flagOffset + k] = 0
             }
         }
-        // The flags go along: their sum or mean is positive when any rank had a gradient.
         let op: ReduceOp = prescaled ? .sum : .average
+        if shardsOptimizerStep {
+            // The flags stay behind (only one rank would get them); `reduceFlags` sums them all at once.
+            if now {
+                try communicator.reduceScatter(buffer, count: b.flagOffset, op: op)
+            } else {
+                b.request = communicator.reduceScatterAsync(buffer, count: b.flagOffset, op: op)
+            }
+            return
+        }
+        // The flags go along: their sum or mean is positive when any rank had a gradient.
         if now {
             try communicator.allreduce(buffer, count: b.buffer.count, op: op)
         } else {
@@ -218,12 +252,27 @@ public final class DataParallel {
     /// Waits for every bucket and replaces each gradient by its average over ranks. A parameter
     /// that had no gradient on any rank keeps `grad == nil` (the optimizer skips it, as it would
     /// in a single process). Call after backward, before the optimizer step.
+    /// With `shardsOptimizerStep` this completes the reduce-scatter into an allreduce; `step(_:)`
+    /// does less work.
     public func synchronize() throws {
         guard syncEnabled && communicator.worldSize > 1 else { return }
-        defer {
-            nextToLaunch = 0
-            for b in buckets { b.arrived = 0; b.request = nil }
+        defer { resetBuckets() }
+        try reduceBuckets()
+        for b in buckets {
+            if shardsOptimizerStep {
+                switch b.buffer.dtype {
+                case .float32: try communicator.allgatherShards(b.buffer.mutablePointer(Float.self), count: b.flagOffset)
+                case .float64: try communicator.allgatherShards(b.buffer.mutablePointer(Double.self), count: b.flagOffset)
+                case .int64: break
+                }
+            }
+            unpack(b)
         }
+    }
+
+    /// Starts what backward has not started, and waits for every bucket's reduction (and, when
+    /// sharded, for the flags saying which parameters had gradients).
+    func reduceBuckets() throws {
         if !overlap {
             // Nothing to overlap with any more: reduce on this thread, sparing two thread
             // hand-offs per bucket (2% of a two-rank mlp step).
@@ -233,22 +282,37 @@ public final class DataParallel {
             }
         }
         launchReadyBuckets(all: true)
-        for b in buckets {
-            try b.request?.wait()
-            switch b.buffer.dtype {
-            case .float32: unpack(b, Float.self)
-            case .float64: unpack(b, Double.self)
-            case .int64: break
-            }
+        for b in buckets { try b.request?.wait() }
+        if shardsOptimizerStep { try reduceFlags() }
+    }
+
+    func resetBuckets() {
+        nextToLaunch = 0
+        for b in buckets { b.arrived = 0; b.request = nil }
+    }
+
+    /// Sums every bucket's "had a gradient" flags over the ranks in one small allreduce.
+    private func reduceFlags() throws {
+        let flags = buckets.map { $0.buffer.flatView(offset: $0.flagOffset, shape: [$0.members.count]) }
+        let total = try communicator.allreduceSum(flags.flatMap(\.doubleScalars))
+        var next = 0
+        for f in flags {
+            f.copy_(Tensor(total[next..<(next + f.count)].map { $0 }, shape: [f.count], dtype: f.dtype))
+            next += f.count
         }
     }
 
-    private func unpack<T: FloatElement>(_ b: Bucket, _ type: T.Type) {
+    /// Whether any rank had a gradient for member `k` of `b` (after the reduction).
+    func hadGradient(_ b: Bucket, _ k: Int) -> Bool {
+        b.buffer.dtype == .float64 ? b.buffer.mutablePointer(Double.self)[b.flagOffset + k] > 0
+            : b.buffer.mutablePointer(Float.self)[b.flagOffset + k] > 0
+    }
+
+    private func unpack(_ b: Bucket) {
         // The bucket holds the average now (a sum of prescaled gradients, or averaged by the
         // communicator); point each gradient at its slot.
-        let buffer = b.buffer.mutablePointer(T.self)
         for (k, m) in b.members.enumerated() {
-            parameters[m].grad = buffer[b.flagOffset + k] > 0 ? b.slots[k] : nil
+            parameters[m].grad = hadGradient(b, k) ? b.slots[k] : nil
         }
     }
 

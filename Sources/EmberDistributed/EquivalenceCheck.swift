@@ -5,20 +5,23 @@ import Foundation
 /// Checks the central promise of data parallelism on any communicator: N ranks, each training on
 /// its share of every global batch, end with the weights one process gets from the whole batch,
 /// and the replicas stay bitwise identical after every step. Used by the unit tests (threads)
-/// and by `trainer check-ddp` under real `mpirun`.
+/// and by `trainer check-ddp` under real `mpirun`. The optimizer's state is compared too: with a
+/// sharded step it exists whole only after `gatherOptimizerState`.
 public enum EquivalenceCheck {
     public enum OptimizerKind: String, CaseIterable, Sendable { case sgd, adam }
 
     public struct Outcome: CustomStringConvertible {
         public let optimizer: OptimizerKind
         public let world: Int
+        public let sharded: Bool
         /// Largest difference from single-process weights, relative to each tensor's largest magnitude.
         public let maxRelativeDifference: Double
         public let replicasIdentical: Bool
         public var passed: Bool { replicasIdentical && maxRelativeDifference < 1e-5 }
         public var description: String {
-            String(format: "ddp-check optimizer=%@ world=%d max_rel_diff=%.2e replicas_identical=%@ %@",
-                   optimizer.rawValue, world, maxRelativeDifference, replicasIdentical ? "true" : "false", passed ? "PASS" : "FAIL")
+            String(format: "ddp-check optimizer=%@ world=%d sharded_step=%@ max_rel_diff=%.2e replicas_identical=%@ %@",
+                   optimizer.rawValue, world, sharded ? "on" : "off", maxRelativeDifference, replicasIdentical ? "true" : "false",
+                   passed ? "PASS" : "FAIL")
         }
     }
 
@@ -43,7 +46,13 @@ public enum EquivalenceCheck {
         }
     }
 
-    /// One process, the whole global batch each step.
+    /// Weights, then optimizer state tensors in key order, as floats.
+    static func values(_ model: Module, _ optimizer: Optimizer) -> [[Float]] {
+        let state = optimizer.stateDict().tensors
+        return model.parameters().map(\.scalars) + state.keys.sorted().map { state[$0]!.to(.float32).scalars }
+    }
+
+    /// One process, the whole global batch each step: the weights and optimizer state.
     public static func singleProcessWeights(_ kind: OptimizerKind) -> [[Float]] {
         let model = makeModel()
         let opt = makeOptimizer(kind, model)
@@ -52,16 +61,17 @@ public enum EquivalenceCheck {
             Losses.mse(model(data.x[s]), data.y[s]).backward()
             opt.step()
         }
-        return model.parameters().map(\.scalars)
+        return values(model, opt)
     }
 
-    /// This rank's final weights after data-parallel training, and whether every step left the
-    /// replicas identical (compared through an allgather of exact weight fingerprints).
+    /// This rank's final weights and optimizer state after data-parallel training, and whether
+    /// every step left the replicas identical (compared through an allgather of exact weight
+    /// fingerprints).
     public static func dataParallelWeights(_ kind: OptimizerKind, comm: Communicator, bucketBytes: Int = 1 << 20,
-                                           overlap: Bool = true, microBatches: Int = 1) throws -> (weights: [[Float]], identical: Bool) {
+                                           overlap: Bool = true, microBatches: Int = 1, sharded: Bool = false) throws -> (weights: [[Float]], identical: Bool) {
         precondition(globalBatch % (comm.worldSize * microBatches) == 0, "the global batch must split evenly")
         let model = makeModel()
-        let ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: bucketBytes, overlap: overlap)
+        let ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: bucketBytes, overlap: overlap, shardOptimizerStep: sharded)
         let opt = makeOptimizer(kind, model)
         let share = globalBatch / comm.worldSize, micro = share / microBatches
         var identical = true
@@ -74,12 +84,12 @@ public enum EquivalenceCheck {
                 let step = { (Losses.mse(try ddp(xm), ym) / Float(microBatches)).backward() }
                 if m < microBatches - 1 { try ddp.noSync(step) } else { try step() }
             }
-            try ddp.synchronize()
-            opt.step()
+            try ddp.step(opt)
             let prints = try comm.allgather(fingerprint(model.parameters()))
             identical = identical && prints.allSatisfy { $0 == prints[0] }
         }
-        return (model.parameters().map(\.scalars), identical)
+        try ddp.gatherOptimizerState(opt)
+        return (values(model, opt), identical)
     }
 
     /// Exact fingerprint of float32 weights: bit patterns folded into 32-bit halves (exact in Doubles).
@@ -103,11 +113,12 @@ public enum EquivalenceCheck {
         return worst
     }
 
-    /// Runs the check for `kind` on `comm` (every rank must call it).
-    public static func run(_ kind: OptimizerKind, comm: Communicator) throws -> Outcome {
+    /// Runs the check for `kind` on `comm` (every rank must call it). The sharded run uses small
+    /// buckets, so shards cut through parameters and buckets hold several.
+    public static func run(_ kind: OptimizerKind, comm: Communicator, sharded: Bool = false) throws -> Outcome {
         let reference = singleProcessWeights(kind)
-        let (weights, identical) = try dataParallelWeights(kind, comm: comm)
-        return Outcome(optimizer: kind, world: comm.worldSize, maxRelativeDifference: maxRelativeDifference(weights, reference),
-                       replicasIdentical: identical)
+        let (weights, identical) = try dataParallelWeights(kind, comm: comm, bucketBytes: sharded ? 512 : 1 << 20, sharded: sharded)
+        return Outcome(optimizer: kind, world: comm.worldSize, sharded: sharded,
+                       maxRelativeDifference: maxRelativeDifference(weights, reference), replicasIdentical: identical)
     }
 }

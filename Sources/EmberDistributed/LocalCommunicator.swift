@@ -88,17 +88,27 @@ public final class LocalCommunicator: SerialQueueCommunicator, @unchecked Sendab
         defer { result.deallocate() }
         result.update(from: world.slots[0]!.assumingMemoryBound(to: T.self), count: count)
         for r in 1..<world.size {
-            let other = world.slots[r]!.assumingMemoryBound(to: T.self)
-            switch op {
-            case .sum, .average: for i in 0..<count { result[i] += other[i] }
-            case .max: for i in 0..<count { result[i] = Swift.max(result[i], other[i]) }
-            case .min: for i in 0..<count { result[i] = Swift.min(result[i], other[i]) }
-            }
+            ReduceOp.accumulate(op, into: result, from: world.slots[r]!.assumingMemoryBound(to: T.self), count: count)
         }
         if op == .average { ReduceOp.average(result, count: count, world: world.size) }
         // Nobody may overwrite a buffer before everyone has read it.
         try world.barrier(rank: rank, operation: "allreduce(\(op.rawValue))")
         buffer.update(from: result, count: count)
+    }
+
+    /// The whole buffer is reduced: a superset of the shard, and the same bits as an allreduce.
+    func reduceShard<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
+        try reduce(buffer, count: count, op: op)
+    }
+
+    func gatherShards<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int) throws {
+        world.slots[rank] = UnsafeMutableRawPointer(buffer)
+        try world.barrier(rank: rank, operation: "allgather of shards (\(count) values)")
+        for r in 0..<world.size where r != rank {
+            let shard = Shards.range(count: count, rank: r, world: world.size)
+            (buffer + shard.lowerBound).update(from: world.slots[r]!.assumingMemoryBound(to: T.self) + shard.lowerBound, count: shard.count)
+        }
+        try world.barrier(rank: rank, operation: "allgather of shards")
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws {

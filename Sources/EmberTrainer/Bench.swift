@@ -14,6 +14,7 @@ public enum Bench {
         public let blasFraction: Double, peakResidentMB: Double
         public var blasKernel = Ember.blasKernel
         public var overlap = false
+        public var shardedStep = false
         /// Mean microseconds per step in forward (with zeroGrad and the loss), backward, gradient
         /// synchronisation and the optimizer step, on this rank (when asked for).
         public var phases: [Double]?
@@ -27,7 +28,7 @@ public enum Bench {
         public var line: String {
             String(format: "%@ world=%d threads=%d samples_per_s=%.0f step_ms=%.3f blas_pct=%.1f peak_rss_mb=%.1f blas_kernel=%@",
                    name, world, threads, samplesPerSecond, stepMilliseconds, blasFraction * 100, peakResidentMB, blasKernel)
-                + (world > 1 ? " overlap=\(overlap ? "on" : "off")" : "")
+                + (world > 1 ? " overlap=\(overlap ? "on" : "off") sharded_step=\(shardedStep ? "on" : "off")" : "")
         }
     }
 
@@ -51,11 +52,12 @@ public enum Bench {
     }
 
     /// Runs one model for `steps` timed steps after `warmup` untimed ones.
+    /// With `shardedStep`, the synchronize phase is 0 and the optimizer phase is the whole sharded step.
     public static func run(_ name: String, steps: Int, warmup: Int, threads: Int, comm: Communicator, overlap: Bool = true,
-                           phases timePhases: Bool = false) throws -> Result {
+                           shardedStep: Bool = false, phases timePhases: Bool = false) throws -> Result {
         setNumThreads(threads)
         let s = setup(name, generator: Generator(seed: 0))
-        let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap)
+        let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: shardedStep)
         let optimizer = SGD(parameters: s.model.parameters(), learningRate: s.lr, momentum: s.momentum)
         var phaseNanoseconds = [UInt64](repeating: 0, count: 4)
         var timing = false
@@ -72,9 +74,14 @@ public enum Bench {
             lap(0, since: &t)
             loss.backward()
             lap(1, since: &t)
-            try ddp.synchronize()
-            lap(2, since: &t)
-            optimizer.step()
+            if ddp.shardsOptimizerStep {
+                lap(2, since: &t)
+                try ddp.step(optimizer)
+            } else {
+                try ddp.synchronize()
+                lap(2, since: &t)
+                optimizer.step()
+            }
             lap(3, since: &t)
         }
         for _ in 0..<warmup { try step() }
@@ -95,6 +102,7 @@ public enum Bench {
                             samplesPerSecond: Double(s.batch * comm.worldSize) / stepSeconds, stepMilliseconds: stepSeconds * 1000,
                             blasFraction: KernelProfile.blasSeconds / max(elapsed, 1e-9), peakResidentMB: peakResidentMegabytes())
         result.overlap = overlap
+        result.shardedStep = ddp.shardsOptimizerStep
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result
     }

@@ -44,6 +44,9 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     /// Overlap gradient allreduces with backward; nil decides from the launch (see
     /// `LaunchEnvironment.overlapPaysOff`).
     public var overlap: Bool? = nil
+    /// Shard the optimizer step over the ranks (`DataParallel(shardOptimizerStep:)`); optional
+    /// so that configs and checkpoints from before it read as false.
+    public var shardOptimizer: Bool? = nil
     public var dropout = 0.0
 
     public init() {}
@@ -63,7 +66,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         var c = TrainerConfig()
         c.layers = []
         c.numClasses = 1; c.momentum = 0; c.clipNorm = 1; c.clipValue = 1; c.patience = 1; c.beta1 = 0.9; c.beta2 = 0.999
-        c.runDir = ""; c.resume = ""
+        c.runDir = ""; c.resume = ""; c.overlap = false; c.shardOptimizer = false
         return c
     }
 

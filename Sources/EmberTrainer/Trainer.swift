@@ -75,7 +75,8 @@ final class RankTrainer {
         if let resume { try model.loadStateDict(resume.model) }
         let overlap = config.overlap ?? LaunchEnvironment.detect().overlapPaysOff(threadsPerRank: numThreads,
                                                                                    cores: ProcessInfo.processInfo.activeProcessorCount)
-        ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: config.bucketKB * 1024, overlap: overlap)
+        ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: config.bucketKB * 1024, overlap: overlap,
+                               shardOptimizerStep: config.shardOptimizer ?? false)
         optimizer = RankTrainer.makeOptimizer(config, model.parameters())
         epochSchedule = EpochSchedule(config: config)
         makeSchedules()
@@ -153,7 +154,8 @@ final class RankTrainer {
             log.info("training \(config.model) (\(model.parameterCount) parameters) on \(data.source): \(data.train.count) train, \(data.val?.count ?? 0) validation, \(data.test?.count ?? 0) test samples")
             log.info("world \(comm.worldSize) (\(comm.backendName)), batch \(config.batchSize) per rank = \(globalBatch) global\(config.gradAccumulation > 1 ? " × \(config.gradAccumulation) accumulated" : ""), \(batchesPerEpoch) batches per epoch, optimizer \(config.optimizer) lr \(config.lr)")
             if comm.worldSize > 1 {
-                log.info("gradients: \(ddp.bucketSizes.count) allreduce bucket(s) of up to \(config.bucketKB) KiB, \(ddp.overlap ? "overlapped with backward" : "after backward (ranks fill this node's cores)")")
+                let sharding = ddp.shardsOptimizerStep ? "; optimizer step sharded over the ranks (reduce-scatter, update a shard, allgather)" : ""
+                log.info("gradients: \(ddp.bucketSizes.count) allreduce bucket(s) of up to \(config.bucketKB) KiB, \(ddp.overlap ? "overlapped with backward" : "after backward (ranks fill this node's cores)")\(sharding)")
             }
         }
 
@@ -175,12 +177,7 @@ final class RankTrainer {
                 let (lossSum, correct) = try trainBatch(x, y, synchronize: boundary)
                 if boundary {
                     micro = 0
-                    try ddp.synchronize()
-                    // The optimizer's list: reflecting over the model every step would cost more than clipping.
-                    let params = optimizer.paramGroups.flatMap(\.params)
-                    if let clip = config.clipNorm { GradClip.clipNorm(params, maxNorm: clip) }
-                    if let clip = config.clipValue { GradClip.clipValue(params, clipValue: clip) }
-                    optimizer.step()
+                    try ddp.step(optimizer, clipNorm: config.clipNorm, clipValue: config.clipValue)
                     optimizer.zeroGrad()
                     stepSchedule?.step()
                     globalStep += 1
@@ -344,6 +341,7 @@ final class RankTrainer {
         let words = dropoutGenerator.stateWords.flatMap { [Double($0 >> 32), Double($0 & 0xffff_ffff)] }
         let gathered = try comm.allgather(words)
         let states = gathered.map { w in stride(from: 0, to: w.count, by: 2).map { UInt64(w[$0]) << 32 | UInt64(w[$0 + 1]) } }
+        try ddp.gatherOptimizerState(optimizer)
         guard isCoordinator else { return }
         let opt = optimizer.stateDict()
         var optTensors: [String: Tensor] = [:]

@@ -62,6 +62,8 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Gradient bucket size for allreduce, in KiB.") var bucketKB: Int?
     @Flag(inversion: .prefixedNo, help: "Overlap gradient allreduces with backward (default: when the ranks leave cores free or span nodes).")
     var overlap: Bool?
+    @Flag(help: "Shard the optimizer step over the ranks: reduce-scatter gradients, update a shard, allgather it.")
+    var shardOptimizer = false
 
     /// Applies the flags that were given on top of `c`.
     func apply(to c: inout TrainerConfig) {
@@ -101,6 +103,7 @@ struct TrainOptions: ParsableArguments {
         if let collectiveTimeout { c.collectiveTimeout = collectiveTimeout }
         if let bucketKB { c.bucketKB = bucketKB }
         if let overlap { c.overlap = overlap }
+        if shardOptimizer { c.shardOptimizer = true }
     }
 }
 
@@ -156,6 +159,7 @@ struct Bench: ParsableCommand {
     @Option(help: "BLAS threads per rank.") var threads = 1
     @Flag(inversion: .prefixedNo, help: "Overlap gradient allreduces with backward (default: when the ranks leave cores free or span nodes).")
     var overlap: Bool?
+    @Flag(help: "Shard the optimizer step over the ranks (reduce-scatter, update a shard, allgather).") var shardOptimizer = false
     @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
     @Flag(help: "Also measure DataLoader throughput on MNIST-shaped data.") var loader = false
     @Flag(help: "Also print rank 0's mean time per step in forward, backward, synchronize and optimizer step.") var phases = false
@@ -173,7 +177,7 @@ struct Bench: ParsableCommand {
             for name in models {
                 let overlaps = overlap ?? launch.overlapPaysOff(threadsPerRank: threads, cores: ProcessInfo.processInfo.activeProcessorCount)
                 let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm,
-                                                        overlap: overlaps, phases: phases)
+                                                        overlap: overlaps, shardedStep: shardOptimizer, phases: phases)
                 if comm.rank == 0 { print(result.line) }
                 if comm.rank == 0, let line = result.phaseLine { print(line) }
             }
@@ -210,9 +214,11 @@ struct CheckDDP: ParsableCommand {
             defer { (comm as? MPICommunicator)?.finalize() }
             var passed = true
             for kind in EquivalenceCheck.OptimizerKind.allCases {
-                let outcome = try EquivalenceCheck.run(kind, comm: comm)
-                if comm.rank == 0 { print(outcome) }
-                passed = passed && outcome.passed
+                for sharded in [false, true] {
+                    let outcome = try EquivalenceCheck.run(kind, comm: comm, sharded: sharded)
+                    if comm.rank == 0 { print(outcome) }
+                    passed = passed && outcome.passed
+                }
             }
             if !passed { throw ValidationError("data-parallel training differs from single-process training") }
         } catch {

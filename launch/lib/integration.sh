@@ -25,12 +25,22 @@ run_integration_tests() {
     echo "== multi-process tests (mpirun)"
 
     # 1. Data-parallel training equals single-process training under real MPI: power-of-two
-    # worlds (gradients prescaled, the allreduce sums) and three ranks (averaged after the sum).
+    # worlds (gradients prescaled, the allreduce sums) and three ranks (averaged after the sum),
+    # with the whole optimizer step on every rank and sharded (ring reduce-scatter, allgather).
     for n in 2 3 4; do
         launch/mpirun -n "$n" "$trainer" check-ddp > "$work/ddp$n.log" 2>&1
-        expect "mpirun -n $n: DDP equals single-process training (SGD momentum, Adam), replicas identical" "$work/ddp$n.log" \
-            bash -c "[ \$(grep -c PASS '$work/ddp$n.log') -eq 2 ] && ! grep -q FAIL '$work/ddp$n.log'"
+        expect "mpirun -n $n: DDP equals single-process training (SGD momentum, Adam; weights and optimizer state; step sharded or not), replicas identical" "$work/ddp$n.log" \
+            bash -c "[ \$(grep -c PASS '$work/ddp$n.log') -eq 4 ] && ! grep -q FAIL '$work/ddp$n.log'"
     done
+
+    # 1b. A sharded optimizer step, checkpointed and resumed (its Adam state gathered into the
+    # checkpoint), ends bitwise where the unsharded, uninterrupted run ends.
+    local sharding=(--model mlp --data synthetic --optimizer adam --lr 0.002 --schedule none)
+    launch/mpirun -n 2 "$trainer" train "${sharding[@]}" --epochs 4 --run-dir "$work/unsharded" > "$work/unsharded.log" 2>&1
+    launch/mpirun -n 2 "$trainer" train "${sharding[@]}" --epochs 2 --shard-optimizer --run-dir "$work/sharded" > "$work/sharded.log" 2>&1
+    launch/mpirun -n 2 "$trainer" train --resume latest --epochs 4 --run-dir "$work/sharded" >> "$work/sharded.log" 2>&1
+    expect "--shard-optimizer: checkpoint, resume, and final weights bitwise equal to the unsharded run" "$work/sharded.log" \
+        bash -c "grep -q 'optimizer step sharded' '$work/sharded.log' && cmp -s '$work/unsharded/final.safetensors' '$work/sharded/final.safetensors'"
 
     # 2. Small jobs: one process, 2 and 4 ranks.
     "$trainer" train --epochs 1 --run-dir "$work/single" > "$work/single.log" 2>&1

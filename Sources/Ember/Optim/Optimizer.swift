@@ -24,7 +24,7 @@ open class Optimizer {
     public var paramGroups: [ParamGroup]
     /// Per-parameter state tensors (momentum buffers, moment estimates, step counts), indexed by
     /// the parameter's position across all groups.
-    public internal(set) var state: [Int: [String: Tensor]] = [:]
+    public var state: [Int: [String: Tensor]] = [:]
 
     public init(paramGroups: [ParamGroup]) {
         self.paramGroups = paramGroups
@@ -121,11 +121,17 @@ public enum GradClip {
             let sum = grads.map { $0.abs().pow(normType).sum().doubleItem() }.reduce(0, +)
             return Foundation.pow(sum, 1 / normType)
         }
-        let coefficient = maxNorm / (total + 1e-6)
-        if coefficient < 1 {
-            noGrad { for g in grads { g.copy_(g * g.scalarLike(coefficient)) } }
+        if let c = scale(norm: total, maxNorm: maxNorm) {
+            noGrad { for g in grads { g.copy_(g * g.scalarLike(c)) } }
         }
         return total
+    }
+
+    /// The factor `clipNorm` multiplies gradients by when their joint norm is `norm`, or nil
+    /// when they are left alone (shared with sharded steps, which compute the norm in pieces).
+    public static func scale(norm: Double, maxNorm: Double) -> Double? {
+        let coefficient = maxNorm / (norm + 1e-6)
+        return coefficient < 1 ? coefficient : nil
     }
 
     /// Clamps every gradient element to `[-clipValue, clipValue]`.

@@ -15,7 +15,7 @@ public final class Tensor: @unchecked Sendable {
     public internal(set) var storage: Storage
     /// Where this tensor's elements start in `storage` (non-zero only for views into a larger
     /// buffer, such as gradients living in a data-parallel bucket).
-    public let byteOffset: Int
+    public internal(set) var byteOffset: Int
     /// Size of each dimension; `[]` for a scalar.
     public let shape: [Int]
     public let dtype: DType
@@ -118,6 +118,16 @@ public final class Tensor: @unchecked Sendable {
     /// and outside any graph (how data-parallel buckets hand out gradient slots).
     public func flatView(offset: Int, shape: [Int]) -> Tensor {
         Tensor(storage: storage, shape: shape, dtype: dtype, byteOffset: byteOffset + offset * dtype.byteSize)
+    }
+
+    /// Makes this tensor a view of `source`'s elements (same shape and dtype), like PyTorch's
+    /// `Tensor.set_`: everything holding this tensor (a module, an optimizer) then reads and
+    /// writes `source`'s memory. Used to place parameters in one flat buffer.
+    public func set_(_ source: Tensor) {
+        precondition(source.shape == shape && source.dtype == dtype,
+                     "set_ needs the same shape and dtype (\(shape) \(dtype) against \(source.shape) \(source.dtype))")
+        storage = source.storage
+        byteOffset = source.byteOffset
     }
 
     /// The first element's address (valid while the tensor lives).

@@ -1,0 +1,163 @@
+import Ember
+import Foundation
+
+/// The optimizer step of data-parallel training, optionally sharded over the ranks.
+///
+/// Sharded (`DataParallel(shardOptimizerStep: true)`), each bucket's gradients are
+/// reduce-scattered instead of allreduced, each rank updates only the parameter elements of its
+/// shard, and the updated shards are allgathered into every replica (the parameters live in the
+/// buckets' `values`, so this is in place). The bytes moved equal an allreduce's; the update, with
+/// its reads of parameters, gradients and optimizer state, is divided by the world size. This is
+/// ZeRO stage 1's schedule (Rajbhandari et al., 2020) without its memory saving: every rank keeps
+/// full-size optimizer state, current only on its own shard until `gatherOptimizerState`.
+extension DataParallel {
+    /// Averages the gradients and takes one optimizer step, clipping first like `GradClip`
+    /// (the joint 2-norm over all ranks' gradients, then values). Equivalent to `synchronize()`,
+    /// the clipping calls and `optimizer.step()`, which is what it does when not sharded.
+    ///
+    /// After a sharded step each `.grad` holds the average only on this rank's shard (elsewhere,
+    /// this rank's own contribution); use `synchronize()` when full gradients are needed.
+    /// - Throws: `CommunicatorError` from the collectives; `.mismatch` if the optimizer holds
+    ///   parameters this DataParallel does not train (a sharded step would never update them).
+    public func step(_ optimizer: Optimizer, clipNorm: Double? = nil, clipValue: Double? = nil) throws {
+        guard shardsOptimizerStep && syncEnabled else {
+            try synchronize()
+            let params = optimizer.paramGroups.flatMap(\.params)
+            if let clipNorm { GradClip.clipNorm(params, maxNorm: clipNorm) }
+            if let clipValue { GradClip.clipValue(params, clipValue: clipValue) }
+            optimizer.step()
+            return
+        }
+        defer { resetBuckets() }
+        try reduceBuckets()  // first: reductions started during backward must finish before anything can throw
+        let index = try optimizerIndex(optimizer)
+        var slices: [ParameterSlice] = []
+        for b in buckets {
+            let shard = communicator.shard(of: b.flagOffset)
+            for (k, m) in b.members.enumerated() {
+                let had = hadGradient(b, k)
+                parameters[m].grad = had ? b.slots[k] : nil
+                let lo = max(shard.lowerBound, b.offsets[k]), hi = min(shard.upperBound, b.offsets[k] + parameters[m].count)
+                guard had, lo < hi, let i = index[m] else { continue }
+                slices.append(ParameterSlice(index: i, range: (lo - b.offsets[k])..<(hi - b.offsets[k]),
+                                             gradient: b.buffer.flatView(offset: lo, shape: [hi - lo])))
+            }
+        }
+        try clip(slices, norm: clipNorm, value: clipValue)
+        optimizer.step(slices: slices)
+        for b in buckets {
+            guard let values = b.values else { continue }
+            switch values.dtype {
+            case .float32: try communicator.allgatherShards(values.mutablePointer(Float.self), count: values.count)
+            case .float64: try communicator.allgatherShards(values.mutablePointer(Double.self), count: values.count)
+            case .int64: break
+            }
+        }
+    }
+
+    /// Each of this DataParallel's parameters' index in `optimizer.state` (nil when the
+    /// optimizer does not hold it).
+    private func optimizerIndex(_ optimizer: Optimizer) throws -> [Int?] {
+        var position: [ObjectIdentifier: Int] = [:]
+        for (i, p) in optimizer.paramGroups.flatMap(\.params).enumerated() { position[ObjectIdentifier(p)] = i }
+        let index = parameters.map { position[ObjectIdentifier($0)] }
+        if index.compactMap({ $0 }).count != position.count {
+            throw CommunicatorError.mismatch(
+                "the optimizer holds \(position.count - index.compactMap { $0 }.count) parameter(s) outside this DataParallel's module; "
+                    + "a sharded step only updates the module's trainable parameters")
+        }
+        return index
+    }
+
+    /// Clipping on shards: the squared norms of all ranks' shards add up to the global one.
+    private func clip(_ slices: [ParameterSlice], norm maxNorm: Double?, value: Double?) throws {
+        if let maxNorm {
+            let local = slices.reduce(0.0) { sum, s in
+                let g = s.gradient.to(.float64)
+                return sum + (g * g).sum().doubleItem()
+            }
+            let norm = Foundation.sqrt(try communicator.allreduceSum([local])[0])
+            if let scale = GradClip.scale(norm: norm, maxNorm: maxNorm) {
+                noGrad { for s in slices { s.gradient.copy_(s.gradient * Tensor(scalar: scale, dtype: s.gradient.dtype)) } }
+            }
+        }
+        if let value {
+            noGrad { for s in slices { s.gradient.copy_(s.gradient.clamp(min: -value, max: value)) } }
+        }
+    }
+
+    /// Makes every rank's optimizer state complete and identical (each rank's sharded steps kept
+    /// only its own shard current): call on every rank before saving `optimizer.stateDict()`.
+    /// A no-op when the step is not sharded.
+    public func gatherOptimizerState(_ optimizer: Optimizer) throws {
+        guard shardsOptimizerStep else { return }
+        let index = try optimizerIndex(optimizer)
+        var member: [Int: Int] = [:]  // optimizer index → parameter index here
+        for (m, i) in index.enumerated() { if let i { member[i] = m } }
+        let entries = try StateEntry.union(of: optimizer, parameters: member.mapValues { parameters[$0] }, comm: communicator)
+        for e in entries {
+            let m = member[e.index]!, p = parameters[m]
+            let (bi, k) = place[m]
+            let b = buckets[bi]
+            // This rank's elements of the parameter: [lo, hi).
+            let own = communicator.shard(of: b.flagOffset)
+            let lo = min(max(own.lowerBound - b.offsets[k], 0), p.count), hi = max(min(own.upperBound - b.offsets[k], p.count), lo)
+            var tensor = optimizer.state[e.index]?[e.key] ?? Tensor.zeros(e.shape, dtype: e.dtype)
+            if e.perElement {
+                // Current only on this rank's elements: zero the rest, and the sum over ranks is the whole.
+                tensor = tensor.clone()
+                let flat = tensor.flatView(offset: 0, shape: [tensor.count])
+                flat.flatView(offset: 0, shape: [lo]).copy_(Tensor.zeros([lo], dtype: e.dtype))
+                flat.flatView(offset: hi, shape: [p.count - hi]).copy_(Tensor.zeros([p.count - hi], dtype: e.dtype))
+                try communicator.allreduce(tensor, op: .sum)
+            } else {
+                // Step counts and the like: the rank holding the parameter's first element updated it.
+                let first = (0..<communicator.worldSize).first {
+                    Shards.range(count: b.flagOffset, rank: $0, world: communicator.worldSize).contains(b.offsets[k])
+                } ?? 0
+                try communicator.broadcast(tensor, root: e.holders.contains(first) ? first : e.holders.min()!)
+            }
+            optimizer.state[e.index, default: [:]][e.key] = tensor
+        }
+    }
+}
+
+/// One optimizer state tensor as all ranks together know it: which parameter and key, its
+/// shape and dtype, whether it is per-element, and which ranks hold it.
+struct StateEntry {
+    let index: Int
+    let key: String
+    let perElement: Bool
+    let dtype: DType
+    let shape: [Int]
+    var holders: Set<Int>
+
+    /// Every rank's state entries, merged in a fixed order (so all ranks then issue the same collectives).
+    static func union(of optimizer: Optimizer, parameters: [Int: Tensor], comm: Communicator) throws -> [StateEntry] {
+        // Encoded as doubles for the allgather: index, per-element, dtype, rank, shape, key length, key bytes.
+        var mine: [Double] = []
+        for (i, state) in optimizer.state where parameters[i] != nil {
+            for (key, t) in state {
+                let perElement = t.shape == parameters[i]!.shape && t.count > 1
+                mine += [Double(i), perElement ? 1 : 0, Double(DType.allCases.firstIndex(of: t.dtype)!), Double(t.shape.count)]
+                mine += t.shape.map(Double.init) + [Double(key.utf8.count)] + key.utf8.map(Double.init)
+            }
+        }
+        // `allgather` takes equal lengths: pad to the longest.
+        let lengths = try comm.allgather([Double(mine.count)]).map { Int($0[0]) }
+        mine += [Double](repeating: 0, count: lengths.max()! - mine.count)
+        var merged: [String: StateEntry] = [:]
+        for (rank, values) in try comm.allgather(mine).enumerated() {
+            var at = 0
+            func next() -> Int { defer { at += 1 }; return Int(values[at]) }
+            while at < lengths[rank] {
+                let i = next(), perElement = next() == 1, dtype = DType.allCases[next()]
+                let shape = (0..<next()).map { _ in next() }
+                let key = String(decoding: (0..<next()).map { _ in UInt8(next()) }, as: UTF8.self)
+                merged["\(i).\(key)", default: StateEntry(index: i, key: key, perElement: perElement, dtype: dtype, shape: shape, holders: [])]
+                    .holders.insert(rank)
+            }
+        }
+        return merged.values.sorted { ($0.index, $0.key) < ($1.index, $1.key) }
+    }
+}
