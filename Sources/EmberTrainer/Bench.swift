@@ -15,6 +15,7 @@ public enum Bench {
         public var blasKernel = Ember.blasKernel
         public var overlap = false
         public var shardedStep = false
+        public var optimizer = "sgd"
         /// Mean microseconds per step in forward (with zeroGrad and the loss), backward, gradient
         /// synchronisation and the optimizer step, on this rank (when asked for).
         public var phases: [Double]?
@@ -29,6 +30,7 @@ public enum Bench {
             String(format: "%@ world=%d threads=%d samples_per_s=%.0f step_ms=%.3f blas_pct=%.1f peak_rss_mb=%.1f blas_kernel=%@",
                    name, world, threads, samplesPerSecond, stepMilliseconds, blasFraction * 100, peakResidentMB, blasKernel)
                 + (world > 1 ? " overlap=\(overlap ? "on" : "off") sharded_step=\(shardedStep ? "on" : "off")" : "")
+                + (optimizer == "sgd" ? "" : " optimizer=\(optimizer)")
         }
     }
 
@@ -52,13 +54,15 @@ public enum Bench {
     }
 
     /// Runs one model for `steps` timed steps after `warmup` untimed ones.
-    /// With `shardedStep`, the synchronize phase is 0 and the optimizer phase is the whole sharded step.
+    /// With `shardedStep`, the synchronize phase is 0 and the optimizer phase is the whole sharded
+    /// step. `optimizer: "adam"` trains with Adam (lr 0.001) in place of the model's SGD.
     public static func run(_ name: String, steps: Int, warmup: Int, threads: Int, comm: Communicator, overlap: Bool = true,
-                           shardedStep: Bool = false, phases timePhases: Bool = false) throws -> Result {
+                           shardedStep: Bool = false, optimizer kind: String = "sgd", phases timePhases: Bool = false) throws -> Result {
         setNumThreads(threads)
         let s = setup(name, generator: Generator(seed: 0))
         let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: shardedStep)
-        let optimizer = SGD(parameters: s.model.parameters(), learningRate: s.lr, momentum: s.momentum)
+        let optimizer: Optimizer = kind == "adam" ? Adam(parameters: s.model.parameters(), learningRate: 0.001)
+            : SGD(parameters: s.model.parameters(), learningRate: s.lr, momentum: s.momentum)
         var phaseNanoseconds = [UInt64](repeating: 0, count: 4)
         var timing = false
         func lap(_ phase: Int, since start: inout UInt64) {
@@ -103,6 +107,7 @@ public enum Bench {
                             blasFraction: KernelProfile.blasSeconds / max(elapsed, 1e-9), peakResidentMB: peakResidentMegabytes())
         result.overlap = overlap
         result.shardedStep = ddp.shardsOptimizerStep
+        result.optimizer = kind
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result
     }

@@ -160,6 +160,7 @@ struct Bench: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Overlap gradient allreduces with backward (default: when the ranks leave cores free or span nodes).")
     var overlap: Bool?
     @Flag(help: "Shard the optimizer step over the ranks (reduce-scatter, update a shard, allgather).") var shardOptimizer = false
+    @Option(help: "sgd (each model's specified optimizer) or adam (Adam, lr 0.001).") var optimizer = "sgd"
     @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
     @Flag(help: "Also measure DataLoader throughput on MNIST-shaped data.") var loader = false
     @Flag(help: "Also print rank 0's mean time per step in forward, backward, synchronize and optimizer step.") var phases = false
@@ -169,6 +170,7 @@ struct Bench: ParsableCommand {
         guard models.allSatisfy(EmberTrainer.Bench.models.contains) else {
             fail(ConfigError("--model \(model) is not one of seednet, mlp, cnn, all"), code: 2)
         }
+        guard ["sgd", "adam"].contains(optimizer) else { fail(ConfigError("--optimizer \(optimizer) is not one of sgd, adam"), code: 2) }
         guard steps > 0, warmup >= 0, threads > 0 else { fail(ConfigError("--steps and --threads must be positive, --warmup non-negative"), code: 2) }
         do {
             let launch = LaunchEnvironment.detect()
@@ -177,7 +179,7 @@ struct Bench: ParsableCommand {
             for name in models {
                 let overlaps = overlap ?? launch.overlapPaysOff(threadsPerRank: threads, cores: ProcessInfo.processInfo.activeProcessorCount)
                 let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm,
-                                                        overlap: overlaps, shardedStep: shardOptimizer, phases: phases)
+                                                        overlap: overlaps, shardedStep: shardOptimizer, optimizer: optimizer, phases: phases)
                 if comm.rank == 0 { print(result.line) }
                 if comm.rank == 0, let line = result.phaseLine { print(line) }
             }

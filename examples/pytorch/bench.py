@@ -34,12 +34,15 @@ def make(name):
     return model, torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g), 64, F.cross_entropy, 0.01, 0.9
 
 
-def run(name, steps, warmup, threads, rank=0, world=1):
+def run(name, steps, warmup, threads, rank=0, world=1, optimizer="sgd"):
     torch.set_num_threads(threads)
     model, x, y, batch, loss_fn, lr, momentum = make(name)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=0.001)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
 
     def step():
         opt.zero_grad()
@@ -62,7 +65,7 @@ def run(name, steps, warmup, threads, rank=0, world=1):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if rank == 0:
         print(f"{name} world={world} threads={threads} samples_per_s={batch * world / step_s:.0f} "
-              f"step_ms={step_s * 1000:.3f} peak_rss_mb={rss:.1f}", flush=True)
+              f"step_ms={step_s * 1000:.3f} peak_rss_mb={rss:.1f}" + (" optimizer=adam" if optimizer == "adam" else ""), flush=True)
 
 
 def worker(rank, world, args):
@@ -70,7 +73,7 @@ def worker(rank, world, args):
     os.environ.setdefault("MASTER_PORT", "29533")
     dist.init_process_group("gloo", rank=rank, world_size=world)
     for name in args.models:
-        run(name, args.steps, args.warmup, args.threads, rank, world)
+        run(name, args.steps, args.warmup, args.threads, rank, world, args.optimizer)
     dist.barrier()
     os._exit(0)  # gloo teardown can abort at exit; everything is printed by now
 
@@ -82,13 +85,14 @@ def main():
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--world", type=int, default=1)
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="adam: Adam lr 0.001 in place of the model's SGD")
     args = p.parse_args()
     args.models = ["seednet", "mlp", "cnn"] if args.model == "all" else [args.model]
     if args.world > 1:
         mp.spawn(worker, args=(args.world, args), nprocs=args.world)
     else:
         for name in args.models:
-            run(name, args.steps, args.warmup, args.threads)
+            run(name, args.steps, args.warmup, args.threads, optimizer=args.optimizer)
 
 
 if __name__ == "__main__":
