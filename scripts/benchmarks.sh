@@ -24,14 +24,25 @@ native=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
     echo "# two processes, one thread each"
     "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --phases 2>/dev/null
     "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --overlap 2>/dev/null | sed 's/^/forced /'
+    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --shard-optimizer --phases 2>/dev/null | sed 's/^/sharded /'
     "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model cnn --steps "$((steps / 2))" 2>/dev/null
     python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" 2>/dev/null | grep world
     python3 examples/pytorch/bench.py --model cnn --world 2 --steps "$((steps / 2))" 2>/dev/null | grep world
-    echo "# two-rank scaling of mlp, five alternating pairs (this host's speed drifts minute to minute)"
+    echo "# Adam in place of SGD (each model's optimizer step then weighs more)"
+    "${native[@]}" .build/release/trainer bench --steps "$steps" --optimizer adam --phases | sed 's/^/adam /'
+    python3 examples/pytorch/bench.py --steps "$steps" --optimizer adam | sed 's/^/adam /'
+    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --optimizer adam 2>/dev/null | sed 's/^/adam /'
+    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --optimizer adam --shard-optimizer 2>/dev/null | sed 's/^/adam sharded /'
+    python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" --optimizer adam 2>/dev/null | grep world | sed 's/^/adam /'
+    echo "# two-rank scaling of mlp, five alternating runs of one rank, two ranks, two ranks with the step sharded"
+    echo "# (this host's speed drifts minute to minute)"
+    rate() { grep -o 'samples_per_s=[0-9]*' | cut -d= -f2; }
     for _ in 1 2 3 4 5; do
-        one=$("${native[@]}" .build/release/trainer bench --model mlp --steps 2000 | grep -o 'samples_per_s=[0-9]*' | cut -d= -f2)
-        two=$("${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps 2000 2>/dev/null | grep -o 'samples_per_s=[0-9]*' | cut -d= -f2)
+        one=$("${native[@]}" .build/release/trainer bench --model mlp --steps 2000 | rate)
+        two=$("${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps 2000 2>/dev/null | rate)
+        sharded=$("${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps 2000 --shard-optimizer 2>/dev/null | rate)
         echo "$one $two" | awk '{printf "scaling mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
+        echo "$one $sharded" | awk '{printf "scaling-sharded mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
     done
     echo "# resident memory stays flat: peak after 1,000 and after 10,000 steps"
     for n in 1000 10000; do
