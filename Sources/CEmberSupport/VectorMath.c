@@ -1,10 +1,5 @@
 #include "CEmberSupport.h"
 
-// Swift's squareRoot() on Linux keeps a libm fallback (for errno) after each sqrt instruction,
-// which stops loops from being vectorised; clang's elementwise builtin sets no errno.
-typedef float ember_f32x8 __attribute__((ext_vector_type(8)));
-typedef double ember_f64x4 __attribute__((ext_vector_type(4)));
-
 // Compiled for the CPU it runs on (the rest of the build targets baseline x86-64: SSE2).
 #if defined(__x86_64__) && defined(__linux__)
 #define EMBER_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -12,27 +7,15 @@ typedef double ember_f64x4 __attribute__((ext_vector_type(4)));
 #define EMBER_CLONES
 #endif
 
-EMBER_CLONES void ember_sqrt_f32(float *out, const float *in, long n) {
-    long i = 0;
-    for (; i + 8 <= n; i += 8) {
-        ember_f32x8 v;
-        __builtin_memcpy(&v, in + i, sizeof v);
-        v = __builtin_elementwise_sqrt(v);
-        __builtin_memcpy(out + i, &v, sizeof v);
+// Swift's squareRoot() on Linux keeps a libm fallback (for errno) after each sqrt instruction,
+// which stops loops from being vectorised; clang's elementwise builtin sets no errno, so these
+// plain loops vectorise.
+#define EMBER_SQRT(NAME, T)                                                                        \
+    EMBER_CLONES void NAME(T *out, const T *in, long n) {                                         \
+        for (long i = 0; i < n; i++) out[i] = __builtin_elementwise_sqrt(in[i]);                    \
     }
-    for (; i < n; i++) out[i] = __builtin_elementwise_sqrt(in[i]);
-}
-
-EMBER_CLONES void ember_sqrt_f64(double *out, const double *in, long n) {
-    long i = 0;
-    for (; i + 4 <= n; i += 4) {
-        ember_f64x4 v;
-        __builtin_memcpy(&v, in + i, sizeof v);
-        v = __builtin_elementwise_sqrt(v);
-        __builtin_memcpy(out + i, &v, sizeof v);
-    }
-    for (; i < n; i++) out[i] = __builtin_elementwise_sqrt(in[i]);
-}
+EMBER_SQRT(ember_sqrt_f32, float)
+EMBER_SQRT(ember_sqrt_f64, double)
 
 // Adam's update (plain, with L2 decay `l2`, or AdamW's decoupled `scale`), element by element
 // in PyTorch's order. Contraction into fused multiply-adds is off so that every build computes
