@@ -6,7 +6,7 @@ import Foundation
 /// its share of every global batch, end with the weights one process gets from the whole batch,
 /// and the replicas stay bitwise identical after every step. Used by the unit tests (threads)
 /// and by `trainer check-ddp` under real `mpirun`. The optimizer's state is compared too: with a
-/// sharded step it exists whole only after `gatherOptimizerState`.
+/// sharded step each rank holds its shard of it, assembled by `optimizerStateDict`.
 public enum EquivalenceCheck {
     public enum OptimizerKind: String, CaseIterable, Sendable { case sgd, adam }
 
@@ -47,8 +47,7 @@ public enum EquivalenceCheck {
     }
 
     /// Weights, then optimizer state tensors in key order, as floats.
-    static func values(_ model: Module, _ optimizer: Optimizer) -> [[Float]] {
-        let state = optimizer.stateDict().tensors
+    static func values(_ model: Module, _ state: [String: Tensor]) -> [[Float]] {
         return model.parameters().map(\.scalars) + state.keys.sorted().map { state[$0]!.to(.float32).scalars }
     }
 
@@ -61,7 +60,7 @@ public enum EquivalenceCheck {
             Losses.mse(model(data.x[s]), data.y[s]).backward()
             opt.step()
         }
-        return values(model, opt)
+        return values(model, opt.stateDict().tensors)
     }
 
     /// This rank's final weights and optimizer state after data-parallel training, and whether
@@ -88,8 +87,7 @@ public enum EquivalenceCheck {
             let prints = try comm.allgather(fingerprint(model.parameters()))
             identical = identical && prints.allSatisfy { $0 == prints[0] }
         }
-        try ddp.gatherOptimizerState(opt)
-        return (values(model, opt), identical)
+        return (values(model, try ddp.optimizerStateDict(opt).tensors), identical)
     }
 
     /// Exact fingerprint of float32 weights: bit patterns folded into 32-bit halves (exact in Doubles).

@@ -8,8 +8,8 @@ import Foundation
 /// shard, and the updated shards are allgathered into every replica (the parameters live in the
 /// buckets' `values`, so this is in place). The bytes moved equal an allreduce's; the update, with
 /// its reads of parameters, gradients and optimizer state, is divided by the world size. This is
-/// ZeRO stage 1's schedule (Rajbhandari et al., 2020) without its memory saving: every rank keeps
-/// full-size optimizer state, current only on its own shard until `gatherOptimizerState`.
+/// ZeRO stage 1 (Rajbhandari et al., 2020): each rank also keeps optimizer state for its shard
+/// only (1/world of it); `optimizerStateDict` assembles the whole for checkpoints.
 extension DataParallel {
     /// Averages the gradients and takes one optimizer step, clipping first like `GradClip`
     /// (the joint 2-norm over all ranks' gradients, then values). Equivalent to `synchronize()`,
@@ -86,39 +86,50 @@ extension DataParallel {
         }
     }
 
-    /// Makes every rank's optimizer state complete and identical (each rank's sharded steps kept
-    /// only its own shard current): call on every rank before saving `optimizer.stateDict()`.
-    /// A no-op when the step is not sharded.
-    public func gatherOptimizerState(_ optimizer: Optimizer) throws {
-        guard shardsOptimizerStep else { return }
+    /// The optimizer's whole state dict, the same on every rank: with a sharded step each rank
+    /// holds per-element state for its own shard only, so every rank must call this (it is a
+    /// collective) to save or inspect it. Unsharded, it is `optimizer.stateDict()`. The
+    /// optimizer itself is left as it is; `loadStateDict` of the result works sharded or not.
+    public func optimizerStateDict(_ optimizer: Optimizer) throws -> (tensors: [String: Tensor], groups: [[String: Double]]) {
+        let local = optimizer.stateDict()
+        guard shardsOptimizerStep else { return local }
         let index = try optimizerIndex(optimizer)
         var member: [Int: Int] = [:]  // optimizer index → parameter index here
         for (m, i) in index.enumerated() { if let i { member[i] = m } }
-        let entries = try StateEntry.union(of: optimizer, parameters: member.mapValues { parameters[$0] }, comm: communicator)
-        for e in entries {
+        var whole: [String: Tensor] = [:]
+        for e in try StateEntry.union(of: optimizer, owned: { self.ownedElements(of: member[$0]!) }, comm: communicator) {
             let m = member[e.index]!, p = parameters[m]
-            let (bi, k) = place[m]
-            let b = buckets[bi]
-            // This rank's elements of the parameter: [lo, hi).
-            let own = communicator.shard(of: b.flagOffset)
-            let lo = min(max(own.lowerBound - b.offsets[k], 0), p.count), hi = max(min(own.upperBound - b.offsets[k], p.count), lo)
-            var tensor = optimizer.state[e.index]?[e.key] ?? Tensor.zeros(e.shape, dtype: e.dtype)
+            let own = ownedElements(of: m)
+            let mine = optimizer.state[e.index]?[e.key]
+            let tensor: Tensor
             if e.perElement {
-                // Current only on this rank's elements: zero the rest, and the sum over ranks is the whole.
-                tensor = tensor.clone()
-                let flat = tensor.flatView(offset: 0, shape: [tensor.count])
-                flat.flatView(offset: 0, shape: [lo]).copy_(Tensor.zeros([lo], dtype: e.dtype))
-                flat.flatView(offset: hi, shape: [p.count - hi]).copy_(Tensor.zeros([p.count - hi], dtype: e.dtype))
+                // Each rank contributes its own elements and zeros elsewhere: the sum is the whole.
+                tensor = Tensor.zeros(p.shape, dtype: e.dtype)
+                if let mine, !own.isEmpty {
+                    let source = mine.shape == p.shape ? mine.flatView(offset: own.lowerBound, shape: [own.count]) : mine
+                    tensor.flatView(offset: own.lowerBound, shape: [own.count]).copy_(source.reshape([own.count]))
+                }
                 try communicator.allreduce(tensor, op: .sum)
             } else {
                 // Step counts and the like: the rank holding the parameter's first element updated it.
+                let (bi, k) = place[m]
                 let first = (0..<communicator.worldSize).first {
-                    Shards.range(count: b.flagOffset, rank: $0, world: communicator.worldSize).contains(b.offsets[k])
+                    Shards.range(count: buckets[bi].flagOffset, rank: $0, world: communicator.worldSize).contains(buckets[bi].offsets[k])
                 } ?? 0
+                tensor = mine?.clone() ?? Tensor.zeros(e.shape, dtype: e.dtype)
                 try communicator.broadcast(tensor, root: e.holders.contains(first) ? first : e.holders.min()!)
             }
-            optimizer.state[e.index, default: [:]][e.key] = tensor
+            whole["\(e.index).\(e.key)"] = tensor
         }
+        return (whole, local.groups)
+    }
+
+    /// This rank's elements of parameter `m` (a range within the flattened parameter).
+    func ownedElements(of m: Int) -> Range<Int> {
+        let (bi, k) = place[m]
+        let own = communicator.shard(of: buckets[bi].flagOffset), offset = buckets[bi].offsets[k], count = parameters[m].count
+        let lo = min(max(own.lowerBound - offset, 0), count)
+        return lo..<max(min(own.upperBound - offset, count), lo)
     }
 }
 
@@ -132,15 +143,20 @@ struct StateEntry {
     let shape: [Int]
     var holders: Set<Int>
 
-    /// Every rank's state entries, merged in a fixed order (so all ranks then issue the same collectives).
-    static func union(of optimizer: Optimizer, parameters: [Int: Tensor], comm: Communicator) throws -> [StateEntry] {
+    /// Every rank's state entries, merged in a fixed order (so all ranks then issue the same
+    /// collectives). A tensor is per-element when shaped like its parameter, or like this rank's
+    /// part of it (`owned`) when that is a proper part.
+    static func union(of optimizer: Optimizer, owned: (Int) -> Range<Int>, comm: Communicator) throws -> [StateEntry] {
+        let params = optimizer.paramGroups.flatMap(\.params)
         // Encoded as doubles for the allgather: index, per-element, dtype, rank, shape, key length, key bytes.
         var mine: [Double] = []
-        for (i, state) in optimizer.state where parameters[i] != nil {
+        for (i, state) in optimizer.state {
+            let p = params[i], part = owned(i)
             for (key, t) in state {
-                let perElement = t.shape == parameters[i]!.shape && t.count > 1
-                mine += [Double(i), perElement ? 1 : 0, Double(DType.allCases.firstIndex(of: t.dtype)!), Double(t.shape.count)]
-                mine += t.shape.map(Double.init) + [Double(key.utf8.count)] + key.utf8.map(Double.init)
+                let perElement = t.rank > 0 && p.count > 1 && (t.shape == p.shape || (part.count < p.count && t.shape == [part.count]))
+                let shape = perElement ? p.shape : t.shape
+                mine += [Double(i), perElement ? 1 : 0, Double(DType.allCases.firstIndex(of: t.dtype)!), Double(shape.count)]
+                mine += shape.map(Double.init) + [Double(key.utf8.count)] + key.utf8.map(Double.init)
             }
         }
         // `allgather` takes equal lengths: pad to the longest.

@@ -341,9 +341,8 @@ final class RankTrainer {
         let words = dropoutGenerator.stateWords.flatMap { [Double($0 >> 32), Double($0 & 0xffff_ffff)] }
         let gathered = try comm.allgather(words)
         let states = gathered.map { w in stride(from: 0, to: w.count, by: 2).map { UInt64(w[$0]) << 32 | UInt64(w[$0 + 1]) } }
-        try ddp.gatherOptimizerState(optimizer)
+        let opt = try ddp.optimizerStateDict(optimizer)  // collective when the step is sharded
         guard isCoordinator else { return }
-        let opt = optimizer.stateDict()
         var optTensors: [String: Tensor] = [:]
         for (k, v) in opt.tensors { optTensors[k] = v }
         let state = CheckpointState(

@@ -141,3 +141,37 @@ final class ShardedStepTests: XCTestCase {
         XCTAssertLessThan(Check.maxRelativeDifference([grads.get(0)!], [want]), 1e-6)
     }
 }
+
+extension ShardedStepTests {
+    /// Three Adam steps on a world of 3: each rank's count of per-element state values, and the
+    /// whole state dict as rank 0 assembles it.
+    static func adamState(sharded: Bool) throws -> (held: [Int], whole: [[String: [Float]]]) {
+        let world = LocalWorld(size: 3, timeout: 20)
+        let held = ResultBox<Int>(), dicts = ResultBox<[String: [Float]]>()
+        try world.run { comm in
+            let model = Check.makeModel()
+            let ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: 256, shardOptimizerStep: sharded)
+            let opt = Adam(parameters: model.parameters(), learningRate: 0.01)
+            for s in 0..<3 {
+                opt.zeroGrad()
+                Losses.mse(try ddp(Check.data.x[s].narrow(dim: 0, start: comm.rank * 8, length: 8)),
+                           Check.data.y[s].narrow(dim: 0, start: comm.rank * 8, length: 8)).backward()
+                try ddp.step(opt)
+            }
+            held.set(comm.rank, opt.state.values.flatMap { $0 }.filter { $0.key != "step" }.reduce(0) { $0 + $1.value.count })
+            dicts.set(comm.rank, try ddp.optimizerStateDict(opt).tensors.mapValues(\.scalars))
+        }
+        return ((0..<3).map { held.get($0)! }, (0..<3).map { dicts.get($0)! })
+    }
+
+    /// Each rank keeps Adam's moments for its own elements only; `optimizerStateDict` assembles
+    /// the whole, equal to the unsharded run's.
+    func testStateIsShardedAndAssemblesIntoAWholeStateDict() throws {
+        let sharded = try Self.adamState(sharded: true), whole = try Self.adamState(sharded: false)
+        let moments = 2 * Check.makeModel().parameterCount
+        XCTAssertEqual(whole.held, [moments, moments, moments])
+        XCTAssertEqual(sharded.held.reduce(0, +), moments, "the ranks' moments add up to one whole set")
+        for r in 0..<3 { XCTAssertLessThan(sharded.held[r], moments / 2, "rank \(r) holds only its part") }
+        for r in 0..<3 { XCTAssertEqual(sharded.whole[r], whole.whole[0], "rank \(r)'s assembled state") }
+    }
+}

@@ -20,12 +20,14 @@ extension Optimizer {
     /// Updates only the given element ranges, exactly as `step()` would update those elements.
     ///
     /// Every optimizer here updates element by element, so a slice is updated by running
-    /// `update` on views: of the parameter, and of each state tensor shaped like the parameter
-    /// (momentum, moment estimates). State a slice creates is placed in a zero tensor of the
-    /// parameter's full shape, so `state` keeps the shapes `step()` gives it; other state (the
-    /// step count) is stored as `update` leaves it. A slice covering a whole parameter is an
-    /// ordinary update. At most one slice per parameter: each is one update (one more step in
-    /// the parameter's count), as on each rank of a sharded step.
+    /// `update` on views of the parameter and of its per-element state (momentum, moment
+    /// estimates). A parameter's per-element state then holds only its slice (shape
+    /// `[range.count]`; a whole-shaped tensor, as loaded from a checkpoint, is cut down to the
+    /// slice): that is the memory a sharded step saves. Keep each parameter's slice the same
+    /// from step to step, and assemble whole state for saving with `DataParallel.optimizerStateDict`.
+    /// Other state (the step count) is stored as `update` leaves it. A slice covering a whole
+    /// parameter is an ordinary update. At most one slice per parameter: each is one update (one
+    /// more step in the parameter's count), as on each rank of a sharded step.
     public func step(slices: [ParameterSlice]) {
         guard !slices.isEmpty else { return }
         precondition(Set(slices.map(\.index)).count == slices.count, "step(slices:) takes at most one slice per parameter")
@@ -46,24 +48,20 @@ extension Optimizer {
         }
     }
 
-    private func update(part range: Range<Int>, of p: Tensor, gradient: Tensor, state full: inout [String: Tensor], group: ParamGroup) {
+    private func update(part range: Range<Int>, of p: Tensor, gradient: Tensor, state: inout [String: Tensor], group: ParamGroup) {
         let shape = [range.count]
-        func part(_ t: Tensor) -> Tensor { t.flatView(offset: range.lowerBound, shape: shape) }
         // A partial range only exists for parameters of two or more elements, so a state tensor
         // of the parameter's shape is per-element and never the scalar step count.
         var views: [String: Tensor] = [:]
-        for (key, t) in full { views[key] = t.shape == p.shape ? part(t) : t }
-        let before = views
-        update(parameter: part(p), gradient: gradient, state: &views, group: group)
+        for (key, t) in state {
+            precondition(t.shape == p.shape || t.rank == 0 || t.shape == shape,
+                         "state '\(key)' of shape \(t.shape) was made for another slice of a parameter of shape \(p.shape); slices must stay the same between steps")
+            views[key] = t.shape == p.shape ? t.flatView(offset: range.lowerBound, shape: shape) : t
+        }
+        update(parameter: p.flatView(offset: range.lowerBound, shape: shape), gradient: gradient, state: &views, group: group)
         for (key, t) in views {
-            if let old = before[key], old === t { continue }  // updated in place
-            if t.shape == shape, t.count == range.count, full[key] == nil || full[key]!.shape == p.shape {
-                let whole = full[key] ?? Tensor.zeros(p.shape, dtype: t.dtype)
-                part(whole).copy_(t)
-                full[key] = whole
-            } else {
-                full[key] = t
-            }
+            // A view into whole-shaped state becomes a compact copy, so the whole one is freed.
+            state[key] = t.shape == shape && state[key].map({ $0.storage === t.storage && $0.count > t.count }) == true ? t.clone() : t
         }
     }
 }
