@@ -62,34 +62,57 @@ final class ShardedStepTests: XCTestCase {
         }
     }
 
+    /// Three data-parallel steps of the check's model (each rank its share of every global
+    /// batch): every rank's weights, count of per-element optimizer state values, and the state
+    /// dict assembled by `optimizerStateDict`.
+    static func threeSteps(world size: Int, sharded: Bool, optimizer make: @escaping @Sendable ([Tensor]) -> Optimizer,
+                           clipNorm: Double? = nil, clipValue: Double? = nil) throws -> [(weights: [Float], held: Int, whole: [String: [Float]])] {
+        let world = LocalWorld(size: size, timeout: 20)
+        let out = ResultBox<([Float], Int, [String: [Float]])>()
+        let share = Check.globalBatch / size
+        try world.run { comm in
+            let model = Check.makeModel()
+            let ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: 256, shardOptimizerStep: sharded)
+            let opt = make(model.parameters())
+            for s in 0..<3 {
+                opt.zeroGrad()
+                Losses.mse(try ddp(Check.data.x[s].narrow(dim: 0, start: comm.rank * share, length: share)),
+                           Check.data.y[s].narrow(dim: 0, start: comm.rank * share, length: share)).backward()
+                try ddp.step(opt, clipNorm: clipNorm, clipValue: clipValue)
+            }
+            let held = opt.state.values.flatMap { $0 }.filter { $0.key != "step" }.reduce(0) { $0 + $1.value.count }
+            out.set(comm.rank, (model.parameters().flatMap(\.scalars), held, try ddp.optimizerStateDict(opt).tensors.mapValues(\.scalars)))
+        }
+        return (0..<size).map { out.get($0)! }
+    }
+
     /// Norm clipping sees the joint norm of all shards (clipping that only saw this rank's shard
     /// would scale differently); value clipping applies to every element.
     func testShardedClippingMatchesClippingTheAveragedGradients() throws {
-        func run(sharded: Bool, clipNorm: Double?, clipValue: Double?) throws -> [Float] {
-            let world = LocalWorld(size: 2, timeout: 20)
-            let out = ResultBox<[Float]>()
-            try world.run { comm in
-                let model = Check.makeModel()
-                let ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: 256, shardOptimizerStep: sharded)
-                let opt = SGD(parameters: model.parameters(), learningRate: 0.5)
-                for s in 0..<3 {
-                    opt.zeroGrad()
-                    let x = Check.data.x[s].narrow(dim: 0, start: comm.rank * 12, length: 12)
-                    let y = Check.data.y[s].narrow(dim: 0, start: comm.rank * 12, length: 12)
-                    Losses.mse(try ddp(x), y).backward()
-                    try ddp.step(opt, clipNorm: clipNorm, clipValue: clipValue)
-                }
-                out.set(comm.rank, model.parameters().flatMap(\.scalars))
-            }
-            XCTAssertEqual(out.get(0), out.get(1))
-            return out.get(0)!
-        }
-        let unclipped = try run(sharded: false, clipNorm: nil, clipValue: nil)
+        let sgd: @Sendable ([Tensor]) -> Optimizer = { SGD(parameters: $0, learningRate: 0.5) }
+        let unclipped = try Self.threeSteps(world: 2, sharded: false, optimizer: sgd)[0].weights
         for (norm, value) in [(0.05, nil), (nil, 0.01), (0.05, 0.01)] as [(Double?, Double?)] {
-            let want = try run(sharded: false, clipNorm: norm, clipValue: value)
-            let got = try run(sharded: true, clipNorm: norm, clipValue: value)
-            XCTAssertLessThan(Check.maxRelativeDifference([got], [want]), 1e-6, "clip norm \(String(describing: norm)) value \(String(describing: value))")
-            XCTAssertGreaterThan(Check.maxRelativeDifference([want], [unclipped]), 1e-3, "the clipping must bite for this test to mean anything")
+            let want = try Self.threeSteps(world: 2, sharded: false, optimizer: sgd, clipNorm: norm, clipValue: value)
+            let got = try Self.threeSteps(world: 2, sharded: true, optimizer: sgd, clipNorm: norm, clipValue: value)
+            XCTAssertEqual(got[0].weights, got[1].weights)
+            XCTAssertLessThan(Check.maxRelativeDifference([got[0].weights], [want[0].weights]), 1e-6,
+                              "clip norm \(String(describing: norm)) value \(String(describing: value))")
+            XCTAssertGreaterThan(Check.maxRelativeDifference([want[0].weights], [unclipped]), 1e-3, "the clipping must bite for this test to mean anything")
+        }
+    }
+
+    /// Each rank keeps Adam's moments for its own elements only; `optimizerStateDict` assembles
+    /// the whole, equal to the unsharded run's.
+    func testStateIsShardedAndAssemblesIntoAWholeStateDict() throws {
+        let adam: @Sendable ([Tensor]) -> Optimizer = { Adam(parameters: $0, learningRate: 0.01) }
+        let sharded = try Self.threeSteps(world: 3, sharded: true, optimizer: adam)
+        let whole = try Self.threeSteps(world: 3, sharded: false, optimizer: adam)
+        let moments = 2 * Check.makeModel().parameterCount
+        XCTAssertEqual(whole.map(\.held), [moments, moments, moments])
+        XCTAssertEqual(sharded.map(\.held).reduce(0, +), moments, "the ranks' moments add up to one whole set")
+        for r in 0..<3 {
+            XCTAssertLessThan(sharded[r].held, moments / 2, "rank \(r) holds only its part")
+            XCTAssertEqual(sharded[r].whole, whole[0].whole, "rank \(r)'s assembled state")
         }
     }
 
@@ -139,39 +162,5 @@ final class ShardedStepTests: XCTestCase {
         let want = model.parameters().flatMap { $0.grad!.scalars.map { $0 / 2 } }
         XCTAssertEqual(grads.get(0), grads.get(1))
         XCTAssertLessThan(Check.maxRelativeDifference([grads.get(0)!], [want]), 1e-6)
-    }
-}
-
-extension ShardedStepTests {
-    /// Three Adam steps on a world of 3: each rank's count of per-element state values, and the
-    /// whole state dict as rank 0 assembles it.
-    static func adamState(sharded: Bool) throws -> (held: [Int], whole: [[String: [Float]]]) {
-        let world = LocalWorld(size: 3, timeout: 20)
-        let held = ResultBox<Int>(), dicts = ResultBox<[String: [Float]]>()
-        try world.run { comm in
-            let model = Check.makeModel()
-            let ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: 256, shardOptimizerStep: sharded)
-            let opt = Adam(parameters: model.parameters(), learningRate: 0.01)
-            for s in 0..<3 {
-                opt.zeroGrad()
-                Losses.mse(try ddp(Check.data.x[s].narrow(dim: 0, start: comm.rank * 8, length: 8)),
-                           Check.data.y[s].narrow(dim: 0, start: comm.rank * 8, length: 8)).backward()
-                try ddp.step(opt)
-            }
-            held.set(comm.rank, opt.state.values.flatMap { $0 }.filter { $0.key != "step" }.reduce(0) { $0 + $1.value.count })
-            dicts.set(comm.rank, try ddp.optimizerStateDict(opt).tensors.mapValues(\.scalars))
-        }
-        return ((0..<3).map { held.get($0)! }, (0..<3).map { dicts.get($0)! })
-    }
-
-    /// Each rank keeps Adam's moments for its own elements only; `optimizerStateDict` assembles
-    /// the whole, equal to the unsharded run's.
-    func testStateIsShardedAndAssemblesIntoAWholeStateDict() throws {
-        let sharded = try Self.adamState(sharded: true), whole = try Self.adamState(sharded: false)
-        let moments = 2 * Check.makeModel().parameterCount
-        XCTAssertEqual(whole.held, [moments, moments, moments])
-        XCTAssertEqual(sharded.held.reduce(0, +), moments, "the ranks' moments add up to one whole set")
-        for r in 0..<3 { XCTAssertLessThan(sharded.held[r], moments / 2, "rank \(r) holds only its part") }
-        for r in 0..<3 { XCTAssertEqual(sharded.whole[r], whole.whole[0], "rank \(r)'s assembled state") }
     }
 }
