@@ -17,8 +17,9 @@ extension DataParallel {
     ///
     /// After a sharded step each `.grad` holds the average only on this rank's shard (elsewhere,
     /// this rank's own contribution); use `synchronize()` when full gradients are needed.
-    /// - Throws: `CommunicatorError` from the collectives; `.mismatch` if the optimizer holds
-    ///   parameters this DataParallel does not train (a sharded step would never update them).
+    /// Parameters the optimizer holds outside this DataParallel's module are stepped whole with
+    /// their local gradients, as `optimizer.step()` would.
+    /// - Throws: `CommunicatorError` from the collectives.
     public func step(_ optimizer: Optimizer, clipNorm: Double? = nil, clipValue: Double? = nil) throws {
         guard shardsOptimizerStep && syncEnabled else {
             try synchronize()
@@ -29,20 +30,18 @@ extension DataParallel {
             return
         }
         defer { resetBuckets() }
-        try reduceBuckets()  // first: reductions started during backward must finish before anything can throw
-        let index = try optimizerIndex(optimizer)
+        try reduceBuckets()
+        let (index, foreign) = optimizerIndex(optimizer)
         var slices: [ParameterSlice] = []
         for b in buckets {
-            let shard = communicator.shard(of: b.flagOffset)
             for (k, m) in b.members.enumerated() {
-                let had = hadGradient(b, k)
+                let had = hadGradient(b, k), own = ownedElements(of: m)
                 parameters[m].grad = had ? b.slots[k] : nil
-                let lo = max(shard.lowerBound, b.offsets[k]), hi = min(shard.upperBound, b.offsets[k] + parameters[m].count)
-                guard had, lo < hi, let i = index[m] else { continue }
-                slices.append(ParameterSlice(index: i, range: (lo - b.offsets[k])..<(hi - b.offsets[k]),
-                                             gradient: b.buffer.flatView(offset: lo, shape: [hi - lo])))
+                guard had, !own.isEmpty, let i = index[m] else { continue }
+                slices.append(ParameterSlice(index: i, range: own, gradient: b.buffer.flatView(offset: b.offsets[k] + own.lowerBound, shape: [own.count])))
             }
         }
+        for (i, p) in foreign { if let g = p.grad { slices.append(ParameterSlice(index: i, range: 0..<p.count, gradient: g.reshape([p.count]))) } }
         try clip(slices, norm: clipNorm, value: clipValue)
         optimizer.step(slices: slices)
         for b in buckets {
@@ -56,17 +55,14 @@ extension DataParallel {
     }
 
     /// Each of this DataParallel's parameters' index in `optimizer.state` (nil when the
-    /// optimizer does not hold it).
-    private func optimizerIndex(_ optimizer: Optimizer) throws -> [Int?] {
+    /// optimizer does not hold it), and the optimizer's other parameters with their indices.
+    private func optimizerIndex(_ optimizer: Optimizer) -> (index: [Int?], foreign: [(Int, Tensor)]) {
         var position: [ObjectIdentifier: Int] = [:]
-        for (i, p) in optimizer.paramGroups.flatMap(\.params).enumerated() { position[ObjectIdentifier(p)] = i }
+        let all = optimizer.paramGroups.flatMap(\.params)
+        for (i, p) in all.enumerated() { position[ObjectIdentifier(p)] = i }
         let index = parameters.map { position[ObjectIdentifier($0)] }
-        if index.compactMap({ $0 }).count != position.count {
-            throw CommunicatorError.mismatch(
-                "the optimizer holds \(position.count - index.compactMap { $0 }.count) parameter(s) outside this DataParallel's module; "
-                    + "a sharded step only updates the module's trainable parameters")
-        }
-        return index
+        let mine = Set(index.compactMap { $0 })
+        return (index, all.enumerated().filter { !mine.contains($0.offset) }.map { ($0.offset, $0.element) })
     }
 
     /// Clipping on shards: the squared norms of all ranks' shards add up to the global one.
@@ -93,11 +89,13 @@ extension DataParallel {
     public func optimizerStateDict(_ optimizer: Optimizer) throws -> (tensors: [String: Tensor], groups: [[String: Double]]) {
         let local = optimizer.stateDict()
         guard shardsOptimizerStep else { return local }
-        let index = try optimizerIndex(optimizer)
+        let (index, foreign) = optimizerIndex(optimizer)
         var member: [Int: Int] = [:]  // optimizer index → parameter index here
         for (m, i) in index.enumerated() { if let i { member[i] = m } }
-        var whole: [String: Tensor] = [:]
-        for e in try StateEntry.union(of: optimizer, owned: { self.ownedElements(of: member[$0]!) }, comm: communicator) {
+        // State of parameters outside the module is this rank's own, as it would be unsharded.
+        let outside = Set(foreign.map { "\($0.0)" })
+        var whole = local.tensors.filter { outside.contains(String($0.key.prefix { $0 != "." })) }
+        for e in try StateEntry.union(of: optimizer, owned: { member[$0].map(self.ownedElements) }, comm: communicator) {
             let m = member[e.index]!, p = parameters[m]
             let own = ownedElements(of: m)
             let mine = optimizer.state[e.index]?[e.key]
@@ -145,13 +143,15 @@ struct StateEntry {
 
     /// Every rank's state entries, merged in a fixed order (so all ranks then issue the same
     /// collectives). A tensor is per-element when shaped like its parameter, or like this rank's
-    /// part of it (`owned`) when that is a proper part.
-    static func union(of optimizer: Optimizer, owned: (Int) -> Range<Int>, comm: Communicator) throws -> [StateEntry] {
+    /// part of it (`owned`) when that is a proper part. Parameters `owned` says nothing about are
+    /// left out.
+    static func union(of optimizer: Optimizer, owned: (Int) -> Range<Int>?, comm: Communicator) throws -> [StateEntry] {
         let params = optimizer.paramGroups.flatMap(\.params)
         // Encoded as doubles for the allgather: index, per-element, dtype, rank, shape, key length, key bytes.
         var mine: [Double] = []
         for (i, state) in optimizer.state {
-            let p = params[i], part = owned(i)
+            guard let part = owned(i) else { continue }
+            let p = params[i]
             for (key, t) in state {
                 let perElement = t.rank > 0 && p.count > 1 && (t.shape == p.shape || (part.count < p.count && t.shape == [part.count]))
                 let shape = perElement ? p.shape : t.shape

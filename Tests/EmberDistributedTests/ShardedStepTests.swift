@@ -133,16 +133,23 @@ final class ShardedStepTests: XCTestCase {
         }
     }
 
-    func testAnOptimizerWithForeignParametersIsRefused() {
+    /// A parameter the optimizer holds outside the module (or a frozen one) is stepped whole with
+    /// its local gradient, as `optimizer.step()` would, and its state stays this rank's.
+    func testParametersOutsideTheModuleAreSteppedAsUnsharded() throws {
         let world = LocalWorld(size: 2, timeout: 20)
-        XCTAssertThrowsError(try world.run { comm in
+        try world.run { comm in
             let model = Check.makeModel()
+            let extra = Tensor([1, 2, 3], requiresGrad: true), unused = Tensor([4, 5], requiresGrad: true)
             let ddp = try DataParallel(model, communicator: comm, shardOptimizerStep: true)
-            let opt = SGD(parameters: model.parameters() + [Tensor.zeros([3], requiresGrad: true)], learningRate: 0.1)
-            Losses.mse(try ddp(Check.data.x[0]), Check.data.y[0]).backward()
+            let opt = SGD(parameters: model.parameters() + [extra, unused], learningRate: 0.1, momentum: 0.9)
+            (Losses.mse(try ddp(Check.data.x[0]), Check.data.y[0]) + (extra * Float(comm.rank + 1)).sum()).backward()
             try ddp.step(opt)
-        }) { error in
-            XCTAssertTrue("\(error)".contains("outside this DataParallel's module"), "\(error)")
+            XCTAssertEqual(extra.scalars, [1, 2, 3].map { $0 - 0.1 * Float(comm.rank + 1) })
+            XCTAssertEqual(unused.scalars, [4, 5])
+            let state = try ddp.optimizerStateDict(opt).tensors
+            let n = model.parameters().count
+            XCTAssertEqual(state["\(n).momentum_buffer"]?.scalars, [Float](repeating: Float(comm.rank + 1), count: 3))
+            XCTAssertNil(state["\(n + 1).momentum_buffer"])
         }
     }
 
