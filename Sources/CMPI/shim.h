@@ -15,6 +15,8 @@ static inline void *ember_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline int ember_mpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
 static inline int ember_mpi_success(void) { return MPI_SUCCESS; }
 static inline MPI_Status *ember_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
+static inline MPI_Info ember_mpi_info_null(void) { return MPI_INFO_NULL; }
+static inline int ember_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 static inline MPI_Errhandler ember_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 
 #endif

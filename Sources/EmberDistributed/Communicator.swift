@@ -82,6 +82,14 @@ public protocol Communicator: AnyObject, Sendable {
     func reduceScatterAsync<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) -> CommRequest
     /// Fills every rank's shard of the buffer with that rank's values, in place.
     func allgatherShards<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int) throws
+    /// A zeroed buffer for repeated reductions (DataParallel's buckets). Collective: every rank
+    /// asks for the same size. `MPICommunicator` places it in memory the ranks of one node
+    /// share, so its collectives read other ranks' values in place.
+    func reductionBuffer(count: Int, dtype: DType) throws -> Tensor
+}
+
+extension Communicator {
+    public func reductionBuffer(count: Int, dtype: DType) throws -> Tensor { Tensor.zeros([count], dtype: dtype) }
 }
 
 /// How `reduceScatter` and `allgatherShards` split a buffer: one contiguous shard per rank, in

@@ -59,13 +59,13 @@ public final class DataParallel {
         var arrived = 0
         var request: CommRequest?
 
-        init(members: [Int], parameters: [Tensor]) {
+        init(members: [Int], parameters: [Tensor], communicator: Communicator) throws {
             self.members = members
             var offsets: [Int] = [], total = 0
             for m in members { offsets.append(total); total += parameters[m].count }
             self.offsets = offsets
             flagOffset = total
-            let buffer = Tensor.zeros([total + members.count], dtype: parameters[members[0]].dtype)
+            let buffer = try communicator.reductionBuffer(count: total + members.count, dtype: parameters[members[0]].dtype)
             self.buffer = buffer
             slots = zip(members, offsets).map { buffer.flatView(offset: $1, shape: parameters[$0].shape) }
         }
@@ -94,22 +94,22 @@ public final class DataParallel {
         // Reverse registration order approximates the order gradients become ready.
         var buckets: [Bucket] = [], bucketOf = [Int](repeating: 0, count: parameters.count)
         var current: [Int] = [], bytes = 0
-        func close() {
+        func close() throws {
             guard !current.isEmpty else { return }
             for m in current { bucketOf[m] = buckets.count }
-            buckets.append(Bucket(members: current, parameters: named.map(\.1)))
+            buckets.append(try Bucket(members: current, parameters: named.map(\.1), communicator: communicator))
             current = []
             bytes = 0
         }
         for i in parameters.indices.reversed() {
             let p = parameters[i]
             if !current.isEmpty && (bytes + p.count * p.dtype.byteSize > bucketCapacityBytes || parameters[current[0]].dtype != p.dtype) {
-                close()
+                try close()
             }
             current.append(i)
             bytes += p.count * p.dtype.byteSize
         }
-        close()
+        try close()
         self.buckets = buckets
         self.bucketOf = bucketOf
         var place = [(bucket: Int, member: Int)](repeating: (0, 0), count: parameters.count)
@@ -133,7 +133,7 @@ public final class DataParallel {
         }
         if shardsOptimizerStep {
             for b in buckets {
-                let values = Tensor.zeros([b.flagOffset], dtype: b.buffer.dtype)
+                let values = try communicator.reductionBuffer(count: b.flagOffset, dtype: b.buffer.dtype)
                 for (m, offset) in zip(b.members, b.offsets) {
                     let view = values.flatView(offset: offset, shape: parameters[m].shape)
                     view.copy_(parameters[m])

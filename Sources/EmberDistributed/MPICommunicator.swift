@@ -23,6 +23,8 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
     private static var initialized = false
     private var scratchBuffer: UnsafeMutableRawPointer?
     private var scratchBytes = 0
+    /// Set when all ranks share this node (and `EMBER_SHARED_MEMORY` is not 0).
+    private var shared: SharedMemoryReducer?
 
     public var backendName: String { "mpi" }
 
@@ -45,12 +47,38 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
         rank = Int(r)
         worldSize = Int(s)
         self.timeout = timeout
+        if ProcessInfo.processInfo.environment["EMBER_SHARED_MEMORY"] != "0" {
+            shared = try SharedMemoryReducer(comm: ember_mpi_comm_world(), rank: rank, world: worldSize)
+        }
         startWatchdog()
     }
 
+    /// Whether reductions of `reductionBuffer`s go through shared memory (all ranks on one node).
+    public var usesSharedMemory: Bool { shared != nil }
+
     /// Shuts MPI down; call once at the end of the program.
     public func finalize() {
-        queue.sync { _ = MPI_Finalize() }
+        queue.sync {
+            shared?.free()
+            _ = MPI_Finalize()
+        }
+    }
+
+    public func reductionBuffer(count: Int, dtype: DType) throws -> Tensor {
+        guard let shared else { return Tensor.zeros([count], dtype: dtype) }
+        let segment = try queue.sync { try shared.allocate(bytes: count * dtype.byteSize) }
+        return Tensor(external: segment.bases[rank], shape: [count], dtype: dtype, owner: segment)
+    }
+
+    /// Runs `body` under the watchdog when `count` values at `buffer` lie in a shared segment.
+    private func inSharedMemory<T>(_ buffer: UnsafeMutablePointer<T>, count: Int, _ operation: String,
+                                   _ body: (SharedMemoryReducer, SharedMemoryReducer.Segment, Int) -> Void) throws -> Bool {
+        guard let shared, let (segment, offset) = shared.locate(buffer, bytes: count * MemoryLayout<T>.stride) else { return false }
+        try call(operation + " (shared memory)") {
+            body(shared, segment, offset)
+            return ember_mpi_success()
+        }
+        return true
     }
 
     private func startWatchdog() {
@@ -90,6 +118,11 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
     }
 
     func reduce<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
+        if op == .sum || op == .average,
+           try inSharedMemory(buffer, count: count, "allreduce(\(op.rawValue), \(count) values)", { shared, segment, offset in
+               shared.reduceShard(segment, offset: offset, count: count, average: op == .average, T.self)
+               shared.gatherShards(segment, offset: offset, count: count, T.self)
+           }) { return }
         precondition(count <= Int(Int32.max), "allreduce of more than 2^31 values in one call")
         let mpiOp: MPI_Op
         switch op {
@@ -108,6 +141,10 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
     /// one arriving from the previous; after world − 1 steps its own shard is complete. Open
     /// MPI's `MPI_Reduce_scatter_block` took twice as long here (a reduce, then a scatter).
     func reduceShard<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
+        if op == .sum || op == .average,
+           try inSharedMemory(buffer, count: count, "reduce-scatter(\(op.rawValue), \(count) values)", { shared, segment, offset in
+               shared.reduceShard(segment, offset: offset, count: count, average: op == .average, T.self)
+           }) { return }
         precondition(count <= Int(Int32.max), "reduce-scatter of more than 2^31 values in one call")
         let n = worldSize
         let shards = (0..<n).map { Shards.range(count: count, rank: $0, world: n) }
@@ -126,6 +163,9 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
     }
 
     func gatherShards<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int) throws {
+        if try inSharedMemory(buffer, count: count, "allgather of shards (\(count) values)", { shared, segment, offset in
+            shared.gatherShards(segment, offset: offset, count: count, T.self)
+        }) { return }
         precondition(count <= Int(Int32.max), "allgather of more than 2^31 values in one call")
         let shards = (0..<worldSize).map { Shards.range(count: count, rank: $0, world: worldSize) }
         var counts = shards.map { Int32($0.count) }, offsets = shards.map { Int32($0.lowerBound) }

@@ -15,6 +15,8 @@ public enum Bench {
         public var blasKernel = Ember.blasKernel
         public var overlap = false
         public var shardedStep = false
+        /// How gradients travel between ranks: "shm" (shared memory on one node) or "mpi".
+        public var transport = "mpi"
         public var optimizer = "sgd"
         /// Mean microseconds per step in forward (with zeroGrad and the loss), backward, gradient
         /// synchronisation and the optimizer step, on this rank (when asked for).
@@ -29,7 +31,7 @@ public enum Bench {
         public var line: String {
             String(format: "%@ world=%d threads=%d samples_per_s=%.0f step_ms=%.3f blas_pct=%.1f peak_rss_mb=%.1f blas_kernel=%@",
                    name, world, threads, samplesPerSecond, stepMilliseconds, blasFraction * 100, peakResidentMB, blasKernel)
-                + (world > 1 ? " overlap=\(overlap ? "on" : "off") sharded_step=\(shardedStep ? "on" : "off")" : "")
+                + (world > 1 ? " overlap=\(overlap ? "on" : "off") transport=\(transport) sharded_step=\(shardedStep ? "on" : "off")" : "")
                 + (optimizer == "sgd" ? "" : " optimizer=\(optimizer)")
         }
     }
@@ -107,6 +109,7 @@ public enum Bench {
                             blasFraction: KernelProfile.blasSeconds / max(elapsed, 1e-9), peakResidentMB: peakResidentMegabytes())
         result.overlap = overlap
         result.shardedStep = ddp.shardsOptimizerStep
+        result.transport = (comm as? MPICommunicator)?.usesSharedMemory == true ? "shm" : "mpi"
         result.optimizer = kind
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result

@@ -15,4 +15,12 @@ void ember_adam_f32(float *p, const float *g, float *m, float *v, long n,
 void ember_adam_f64(double *p, const double *g, double *m, double *v, long n,
                     double b1, double b2, double eps, double step_size, double bias2_sqrt, double scale, double l2);
 
+/// Ints between two ranks' barrier counters (a cache line of 64 bytes, doubled against prefetch).
+#define EMBER_SHM_COUNTER_STRIDE 32
+/// Barrier of `world` processes over counters in shared memory (see SharedMemory.c).
+void ember_shm_barrier(int *counters, int rank, int world, int epoch);
+/// `out[i] = Σ_r inputs[r][i]` over `count` arrays of `n` values, in rank order.
+void ember_sum_f32(float *out, float *const *inputs, int count, long n);
+void ember_sum_f64(double *out, double *const *inputs, int count, long n);
+
 #endif

@@ -9,6 +9,8 @@ import Synchronization
 public final class Storage: @unchecked Sendable {
     public let byteCount: Int
     let raw: UnsafeMutableRawPointer
+    /// For memory Ember did not allocate: what keeps it alive (nil for cached buffers).
+    private let owner: AnyObject?
 
     /// Live storages and their bytes, for leak tests and memory reports.
     static let liveCount = Atomic<Int>(0)
@@ -17,11 +19,21 @@ public final class Storage: @unchecked Sendable {
     init(byteCount: Int) {
         self.byteCount = byteCount
         raw = BufferCache.shared.take(byteCount)
+        owner = nil
         Storage.liveCount.add(1, ordering: .relaxed)
         Storage.liveBytes.add(byteCount, ordering: .relaxed)
     }
 
+    /// Memory someone else allocated (a shared-memory segment, say), kept alive by `owner` and
+    /// never returned to the cache.
+    init(external raw: UnsafeMutableRawPointer, byteCount: Int, owner: AnyObject) {
+        self.byteCount = byteCount
+        self.raw = raw
+        self.owner = owner
+    }
+
     deinit {
+        guard owner == nil else { return }
         BufferCache.shared.give(raw, byteCount)
         Storage.liveCount.subtract(1, ordering: .relaxed)
         Storage.liveBytes.subtract(byteCount, ordering: .relaxed)

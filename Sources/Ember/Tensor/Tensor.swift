@@ -120,6 +120,13 @@ public final class Tensor: @unchecked Sendable {
         Tensor(storage: storage, shape: shape, dtype: dtype, byteOffset: byteOffset + offset * dtype.byteSize)
     }
 
+    /// A tensor over memory Ember did not allocate (64-byte aligned is best), such as a segment
+    /// of shared memory; `owner` is kept alive as long as the tensor or any view of it.
+    public convenience init(external pointer: UnsafeMutableRawPointer, shape: [Int], dtype: DType, owner: AnyObject) {
+        let count = shape.reduce(1, *)
+        self.init(storage: Storage(external: pointer, byteCount: count * dtype.byteSize, owner: owner), shape: shape, dtype: dtype)
+    }
+
     /// Makes this tensor a view of `source`'s elements (same shape and dtype), like PyTorch's
     /// `Tensor.set_`: everything holding this tensor (a module, an optimizer) then reads and
     /// writes `source`'s memory. Used to place parameters in one flat buffer.

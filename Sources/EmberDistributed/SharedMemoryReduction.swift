@@ -1,0 +1,136 @@
+import CEmberSupport
+import CMPI
+import Ember
+import Foundation
+
+/// Allreduce, reduce-scatter and allgather through memory that every rank of a one-node job maps.
+///
+/// Open MPI moves a message between two processes on one node by copying it into a shared queue
+/// and out again. When DataParallel's buckets live in a shared segment instead
+/// (`MPICommunicator.reductionBuffer`), each rank reads the other ranks' values where backward
+/// wrote them: the owner of a shard sums it from every rank's segment, in rank order, then every
+/// rank copies the other shards from their owners. One pass over the remote data instead of two
+/// copies: a 940 KB two-rank allreduce here takes about 28 µs against Open MPI's 47.
+/// Used on the communicator's queue only.
+final class SharedMemoryReducer {
+    /// One collectively allocated segment: each rank's part of it, at the same offsets.
+    final class Segment {
+        let window: MPI_Win
+        let bases: [UnsafeMutableRawPointer]
+        let byteCount: Int
+        init(window: MPI_Win, bases: [UnsafeMutableRawPointer], byteCount: Int) {
+            self.window = window
+            self.bases = bases
+            self.byteCount = byteCount
+        }
+    }
+
+    let rank: Int, world: Int
+    private let node: MPI_Comm
+    private var counters: UnsafeMutablePointer<Int32>!
+    private var epoch: Int32 = 0
+    private var segments: [Segment] = []
+
+    /// Nil unless every rank of `comm` shares this node (and there are at least two).
+    init?(comm: MPI_Comm, rank: Int, world: Int) throws {
+        guard world > 1 else { return nil }
+        var node: MPI_Comm? = nil
+        MPI_Comm_split_type(comm, ember_mpi_comm_type_shared(), 0, ember_mpi_info_null(), &node)
+        var size: Int32 = 0
+        MPI_Comm_size(node, &size)
+        // Every rank computes the same answer (all on one node or not), so all return alike.
+        guard Int(size) == world, let node else {
+            if node != nil { MPI_Comm_free(&node) }
+            return nil
+        }
+        self.node = node
+        self.rank = rank
+        self.world = world
+        let barrier = try allocate(bytes: Int(EMBER_SHM_COUNTER_STRIDE) * 4 * world)
+        counters = barrier.bases[0].assumingMemoryBound(to: Int32.self)
+    }
+
+    /// A zeroed segment of `bytes` per rank (collective: every rank calls it with the same size).
+    func allocate(bytes: Int) throws -> Segment {
+        let size = (bytes + 4095) / 4096 * 4096
+        var base: UnsafeMutableRawPointer? = nil
+        var window: MPI_Win? = nil
+        var code = MPI_Win_allocate_shared(MPI_Aint(size), 1, ember_mpi_info_null(), node, &base, &window)
+        guard code == ember_mpi_success(), let window, let base else {
+            throw CommunicatorError.mpi(rank: rank, operation: "MPI_Win_allocate_shared", code: code, message: "no shared segment")
+        }
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        var bases: [UnsafeMutableRawPointer] = []
+        for r in 0..<world {
+            var rSize: MPI_Aint = 0, unit: Int32 = 0
+            var rBase: UnsafeMutableRawPointer? = nil
+            code = MPI_Win_shared_query(window, Int32(r), &rSize, &unit, &rBase)
+            guard code == ember_mpi_success(), let rBase else {
+                throw CommunicatorError.mpi(rank: rank, operation: "MPI_Win_shared_query", code: code, message: "no shared segment")
+            }
+            bases.append(rBase)
+        }
+        MPI_Barrier(node)  // every rank has zeroed its part
+        let segment = Segment(window: window, bases: bases, byteCount: size)
+        segments.append(segment)
+        return segment
+    }
+
+    /// The segment and offset of `bytes` bytes at `pointer` in this rank's parts, if they are there.
+    func locate(_ pointer: UnsafeRawPointer, bytes: Int) -> (Segment, Int)? {
+        for s in segments {
+            let offset = pointer - UnsafeRawPointer(s.bases[rank])
+            if offset >= 0 && offset + bytes <= s.byteCount { return (s, offset) }
+        }
+        return nil
+    }
+
+    private func barrier() {
+        epoch &+= 1
+        ember_shm_barrier(counters, Int32(rank), Int32(world), epoch)
+    }
+
+    /// Each rank's copy of the same elements: `T` values at `offset` in every rank's part.
+    private func parts<T>(_ s: Segment, _ offset: Int, _ type: T.Type) -> [UnsafeMutablePointer<T>] {
+        s.bases.map { ($0 + offset).assumingMemoryBound(to: T.self) }
+    }
+
+    /// Sums (or averages) this rank's shard over every rank's part, into its own part.
+    func reduceShard<T: FloatElement>(_ s: Segment, offset: Int, count: Int, average: Bool, _ type: T.Type) {
+        let all = parts(s, offset, T.self), shard = Shards.range(count: count, rank: rank, world: world)
+        barrier()  // every rank's values are written
+        let inputs = all.map { $0 + shard.lowerBound }
+        if T.self == Float.self {
+            let p = inputs.map { Optional(UnsafeMutableRawPointer($0).assumingMemoryBound(to: Float.self)) }
+            ember_sum_f32(p[rank], p, Int32(world), shard.count)
+        } else {
+            let p = inputs.map { Optional(UnsafeMutableRawPointer($0).assumingMemoryBound(to: Double.self)) }
+            ember_sum_f64(p[rank], p, Int32(world), shard.count)
+        }
+        if average { ReduceOp.average(inputs[rank], count: shard.count, world: world) }
+        // No barrier after: the next write to these parts comes after the next collective's
+        // barrier (gatherShards, or any MPI collective), by which time every owner has summed.
+    }
+
+    /// Copies every other rank's shard from that rank's part into this rank's.
+    func gatherShards<T: FloatElement>(_ s: Segment, offset: Int, count: Int, _ type: T.Type) {
+        let all = parts(s, offset, T.self)
+        barrier()  // every owner's shard is final
+        for r in 0..<world where r != rank {
+            let shard = Shards.range(count: count, rank: r, world: world)
+            (all[rank] + shard.lowerBound).update(from: all[r] + shard.lowerBound, count: shard.count)
+        }
+        barrier()  // nobody changes its shard before every rank has copied it
+    }
+
+    /// Frees every segment (collective; before `MPI_Finalize`).
+    func free() {
+        for s in segments {
+            var w: MPI_Win? = s.window
+            MPI_Win_free(&w)
+        }
+        segments = []
+        var n: MPI_Comm? = node
+        MPI_Comm_free(&n)
+    }
+}
