@@ -34,15 +34,21 @@ native=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
     "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --optimizer adam 2>/dev/null | sed 's/^/adam /'
     "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --optimizer adam --shard-optimizer 2>/dev/null | sed 's/^/adam sharded /'
     python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" --optimizer adam 2>/dev/null | grep world | sed 's/^/adam /'
-    echo "# two-rank scaling of mlp, five alternating runs of one rank, two ranks, two ranks with the step sharded"
-    echo "# (this host's speed drifts minute to minute)"
+    echo "# two-rank scaling of mlp, five alternating rounds: one rank; two ranks (shared memory, the default);"
+    echo "# two with the step sharded; two over Open MPI's transport alone (this host's speed drifts minute to minute)"
     rate() { grep -o 'samples_per_s=[0-9]*' | cut -d= -f2; }
+    # two [mpirun options --] [bench options]
+    two() {
+        local mpi=()
+        if [ "${1:-}" = "-x" ]; then mpi=("$1" "$2"); shift 3; fi
+        "${native[@]}" launch/mpirun -n 2 "${mpi[@]}" .build/release/trainer bench --model mlp --steps 2000 "$@" 2>/dev/null | rate
+    }
     for _ in 1 2 3 4 5; do
         one=$("${native[@]}" .build/release/trainer bench --model mlp --steps 2000 | rate)
-        two=$("${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps 2000 2>/dev/null | rate)
-        sharded=$("${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps 2000 --shard-optimizer 2>/dev/null | rate)
-        echo "$one $two" | awk '{printf "scaling mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
+        shm=$(two) sharded=$(two --shard-optimizer) mpi=$(two -x EMBER_SHARED_MEMORY=0 --)
+        echo "$one $shm" | awk '{printf "scaling mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
         echo "$one $sharded" | awk '{printf "scaling-sharded mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
+        echo "$one $mpi" | awk '{printf "scaling-mpi mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
     done
     echo "# resident memory stays flat: peak after 1,000 and after 10,000 steps"
     for n in 1000 10000; do

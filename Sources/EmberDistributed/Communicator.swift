@@ -215,9 +215,14 @@ extension Communicator {
     }
 
     /// Sums doubles across ranks (exact global metrics: loss sums, correct counts, sample counts).
-    public func allreduceSum(_ values: [Double]) throws -> [Double] {
+    public func allreduceSum(_ values: [Double]) throws -> [Double] { try allreduce(values, op: .sum) }
+
+    /// The elementwise maximum over ranks.
+    public func allreduceMax(_ values: [Double]) throws -> [Double] { try allreduce(values, op: .max) }
+
+    private func allreduce(_ values: [Double], op: ReduceOp) throws -> [Double] {
         var v = values
-        try v.withUnsafeMutableBufferPointer { try allreduce($0.baseAddress!, count: $0.count, op: .sum) }
+        try v.withUnsafeMutableBufferPointer { try allreduce($0.baseAddress!, count: $0.count, op: op) }
         return v
     }
 

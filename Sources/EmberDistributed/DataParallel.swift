@@ -45,6 +45,8 @@ public final class DataParallel {
     private var hooks: [HookHandle] = []
     /// Each parameter's bucket and its position in it.
     let place: [(bucket: Int, member: Int)]
+    /// Picks the transport for the buckets when the communicator leaves it open (`TransportTuner`).
+    private var tuner: TransportTuner?
 
     public final class Bucket {
         let members: [Int]        // indices into `parameters`
@@ -130,6 +132,10 @@ public final class DataParallel {
                 parameters[m].gradientStorage = slot
                 parameters[m].gradientStorageScale = prescaled ? 1 / Double(n) : 1
             }
+        }
+        if let mpi = communicator as? MPICommunicator, mpi.transportIsTuned {
+            tuner = TransportTuner(apply: { mpi.transport = $0 ? .sharedMemory : .mpi },
+                                   agree: { try mpi.allreduceMax($0) })
         }
         if shardsOptimizerStep {
             for b in buckets {
@@ -268,6 +274,7 @@ public final class DataParallel {
             }
             unpack(b)
         }
+        try stepEnded()
     }
 
     /// Starts what backward has not started, and waits for every bucket's reduction (and, when
@@ -285,6 +292,13 @@ public final class DataParallel {
         for b in buckets { try b.request?.wait() }
         if shardsOptimizerStep { try reduceFlags() }
     }
+
+    /// Tells the transport tuner (if any) that a step's reductions are over.
+    func stepEnded() throws { try tuner?.stepEnded() }
+
+    /// The latest transport trial, when the transport is being tuned: median step seconds over
+    /// MPI and over shared memory, and whether shared memory was chosen.
+    public var lastTransportTrial: (mpi: Double, sharedMemory: Double, chose: Bool)? { tuner?.lastTrial }
 
     func resetBuckets() {
         nextToLaunch = 0

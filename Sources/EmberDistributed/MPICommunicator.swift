@@ -25,6 +25,14 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
     private var scratchBytes = 0
     /// Set when all ranks share this node (and `EMBER_SHARED_MEMORY` is not 0).
     private var shared: SharedMemoryReducer?
+    /// How reductions of `reductionBuffer`s travel when shared memory is available.
+    public enum Transport: String, Sendable { case sharedMemory = "shm", mpi }
+    /// The transport reductions of `reductionBuffer`s use now (`.mpi` without shared memory).
+    /// Change it only between collectives, identically on every rank (DataParallel's tuner does).
+    nonisolated(unsafe) public var transport: Transport = .mpi
+    /// Whether the transport is fixed (`EMBER_SHARED_MEMORY=0` or `1`) or left to DataParallel's
+    /// tuner, which tries both now and then and keeps whichever makes whole steps faster.
+    public private(set) var transportIsTuned = false
 
     public var backendName: String { "mpi" }
 
@@ -47,14 +55,20 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
         rank = Int(r)
         worldSize = Int(s)
         self.timeout = timeout
-        if ProcessInfo.processInfo.environment["EMBER_SHARED_MEMORY"] != "0" {
+        let setting = ProcessInfo.processInfo.environment["EMBER_SHARED_MEMORY"]
+        if setting != "0" {
             shared = try SharedMemoryReducer(comm: ember_mpi_comm_world(), rank: rank, world: worldSize)
+            transport = shared == nil ? .mpi : .sharedMemory
+            transportIsTuned = shared != nil && setting != "1"
         }
         startWatchdog()
     }
 
-    /// Whether reductions of `reductionBuffer`s go through shared memory (all ranks on one node).
+    /// Whether reductions of `reductionBuffer`s can go through shared memory (all ranks on one node).
     public var usesSharedMemory: Bool { shared != nil }
+
+    /// For logs and benchmark lines: "auto" (tuned), "shm" or "mpi".
+    public var transportName: String { transportIsTuned ? "auto" : transport.rawValue }
 
     /// Shuts MPI down; call once at the end of the program.
     public func finalize() {
@@ -73,7 +87,8 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
     /// Runs `body` under the watchdog when `count` values at `buffer` lie in a shared segment.
     private func inSharedMemory<T>(_ buffer: UnsafeMutablePointer<T>, count: Int, _ operation: String,
                                    _ body: (SharedMemoryReducer, SharedMemoryReducer.Segment, Int) -> Void) throws -> Bool {
-        guard let shared, let (segment, offset) = shared.locate(buffer, bytes: count * MemoryLayout<T>.stride) else { return false }
+        guard transport == .sharedMemory, let shared,
+              let (segment, offset) = shared.locate(buffer, bytes: count * MemoryLayout<T>.stride) else { return false }
         try call(operation + " (shared memory)") {
             body(shared, segment, offset)
             return ember_mpi_success()

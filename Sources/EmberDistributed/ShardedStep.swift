@@ -52,6 +52,7 @@ extension DataParallel {
             case .int64: break
             }
         }
+        try stepEnded()
     }
 
     /// Each of this DataParallel's parameters' index in `optimizer.state` (nil when the

@@ -15,7 +15,8 @@ public enum Bench {
         public var blasKernel = Ember.blasKernel
         public var overlap = false
         public var shardedStep = false
-        /// How gradients travel between ranks: "shm" (shared memory on one node) or "mpi".
+        /// How gradients travel between ranks: "auto" (shared memory or MPI, whichever makes
+        /// steps faster), "shm" or "mpi".
         public var transport = "mpi"
         public var optimizer = "sgd"
         /// Mean microseconds per step in forward (with zeroGrad and the loss), backward, gradient
@@ -109,7 +110,7 @@ public enum Bench {
                             blasFraction: KernelProfile.blasSeconds / max(elapsed, 1e-9), peakResidentMB: peakResidentMegabytes())
         result.overlap = overlap
         result.shardedStep = ddp.shardsOptimizerStep
-        result.transport = (comm as? MPICommunicator)?.usesSharedMemory == true ? "shm" : "mpi"
+        result.transport = (comm as? MPICommunicator)?.transportName ?? "mpi"
         result.optimizer = kind
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result

@@ -155,7 +155,11 @@ final class RankTrainer {
             log.info("world \(comm.worldSize) (\(comm.backendName)), batch \(config.batchSize) per rank = \(globalBatch) global\(config.gradAccumulation > 1 ? " × \(config.gradAccumulation) accumulated" : ""), \(batchesPerEpoch) batches per epoch, optimizer \(config.optimizer) lr \(config.lr)")
             if comm.worldSize > 1 {
                 let sharding = ddp.shardsOptimizerStep ? "; optimizer step sharded over the ranks (reduce-scatter, update a shard, allgather)" : ""
-                let transport = (comm as? MPICommunicator)?.usesSharedMemory == true ? " through shared memory (one node)" : ""
+                let transport = switch (comm as? MPICommunicator)?.transportName {
+                case "auto": " through shared memory or MPI's transport, whichever makes steps faster (tried again every 500 steps)"
+                case "shm": " through shared memory (one node)"
+                default: ""
+                }
                 log.info("gradients: \(ddp.bucketSizes.count) allreduce bucket(s) of up to \(config.bucketKB) KiB, \(ddp.overlap ? "overlapped with backward" : "after backward (ranks fill this node's cores)")\(transport)\(sharding)")
             }
         }

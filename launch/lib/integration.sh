@@ -70,7 +70,7 @@ run_integration_tests() {
         bash -c "[ \$(grep -cE '^(seednet|mlp|cnn) world=1 threads=1 samples_per_s=[0-9]+ step_ms=[0-9.]+ blas_pct=[0-9.]+ peak_rss_mb=[0-9.]+ blas_kernel=' '$work/bench.log') -eq 3 ] && [ \$(grep -c 'phases_us forward=' '$work/bench.log') -eq 3 ]"
     launch/mpirun -n 2 "$trainer" bench --model mlp --steps 3 --warmup 1 > "$work/bench2.log" 2>&1
     expect "mpirun -n 2 trainer bench: global samples/s, overlap decided from the launch (off: ranks fill the cores)" "$work/bench2.log" \
-        grep -qE "^mlp world=2 .* overlap=(on|off) transport=shm sharded_step=off$" "$work/bench2.log"
+        grep -qE "^mlp world=2 .* overlap=(on|off) transport=auto sharded_step=off$" "$work/bench2.log"
     launch/mpirun -n 2 "$trainer" bench --model mlp --steps 3 --warmup 1 --shard-optimizer --optimizer adam > "$work/bench3.log" 2>&1
     expect "mpirun -n 2 trainer bench --shard-optimizer --optimizer adam" "$work/bench3.log" \
         grep -qE "^mlp world=2 .* sharded_step=on optimizer=adam$" "$work/bench3.log"
