@@ -10,7 +10,8 @@ import Foundation
 /// (`MPICommunicator.reductionBuffer`), each rank reads the other ranks' values where backward
 /// wrote them: the owner of a shard sums it from every rank's segment, in rank order, then every
 /// rank copies the other shards from their owners. One pass over the remote data instead of two
-/// copies: a 940 KB two-rank allreduce here takes about 28 µs against Open MPI's 47.
+/// copies: a 940 KB two-rank allreduce here takes about 28 µs against Open MPI's 47. Whether
+/// whole steps get faster depends on the machine and the moment (see `TransportTuner`).
 /// Used on the communicator's queue only.
 final class SharedMemoryReducer {
     /// One collectively allocated segment: each rank's part of it, at the same offsets.
