@@ -57,13 +57,14 @@ public enum Bench {
     }
 
     /// Runs one model for `steps` timed steps after `warmup` untimed ones.
-    /// With `shardedStep`, the synchronize phase is 0 and the optimizer phase is the whole sharded
-    /// step. `optimizer: "adam"` trains with Adam (lr 0.001) in place of the model's SGD.
+    /// `shardedStep` nil decides as the trainer does (`DataParallel.shardingPaysOff`); sharded,
+    /// the synchronize phase is 0 and the optimizer phase is the whole sharded step. `optimizer: "adam"` trains with Adam (lr 0.001) in place of the model's SGD.
     public static func run(_ name: String, steps: Int, warmup: Int, threads: Int, comm: Communicator, overlap: Bool = true,
-                           shardedStep: Bool = false, optimizer kind: String = "sgd", phases timePhases: Bool = false) throws -> Result {
+                           shardedStep: Bool? = nil, optimizer kind: String = "sgd", phases timePhases: Bool = false) throws -> Result {
         setNumThreads(threads)
         let s = setup(name, generator: Generator(seed: 0))
-        let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: shardedStep)
+        let sharded = shardedStep ?? DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize)
+        let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: sharded)
         let optimizer: Optimizer = kind == "adam" ? Adam(parameters: s.model.parameters(), learningRate: 0.001)
             : SGD(parameters: s.model.parameters(), learningRate: s.lr, momentum: s.momentum)
         var phaseNanoseconds = [UInt64](repeating: 0, count: 4)

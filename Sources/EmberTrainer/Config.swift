@@ -44,8 +44,8 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     /// Overlap gradient allreduces with backward; nil decides from the launch (see
     /// `LaunchEnvironment.overlapPaysOff`).
     public var overlap: Bool? = nil
-    /// Shard the optimizer step over the ranks (`DataParallel(shardOptimizerStep:)`); optional
-    /// so that configs and checkpoints from before it read as false.
+    /// Shard the optimizer step over the ranks (`DataParallel(shardOptimizerStep:)`); nil
+    /// decides from the model's size (`DataParallel.shardingPaysOff`).
     public var shardOptimizer: Bool? = nil
     public var dropout = 0.0
 

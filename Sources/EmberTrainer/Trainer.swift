@@ -76,7 +76,8 @@ final class RankTrainer {
         let overlap = config.overlap ?? LaunchEnvironment.detect().overlapPaysOff(threadsPerRank: numThreads,
                                                                                    cores: ProcessInfo.processInfo.activeProcessorCount)
         ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: config.bucketKB * 1024, overlap: overlap,
-                               shardOptimizerStep: config.shardOptimizer ?? false)
+                               shardOptimizerStep: config.shardOptimizer
+                                   ?? DataParallel.shardingPaysOff(parameterCount: model.parameterCount, worldSize: comm.worldSize))
         optimizer = RankTrainer.makeOptimizer(config, model.parameters())
         epochSchedule = EpochSchedule(config: config)
         makeSchedules()

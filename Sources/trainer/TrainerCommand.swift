@@ -62,8 +62,8 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Gradient bucket size for allreduce, in KiB.") var bucketKB: Int?
     @Flag(inversion: .prefixedNo, help: "Overlap gradient allreduces with backward (default: when the ranks leave cores free or span nodes).")
     var overlap: Bool?
-    @Flag(help: "Shard the optimizer step over the ranks: reduce-scatter gradients, update a shard, allgather it.")
-    var shardOptimizer = false
+    @Flag(inversion: .prefixedNo, help: "Shard the optimizer step over the ranks: reduce-scatter gradients, update a shard, allgather it (default: with two or more ranks and at least 100,000 parameters).")
+    var shardOptimizer: Bool?
 
     /// Applies the flags that were given on top of `c`.
     func apply(to c: inout TrainerConfig) {
@@ -103,7 +103,7 @@ struct TrainOptions: ParsableArguments {
         if let collectiveTimeout { c.collectiveTimeout = collectiveTimeout }
         if let bucketKB { c.bucketKB = bucketKB }
         if let overlap { c.overlap = overlap }
-        if shardOptimizer { c.shardOptimizer = true }
+        if let shardOptimizer { c.shardOptimizer = shardOptimizer }
     }
 }
 
@@ -159,7 +159,8 @@ struct Bench: ParsableCommand {
     @Option(help: "BLAS threads per rank.") var threads = 1
     @Flag(inversion: .prefixedNo, help: "Overlap gradient allreduces with backward (default: when the ranks leave cores free or span nodes).")
     var overlap: Bool?
-    @Flag(help: "Shard the optimizer step over the ranks (reduce-scatter, update a shard, allgather).") var shardOptimizer = false
+    @Flag(inversion: .prefixedNo, help: "Shard the optimizer step over the ranks (default: with two or more ranks and at least 100,000 parameters).")
+    var shardOptimizer: Bool?
     @Option(help: "sgd (each model's specified optimizer) or adam (Adam, lr 0.001).") var optimizer = "sgd"
     @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
     @Flag(help: "Also measure DataLoader throughput on MNIST-shaped data.") var loader = false

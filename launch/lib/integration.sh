@@ -42,7 +42,7 @@ run_integration_tests() {
     # 1b. A sharded optimizer step, checkpointed and resumed (its Adam state gathered into the
     # checkpoint), ends bitwise where the unsharded, uninterrupted run ends.
     local sharding=(--model mlp --data synthetic --optimizer adam --lr 0.002 --schedule none)
-    launch/mpirun -n 2 "$trainer" train "${sharding[@]}" --epochs 4 --run-dir "$work/unsharded" > "$work/unsharded.log" 2>&1
+    launch/mpirun -n 2 "$trainer" train "${sharding[@]}" --epochs 4 --no-shard-optimizer --run-dir "$work/unsharded" > "$work/unsharded.log" 2>&1
     launch/mpirun -n 2 "$trainer" train "${sharding[@]}" --epochs 2 --shard-optimizer --run-dir "$work/sharded" > "$work/sharded.log" 2>&1
     launch/mpirun -n 2 "$trainer" train --resume latest --epochs 4 --run-dir "$work/sharded" >> "$work/sharded.log" 2>&1
     expect "--shard-optimizer: checkpoint, resume, and final weights bitwise equal to the unsharded run" "$work/sharded.log" \
@@ -69,11 +69,11 @@ run_integration_tests() {
     expect "trainer bench: one line per model with samples/s, BLAS share and kernel, and phase times" "$work/bench.log" \
         bash -c "[ \$(grep -cE '^(seednet|mlp|cnn) world=1 threads=1 samples_per_s=[0-9]+ step_ms=[0-9.]+ blas_pct=[0-9.]+ peak_rss_mb=[0-9.]+ blas_kernel=' '$work/bench.log') -eq 3 ] && [ \$(grep -c 'phases_us forward=' '$work/bench.log') -eq 3 ]"
     launch/mpirun -n 2 "$trainer" bench --model mlp --steps 3 --warmup 1 > "$work/bench2.log" 2>&1
-    expect "mpirun -n 2 trainer bench: global samples/s, overlap decided from the launch (off: ranks fill the cores)" "$work/bench2.log" \
-        grep -qE "^mlp world=2 .* overlap=(on|off) transport=auto sharded_step=off$" "$work/bench2.log"
-    launch/mpirun -n 2 "$trainer" bench --model mlp --steps 3 --warmup 1 --shard-optimizer --optimizer adam > "$work/bench3.log" 2>&1
-    expect "mpirun -n 2 trainer bench --shard-optimizer --optimizer adam" "$work/bench3.log" \
-        grep -qE "^mlp world=2 .* sharded_step=on optimizer=adam$" "$work/bench3.log"
+    expect "mpirun -n 2 trainer bench: global samples/s; overlap (off: ranks fill the cores), transport and sharding decided for the job" "$work/bench2.log" \
+        grep -qE "^mlp world=2 .* overlap=off transport=auto sharded_step=on$" "$work/bench2.log"
+    launch/mpirun -n 2 "$trainer" bench --model mlp --steps 3 --warmup 1 --no-shard-optimizer --optimizer adam > "$work/bench3.log" 2>&1
+    expect "mpirun -n 2 trainer bench --no-shard-optimizer --optimizer adam" "$work/bench3.log" \
+        grep -qE "^mlp world=2 .* sharded_step=off optimizer=adam$" "$work/bench3.log"
 
     # 3. A rank killed mid-run: the job ends within 30 s naming the lost rank; checkpoints survive; resume works.
     launch/mpirun -n 2 "$trainer" train --epochs 200 --run-dir "$work/kill" > "$work/kill.log" 2>&1 &
