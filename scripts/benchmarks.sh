@@ -24,7 +24,7 @@ native=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
     echo "# two processes, one thread each"
     "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --phases 2>/dev/null
     "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --overlap 2>/dev/null | sed 's/^/forced /'
-    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --shard-optimizer --phases 2>/dev/null | sed 's/^/sharded /'
+    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --no-shard-optimizer --phases 2>/dev/null | sed 's/^/unsharded /'
     "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model cnn --steps "$((steps / 2))" 2>/dev/null
     python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" 2>/dev/null | grep world
     python3 examples/pytorch/bench.py --model cnn --world 2 --steps "$((steps / 2))" 2>/dev/null | grep world
@@ -32,10 +32,11 @@ native=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
     "${native[@]}" .build/release/trainer bench --steps "$steps" --optimizer adam --phases | sed 's/^/adam /'
     python3 examples/pytorch/bench.py --steps "$steps" --optimizer adam | sed 's/^/adam /'
     "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --optimizer adam 2>/dev/null | sed 's/^/adam /'
-    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --optimizer adam --shard-optimizer 2>/dev/null | sed 's/^/adam sharded /'
+    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --optimizer adam --no-shard-optimizer 2>/dev/null | sed 's/^/adam unsharded /'
     python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" --optimizer adam 2>/dev/null | grep world | sed 's/^/adam /'
-    echo "# two-rank scaling of mlp, five alternating rounds: one rank; two ranks (shared memory, the default);"
-    echo "# two with the step sharded; two over Open MPI's transport alone (this host's speed drifts minute to minute)"
+    echo "# two-rank scaling of mlp, five alternating rounds: one rank; two ranks with the defaults (step sharded,"
+    echo "# transport tuned); two unsharded; two unsharded over Open MPI's transport alone, as before shared memory"
+    echo "# (this host's speed drifts minute to minute)"
     rate() { grep -o 'samples_per_s=[0-9]*' | cut -d= -f2; }
     # two [mpirun options --] [bench options]
     two() {
@@ -45,9 +46,9 @@ native=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
     }
     for _ in 1 2 3 4 5; do
         one=$("${native[@]}" .build/release/trainer bench --model mlp --steps 2000 | rate)
-        shm=$(two) sharded=$(two --shard-optimizer) mpi=$(two -x EMBER_SHARED_MEMORY=0 --)
-        echo "$one $shm" | awk '{printf "scaling mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
-        echo "$one $sharded" | awk '{printf "scaling-sharded mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
+        default=$(two) unsharded=$(two --no-shard-optimizer) mpi=$(two -x EMBER_SHARED_MEMORY=0 -- --no-shard-optimizer)
+        echo "$one $default" | awk '{printf "scaling mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
+        echo "$one $unsharded" | awk '{printf "scaling-unsharded mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
         echo "$one $mpi" | awk '{printf "scaling-mpi mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
     done
     echo "# resident memory stays flat: peak after 1,000 and after 10,000 steps"

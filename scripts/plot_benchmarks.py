@@ -49,7 +49,7 @@ def main(src, dst):
             name = f"{key[0]}, {key[1]} rank{'s' if key[1] > 1 else ''}"
             speed.append((name, ember[key][0] / torch[key][0], TARGETS.get(key)))
     # Ember's two ranks against its one, medians of the alternating rounds.
-    labels = {"": "", "-sharded": ", sharded step", "-mpi": ", MPI only"}
+    labels = {"": "", "-unsharded": ", unsharded", "-mpi": ", unsharded, MPI only"}
     for variant, ratios in scaling.items():
         speed.append((f"Ember mlp 2÷1 ranks{labels.get(variant, variant)}", statistics.median(ratios), 1.7))
     if not scaling and ("mlp", 2) in ember and ("mlp", 1) in ember:
