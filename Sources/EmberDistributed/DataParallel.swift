@@ -77,8 +77,11 @@ public final class DataParallel {
     ///   - bucketCapacityBytes: size of a gradient bucket; 1 MiB suits CPU allreduce (large enough to
     ///     reach full bandwidth, small enough that the first bucket starts early in backward).
     ///   - shardOptimizerStep: see `shardsOptimizerStep`; train with `step(_:)`.
+    ///   - tuneTransport: let a `TransportTuner` pick the transport when the communicator leaves
+    ///     it open (false: the communicator's `transport` stays as set, for measurements).
     public init(_ module: Module, communicator: Communicator, bucketCapacityBytes: Int = 1 << 20,
-                overlap: Bool = true, broadcastBuffers: Bool = true, shardOptimizerStep: Bool = false) throws {
+                overlap: Bool = true, broadcastBuffers: Bool = true, shardOptimizerStep: Bool = false,
+                tuneTransport: Bool = true) throws {
         self.module = module
         self.communicator = communicator
         self.bucketCapacity = bucketCapacityBytes
@@ -133,7 +136,7 @@ public final class DataParallel {
                 parameters[m].gradientStorageScale = prescaled ? 1 / Double(n) : 1
             }
         }
-        if let mpi = communicator as? MPICommunicator, mpi.transportIsTuned {
+        if tuneTransport, let mpi = communicator as? MPICommunicator, mpi.transportIsTuned {
             tuner = TransportTuner(apply: { mpi.transport = $0 ? .sharedMemory : .mpi },
                                    agree: { try mpi.allreduceMax($0) })
         }

@@ -118,14 +118,19 @@ public enum Bench {
     }
 
     /// Gradient averaging through DataParallel's buckets against one raw allreduce of the same
-    /// bytes. Returns a line: `allreduce world=W bytes=B raw_ms=… bucketed_ms=… efficiency=…`.
+    /// bytes, both over MPI (like for like), then `synchronize()` over shared memory when the
+    /// ranks share a node. Returns a line: `allreduce world=W bytes=B raw_ms=… … efficiency=…`.
     public static func allreduce(comm: Communicator, megabytes: Double = 4, iterations: Int = 30) throws -> String {
         // A model of 32 equal layers holding `megabytes` of float32 parameters.
         let perLayer = max(1, Int(megabytes * 1_048_576 / 4 / 32))
         let g = Generator(seed: 0)
         let model = Sequential((0..<32).map { _ in Linear(inFeatures: perLayer / 16, outFeatures: 16, bias: false, generator: g) })
         let total = model.parameterCount
-        let ddp = try DataParallel(model, communicator: comm, overlap: false)
+        let ddp = try DataParallel(model, communicator: comm, overlap: false, tuneTransport: false)
+        let mpi = comm as? MPICommunicator
+        let before = mpi?.transport
+        defer { if let before { mpi?.transport = before } }
+        mpi?.transport = .mpi
         let params = model.parameters()
         for p in params { p.grad = Tensor.onesLike(p) }
         let raw = Tensor.ones([total])
@@ -148,9 +153,17 @@ public enum Bench {
             let requests = ddp.buckets.map { b in comm.allreduceAsync(b.buffer.mutablePointer(Float.self), count: b.buffer.count, op: .sum) }
             for r in requests { try r.wait() }
         }
-        return String(format: "allreduce world=%d bytes=%d buckets=%d raw_ms=%.3f buckets_ms=%.3f synchronize_ms=%.3f transport_efficiency=%.2f efficiency=%.2f",
-                      comm.worldSize, total * 4, ddp.bucketSizes.count, rawSeconds * 1000, transportSeconds * 1000, bucketSeconds * 1000,
-                      rawSeconds / transportSeconds, rawSeconds / bucketSeconds)
+        var line = String(format: "allreduce world=%d bytes=%d buckets=%d raw_ms=%.3f buckets_ms=%.3f synchronize_ms=%.3f transport_efficiency=%.2f efficiency=%.2f",
+                          comm.worldSize, total * 4, ddp.bucketSizes.count, rawSeconds * 1000, transportSeconds * 1000, bucketSeconds * 1000,
+                          rawSeconds / transportSeconds, rawSeconds / bucketSeconds)
+        if let mpi, mpi.usesSharedMemory {
+            mpi.transport = .sharedMemory
+            line += String(format: " shm_synchronize_ms=%.3f", try time {
+                for p in params where p.grad == nil { p.grad = Tensor.onesLike(p) }
+                try ddp.synchronize()
+            } * 1000)
+        }
+        return line
     }
 
     /// DataLoader throughput on MNIST-shaped data (5,000 samples of 1×28×28, batch 64,
