@@ -23,7 +23,8 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
     private static var initialized = false
     private var scratchBuffer: UnsafeMutableRawPointer?
     private var scratchBytes = 0
-    /// Set when all ranks share this node (and `EMBER_SHARED_MEMORY` is not 0).
+    /// Set when all ranks share this node and shared memory is wanted: `EMBER_SHARED_MEMORY=1`, or
+    /// unset with two ranks.
     private var shared: SharedMemoryReducer?
     /// How reductions of `reductionBuffer`s travel when shared memory is available.
     public enum Transport: String, Sendable { case sharedMemory = "shm", mpi }
@@ -55,11 +56,14 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
         rank = Int(r)
         worldSize = Int(s)
         self.timeout = timeout
+        // Tuning switches transports by timing, so it must not change results: with two ranks
+        // both add a + b; with more, Open MPI's order differs from the rank order shared memory
+        // uses, and only an explicit EMBER_SHARED_MEMORY=1 turns shared memory on.
         let setting = ProcessInfo.processInfo.environment["EMBER_SHARED_MEMORY"]
-        if setting != "0" {
+        if setting == "1" || (setting == nil && worldSize == 2) {
             shared = try SharedMemoryReducer(comm: ember_mpi_comm_world(), rank: rank, world: worldSize)
             transport = shared == nil ? .mpi : .sharedMemory
-            transportIsTuned = shared != nil && setting != "1"
+            transportIsTuned = shared != nil && setting == nil
         }
         startWatchdog()
     }
