@@ -60,6 +60,9 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
         // both add a + b; with more, Open MPI's order differs from the rank order shared memory
         // uses, and only an explicit EMBER_SHARED_MEMORY=1 turns shared memory on.
         let setting = ProcessInfo.processInfo.environment["EMBER_SHARED_MEMORY"]
+        if let setting, setting != "0" && setting != "1" {
+            throw CommunicatorError.mismatch("EMBER_SHARED_MEMORY must be 0 (never) or 1 (always), or unset to let Ember decide (got '\(setting)')")
+        }
         if setting == "1" || (setting == nil && worldSize == 2) {
             shared = try SharedMemoryReducer(comm: ember_mpi_comm_world(), rank: rank, world: worldSize)
             transport = shared == nil ? .mpi : .sharedMemory

@@ -146,6 +146,7 @@ run_integration_tests() {
     bad_input "label out of range" "label 7" "$trainer" train --data "csv:$work/labels.csv" --num-classes 3 --run-dir "$work/bad4"
     bad_input "invalid option combination" "--momentum" "$trainer" train --optimizer adam --momentum 0.9 --run-dir "$work/bad5"
     bad_input "more ranks than samples" "4 ranks but only" launch/mpirun -n 4 "$trainer" train --data "csv:$work/labels.csv" --model mlp --val-fraction 0 --test-fraction 0 --run-dir "$work/bad6"
+    bad_input "bad EMBER_SHARED_MEMORY" "EMBER_SHARED_MEMORY must be 0" launch/mpirun -n 2 -x EMBER_SHARED_MEMORY=yes "$trainer" train --run-dir "$work/bad7"
     local before after
     before=$(find "$work/single" -type f -exec md5sum {} + | sort)
     bad_input "existing run directory" "not empty" "$trainer" train --run-dir "$work/single"
