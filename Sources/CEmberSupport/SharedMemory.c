@@ -7,14 +7,15 @@
 // waits, with acquire order, until every counter has reached it, so everything written before a
 // barrier is visible after it.
 
-void ember_shm_barrier(int *counters, int rank, int world, int epoch) {
+void ember_shm_barrier(int *counters, int rank, int world, int epoch, long spin_limit) {
     __atomic_store_n(&counters[rank * EMBER_SHM_COUNTER_STRIDE], epoch, __ATOMIC_RELEASE);
     for (int r = 0; r < world; r++) {
-        // Spin briefly, then yield: with more ranks than cores the rank being waited for needs this core.
+        // Spin up to `spin_limit` times, then yield: with more ranks than cores the rank being
+        // waited for may need this core.
         // Serial-number comparison: still right when the epoch wraps around.
         for (long spins = 0; (int)((unsigned)__atomic_load_n(&counters[r * EMBER_SHM_COUNTER_STRIDE], __ATOMIC_ACQUIRE) - (unsigned)epoch) < 0;
              spins++) {
-            if (spins < 2000) {
+            if (spins < spin_limit) {
 #if defined(__x86_64__)
                 __builtin_ia32_pause();
 #endif
