@@ -20,12 +20,17 @@ public struct RunSummary: Codable, Equatable {
     public var model: String
     public var parameters: Int
     public var runDir: String
+    /// How gradients were combined: "single", "local" (threads), or over MPI "mpi", "shm"
+    /// (shared memory) or "auto" (tuned between the two).
+    public var transport: String
+    public var shardedOptimizerStep: Bool
 
     enum CodingKeys: String, CodingKey {
-        case epochs, steps, model, parameters
+        case epochs, steps, model, parameters, transport
         case trainLoss = "train_loss", valLoss = "val_loss", valAccuracy = "val_accuracy", testLoss = "test_loss"
         case testAccuracy = "test_accuracy", worldSize = "world_size", globalBatch = "global_batch"
         case samplesPerSecond = "samples_per_s", wallSeconds = "wall_s", stoppedReason = "stopped_reason", runDir = "run_dir"
+        case shardedOptimizerStep = "sharded_optimizer_step"
     }
 }
 
@@ -371,7 +376,8 @@ final class RankTrainer {
             valAccuracy: last?.valAccuracy, testLoss: test?.loss, testAccuracy: test?.accuracy ?? nil,
             worldSize: comm.worldSize, globalBatch: config.batchSize * comm.worldSize,
             samplesPerSecond: trainSamplesSeen / max(trainSeconds, 1e-9), wallSeconds: wall, stoppedReason: stopReason,
-            model: config.model, parameters: model.parameterCount, runDir: runDir)
+            model: config.model, parameters: model.parameterCount, runDir: runDir,
+            transport: (comm as? MPICommunicator)?.transportName ?? comm.backendName, shardedOptimizerStep: ddp.shardsOptimizerStep)
         guard isCoordinator else { return summary }
         try Safetensors.save(model.stateDict(), metadata: ["format": "pt", "model": config.model],
                              to: (runDir as NSString).appendingPathComponent("final.safetensors"))
