@@ -209,6 +209,16 @@ extension Communicator {
         }
     }
 
+    /// Fills every rank's shard of the tensor's first `count` elements (all by default) from that rank.
+    public func allgatherShards(_ tensor: Tensor, count: Int? = nil) throws {
+        let n = count ?? tensor.count
+        switch tensor.dtype {
+        case .float32: try allgatherShards(tensor.mutablePointer(Float.self), count: n)
+        case .float64: try allgatherShards(tensor.mutablePointer(Double.self), count: n)
+        case .int64: throw CommunicatorError.mismatch("allgather of an int64 tensor is not supported; convert it to float64")
+        }
+    }
+
     /// In-place broadcast of a tensor from `root`.
     public func broadcast(_ tensor: Tensor, root: Int = 0) throws {
         try broadcast(tensor.dataPointer, byteCount: tensor.count * tensor.dtype.byteSize, root: root)

@@ -268,13 +268,7 @@ public final class DataParallel {
         defer { resetBuckets() }
         try reduceBuckets()
         for b in buckets {
-            if shardsOptimizerStep {
-                switch b.buffer.dtype {
-                case .float32: try communicator.allgatherShards(b.buffer.mutablePointer(Float.self), count: b.flagOffset)
-                case .float64: try communicator.allgatherShards(b.buffer.mutablePointer(Double.self), count: b.flagOffset)
-                case .int64: break
-                }
-            }
+            if shardsOptimizerStep { try communicator.allgatherShards(b.buffer, count: b.flagOffset) }
             unpack(b)
         }
         try stepEnded()

@@ -54,14 +54,7 @@ extension DataParallel {
         for (i, p) in foreign { if let g = p.grad { slices.append(ParameterSlice(index: i, range: 0..<p.count, gradient: g.reshape([p.count]))) } }
         try clip(slices, norm: clipNorm, value: clipValue)
         optimizer.step(slices: slices)
-        for b in buckets {
-            guard let values = b.values else { continue }
-            switch values.dtype {
-            case .float32: try communicator.allgatherShards(values.mutablePointer(Float.self), count: values.count)
-            case .float64: try communicator.allgatherShards(values.mutablePointer(Double.self), count: values.count)
-            case .int64: break
-            }
-        }
+        for b in buckets { if let values = b.values { try communicator.allgatherShards(values) } }
         try stepEnded()
     }
 
