@@ -7,6 +7,7 @@
 static inline MPI_Comm ember_mpi_comm_world(void) { return MPI_COMM_WORLD; }
 static inline MPI_Datatype ember_mpi_float(void) { return MPI_FLOAT; }
 static inline MPI_Datatype ember_mpi_double(void) { return MPI_DOUBLE; }
+static inline MPI_Datatype ember_mpi_int(void) { return MPI_INT; }
 static inline MPI_Datatype ember_mpi_byte(void) { return MPI_BYTE; }
 static inline MPI_Op ember_mpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op ember_mpi_max(void) { return MPI_MAX; }

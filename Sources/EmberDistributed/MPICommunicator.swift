@@ -64,7 +64,11 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
             throw CommunicatorError.mismatch("EMBER_SHARED_MEMORY must be 0 (never) or 1 (always), or unset to let Ember decide (got '\(setting)')")
         }
         if setting == "1" || (setting == nil && worldSize == 2) {
-            shared = try SharedMemoryReducer(comm: ember_mpi_comm_world(), rank: rank, world: worldSize)
+            let limit = ProcessInfo.processInfo.environment["EMBER_SHARED_MEMORY_LIMIT"].map { Int($0) }
+            if let limit, limit == nil {
+                throw CommunicatorError.mismatch("EMBER_SHARED_MEMORY_LIMIT must be a number of bytes")
+            }
+            shared = try SharedMemoryReducer(comm: ember_mpi_comm_world(), rank: rank, world: worldSize, limit: (limit ?? nil) ?? .max)
             transport = shared == nil ? .mpi : .sharedMemory
             transportIsTuned = shared != nil && setting == nil
         }
@@ -86,8 +90,9 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
     }
 
     public func reductionBuffer(count: Int, dtype: DType) throws -> Tensor {
-        guard let shared else { return Tensor.zeros([count], dtype: dtype) }
-        let segment = try queue.sync { try shared.allocate(bytes: count * dtype.byteSize) }
+        guard let shared, let segment = try queue.sync(execute: { try shared.allocate(bytes: count * dtype.byteSize) }) else {
+            return Tensor.zeros([count], dtype: dtype)
+        }
         return Tensor(external: segment.bases[rank], shape: [count], dtype: dtype, owner: segment)
     }
 

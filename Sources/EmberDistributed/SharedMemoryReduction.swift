@@ -34,9 +34,13 @@ final class SharedMemoryReducer {
     /// outnumber cores (four ranks on two cores ran 15% slower with long spins).
     private let spinLimit: Int
     private var segments: [Segment] = []
+    /// Most bytes of segments per rank (`EMBER_SHARED_MEMORY_LIMIT`; containers often give
+    /// /dev/shm only 64 MB). Buffers beyond it are ordinary memory and reduce over MPI.
+    private let limit: Int
+    private var allocated = 0
 
     /// Nil unless every rank of `comm` shares this node (and there are at least two).
-    init?(comm: MPI_Comm, rank: Int, world: Int) throws {
+    init?(comm: MPI_Comm, rank: Int, world: Int, limit: Int = .max) throws {
         guard world > 1 else { return nil }
         var node: MPI_Comm? = nil
         MPI_Comm_split_type(comm, ember_mpi_comm_type_shared(), 0, ember_mpi_info_null(), &node)
@@ -50,20 +54,33 @@ final class SharedMemoryReducer {
         self.node = node
         self.rank = rank
         self.world = world
+        self.limit = limit
         spinLimit = world <= ProcessInfo.processInfo.activeProcessorCount ? 2000 : 20
-        let barrier = try allocate(bytes: Int(EMBER_SHM_COUNTER_STRIDE) * 4 * world)
+        guard let barrier = try allocate(bytes: Int(EMBER_SHM_COUNTER_STRIDE) * 4 * world, counted: false) else {
+            var n: MPI_Comm? = self.node
+            MPI_Comm_free(&n)
+            return nil
+        }
         counters = barrier.bases[0].assumingMemoryBound(to: Int32.self)
     }
 
-    /// A zeroed segment of `bytes` per rank (collective: every rank calls it with the same size).
-    func allocate(bytes: Int) throws -> Segment {
+    /// A zeroed segment of `bytes` per rank (collective: every rank calls it with the same size),
+    /// or nil on every rank when any rank could not have it (over the limit, or no shared memory
+    /// left); the caller then uses ordinary memory.
+    func allocate(bytes: Int, counted: Bool = true) throws -> Segment? {
         let size = (bytes + 4095) / 4096 * 4096
         var base: UnsafeMutableRawPointer? = nil
         var window: MPI_Win? = nil
-        var code = MPI_Win_allocate_shared(MPI_Aint(size), 1, ember_mpi_info_null(), node, &base, &window)
-        guard code == ember_mpi_success(), let window, let base else {
-            throw CommunicatorError.mpi(rank: rank, operation: "MPI_Win_allocate_shared", code: code, message: "no shared segment")
+        var code = ember_mpi_success()
+        let fits = !counted || allocated + size <= limit
+        if fits { code = MPI_Win_allocate_shared(MPI_Aint(size), 1, ember_mpi_info_null(), node, &base, &window) }
+        var ok: Int32 = fits && code == ember_mpi_success() ? 1 : 0
+        MPI_Allreduce(ember_mpi_in_place(), &ok, 1, ember_mpi_int(), ember_mpi_min(), node)
+        guard ok == 1, let window, let base else {
+            if window != nil { MPI_Win_free(&window) }
+            return nil
         }
+        if counted { allocated += size }
         base.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         var bases: [UnsafeMutableRawPointer] = []
         for r in 0..<world {

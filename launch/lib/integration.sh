@@ -50,6 +50,12 @@ run_integration_tests() {
             cmp -s "$work/transport-$model-0/final.safetensors" "$work/transport-$model-1/final.safetensors"
     done
 
+    # Shared memory capped (EMBER_SHARED_MEMORY_LIMIT): the first buckets in shared segments, the
+    # rest in ordinary memory over MPI, in one job.
+    launch/mpirun -n 2 -x EMBER_SHARED_MEMORY=1 -x EMBER_SHARED_MEMORY_LIMIT=8192 "$trainer" check-ddp > "$work/ddp2-capped.log" 2>&1
+    expect "shared memory capped at 8 KiB: some buckets shared, the others over MPI, still equal to one process" "$work/ddp2-capped.log" \
+        bash -c "[ \$(grep -c PASS '$work/ddp2-capped.log') -eq 4 ] && ! grep -q FAIL '$work/ddp2-capped.log'"
+
     # 1b. A sharded optimizer step, checkpointed and resumed (its Adam state gathered into the
     # checkpoint), ends bitwise where the unsharded, uninterrupted run ends.
     local sharding=(--model mlp --data synthetic --optimizer adam --lr 0.002 --schedule none)
