@@ -297,6 +297,10 @@ public final class DataParallel {
     /// MPI and over shared memory, and whether shared memory was chosen.
     public var lastTransportTrial: (mpi: Double, sharedMemory: Double, chose: Bool)? { tuner?.lastTrial }
 
+    /// How many transport trials there have been and how many chose shared memory (nil when the
+    /// transport is not tuned).
+    public var transportTrials: (trials: Int, sharedMemory: Int)? { tuner.map { ($0.trials, $0.sharedMemoryWins) } }
+
     func resetBuckets() {
         nextToLaunch = 0
         for b in buckets { b.arrived = 0; b.request = nil }

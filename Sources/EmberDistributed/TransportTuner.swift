@@ -24,6 +24,8 @@ final class TransportTuner {
     private var samples: [[Double]] = [[], []]  // step seconds over MPI, over shared memory
     /// The latest trial: median step seconds over MPI and over shared memory, and the choice.
     private(set) var lastTrial: (mpi: Double, sharedMemory: Double, chose: Bool)?
+    /// How many trials there have been, and how many chose shared memory.
+    private(set) var trials = 0, sharedMemoryWins = 0
 
     init(period: Int = 500, trial: Int = 8, apply: @escaping (Bool) -> Void, agree: @escaping ([Double]) throws -> [Double]) {
         precondition(trial >= 2 && period > 2 * trial, "a tuner period needs room for two trials of at least two steps")
@@ -49,6 +51,8 @@ final class TransportTuner {
             let medians = try agree(samples.map { $0.sorted()[$0.count / 2] })
             let shared = medians[1] < medians[0]
             lastTrial = (medians[0], medians[1], shared)
+            trials += 1
+            if shared { sharedMemoryWins += 1 }
             samples = [[], []]
             apply(shared)
         default: break

@@ -23,6 +23,8 @@ public struct RunSummary: Codable, Equatable {
     /// How gradients were combined: "single", "local" (threads), or over MPI "mpi", "shm"
     /// (shared memory) or "auto" (tuned between the two).
     public var transport: String
+    /// With a tuned transport: how many trials chose shared memory, of how many.
+    public var sharedMemoryTrials: String?
     public var shardedOptimizerStep: Bool
 
     enum CodingKeys: String, CodingKey {
@@ -30,7 +32,7 @@ public struct RunSummary: Codable, Equatable {
         case trainLoss = "train_loss", valLoss = "val_loss", valAccuracy = "val_accuracy", testLoss = "test_loss"
         case testAccuracy = "test_accuracy", worldSize = "world_size", globalBatch = "global_batch"
         case samplesPerSecond = "samples_per_s", wallSeconds = "wall_s", stoppedReason = "stopped_reason", runDir = "run_dir"
-        case shardedOptimizerStep = "sharded_optimizer_step"
+        case shardedOptimizerStep = "sharded_optimizer_step", sharedMemoryTrials = "shared_memory_trials"
     }
 }
 
@@ -377,7 +379,9 @@ final class RankTrainer {
             worldSize: comm.worldSize, globalBatch: config.batchSize * comm.worldSize,
             samplesPerSecond: trainSamplesSeen / max(trainSeconds, 1e-9), wallSeconds: wall, stoppedReason: stopReason,
             model: config.model, parameters: model.parameterCount, runDir: runDir,
-            transport: (comm as? MPICommunicator)?.transportName ?? comm.backendName, shardedOptimizerStep: ddp.shardsOptimizerStep)
+            transport: (comm as? MPICommunicator)?.transportName ?? comm.backendName,
+            sharedMemoryTrials: ddp.transportTrials.map { "\($0.sharedMemory) of \($0.trials)" },
+            shardedOptimizerStep: ddp.shardsOptimizerStep)
         guard isCoordinator else { return summary }
         try Safetensors.save(model.stateDict(), metadata: ["format": "pt", "model": config.model],
                              to: (runDir as NSString).appendingPathComponent("final.safetensors"))

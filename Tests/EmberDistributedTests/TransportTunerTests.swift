@@ -26,6 +26,8 @@ final class TransportTunerTests: XCTestCase {
         XCTAssertEqual(Array(modes[20..<28]), trials, "every period tries both again")
         XCTAssertEqual(Array(modes[48..<60]), Array(repeating: false, count: 12), "MPI won once shared memory became slower")
         XCTAssertEqual(tuner.lastTrial?.chose, false)
+        XCTAssertEqual(tuner.trials, 3)
+        XCTAssertEqual(tuner.sharedMemoryWins, 2)
         XCTAssertEqual(tuner.lastTrial?.mpi ?? 0, 1.0, accuracy: 1e-9)
         XCTAssertEqual(tuner.lastTrial?.sharedMemory ?? 0, 1.2, accuracy: 1e-9)
     }
