@@ -142,7 +142,9 @@ public final class DataParallel {
         }
         if shardsOptimizerStep {
             for b in buckets {
-                let values = try communicator.reductionBuffer(count: b.flagOffset, dtype: b.buffer.dtype)
+                // Ordinary memory, not a shared segment: other ranks never read the lines this
+                // rank's optimizer writes (`SharedMemoryReducer.gatherShards(_:count:)` says why).
+                let values = Tensor.zeros([b.flagOffset], dtype: b.buffer.dtype)
                 for (m, offset) in zip(b.members, b.offsets) {
                     let view = values.flatView(offset: offset, shape: parameters[m].shape)
                     view.copy_(parameters[m])

@@ -128,10 +128,13 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
     }
 
     /// Runs one MPI call on the communication queue under the watchdog.
-    private func call(_ operation: String, _ body: () -> Int32) throws {
+    private func call(_ operation: String, _ body: () throws -> Int32) throws {
         watch.lock(); current = (operation, Date()); watch.unlock()
-        let code = body()
-        watch.lock(); current = nil; watch.unlock()
+        let code: Int32
+        do {
+            defer { watch.lock(); current = nil; watch.unlock() }
+            code = try body()
+        }
         guard code == ember_mpi_success() else {
             var length: Int32 = 0
             var text = [CChar](repeating: 0, count: 512)
@@ -193,6 +196,14 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
         if try inSharedMemory(buffer, count: count, "allgather of shards (\(count) values)", { shared, segment, offset in
             shared.gatherShards(segment, offset: offset, count: count, T.self)
         }) { return }
+        if transport == .sharedMemory, let shared {
+            var staged = false
+            try call("allgather of shards (\(count) values, shared memory)") {
+                staged = try shared.gatherShards(buffer, count: count)
+                return ember_mpi_success()
+            }
+            if staged { return }
+        }
         precondition(count <= Int(Int32.max), "allgather of more than 2^31 values in one call")
         let shards = (0..<worldSize).map { Shards.range(count: count, rank: $0, world: worldSize) }
         var counts = shards.map { Int32($0.count) }, offsets = shards.map { Int32($0.lowerBound) }
