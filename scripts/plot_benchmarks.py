@@ -56,7 +56,7 @@ def main(src, dst):
         speed.append(("mlp 2 ranks ÷ 1 (Ember)", ember[("mlp", 2)][0] / ember[("mlp", 1)][0], 1.7))
     memory = [(f"{k[0]}, {k[1]} rank{'s' if k[1] > 1 else ''}", torch[k][1] / ember[k][1], 3.0)
               for k in sorted(ember) if k in torch]
-    x0, width = 270, 380
+    x0, width = 300, 350
     top = 60
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="720" height="{top + 34 * (len(speed) + len(memory)) + 74}" '
            'font-family="sans-serif" font-size="13">',
