@@ -1,3 +1,4 @@
+import CEmberSupport
 import Ember
 import Foundation
 
@@ -23,16 +24,18 @@ public enum ReduceOp: String, Sendable {
     static func accumulate<T: FloatElement>(_ op: ReduceOp, into target: UnsafeMutablePointer<T>, from source: UnsafePointer<T>, count: Int) {
         let t = UnsafeMutableRawPointer(target), s = UnsafeRawPointer(source)
         if T.self == Float.self {
-            combine(op, t.assumingMemoryBound(to: Float.self), s.assumingMemoryBound(to: Float.self), count)
+            combine(op, t.assumingMemoryBound(to: Float.self), s.assumingMemoryBound(to: Float.self), count, add: ember_add_f32)
         } else if T.self == Double.self {
-            combine(op, t.assumingMemoryBound(to: Double.self), s.assumingMemoryBound(to: Double.self), count)
+            combine(op, t.assumingMemoryBound(to: Double.self), s.assumingMemoryBound(to: Double.self), count, add: ember_add_f64)
         }
     }
 
     @inline(__always)
-    private static func combine<T: FloatElement>(_ op: ReduceOp, _ target: UnsafeMutablePointer<T>, _ source: UnsafePointer<T>, _ count: Int) {
+    private static func combine<T: FloatElement>(_ op: ReduceOp, _ target: UnsafeMutablePointer<T>, _ source: UnsafePointer<T>, _ count: Int,
+                                                 add: (UnsafeMutablePointer<T>?, UnsafePointer<T>?, UnsafePointer<T>?, Int) -> Void) {
         switch op {
-        case .sum, .average: for i in 0..<count { target[i] += source[i] }
+        // In C: Swift cannot prove the buffers apart and leaves this loop scalar.
+        case .sum, .average: add(target, target, source, count)
         case .max: for i in 0..<count { target[i] = Swift.max(target[i], source[i]) }
         case .min: for i in 0..<count { target[i] = Swift.min(target[i], source[i]) }
         }

@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import CEmberSupport
 import Ember
 @testable import EmberDistributed
 
@@ -26,6 +27,43 @@ final class CommunicatorTests: XCTestCase {
         for rank in 0..<3 {
             XCTAssertEqual(results.get(rank), ["[3.0, 33.0]", "[1.0]", "[2.0][0.0]", "[6.0, 1.0]", "[[0.0], [1.0], [4.0]]", "[3.0, 3.0]"])
         }
+    }
+
+    /// The vectorised sums shared memory and the MPI ring use: rank order kept, the output may be
+    /// any one of the inputs, lengths that are no multiple of a vector or a block.
+    func testSumsAddInRankOrderWhenTheOutputIsAnInput() {
+        let n = 2500
+        func value(_ i: Int, _ rank: Int) -> Double {
+            let wiggle = Double((i * 7919 + rank * 104_729) % 2003) * 1e-3
+            return wiggle - 1 + Double(rank) * 1e8  // large and small: the order of additions shows
+        }
+        for count in 1...4 {
+            for outIndex in 0..<count {
+                let inputs = (0..<count).map { r in
+                    let p = UnsafeMutablePointer<Double>.allocate(capacity: n)
+                    for i in 0..<n { p[i] = value(i, r) }
+                    return p
+                }
+                defer { inputs.forEach { $0.deallocate() } }
+                var expected = [Double](repeating: 0, count: n)
+                for i in 0..<n {
+                    var sum = inputs[0][i]
+                    for r in 1..<count { sum += inputs[r][i] }
+                    expected[i] = sum
+                }
+                var list = inputs.map { Optional($0) }
+                ember_sum_f64(inputs[outIndex], &list, Int32(count), n)
+                let wrong = (0..<n).filter { inputs[outIndex][$0] != expected[$0] }.count
+                XCTAssertEqual(wrong, 0, "\(count) inputs, out = input \(outIndex): \(wrong) of \(n) sums differ")
+            }
+        }
+        var a: [Float] = (0..<37).map { Float($0) * 0.1 }
+        let b: [Float] = (0..<37).map { 1 / Float($0 + 1) }
+        let sum = zip(a, b).map { $0 + $1 }
+        b.withUnsafeBufferPointer { source in
+            a.withUnsafeMutableBufferPointer { ReduceOp.accumulate(.sum, into: $0.baseAddress!, from: source.baseAddress!, count: 37) }
+        }
+        XCTAssertEqual(a, sum)
     }
 
     func testACollectiveThatNeverCompletesTimesOutNamingRankAndOperation() {

@@ -20,6 +20,8 @@ void ember_adam_f64(double *p, const double *g, double *m, double *v, long n,
 /// Barrier of `world` processes over counters in shared memory (see SharedMemory.c).
 void ember_shm_barrier(int *counters, int rank, int world, int epoch, long spin_limit);
 /// `out[i] = Σ_r inputs[r][i]` over `count` arrays of `n` values, in rank order.
+void ember_add_f32(float *out, const float *a, const float *b, long n);
+void ember_add_f64(double *out, const double *a, const double *b, long n);
 void ember_sum_f32(float *out, float *const *inputs, int count, long n);
 void ember_sum_f64(double *out, double *const *inputs, int count, long n);
 
