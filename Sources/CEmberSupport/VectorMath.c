@@ -35,3 +35,17 @@ EMBER_SQRT(ember_sqrt_f64, double)
     }
 EMBER_ADAM(ember_adam_f32, float)
 EMBER_ADAM(ember_adam_f64, double)
+
+// SGD with momentum after its first step (PyTorch's order: decay, momentum buffer, update).
+#define EMBER_SGD_MOMENTUM(NAME, T)                                                                     \
+    EMBER_CLONES void NAME(T *restrict p, const T *restrict g, T *restrict buf, long n,                \
+                           T lr, T momentum, T damp, T wd) {                                            \
+        for (long i = 0; i < n; i++) {                                                                  \
+            T d = wd != 0 ? g[i] + wd * p[i] : g[i];                                                    \
+            T b = momentum * buf[i] + damp * d;                                                         \
+            buf[i] = b;                                                                                 \
+            p[i] -= lr * b;                                                                             \
+        }                                                                                               \
+    }
+EMBER_SGD_MOMENTUM(ember_sgd_momentum_f32, float)
+EMBER_SGD_MOMENTUM(ember_sgd_momentum_f64, double)

@@ -10,6 +10,8 @@ int ember_set_grad_enabled(int enabled);
 void ember_sqrt_f32(float *out, const float *in, long n);
 void ember_sqrt_f64(double *out, const double *in, long n);
 /// One Adam step over `n` elements (see VectorMath.c); the arrays must not overlap.
+void ember_sgd_momentum_f32(float *p, const float *g, float *buf, long n, float lr, float momentum, float damp, float wd);
+void ember_sgd_momentum_f64(double *p, const double *g, double *buf, long n, double lr, double momentum, double damp, double wd);
 void ember_adam_f32(float *p, const float *g, float *m, float *v, long n,
                     float b1, float b2, float eps, float step_size, float bias2_sqrt, float scale, float l2);
 void ember_adam_f64(double *p, const double *g, double *m, double *v, long n,
