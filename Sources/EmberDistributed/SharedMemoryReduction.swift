@@ -153,7 +153,7 @@ final class SharedMemoryReducer {
     /// Why not share the buffer itself and gather in place: a line another core has read stays
     /// in that core's cache, and the owner's next write to it (the optimizer updating its shard)
     /// waits for that copy to be invalidated. On the development VM this made a two-rank mlp's
-    /// sharded step 3-4× slower (23 → 70-90 µs) whenever its cores were slow to talk. Published
+    /// shard update 3-6× slower (20 → 70-130 µs) whenever its cores were slow to talk. Published
     /// with `memcpy` (whole-line string stores, which invalidate without waiting), the staging
     /// lines cost one local copy of the shard, and the buffer the optimizer writes stays private.
     func gatherShards<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int) throws -> Bool {

@@ -9,9 +9,10 @@ int ember_set_grad_enabled(int enabled);
 /// Square roots of `n` values (in place when `out == in`), vectorised.
 void ember_sqrt_f32(float *out, const float *in, long n);
 void ember_sqrt_f64(double *out, const double *in, long n);
-/// One Adam step over `n` elements (see VectorMath.c); the arrays must not overlap.
+/// One step of SGD with momentum over `n` elements (see VectorMath.c); the arrays must not overlap.
 void ember_sgd_momentum_f32(float *p, const float *g, float *buf, long n, float lr, float momentum, float damp, float wd);
 void ember_sgd_momentum_f64(double *p, const double *g, double *buf, long n, double lr, double momentum, double damp, double wd);
+/// One Adam step over `n` elements (see VectorMath.c); the arrays must not overlap.
 void ember_adam_f32(float *p, const float *g, float *m, float *v, long n,
                     float b1, float b2, float eps, float step_size, float bias2_sqrt, float scale, float l2);
 void ember_adam_f64(double *p, const double *g, double *m, double *v, long n,
@@ -21,9 +22,10 @@ void ember_adam_f64(double *p, const double *g, double *m, double *v, long n,
 #define EMBER_SHM_COUNTER_STRIDE 32
 /// Barrier of `world` processes over counters in shared memory (see SharedMemory.c).
 void ember_shm_barrier(int *counters, int rank, int world, int epoch, long spin_limit);
-/// `out[i] = Σ_r inputs[r][i]` over `count` arrays of `n` values, in rank order.
+/// `out[i] = a[i] + b[i]`; `out` may be `a` or `b` (see SharedMemory.c).
 void ember_add_f32(float *out, const float *a, const float *b, long n);
 void ember_add_f64(double *out, const double *a, const double *b, long n);
+/// `out[i] = Σ_r inputs[r][i]` over `count` arrays of `n` values, in rank order.
 void ember_sum_f32(float *out, float *const *inputs, int count, long n);
 void ember_sum_f64(double *out, double *const *inputs, int count, long n);
 
