@@ -143,7 +143,7 @@ public final class DataParallel {
         if shardsOptimizerStep {
             for b in buckets {
                 // Ordinary memory, not a shared segment: other ranks never read the lines this
-                // rank's optimizer writes (`SharedMemoryReducer.gatherShards(_:count:)` says why).
+                // rank's optimizer writes (`SharedMemoryReducer.gatherShardsStaged` says why).
                 let values = Tensor.zeros([b.flagOffset], dtype: b.buffer.dtype)
                 for (m, offset) in zip(b.members, b.offsets) {
                     let view = values.flatView(offset: offset, shape: parameters[m].shape)

@@ -199,7 +199,7 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
         if transport == .sharedMemory, let shared {
             var staged = false
             try call("allgather of shards (\(count) values, shared memory)") {
-                staged = try shared.gatherShards(buffer, count: count)
+                staged = try shared.gatherShardsStaged(buffer, count: count)
                 return ember_mpi_success()
             }
             if staged { return }

@@ -156,7 +156,7 @@ final class SharedMemoryReducer {
     /// shard update 3-6× slower (20 → 70-130 µs) whenever its cores were slow to talk. Published
     /// with `memcpy` (whole-line string stores, which invalidate without waiting), the staging
     /// lines cost one local copy of the shard, and the buffer the optimizer writes stays private.
-    func gatherShards<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int) throws -> Bool {
+    func gatherShardsStaged<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int) throws -> Bool {
         let stride = MemoryLayout<T>.stride
         let shards = (0..<world).map { Shards.range(count: count, rank: $0, world: world) }
         guard let staging = try staging(bytes: shards.map(\.count).max()! * stride) else { return false }
@@ -170,7 +170,7 @@ final class SharedMemoryReducer {
     }
 
     /// The staging segment, at least `bytes` per rank, kept between calls (collective, like
-    /// `allocate`; a smaller one is freed when a larger one is needed).
+    /// `allocate`; a smaller one is freed when a larger one is needed). For `gatherShardsStaged`.
     private func staging(bytes: Int) throws -> Segment? {
         if let stage, stage.byteCount >= bytes { return stage }
         if bytes <= refusedStaging { return nil }
