@@ -22,7 +22,9 @@ let package = Package(
         ),
         // zlib, for gzip-compressed datasets.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // Thread-local state (grad mode) that Swift cannot declare portably.
+        // C support: per-thread autograd state (grad mode, the backward pass running), vectorised
+        // loops the compiler would leave scalar in Swift (optimizer updates, square roots, sums),
+        // and the shared-memory barrier.
         .target(name: "CEmberSupport"),
         .target(
             name: "Ember",

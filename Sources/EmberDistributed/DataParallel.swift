@@ -7,17 +7,21 @@ import Foundation
 /// and overwritten with rank 0's, so replicas start identical. Gradients are packed into flat
 /// buckets in reverse parameter order (the order backward produces them); when the last gradient
 /// of a bucket has been accumulated, that bucket's allreduce starts on the communication thread
-/// while backward continues. `synchronize()` waits for every bucket and writes the averaged
-/// gradients back, so every rank then takes the same optimizer step.
+/// while backward continues. When backward ends, it waits for every bucket and points each
+/// gradient at its average, so every rank then takes the same optimizer step: PyTorch's loop
+/// needs nothing more.
 ///
 /// ```swift
 /// let ddp = try DataParallel(model, communicator: comm)
-/// let loss = criterion(ddp(x), y)
-/// loss.backward()
-/// try ddp.synchronize()
+/// optimizer.zeroGrad()
+/// let loss = criterion(try ddp(x), y)
+/// loss.backward()          // gradients are averaged over the ranks when it returns
 /// optimizer.step()
 /// ```
-public final class DataParallel {
+///
+/// With a sharded step (`shardOptimizerStep: true`) train with `try ddp.step(optimizer)`; a plain
+/// `optimizer.step()` still works (it first completes the averages, and updates unsharded).
+public final class DataParallel: PendingGradient {
     public let module: Module
     public let communicator: Communicator
     /// Bytes of gradients per bucket (parameters are never split across buckets).
@@ -42,6 +46,11 @@ public final class DataParallel {
     private let bucketOf: [Int]
     private var nextToLaunch = 0
     var syncEnabled = true
+    /// Where this step's reduction stands: nothing in flight (`idle`), reduce-scattered by the end
+    /// of backward with the gradients not yet whole (`reduced`, sharded only), or averaged and
+    /// written back by the end of backward (`synchronized`).
+    enum Phase { case idle, reduced, synchronized }
+    private(set) var phase = Phase.idle
     private var hooks: [HookHandle] = []
     /// Each parameter's bucket and its position in it.
     let place: [(bucket: Int, member: Int)]
@@ -132,13 +141,12 @@ public final class DataParallel {
         prescaled = n & (n - 1) == 0
         for b in buckets {
             for (m, slot) in zip(b.members, b.slots) {
-                parameters[m].gradientStorage = slot
-                parameters[m].gradientStorageScale = prescaled ? 1 / Double(n) : 1
+                parameters[m].setGradientDestination(slot, scale: prescaled ? 1 / Double(n) : 1)
             }
         }
-        if tuneTransport, let mpi = communicator as? MPICommunicator, mpi.transportIsTuned {
-            tuner = TransportTuner(apply: { mpi.transport = $0 ? .sharedMemory : .mpi },
-                                   agree: { try mpi.allreduceMax($0) })
+        if tuneTransport, let selectable = communicator as? TransportSelecting, selectable.transportIsTuned {
+            tuner = TransportTuner(apply: { [unowned selectable] in selectable.transport = $0 ? .sharedMemory : .mpi },
+                                   agree: { [unowned selectable] in try selectable.allreduceMax($0) })
         }
         if shardsOptimizerStep {
             for b in buckets {
@@ -159,9 +167,8 @@ public final class DataParallel {
         for h in hooks { h.remove() }
         // Only what is still ours: another DataParallel may wrap the same model by now.
         for b in buckets {
-            for (m, slot) in zip(b.members, b.slots) where parameters[m].gradientStorage === slot {
-                parameters[m].gradientStorage = nil
-                parameters[m].gradientStorageScale = 1
+            for (m, slot) in zip(b.members, b.slots) where parameters[m].gradientBuffer === slot {
+                parameters[m].setGradientDestination(nil)
             }
         }
     }
@@ -199,11 +206,39 @@ public final class DataParallel {
         return try body()
     }
 
+    /// A parameter's gradient has been accumulated in backward: start its bucket when complete,
+    /// and (once per backward) ask the engine to finish the reduction when backward ends.
     private func gradientReady(_ index: Int) {
-        guard syncEnabled && overlap else { return }
+        guard syncEnabled else { return }
+        if queueBackwardCallback(once: self, { [unowned self] in try self.backwardEnded() }) && phase != .idle {
+            // A reduction from an earlier backward that no step consumed: start afresh.
+            finishStep()
+        }
+        guard overlap else { return }
         let bucket = buckets[bucketOf[index]]
         bucket.arrived += 1
         launchReadyBuckets()
+    }
+
+    /// The end of a backward pass that produced gradients: wait for the reductions. Unsharded,
+    /// the gradients are then averaged and in place; sharded, only reduce-scattered, and they
+    /// stay pending until `step(_:)` uses them or an optimizer's read completes them.
+    private func backwardEnded() throws {
+        if shardsOptimizerStep {
+            try reduceBuckets()
+            phase = .reduced
+            for p in parameters { p.setPendingGradient(self) }
+        } else {
+            try synchronizeNow()
+            phase = .synchronized
+        }
+    }
+
+    /// Completes gradients left pending by a sharded backward (an optimizer is about to read
+    /// them): allgathers the averages, as `synchronize()` does.
+    public func completeGradients() throws {
+        guard phase == .reduced else { return }
+        try synchronize()
     }
 
     /// Starts buckets strictly in index order, so every rank issues the same collectives in the
@@ -262,18 +297,43 @@ public final class DataParallel {
 
     /// Waits for every bucket and replaces each gradient by its average over ranks. A parameter
     /// that had no gradient on any rank keeps `grad == nil` (the optimizer skips it, as it would
-    /// in a single process). Call after backward, before the optimizer step.
-    /// With `shardsOptimizerStep` this completes the reduce-scatter into an allreduce; `step(_:)`
-    /// does less work.
+    /// in a single process). Backward does this by itself when it ends, so this only returns
+    /// then; call it after setting gradients by hand, or to complete a sharded backward's
+    /// gradients (it allgathers the reduce-scattered averages).
     public func synchronize() throws {
         guard syncEnabled && communicator.worldSize > 1 else { return }
+        switch phase {
+        case .synchronized: finishStep()
+        case .reduced:
+            defer { finishStep() }
+            try gatherReducedGradients()
+            try stepEnded()
+        case .idle: try synchronizeNow()
+        }
+    }
+
+    /// Reduces every bucket (starting what backward did not) and writes the averages back.
+    private func synchronizeNow() throws {
         defer { resetBuckets() }
         try reduceBuckets()
+        try gatherReducedGradients()
+        try stepEnded()
+    }
+
+    /// After `reduceBuckets`: every bucket whole on every rank (sharded: allgathered) and each
+    /// gradient pointed at its average.
+    private func gatherReducedGradients() throws {
         for b in buckets {
             if shardsOptimizerStep { try communicator.allgatherShards(b.buffer, count: b.flagOffset) }
             unpack(b)
         }
-        try stepEnded()
+    }
+
+    /// Leaves the phase of a step whose reductions have been used.
+    func finishStep() {
+        if phase == .reduced { for p in parameters { p.setPendingGradient(nil) } }
+        phase = .idle
+        resetBuckets()
     }
 
     /// Starts what backward has not started, and waits for every bucket's reduction (and, when

@@ -9,18 +9,22 @@ import Foundation
 /// sharded step each rank holds its shard of it, assembled by `optimizerStateDict`.
 public enum EquivalenceCheck {
     public enum OptimizerKind: String, CaseIterable, Sendable { case sgd, adam }
+    /// How each step ends: `try ddp.step(optimizer)`, or PyTorch's loop (`backward()`, then
+    /// `optimizer.step()`, nothing data-parallel in between).
+    public enum Loop: String, CaseIterable, Sendable { case ddpStep = "ddp-step", pytorch }
 
     public struct Outcome: CustomStringConvertible {
         public let optimizer: OptimizerKind
         public let world: Int
         public let sharded: Bool
+        public let loop: Loop
         /// Largest difference from single-process weights, relative to each tensor's largest magnitude.
         public let maxRelativeDifference: Double
         public let replicasIdentical: Bool
         public var passed: Bool { replicasIdentical && maxRelativeDifference < 1e-5 }
         public var description: String {
-            String(format: "ddp-check optimizer=%@ world=%d sharded_step=%@ max_rel_diff=%.2e replicas_identical=%@ %@",
-                   optimizer.rawValue, world, sharded ? "on" : "off", maxRelativeDifference, replicasIdentical ? "true" : "false",
+            String(format: "ddp-check optimizer=%@ world=%d sharded_step=%@ loop=%@ max_rel_diff=%.2e replicas_identical=%@ %@",
+                   optimizer.rawValue, world, sharded ? "on" : "off", loop.rawValue, maxRelativeDifference, replicasIdentical ? "true" : "false",
                    passed ? "PASS" : "FAIL")
         }
     }
@@ -67,7 +71,8 @@ public enum EquivalenceCheck {
     /// every step left the replicas identical (compared through an allgather of exact weight
     /// fingerprints).
     public static func dataParallelWeights(_ kind: OptimizerKind, comm: Communicator, bucketBytes: Int = 1 << 20,
-                                           overlap: Bool = true, microBatches: Int = 1, sharded: Bool = false) throws -> (weights: [[Float]], identical: Bool) {
+                                           overlap: Bool = true, microBatches: Int = 1, sharded: Bool = false,
+                                           loop: Loop = .ddpStep) throws -> (weights: [[Float]], identical: Bool) {
         precondition(globalBatch % (comm.worldSize * microBatches) == 0, "the global batch must split evenly")
         let model = makeModel()
         let ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: bucketBytes, overlap: overlap, shardOptimizerStep: sharded)
@@ -83,7 +88,10 @@ public enum EquivalenceCheck {
                 let step = { (Losses.mse(try ddp(xm), ym) / Float(microBatches)).backward() }
                 if m < microBatches - 1 { try ddp.noSync(step) } else { try step() }
             }
-            try ddp.step(opt)
+            switch loop {
+            case .ddpStep: try ddp.step(opt)
+            case .pytorch: opt.step()
+            }
             let prints = try comm.allgather(fingerprint(model.parameters()))
             identical = identical && prints.allSatisfy { $0 == prints[0] }
         }
@@ -113,10 +121,10 @@ public enum EquivalenceCheck {
 
     /// Runs the check for `kind` on `comm` (every rank must call it). The sharded run uses small
     /// buckets, so shards cut through parameters and buckets hold several.
-    public static func run(_ kind: OptimizerKind, comm: Communicator, sharded: Bool = false) throws -> Outcome {
+    public static func run(_ kind: OptimizerKind, comm: Communicator, sharded: Bool = false, loop: Loop = .ddpStep) throws -> Outcome {
         let reference = singleProcessWeights(kind)
-        let (weights, identical) = try dataParallelWeights(kind, comm: comm, bucketBytes: sharded ? 512 : 1 << 20, sharded: sharded)
-        return Outcome(optimizer: kind, world: comm.worldSize, sharded: sharded,
+        let (weights, identical) = try dataParallelWeights(kind, comm: comm, bucketBytes: sharded ? 512 : 1 << 20, sharded: sharded, loop: loop)
+        return Outcome(optimizer: kind, world: comm.worldSize, sharded: sharded, loop: loop,
                        maxRelativeDifference: maxRelativeDifference(weights, reference), replicasIdentical: identical)
     }
 }

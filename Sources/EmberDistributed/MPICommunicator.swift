@@ -8,7 +8,20 @@ import Foundation
 /// also lets asynchronous allreduces overlap the caller's backward pass. A watchdog ends the job
 /// when a collective exceeds `timeout`, naming the rank and the operation, so a lost rank never
 /// leaves the others hanging.
-public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable {
+public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunicator, TransportSelecting, @unchecked Sendable {
+    /// Whether reductions go through shared memory when all ranks share a node.
+    public struct SharedMemorySetting: Sendable, Equatable {
+        /// true: always, false: never, nil: let Ember decide (two ranks: yes, tuned; more: no).
+        public var enabled: Bool?
+        /// At most this many bytes of shared segments per rank (containers' /dev/shm is small);
+        /// buffers past it use ordinary memory over MPI.
+        public var limitBytes: Int
+        public init(enabled: Bool? = nil, limitBytes: Int = .max) {
+            self.enabled = enabled
+            self.limitBytes = limitBytes
+        }
+    }
+
     public let rank: Int
     public let worldSize: Int
     public let timeout: Double
@@ -23,22 +36,21 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
     private static var initialized = false
     private var scratchBuffer: UnsafeMutableRawPointer?
     private var scratchBytes = 0
-    /// Set when all ranks share this node and shared memory is wanted: `EMBER_SHARED_MEMORY=1`, or
-    /// unset with two ranks.
+    /// Set when all ranks share this node and shared memory is wanted (`SharedMemorySetting`).
     private var shared: SharedMemoryReducer?
-    /// How reductions of `reductionBuffer`s travel when shared memory is available.
-    public enum Transport: String, Sendable { case sharedMemory = "shm", mpi }
+    public typealias Transport = ReductionTransport
     /// The transport reductions of `reductionBuffer`s use now (`.mpi` without shared memory).
-    /// Change it only between collectives, identically on every rank (DataParallel's tuner does).
-    nonisolated(unsafe) public var transport: Transport = .mpi
-    /// Whether the transport is fixed (`EMBER_SHARED_MEMORY=0` or `1`) or left to DataParallel's
-    /// tuner, which tries both now and then and keeps whichever makes whole steps faster.
+    /// Change it only between collectives, identically on every rank (DataParallel's tuner does);
+    /// the caller's thread alone sets it, the communication queue reads it inside collectives.
+    nonisolated(unsafe) public var transport: ReductionTransport = .mpi
+    /// Whether the transport is fixed by the setting or left to DataParallel's tuner, which
+    /// tries both now and then and keeps whichever makes whole steps faster.
     public private(set) var transportIsTuned = false
 
     public var backendName: String { "mpi" }
 
     /// Initialises MPI (once per process) and returns the world communicator.
-    public init(timeout: Double = 300) throws {
+    public init(timeout: Double = 300, sharedMemory: SharedMemorySetting = SharedMemorySetting()) throws {
         if !MPICommunicator.initialized {
             var provided: Int32 = 0
             var argc = CommandLine.argc
@@ -59,27 +71,16 @@ public final class MPICommunicator: SerialQueueCommunicator, @unchecked Sendable
         // Tuning switches transports by timing, so it must not change results: with two ranks
         // both add a + b; with more, Open MPI's order differs from the rank order shared memory
         // uses, and only an explicit EMBER_SHARED_MEMORY=1 turns shared memory on.
-        let setting = ProcessInfo.processInfo.environment["EMBER_SHARED_MEMORY"]
-        if let setting, setting != "0" && setting != "1" {
-            throw CommunicatorError.mismatch("EMBER_SHARED_MEMORY must be 0 (never) or 1 (always), or unset to let Ember decide (got '\(setting)')")
-        }
-        if setting == "1" || (setting == nil && worldSize == 2) {
-            let limit = ProcessInfo.processInfo.environment["EMBER_SHARED_MEMORY_LIMIT"].map { Int($0) }
-            if let limit, limit == nil {
-                throw CommunicatorError.mismatch("EMBER_SHARED_MEMORY_LIMIT must be a number of bytes")
-            }
-            shared = try SharedMemoryReducer(comm: ember_mpi_comm_world(), rank: rank, world: worldSize, limit: (limit ?? nil) ?? .max)
+        if sharedMemory.enabled ?? (worldSize == 2) {
+            shared = try SharedMemoryReducer(comm: ember_mpi_comm_world(), rank: rank, world: worldSize, limit: sharedMemory.limitBytes)
             transport = shared == nil ? .mpi : .sharedMemory
-            transportIsTuned = shared != nil && setting == nil
+            transportIsTuned = shared != nil && sharedMemory.enabled == nil
         }
         startWatchdog()
     }
 
     /// Whether reductions of `reductionBuffer`s can go through shared memory (all ranks on one node).
     public var usesSharedMemory: Bool { shared != nil }
-
-    /// For logs and benchmark lines: "auto" (tuned), "shm" or "mpi".
-    public var transportName: String { transportIsTuned ? "auto" : transport.rawValue }
 
     /// Shuts MPI down; call once at the end of the program.
     public func finalize() {
@@ -267,7 +268,9 @@ public struct LaunchEnvironment: Sendable, CustomStringConvertible {
     /// How many of the job's ranks run on this node, when the launcher says (Open MPI, MPICH).
     public var localSize: Int? = nil
 
-    public static func detect(_ env: [String: String] = ProcessInfo.processInfo.environment) -> LaunchEnvironment {
+    /// Reads the variables launchers set from `env` (the process environment, which launch code
+    /// passes in).
+    public static func detect(_ env: [String: String]) -> LaunchEnvironment {
         if let size = env["OMPI_COMM_WORLD_SIZE"].flatMap(Int.init) {
             let underSlurm = env["SLURM_JOB_ID"] != nil
             return LaunchEnvironment(launcher: underSlurm ? "mpirun (OpenMPI) in Slurm job \(env["SLURM_JOB_ID"]!)" : "mpirun (OpenMPI)",

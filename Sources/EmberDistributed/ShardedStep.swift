@@ -24,12 +24,14 @@ extension DataParallel {
     /// Averages the gradients and takes one optimizer step, clipping first like `GradClip`
     /// (the joint 2-norm over all ranks' gradients, then values). Equivalent to `synchronize()`,
     /// the clipping calls and `optimizer.step()`, which is what it does when not sharded.
+    /// Sharded, the optimizer must update element by element (`Optimizer.updatesElementwise`).
     ///
     /// After a sharded step each `.grad` holds the average only on this rank's shard (elsewhere,
     /// this rank's own contribution); use `synchronize()` when full gradients are needed.
     /// Parameters the optimizer holds outside this DataParallel's module are stepped whole with
     /// their local gradients, as `optimizer.step()` would.
-    /// - Throws: `CommunicatorError` from the collectives.
+    /// - Throws: `CommunicatorError` from the collectives, or when a sharded step is asked of an
+    ///   optimizer that does not update elementwise.
     public func step(_ optimizer: Optimizer, clipNorm: Double? = nil, clipValue: Double? = nil) throws {
         guard shardsOptimizerStep && syncEnabled else {
             try synchronize()
@@ -39,8 +41,12 @@ extension DataParallel {
             optimizer.step()
             return
         }
-        defer { resetBuckets() }
-        try reduceBuckets()
+        guard optimizer.updatesElementwise else {
+            throw CommunicatorError.mismatch("\(type(of: optimizer)) does not declare its update elementwise (updatesElementwise), so a sharded step would update each shard with the wrong values; use DataParallel(shardOptimizerStep: false)")
+        }
+        defer { finishStep() }
+        // Backward's end has usually reduce-scattered already.
+        if phase != .reduced { try reduceBuckets() }
         let (index, foreign) = optimizerIndex(optimizer)
         var slices: [ParameterSlice] = []
         for b in buckets {

@@ -111,7 +111,7 @@ public enum Bench {
                             blasFraction: KernelProfile.blasSeconds / max(elapsed, 1e-9), peakResidentMB: peakResidentMegabytes())
         result.overlap = overlap
         result.shardedStep = ddp.shardsOptimizerStep
-        result.transport = (comm as? MPICommunicator)?.transportName ?? "mpi"
+        result.transport = (comm as? TransportSelecting)?.transportName ?? "mpi"
         result.optimizer = kind
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result
@@ -127,7 +127,7 @@ public enum Bench {
         let model = Sequential((0..<32).map { _ in Linear(inFeatures: perLayer / 16, outFeatures: 16, bias: false, generator: g) })
         let total = model.parameterCount
         let ddp = try DataParallel(model, communicator: comm, overlap: false, tuneTransport: false)
-        let mpi = comm as? MPICommunicator
+        let mpi = comm as? TransportSelecting
         let before = mpi?.transport
         defer { if let before { mpi?.transport = before } }
         mpi?.transport = .mpi
@@ -187,84 +187,5 @@ public enum Bench {
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         return Double(usage.ru_maxrss) / 1024
-    }
-}
-
-/// `trainer inspect` and `trainer eval`.
-public enum CheckpointTools {
-    /// A readable description of a checkpoint directory, run directory or safetensors file.
-    public static func inspect(_ path: String) throws -> String {
-        var lines: [String] = []
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataError.file(path, "no such file or directory") }
-        if !isDir.boolValue {
-            let (tensors, meta) = try Safetensors.load(path)
-            lines.append("\(path): safetensors, \(tensors.count) tensors, \(tensors.values.reduce(0) { $0 + $1.count }) values")
-            if !meta.isEmpty { lines.append("metadata: " + meta.keys.sorted().map { "\($0)=\(meta[$0]!)" }.joined(separator: ", ")) }
-            lines += describe(tensors)
-            return lines.joined(separator: "\n")
-        }
-        let checkpoint = FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Checkpoints.stateFile))
-            ? try Checkpoints.load(path)
-            : try Checkpoints.latestValid(runDir: path) { lines.append("warning: \($0)") }
-        let s = checkpoint.state
-        lines.append("checkpoint \(checkpoint.path) (checksums verified)")
-        lines.append("  written \(s.createdAt) (\(s.reason)) at step \(s.globalStep): " + (s.batchInEpoch > 0 ? "epoch \(s.epoch + 1) of \(s.config.epochs), \(s.batchInEpoch) batches done" : "\(s.epoch) of \(s.config.epochs) epochs done"))
-        lines.append("  world size \(s.worldSize), batch \(s.config.batchSize) per rank, model \(s.config.model), optimizer \(s.config.optimizer), data \(s.config.data)")
-        if let last = s.history.last {
-            lines.append(String(format: "  last epoch: train loss %.4f%@", last.trainLoss, last.valAccuracy.map { String(format: ", val accuracy %.4f", $0) } ?? ""))
-        }
-        lines.append("model tensors:")
-        lines += describe(checkpoint.model)
-        lines.append("optimizer state: \(checkpoint.optimizer.count) tensors, groups \(s.optimizerGroups.map { $0["lr"].map { String(format: "lr=%.4g", $0) } ?? "" })")
-        return lines.joined(separator: "\n")
-    }
-
-    static func describe(_ tensors: [String: Tensor]) -> [String] {
-        tensors.keys.sorted().map { k in
-            let t = tensors[k]!
-            return "  \(k)  \(t.dtype.safetensorsName) \(t.shape)"
-        }
-    }
-
-    /// Loss and accuracy of a checkpoint's model on a split of its data (or of `data`).
-    public static func evaluate(checkpoint path: String, data: String?, split: String) throws -> String {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
-            throw ConfigError("--checkpoint \(path): no such checkpoint or run directory")
-        }
-        let checkpoint = FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Checkpoints.stateFile))
-            ? try Checkpoints.load(path)
-            : try Checkpoints.latestValid(runDir: path) { Console.writeLine("warning: \($0)", error: true) }
-        var config = checkpoint.state.config
-        if let data { config.data = data }
-        let prepared = try DataPreparation.prepare(config)
-        let model = try ModelFactory.make(config, sampleShape: prepared.sampleShape, outputs: prepared.outputs, generator: Generator(seed: 0))
-        do { try model.loadStateDict(checkpoint.model) } catch {
-            throw ConfigError("checkpoint \(checkpoint.path) does not fit a \(config.model) model for --data \(config.data): \(error)")
-        }
-        model.eval()
-        let splits: [(String, TensorDataset?)] = [("train", prepared.train), ("val", prepared.val), ("test", prepared.test)]
-        var lines: [String] = []
-        for (name, d) in splits where split == "all" || split == name {
-            guard let d else { lines.append("\(name): (no such split)"); continue }
-            var lossSum = 0.0, correct = 0.0
-            noGrad {
-                for (x, y) in DataLoader(d, batchSize: 256) {
-                    let out = model(x)
-                    if prepared.task == .classification {
-                        lossSum += Losses.crossEntropy(out, y).doubleItem() * Double(x.shape[0])
-                        correct += out.argmax(dim: 1).eq(y).sum().doubleItem()
-                    } else {
-                        lossSum += Losses.mse(out, y).doubleItem() * Double(x.shape[0])
-                    }
-                }
-            }
-            let n = Double(d.count)
-            lines.append(prepared.task == .classification
-                         ? String(format: "%@: %d samples, loss %.4f, accuracy %.4f", name, d.count, lossSum / n, correct / n)
-                         : String(format: "%@: %d samples, loss %.4f", name, d.count, lossSum / n))
-        }
-        return lines.joined(separator: "\n")
     }
 }

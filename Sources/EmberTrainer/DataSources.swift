@@ -22,13 +22,14 @@ public struct PreparedData {
 public enum DataPreparation {
     /// Loads the configured data, splits off test and validation parts (seeded, so every rank and
     /// every resume sees the same split) and optionally standardises features with training statistics.
-    public static func prepare(_ config: TrainerConfig) throws -> PreparedData {
+    /// `dataDirectory` is where the bundled MNIST subset lies when it is not found beside the program.
+    public static func prepare(_ config: TrainerConfig, dataDirectory: String? = nil) throws -> PreparedData {
         let spec = try DataSpec.parse(config.data)
         var full: TensorDataset
         var givenTest: TensorDataset? = nil
         switch spec {
         case .mnist5k:
-            full = try MNIST.bundled()
+            full = try MNIST.bundled(dataDirectory: dataDirectory)
         case .synthetic:
             full = synthetic(model: config.model, count: config.syntheticSamples, seed: config.seed)
         case .csv(let path):

@@ -15,24 +15,24 @@ public struct SharedError: Error, CustomStringConvertible {
 /// single process), prepares the run directory and data, and runs every rank's loop.
 public enum Trainer {
     /// The rank the launcher assigned, read before MPI starts (0 without a launcher).
-    public static var launcherRank: Int {
-        let env = ProcessInfo.processInfo.environment
-        return ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"].lazy.compactMap { env[$0].flatMap(Int.init) }.first ?? 0
-    }
+    public static var launcherRank: Int { (try? LaunchSettings.current())?.launcherRank ?? 0 }
 
     /// Trains with `config` (already merged from defaults, file and flags). When resuming, the
     /// checkpoint's configuration is the base and `overrides` (the flags) are applied on top.
-    public static func train(_ config: TrainerConfig, overrides: @escaping @Sendable (inout TrainerConfig) -> Void = { _ in }) throws -> RunSummary {
+    /// `settings` are what the environment says (`LaunchSettings.current()` when nil).
+    public static func train(_ config: TrainerConfig, settings: LaunchSettings? = nil,
+                             overrides: @escaping @Sendable (inout TrainerConfig) -> Void = { _ in }) throws -> RunSummary {
         let config = config
         try config.validate()
-        let launch = LaunchEnvironment.detect()
+        let settings = try settings ?? LaunchSettings.current()
+        let launch = settings.launch
         if config.localRanks > 1 && launch.wantsMPI {
             throw ConfigError("--local-ranks \(config.localRanks) runs ranks as threads of one process; it cannot be combined with \(launch.launcher!)")
         }
 
         let comm: Communicator
         if launch.wantsMPI {
-            let mpi = try MPICommunicator(timeout: config.collectiveTimeout)
+            let mpi = try MPICommunicator(timeout: config.collectiveTimeout, sharedMemory: settings.sharedMemory)
             mpi.isShuttingDown = { StopSignal.received != 0 }
             comm = mpi
         } else {
@@ -40,7 +40,7 @@ public enum Trainer {
         }
         let log = Logger.forRank(comm.rank, level: config.logLevel)
         if comm.rank == 0 { log.info("launch: \(launch)") }
-        defer { (comm as? MPICommunicator)?.finalize() }
+        defer { (comm as? FinalizingCommunicator)?.finalize() }
 
         if config.localRanks > 1 {
             let world = LocalWorld(size: config.localRanks, timeout: config.collectiveTimeout)
@@ -49,7 +49,7 @@ public enum Trainer {
             do {
                 try world.run { comm in
                     let log = Logger.forRank(comm.rank, level: config.logLevel)
-                    let summary = try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log) }
+                    let summary = try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log, settings: settings) }
                     if comm.rank == 0 { result.set(summary) }
                 }
             } catch let error as RankError {
@@ -64,21 +64,21 @@ public enum Trainer {
         setNumThreads(config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / ranksHere))
         if comm.rank == 0 {
             // Forced kernel families can cost more than half the speed (docs/benchmarks.md).
-            let forced = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map {
+            let forced = settings.blasCoreType.map {
                 " (forced by OPENBLAS_CORETYPE=\($0); this CPU's own may be faster, see docs/benchmarks.md)"
             } ?? ""
             log.info("BLAS: OpenBLAS \(blasKernel) kernels\(forced), \(numThreads) thread\(numThreads == 1 ? "" : "s") per rank")
         }
         do {
-            return try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log) }
+            return try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log, settings: settings) }
         } catch let error as SharedError {
             throw error  // every rank has it: all finalize and exit together
         } catch {
             // This rank alone failed; the others would wait for it forever (MPI_Finalize
             // included). Say why, then end the whole job.
-            if let mpi = comm as? MPICommunicator, mpi.worldSize > 1 {
-                log.critical("\(error); aborting all \(mpi.worldSize) ranks")
-                mpi.abort(code: 1)
+            if launch.wantsMPI && comm.worldSize > 1 {
+                log.critical("\(error); aborting all \(comm.worldSize) ranks")
+                comm.abort(code: 1)
             }
             throw error
         }
@@ -99,7 +99,7 @@ public enum Trainer {
 
     /// One rank's whole run: resume lookup, run directory (rank 0), data, model, loop.
     static func runRank(_ initial: TrainerConfig, overrides: (inout TrainerConfig) -> Void, comm: Communicator,
-                        log: Logger) throws -> RunSummary {
+                        log: Logger, settings: LaunchSettings) throws -> RunSummary {
         var config = initial
         var checkpoint: LoadedCheckpoint? = nil
         var runDir = config.runDir
@@ -129,11 +129,11 @@ public enum Trainer {
         if let problem { throw problem }
         if verdict[0] != 0 { throw SharedError(underlying: ConfigError("run directory problem (reported by rank 0)"), rank: comm.rank) }
 
-        let data = try DataPreparation.prepare(config)
+        let data = try DataPreparation.prepare(config, dataDirectory: settings.dataDirectory)
         if comm.worldSize > data.train.count {
             throw ConfigError("\(comm.worldSize) ranks but only \(data.train.count) training samples: every rank needs at least one")
         }
-        let trainer = try RankTrainer(config: config, comm: comm, data: data, runDir: dir, resume: checkpoint, log: log)
+        let trainer = try RankTrainer(config: config, comm: comm, data: data, runDir: dir, resume: checkpoint, log: log, settings: settings)
         return try trainer.run()
     }
 

@@ -45,15 +45,6 @@ public enum Console {
         defer { lock.unlock() }
         (error ? FileHandle.standardError : FileHandle.standardOutput).write(Data(text.utf8))
     }
-
-    /// Whether progress can be drawn in place: a terminal, and not a batch job's output file.
-    public static var isInteractive: Bool {
-        let env = ProcessInfo.processInfo.environment
-        // mpirun gives ranks a pseudo-terminal even when its own output goes to a file.
-        let launched = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID", "PBS_JOBID", "SLURM_JOB_ID", "CI"]
-            .contains { env[$0] != nil }
-        return isatty(STDOUT_FILENO) == 1 && !launched
-    }
 }
 
 extension Logger {

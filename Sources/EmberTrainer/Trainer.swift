@@ -60,6 +60,7 @@ final class RankTrainer {
     var stepSchedule: OneCycleLR?
     var plateau: ReduceLROnPlateau?
     let dropoutGenerator: Generator
+    let settings: LaunchSettings
 
     // Loop state (all checkpointed).
     var epoch = 0, batchInEpoch = 0, globalStep = 0
@@ -69,8 +70,10 @@ final class RankTrainer {
     var trainSamplesSeen = 0.0, trainSeconds = 0.0
     var history: [EpochRecord] = []
 
-    init(config: TrainerConfig, comm: Communicator, data: PreparedData, runDir: String, resume: LoadedCheckpoint?, log: Logger) throws {
+    init(config: TrainerConfig, comm: Communicator, data: PreparedData, runDir: String, resume: LoadedCheckpoint?, log: Logger,
+         settings: LaunchSettings) throws {
         self.config = config
+        self.settings = settings
         self.comm = comm
         self.data = data
         self.runDir = runDir
@@ -80,7 +83,7 @@ final class RankTrainer {
         model = try ModelFactory.make(config, sampleShape: data.sampleShape, outputs: data.outputs,
                                       generator: Generator(seed: config.seed), dropoutGenerator: dropoutGenerator)
         if let resume { try model.loadStateDict(resume.model) }
-        let overlap = config.overlap ?? LaunchEnvironment.detect().overlapPaysOff(threadsPerRank: numThreads,
+        let overlap = config.overlap ?? settings.launch.overlapPaysOff(threadsPerRank: numThreads,
                                                                                    cores: ProcessInfo.processInfo.activeProcessorCount)
         ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: config.bucketKB * 1024, overlap: overlap,
                                shardOptimizerStep: config.shardOptimizer
@@ -154,7 +157,7 @@ final class RankTrainer {
         let sampler = DistributedSampler(count: data.train.count, rank: comm.rank, worldSize: comm.worldSize,
                                          shuffle: true, seed: config.seed)
         let loader = DataLoader(data.train, batchSize: config.batchSize, sampler: sampler)
-        var progress = ProgressReporter(interactive: Console.isInteractive, logInterval: config.logInterval, totalEpochs: config.epochs)
+        var progress = ProgressReporter(interactive: settings.interactive, logInterval: config.logInterval, totalEpochs: config.epochs)
         var stopReason = "completed"
         let globalBatch = config.batchSize * comm.worldSize
 
@@ -163,7 +166,7 @@ final class RankTrainer {
             log.info("world \(comm.worldSize) (\(comm.backendName)), batch \(config.batchSize) per rank = \(globalBatch) global\(config.gradAccumulation > 1 ? " × \(config.gradAccumulation) accumulated" : ""), \(batchesPerEpoch) batches per epoch, optimizer \(config.optimizer) lr \(config.lr)")
             if comm.worldSize > 1 {
                 let sharding = ddp.shardsOptimizerStep ? "; optimizer step sharded over the ranks (reduce-scatter, update a shard, allgather)" : ""
-                let transport = switch (comm as? MPICommunicator)?.transportName {
+                let transport = switch (comm as? TransportSelecting)?.transportName {
                 case "auto": " through shared memory or MPI's transport, whichever makes steps faster (tried again every 500 steps)"
                 case "shm": " through shared memory (one node)"
                 default: ""
@@ -186,7 +189,7 @@ final class RankTrainer {
                 let last = batch == batchesPerEpoch
                 micro += 1
                 let boundary = micro == config.gradAccumulation || last
-                try FaultInjection.check(rank: comm.rank, step: globalStep)
+                try settings.injectedFailure?.check(rank: comm.rank, step: globalStep)
                 let (lossSum, correct) = try trainBatch(x, y, synchronize: boundary)
                 if boundary {
                     micro = 0
@@ -379,7 +382,7 @@ final class RankTrainer {
             worldSize: comm.worldSize, globalBatch: config.batchSize * comm.worldSize,
             samplesPerSecond: trainSamplesSeen / max(trainSeconds, 1e-9), wallSeconds: wall, stoppedReason: stopReason,
             model: config.model, parameters: model.parameterCount, runDir: runDir,
-            transport: (comm as? MPICommunicator)?.transportName ?? comm.backendName,
+            transport: comm.transportDescription,
             sharedMemoryTrials: ddp.transportTrials.map { "\($0.sharedMemory) of \($0.trials)" },
             shardedOptimizerStep: ddp.shardsOptimizerStep)
         guard isCoordinator else { return summary }
@@ -427,24 +430,5 @@ struct EpochSchedule {
         case "cosine": return base * (1 + cos(.pi * e / span)) / 2
         default: return base
         }
-    }
-}
-
-/// Test hook: `EMBER_INJECT_FAILURE=RANK:STEP` makes that rank fail at that step, so the tests can
-/// check that one rank's failure ends the whole job promptly instead of leaving the others waiting.
-enum FaultInjection {
-    struct InjectedFailure: Error, CustomStringConvertible {
-        let rank: Int, step: Int
-        var description: String { "injected failure on rank \(rank) at step \(step) (EMBER_INJECT_FAILURE)" }
-    }
-
-    static let target: (rank: Int, step: Int)? = {
-        guard let spec = ProcessInfo.processInfo.environment["EMBER_INJECT_FAILURE"] else { return nil }
-        let parts = spec.split(separator: ":").compactMap { Int($0) }
-        return parts.count == 2 ? (parts[0], parts[1]) : nil
-    }()
-
-    static func check(rank: Int, step: Int) throws {
-        if let t = target, t.rank == rank, t.step == step { throw InjectedFailure(rank: rank, step: step) }
     }
 }

@@ -174,11 +174,11 @@ struct Bench: ParsableCommand {
         guard ["sgd", "adam"].contains(optimizer) else { fail(ConfigError("--optimizer \(optimizer) is not one of sgd, adam"), code: 2) }
         guard steps > 0, warmup >= 0, threads > 0 else { fail(ConfigError("--steps and --threads must be positive, --warmup non-negative"), code: 2) }
         do {
-            let launch = LaunchEnvironment.detect()
-            let comm: Communicator = launch.wantsMPI ? try MPICommunicator() : SingleProcessCommunicator()
-            defer { (comm as? MPICommunicator)?.finalize() }
+            let settings = try LaunchSettings.current()
+            let comm = try settings.communicator()
+            defer { (comm as? FinalizingCommunicator)?.finalize() }
             for name in models {
-                let overlaps = overlap ?? launch.overlapPaysOff(threadsPerRank: threads, cores: ProcessInfo.processInfo.activeProcessorCount)
+                let overlaps = overlap ?? settings.launch.overlapPaysOff(threadsPerRank: threads, cores: ProcessInfo.processInfo.activeProcessorCount)
                 let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm,
                                                         overlap: overlaps, shardedStep: shardOptimizer, optimizer: optimizer, phases: phases)
                 if comm.rank == 0 { print(result.line) }
@@ -212,15 +212,16 @@ struct CheckDDP: ParsableCommand {
 
     func run() throws {
         do {
-            let launch = LaunchEnvironment.detect()
-            let comm: Communicator = launch.wantsMPI ? try MPICommunicator(timeout: 60) : SingleProcessCommunicator()
-            defer { (comm as? MPICommunicator)?.finalize() }
+            let comm = try LaunchSettings.current().communicator(timeout: 60)
+            defer { (comm as? FinalizingCommunicator)?.finalize() }
             var passed = true
             for kind in EquivalenceCheck.OptimizerKind.allCases {
                 for sharded in [false, true] {
-                    let outcome = try EquivalenceCheck.run(kind, comm: comm, sharded: sharded)
-                    if comm.rank == 0 { print(outcome) }
-                    passed = passed && outcome.passed
+                    for loop in EquivalenceCheck.Loop.allCases {
+                        let outcome = try EquivalenceCheck.run(kind, comm: comm, sharded: sharded, loop: loop)
+                        if comm.rank == 0 { print(outcome) }
+                        passed = passed && outcome.passed
+                    }
                 }
             }
             if !passed { throw ValidationError("data-parallel training differs from single-process training") }

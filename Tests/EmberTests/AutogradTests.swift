@@ -73,8 +73,8 @@ final class AutogradTests: XCTestCase {
         XCTAssertEqual(first.scalars, [6, 6])
     }
 
-    /// `gradientStorage` (a data-parallel bucket slot): matrix products and convolutions write a
-    /// weight's gradient straight into it; every other case copies, and the values never change.
+    /// A gradient destination (a data-parallel bucket slot): matrix products and convolutions
+    /// write a weight's gradient straight into it; every other case copies, and the values never change.
     func testGradientStorageReceivesExactlyTheGradient() throws {
         func reference(_ body: (Tensor) -> Tensor, _ w: Tensor) -> [Float] {
             let plain = w.detach().clone().requiresGrad_()
@@ -91,8 +91,7 @@ final class AutogradTests: XCTestCase {
             for scale in [1.0, 0.25] {  // DataParallel's prescaling for a world of four
                 let w = Tensor.randn([5, 3], generator: Generator(seed: 2)).requiresGrad_()
                 let slot = Tensor.zeros([5, 3])
-                w.gradientStorage = slot
-                w.gradientStorageScale = scale
+                w.setGradientDestination(slot, scale: scale)
                 let want = reference(body, w).map { $0 * Float(scale) }
                 // grad(of:wrt:) returns gradients and leaves slots alone.
                 XCTAssertEqual(try grad(of: [body(w)], wrt: [w])[0]!.scalars, reference(body, w), name)
@@ -108,7 +107,7 @@ final class AutogradTests: XCTestCase {
         // A hook sees (and may keep) the gradient, so the product does not write the slot early.
         let w = Tensor.randn([5, 3], generator: Generator(seed: 2)).requiresGrad_()
         let slot = Tensor.zeros([5, 3])
-        w.gradientStorage = slot
+        w.setGradientDestination(slot)
         var seen: Tensor?
         w.registerHook { seen = $0; return nil }
         x.matmul(w, transposeB: true).sum().backward()
@@ -120,10 +119,9 @@ final class AutogradTests: XCTestCase {
         conv(input).sum().backward()
         let want = conv.weight.grad!.scalars
         conv.weight.grad = nil
-        conv.weight.gradientStorage = Tensor.zeros(conv.weight.shape)
-        conv.weight.gradientStorageScale = 0.5
+        conv.weight.setGradientDestination(Tensor.zeros(conv.weight.shape), scale: 0.5)
         conv(input).sum().backward()
-        XCTAssertTrue(conv.weight.grad === conv.weight.gradientStorage)
+        XCTAssertTrue(conv.weight.grad === conv.weight.gradientBuffer)
         XCTAssertEqual(conv.weight.grad!.scalars, want.map { $0 * 0.5 })
     }
 

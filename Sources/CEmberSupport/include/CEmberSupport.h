@@ -5,6 +5,10 @@
 int ember_grad_enabled(void);
 /// Sets the calling thread's grad mode and returns the previous one.
 int ember_set_grad_enabled(int enabled);
+/// The backward pass running on the calling thread (opaque; NULL outside backward).
+void *ember_current_backward(void);
+/// Sets it and returns the previous one.
+void *ember_set_current_backward(void *run);
 
 /// Square roots of `n` values (in place when `out == in`), vectorised.
 void ember_sqrt_f32(float *out, const float *in, long n);

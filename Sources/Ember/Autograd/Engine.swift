@@ -21,31 +21,36 @@ enum Engine {
         var captured = [Tensor?](repeating: nil, count: capture?.count ?? 0)
         defer { for t in order { t.engineGrad = nil } }
 
-        try withGradMode(createGraph) {
-            for t in order.reversed() {
-                guard var g = t.engineGrad else { continue }
-                t.engineGrad = nil
-                for (_, hook) in t.gradHooks { if let replaced = hook(g) { g = replaced } }
-                if let capture {
-                    for (i, c) in capture.enumerated() where c === t { captured[i] = g }
-                }
-
-                if let node = t.gradFn {
-                    if accumulate && t.retainsGrad { t.accumulateGrad(g, createGraph: createGraph) }
-                    let inputGrads = try node.apply(g)
-                    for (input, ig) in zip(node.inputs, inputGrads) {
-                        guard let input, let ig else { continue }
-                        precondition(ig.shape == input.shape,
-                                     "\(node.name) produced a gradient of shape \(ig.shape) for an input of shape \(input.shape)")
-                        add(ig, to: input)
+        let backward = BackwardRun()
+        try BackwardRun.with(backward) {
+            try withGradMode(createGraph) {
+                for t in order.reversed() {
+                    guard var g = t.engineGrad else { continue }
+                    t.engineGrad = nil
+                    for (_, hook) in t.gradHooks { if let replaced = hook(g) { g = replaced } }
+                    if let capture {
+                        for (i, c) in capture.enumerated() where c === t { captured[i] = g }
                     }
-                    if !retainGraph { node.free() }
-                } else if accumulate && t.leafRequiresGrad {
-                    // The last use of `g` here: accumulateGrad may keep it rather than copy it.
-                    t.accumulateGrad(&g, createGraph: createGraph, canKeep: true)
-                    for (_, hook) in t.postAccumulateHooks { hook(t) }
+
+                    if let node = t.gradFn {
+                        if accumulate && t.retainsGrad { t.accumulateGrad(g, createGraph: createGraph) }
+                        let outputs = node.inputs.map { $0?.offeredOutput(accumulating: accumulate && !createGraph) }
+                        let inputGrads = try node.apply(g, outputs: outputs)
+                        for (input, ig) in zip(node.inputs, inputGrads) {
+                            guard let input, let ig else { continue }
+                            precondition(ig.shape == input.shape,
+                                         "\(node.name) produced a gradient of shape \(ig.shape) for an input of shape \(input.shape)")
+                            add(ig, to: input)
+                        }
+                        if !retainGraph { node.free() }
+                    } else if accumulate && t.leafRequiresGrad {
+                        // The last use of `g` here: accumulateGrad may keep it rather than copy it.
+                        t.accumulateGrad(&g, createGraph: createGraph, canKeep: true)
+                        for (_, hook) in t.postAccumulateHooks { hook(t) }
+                    }
                 }
             }
+            try backward.finish()
         }
         return captured
     }
@@ -103,13 +108,14 @@ extension Tensor {
             return
         }
         if let existing = grad, existing.gradFn == nil {
-            Kernels.addInPlace(existing, g, scale: existing === gradientStorage ? gradientStorageScale : 1)
+            let destination = gradientDestination.flatMap { $0.buffer === existing ? $0 : nil }
+            Kernels.addInPlace(existing, g, scale: destination?.scale ?? 1)
         } else if let existing = grad {
             grad = (existing + g).detach()
-        } else if let slot = gradientStorage, slot.shape == g.shape, slot.dtype == g.dtype {
-            // A rule that claimed the slot already wrote it, scaled.
-            if g !== slot { Kernels.copy(g, into: slot, scale: gradientStorageScale) }
-            grad = slot
+        } else if let destination = gradientDestination {
+            // A rule that was offered the buffer wrote it already, scaled.
+            if g !== destination.buffer { Kernels.copy(g, into: destination.buffer, scale: destination.scale) }
+            grad = destination.buffer
         } else if canKeep && !g.requiresGrad && isKnownUniquelyReferenced(&g) && isKnownUniquelyReferenced(&g.storage)
                     && g.byteOffset == 0 && g.storage.byteCount == g.count * g.dtype.byteSize {
             // Nothing else can see this gradient (no other tensor, view or user holds it), so it
@@ -120,20 +126,6 @@ extension Tensor {
             // another gradient or the user still holds.
             grad = g.clone()
         }
-    }
-
-    /// For backward rules: this leaf's `gradientStorage`, when the rule may compute the leaf's
-    /// gradient straight into it (a data-parallel bucket slot), saving the copy `accumulateGrad`
-    /// would make. Only when the rule's gradient is the leaf's whole gradient in a backward that
-    /// accumulates into `.grad` (one use in the graph, `.grad` empty), and nothing (a hook, a
-    /// recorded backward) could see it before it lands. The rule must write the gradient times
-    /// `scale` (`gradientStorageScale`).
-    func claimGradientSlot() -> (slot: Tensor, scale: Double)? {
-        guard !GradMode.isEnabled, gradFn == nil, leafRequiresGrad, grad == nil, gradHooks.isEmpty, engineUses == 1,
-              let slot = gradientStorage, slot.shape == shape, slot.dtype == dtype
-        else { return nil }
-        engineUses = 0  // a second claim in this run (there is none with one use) would fail
-        return (slot, gradientStorageScale)
     }
 
     /// Computes the gradient of this tensor with respect to every leaf that requires grad and

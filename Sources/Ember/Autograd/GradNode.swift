@@ -12,9 +12,11 @@ final class GradNode {
     /// Inputs in argument order; nil where that input does not require grad.
     private(set) var inputs: [Tensor?]
     /// Gradient of the output → gradients of the inputs (nil entries for inputs without grad).
-    private var rule: ((Tensor) -> [Tensor?])?
+    /// The second argument offers, per input, a buffer the engine would like that input's
+    /// gradient computed into (see `GradientOutput`); most rules ignore it.
+    private var rule: ((Tensor, [GradientOutput?]) -> [Tensor?])?
 
-    init(name: String, inputs: [Tensor?], rule: @escaping (Tensor) -> [Tensor?]) {
+    init(name: String, inputs: [Tensor?], rule: @escaping (Tensor, [GradientOutput?]) -> [Tensor?]) {
         self.name = name
         self.inputs = inputs
         self.rule = rule
@@ -42,11 +44,11 @@ final class GradNode {
 
     var isFreed: Bool { rule == nil }
 
-    func apply(_ gradOutput: Tensor) throws -> [Tensor?] {
+    func apply(_ gradOutput: Tensor, outputs: [GradientOutput?]) throws -> [Tensor?] {
         guard let rule else {
             throw AutogradError.graphFreed(node: name)
         }
-        let grads = rule(gradOutput)
+        let grads = rule(gradOutput, outputs)
         precondition(grads.count == inputs.count, "\(name) returned \(grads.count) gradients for \(inputs.count) inputs")
         return grads
     }
@@ -86,6 +88,14 @@ extension Tensor {
     /// recorded and can be differentiated again.
     @discardableResult
     func recordOp(_ name: String, _ inputs: [Tensor], rule: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+        recordOp(name, inputs, writingInto: { g, _ in rule(g) })
+    }
+
+    /// `recordOp` for a rule that can compute some input's gradient straight into a buffer the
+    /// engine offers (`outputs[i]`, nil when there is none), saving an allocation and a copy:
+    /// returning that buffer, written as `GradientOutput` says, tells the engine it was used.
+    @discardableResult
+    func recordOp(_ name: String, _ inputs: [Tensor], writingInto rule: @escaping (Tensor, [GradientOutput?]) -> [Tensor?]) -> Tensor {
         guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return self }
         precondition(dtype.isFloatingPoint, "\(name) produced a \(dtype) tensor, which cannot carry gradients")
         gradFn = GradNode(name: name, inputs: inputs.map { $0.requiresGrad ? $0 : nil }, rule: rule)

@@ -45,7 +45,8 @@ extension Kernels {
     }
 }
 
-/// Sets the number of threads OpenBLAS uses for matrix products (per process).
+/// Sets the number of threads OpenBLAS uses for matrix products. Process-wide (OpenBLAS has one
+/// pool): ranks running as threads share it, so set it once before they start.
 public func setNumThreads(_ n: Int) {
     configuredThreads.store(max(1, n), ordering: .relaxed)
     openblas_set_num_threads(Int32(max(1, n)))
@@ -70,8 +71,14 @@ func withSingleThreadedBLAS(_ body: () -> Void) {
 public var blasKernel: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 
 /// Opt-in timing of matrix products, so benchmarks can report how much of a step is BLAS.
+/// Process-wide: enabling it times every thread's products (`trainer bench` turns it on for
+/// its timed steps only).
 public enum KernelProfile {
-    nonisolated(unsafe) public static var isEnabled = false
+    public static var isEnabled: Bool {
+        get { enabled.load(ordering: .relaxed) }
+        set { enabled.store(newValue, ordering: .relaxed) }
+    }
+    private static let enabled = Atomic<Bool>(false)
     static let blasNanoseconds = Atomic<Int>(0)
 
     /// Seconds spent in BLAS products since the last reset (while enabled).

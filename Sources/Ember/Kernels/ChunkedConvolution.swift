@@ -1,3 +1,4 @@
+import Synchronization
 import Dispatch
 
 /// Convolution as im2col + GEMM, one cache-sized chunk of samples at a time.
@@ -16,7 +17,10 @@ struct ConvPlan {
     /// Bytes of column matrix per chunk: large enough that each product is worth a BLAS call,
     /// small enough to stay in a core's L2 cache alongside the product's other operands.
     /// (Tests lower it to make every sample its own chunk.)
-    nonisolated(unsafe) static var columnBudget = 192 * 1024
+    static var columnBudget: Int {
+        get { tuning.columnBudget.load(ordering: .relaxed) }
+        set { tuning.columnBudget.store(newValue, ordering: .relaxed) }
+    }
 
     init(_ g: ConvGeometry, batch: Int, outChannels: Int, groups: Int, elementSize: Int) {
         geometry = g
@@ -48,7 +52,16 @@ struct ConvPlan {
     }
 
     /// Multiply-adds from which chunks are spread over threads.
-    nonisolated(unsafe) static var parallelWork = 20_000_000  // (tests lower it)
+    static var parallelWork: Int {
+        get { tuning.parallelWork.load(ordering: .relaxed) }
+        set { tuning.parallelWork.store(newValue, ordering: .relaxed) }
+    }
+
+    /// The two thresholds above, process-wide; only tests change them.
+    private static let tuning = Tuning()
+    private final class Tuning: Sendable {
+        let columnBudget = Atomic<Int>(192 * 1024), parallelWork = Atomic<Int>(20_000_000)
+    }
 
     /// Runs `body(worker, first sample, samples)` for every chunk: worker `w` of `workers` takes
     /// chunks w, w + workers, ... in order, so each worker's share (and any sum it keeps) is the
@@ -103,14 +116,16 @@ extension Kernels {
     }
 
     /// Gradients of `conv2d` from the gradient of its output `[N, outC, oh, ow]`; each is computed
-    /// only when asked for.
+    /// only when asked for. `weightInto` (a buffer the engine offered) receives the weight's
+    /// gradient times its scale, sparing a copy.
     static func conv2dBackward(_ grad: Tensor, _ x: Tensor, weight: Tensor, _ plan: ConvPlan,
-                               input needInput: Bool, weight needWeight: Bool, bias needBias: Bool)
+                               input needInput: Bool, weight needWeight: Bool, bias needBias: Bool,
+                               weightInto: GradientOutput? = nil)
         -> (input: Tensor?, weight: Tensor?, bias: Tensor?) {
         let dx = needInput ? Tensor(uninitializedShape: x.shape, dtype: x.dtype) : nil
-        let claimed = needWeight ? weight.claimGradientSlot() : nil
-        let dw = needWeight ? claimed?.slot ?? Tensor(uninitializedShape: weight.shape, dtype: x.dtype) : nil
-        let dwScale = claimed?.scale ?? 1
+        let into = weightInto.flatMap { $0.buffer.shape == weight.shape && $0.buffer.dtype == x.dtype ? $0 : nil }
+        let dw = needWeight ? into?.buffer ?? Tensor(uninitializedShape: weight.shape, dtype: x.dtype) : nil
+        let dwScale = into?.scale ?? 1
         let workers = plan.workers(threads: numThreads)
         // Each worker sums its chunks' weight and bias gradients on its own (worker 0 straight
         // into the result); the partial sums are added in worker order at the end. Zeroed: a

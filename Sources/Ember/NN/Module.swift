@@ -2,7 +2,10 @@
 ///
 /// Parameters (`@Parameter`), buffers (`@Buffer`) and submodules (properties holding a `Module`,
 /// an array of modules or a dictionary of them) are found by reflection and named with dotted
-/// keys that match PyTorch's for the same structure: `fc1.weight`, `layers.0.bias`.
+/// keys that match PyTorch's for the same structure: `fc1.weight`, `layers.0.bias`. Reflection
+/// runs once per module, the first time its structure is asked for; a module that later puts
+/// another submodule (or parameter wrapper) in a property calls `structureChanged()`. Assigning
+/// a new tensor to a `@Parameter` property needs nothing.
 ///
 /// ```swift
 /// final class Net: Module {
@@ -33,8 +36,23 @@ open class Module {
         case module(Module)
     }
 
+    /// What reflection found, kept: a `Mirror` walk costs microseconds per module, and
+    /// `parameters()` is called every step by some loops.
+    private var cachedEntries: [(String, Entry)]?
+
+    /// Forgets what reflection found about this module, for one that replaced a submodule or
+    /// parameter wrapper stored in a property after its structure was first read.
+    public func structureChanged() { cachedEntries = nil }
+
     /// Properties of this object (base classes first) in declaration order.
     private func reflectedEntries() -> [(String, Entry)] {
+        if let cachedEntries { return cachedEntries }
+        let entries = reflect()
+        cachedEntries = entries
+        return entries
+    }
+
+    private func reflect() -> [(String, Entry)] {
         var mirrors: [Mirror] = []
         var m: Mirror? = Mirror(reflecting: self)
         while let current = m {

@@ -61,7 +61,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, stride:
     let plan = ConvPlan(g, batch: n, outChannels: outC, groups: groups, elementSize: input.dtype.byteSize)
     let out = Kernels.conv2d(input, weight: weight, bias: bias, plan)
     let inputs = [input, weight] + (bias.map { [$0] } ?? [])
-    return out.recordOp("ConvolutionBackward", inputs) { grad in
+    return out.recordOp("ConvolutionBackward", inputs, writingInto: { grad, outputs in
         guard !GradMode.isEnabled else {
             // createGraph: the same gradients from differentiable ops, so they can be
             // differentiated again.
@@ -69,9 +69,9 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, stride:
                 + (bias.map { _ in [grad.sum(dims: [0, 2, 3])] } ?? [])
         }
         let r = Kernels.conv2dBackward(grad, input, weight: weight, plan, input: input.requiresGrad,
-                                       weight: weight.requiresGrad, bias: bias?.requiresGrad ?? false)
+                                       weight: weight.requiresGrad, bias: bias?.requiresGrad ?? false, weightInto: outputs[1])
         return [r.input, r.weight] + (bias.map { _ in [r.bias] } ?? [])
-    }
+    })
 }
 
 /// Input and weight gradients of `conv2d` composed of differentiable ops (im2col, grouped

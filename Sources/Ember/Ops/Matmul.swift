@@ -23,7 +23,9 @@ extension Tensor {
 
     /// The core product on rank ≥ 2 operands; gradients are products again (with flipped flags),
     /// so they can be differentiated a second time.
-    func mm(_ other: Tensor, transposeA ta: Bool, transposeB tb: Bool, into destination: (slot: Tensor, scale: Double)? = nil) -> Tensor {
+    /// With `into` (a buffer the engine offered), the product times its scale is written there
+    /// when the shapes fit.
+    func mm(_ other: Tensor, transposeA ta: Bool, transposeB tb: Bool, into destination: GradientOutput? = nil) -> Tensor {
         let dtype = Tensor.promoted(self.dtype, other.dtype)
         precondition(dtype.isFloatingPoint, "matmul needs floating-point tensors, got \(self.dtype) and \(other.dtype)")
         var a = to(dtype), b = other.to(dtype)
@@ -41,21 +43,21 @@ extension Tensor {
         // A 2-D operand is reused for every batch (stride 0); a batched one is expanded if needed.
         if a.rank > 2 || batch > 1 { a = a.rank == 2 ? a : a.expand(batchShape + Array(a.shape.suffix(2))) }
         if b.rank > 2 || batch > 1 { b = b.rank == 2 ? b : b.expand(batchShape + Array(b.shape.suffix(2))) }
-        let target = destination.flatMap { $0.slot.shape == batchShape + [m, n] && $0.slot.dtype == dtype ? $0 : nil }
-        let out = target?.slot ?? Tensor(uninitializedShape: batchShape + [m, n], dtype: dtype)
+        let target = destination.flatMap { $0.buffer.shape == batchShape + [m, n] && $0.buffer.dtype == dtype ? $0 : nil }
+        let out = target?.buffer ?? Tensor(uninitializedShape: batchShape + [m, n], dtype: dtype)
         Kernels.gemm(a, b, into: out, batch: batch, m: m, n: n, k: ka, transA: ta, transB: tb,
                      strideA: a.rank == 2 ? 0 : m * ka, strideB: b.rank == 2 ? 0 : ka * n, alpha: target?.scale ?? 1)
-        return out.recordOp("MmBackward", [a, b]) { g in
+        return out.recordOp("MmBackward", [a, b], writingInto: { g, outputs in
             let ga = a.requiresGrad
                 ? (ta ? b.mm(g, transposeA: tb, transposeB: true) : g.mm(b, transposeA: false, transposeB: !tb)).sumTo(a.shape)
                 : nil
-            // A weight's gradient (a 2-D leaf) goes straight into its bucket slot when it has one.
-            let slot = b.rank == 2 && batch == 1 ? b.claimGradientSlot() : nil
+            // A 2-D weight's gradient is one product: it can go straight where the engine asks.
+            let into = b.rank == 2 && batch == 1 ? outputs[1] : nil
             let gb = b.requiresGrad
-                ? (tb ? g.mm(a, transposeA: true, transposeB: ta, into: slot) : a.mm(g, transposeA: !ta, transposeB: false, into: slot)).sumTo(b.shape)
+                ? (tb ? g.mm(a, transposeA: true, transposeB: ta, into: into) : a.mm(g, transposeA: !ta, transposeB: false, into: into)).sumTo(b.shape)
                 : nil
             return [ga, gb]
-        }
+        })
     }
 
     /// Dot product of two vectors.

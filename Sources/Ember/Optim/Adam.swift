@@ -1,51 +1,69 @@
+import Foundation
 /// Adam (and AdamW's decoupled weight decay), with PyTorch's update rule:
 /// `m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²; p −= lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)`,
 /// with `v` replaced by its running maximum under AMSGrad.
 public class Adam: Optimizer {
+    /// One group's hyperparameters (PyTorch's keys, with the betas as `beta1` and `beta2`).
+    public struct Hyperparameters: OptimizerHyperparameters, Equatable {
+        public var beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.0
+        public var amsgrad = false, maximize = false
+
+        public init(betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8, weightDecay: Double = 0, amsgrad: Bool = false, maximize: Bool = false) {
+            (beta1, beta2, self.eps, self.weightDecay, self.amsgrad, self.maximize) = (betas.0, betas.1, eps, weightDecay, amsgrad, maximize)
+        }
+
+        public static let keys = ["beta1", "beta2", "eps", "weight_decay", "amsgrad", "maximize"]
+        public var values: [String: Double] {
+            ["beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weightDecay, "amsgrad": amsgrad ? 1 : 0, "maximize": maximize ? 1 : 0]
+        }
+        public static func read(_ v: [String: Double]) throws -> Self {
+            Self(betas: (try required(v, "beta1"), try required(v, "beta2")), eps: try required(v, "eps"), weightDecay: try required(v, "weight_decay"),
+                 amsgrad: try required(v, "amsgrad") != 0, maximize: try required(v, "maximize") != 0)
+        }
+    }
+
     let decoupledWeightDecay: Bool
 
-    public init(parameters: [Tensor], learningRate: Double = 0.001, betas: (Double, Double) = (0.9, 0.999),
-                eps: Double = 1e-8, weightDecay: Double = 0, amsgrad: Bool = false, maximize: Bool = false) {
-        decoupledWeightDecay = false
-        super.init(paramGroups: [Adam.group(parameters, learningRate, betas, eps, weightDecay, amsgrad, maximize)])
+    public convenience init(parameters: [Tensor], learningRate: Double = 0.001, betas: (Double, Double) = (0.9, 0.999),
+                            eps: Double = 1e-8, weightDecay: Double = 0, amsgrad: Bool = false, maximize: Bool = false) {
+        self.init(paramGroups: [ParamGroup(params: parameters, learningRate: learningRate, hyperparameters: Hyperparameters(
+            betas: betas, eps: eps, weightDecay: weightDecay, amsgrad: amsgrad, maximize: maximize))])
     }
 
-    init(parameters: [Tensor], learningRate: Double, betas: (Double, Double), eps: Double, weightDecay: Double,
-         amsgrad: Bool, maximize: Bool, decoupled: Bool) {
-        decoupledWeightDecay = decoupled
-        super.init(paramGroups: [Adam.group(parameters, learningRate, betas, eps, weightDecay, amsgrad, maximize)])
+    /// Groups of their own; each needs every key of `Hyperparameters`.
+    public init(paramGroups: [ParamGroup], decoupledWeightDecay: Bool = false) {
+        self.decoupledWeightDecay = decoupledWeightDecay
+        super.init(paramGroups: paramGroups)
+        checkGroups(Hyperparameters.self)
     }
 
-    static func group(_ params: [Tensor], _ lr: Double, _ betas: (Double, Double), _ eps: Double, _ wd: Double,
-                      _ amsgrad: Bool, _ maximize: Bool) -> ParamGroup {
-        ParamGroup(params: params, learningRate: lr, options: [
-            "beta1": betas.0, "beta2": betas.1, "eps": eps, "weight_decay": wd,
-            "amsgrad": amsgrad ? 1 : 0, "maximize": maximize ? 1 : 0,
-        ])
-    }
+    public override var updatesElementwise: Bool { true }
 
     public override func update(parameter p: Tensor, gradient: Tensor, state: inout [String: Tensor], group: ParamGroup) {
+        let h = group.hyperparameters(Hyperparameters.self)
         let step = nextStep(&state)
         if state["exp_avg"] == nil {
             state["exp_avg"] = Tensor.zerosLike(p)
             state["exp_avg_sq"] = Tensor.zerosLike(p)
         }
-        let amsgrad = group["amsgrad"] != 0
-        if amsgrad && state["max_exp_avg_sq"] == nil { state["max_exp_avg_sq"] = Tensor.zerosLike(p) }
-        Kernels.adam(p, gradient, m: state["exp_avg"]!, v: state["exp_avg_sq"]!, vMax: amsgrad ? state["max_exp_avg_sq"] : nil, .init(
-            lr: group.learningRate, beta1: group["beta1"], beta2: group["beta2"], eps: group["eps"],
-            weightDecay: group["weight_decay"], decoupled: decoupledWeightDecay, amsgrad: amsgrad,
-            maximize: group["maximize"] != 0, step: step))
+        if h.amsgrad && state["max_exp_avg_sq"] == nil { state["max_exp_avg_sq"] = Tensor.zerosLike(p) }
+        Kernels.adam(p, gradient, m: state["exp_avg"]!, v: state["exp_avg_sq"]!, vMax: h.amsgrad ? state["max_exp_avg_sq"] : nil, .init(
+            lr: group.learningRate, beta1: h.beta1, beta2: h.beta2, eps: h.eps,
+            weightDecay: h.weightDecay, decoupled: decoupledWeightDecay, amsgrad: h.amsgrad,
+            maximize: h.maximize, step: step))
     }
 }
 
 /// Adam with decoupled weight decay (`p *= 1 − lr·wd` before the Adam step), like `torch.optim.AdamW`.
 public final class AdamW: Adam {
-    public override init(parameters: [Tensor], learningRate: Double = 0.001, betas: (Double, Double) = (0.9, 0.999),
-                eps: Double = 1e-8, weightDecay: Double = 0.01, amsgrad: Bool = false, maximize: Bool = false) {
-        super.init(parameters: parameters, learningRate: learningRate, betas: betas, eps: eps, weightDecay: weightDecay,
-                   amsgrad: amsgrad, maximize: maximize, decoupled: true)
+    public convenience init(parameters: [Tensor], learningRate: Double = 0.001, betas: (Double, Double) = (0.9, 0.999),
+                            eps: Double = 1e-8, weightDecay: Double = 0.01, amsgrad: Bool = false, maximize: Bool = false) {
+        self.init(paramGroups: [ParamGroup(params: parameters, learningRate: learningRate, hyperparameters: Hyperparameters(
+            betas: betas, eps: eps, weightDecay: weightDecay, amsgrad: amsgrad, maximize: maximize))])
+    }
+
+    /// Groups of their own (weight decay per group, say 0 for biases and norms).
+    public init(paramGroups: [ParamGroup]) {
+        super.init(paramGroups: paramGroups, decoupledWeightDecay: true)
     }
 }
-
-import Foundation

@@ -2,7 +2,9 @@
 public final class ParamGroup {
     public var params: [Tensor]
     public var learningRate: Double
-    /// Other hyperparameters by PyTorch's names (`momentum`, `weight_decay`, `beta1`, ...).
+    /// The hyperparameters under PyTorch's names (`momentum`, `weight_decay`, `beta1`, ...),
+    /// booleans as 0 or 1, plus what schedules keep there (`initial_lr`): what state dicts save.
+    /// Read and write them typed through `hyperparameters(_:)`.
     public var options: [String: Double]
 
     public init(params: [Tensor], learningRate: Double, options: [String: Double] = [:]) {
@@ -11,10 +13,71 @@ public final class ParamGroup {
         self.options = options
     }
 
+    /// A group holding typed hyperparameters (`SGD.Hyperparameters(momentum: 0.9)`).
+    public convenience init<H: OptimizerHyperparameters>(params: [Tensor], learningRate: Double, hyperparameters: H) {
+        self.init(params: params, learningRate: learningRate, options: hyperparameters.values)
+    }
+
+    /// One hyperparameter by PyTorch's name; a name the group does not hold stops the program
+    /// with its name (it never reads as 0).
     public subscript(_ key: String) -> Double {
-        get { options[key] ?? 0 }
+        get {
+            guard let value = options[key] else {
+                fatalError("this parameter group has no hyperparameter '\(key)' (it holds \(options.keys.sorted().joined(separator: ", ")))")
+            }
+            return value
+        }
         set { options[key] = newValue }
     }
+
+    /// The group's hyperparameters as `H`. Stops the program naming the key when one is
+    /// missing; `OptimizerHyperparameters.read` throws instead.
+    public func hyperparameters<H: OptimizerHyperparameters>(_ type: H.Type) -> H {
+        do { return try H.read(options) } catch { fatalError("\(error)") }
+    }
+
+    /// Writes typed hyperparameters into the group (other keys stay).
+    public func setHyperparameters<H: OptimizerHyperparameters>(_ hyperparameters: H) {
+        options.merge(hyperparameters.values) { _, new in new }
+    }
+}
+
+/// An optimizer's hyperparameters for one group as typed properties, stored under PyTorch's
+/// key names (what `Optimizer.stateDict()` saves and PyTorch's `param_groups` show).
+public protocol OptimizerHyperparameters {
+    /// Every field under its PyTorch name (booleans as 0 or 1).
+    var values: [String: Double] { get }
+    /// The fields from `values`; throws `OptimizerError` naming a missing key.
+    static func read(_ values: [String: Double]) throws -> Self
+    /// Every PyTorch name `values` uses.
+    static var keys: [String] { get }
+}
+
+extension OptimizerHyperparameters {
+    /// Keys a schedule may add to a group; never a misspelt hyperparameter.
+    static var scheduleKeys: Set<String> { ["initial_lr", "max_lr", "min_lr", "lr"] }
+
+    /// Refuses keys that are neither hyperparameters of this kind nor a schedule's.
+    static func checkKnown(_ values: [String: Double], optimizer: String) throws {
+        let unknown = values.keys.filter { !keys.contains($0) && !scheduleKeys.contains($0) }.sorted()
+        if !unknown.isEmpty {
+            throw OptimizerError("\(optimizer) has no hyperparameter\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) (it takes \(keys.joined(separator: ", ")))")
+        }
+    }
+
+    /// `values[key]`, or an error naming the key.
+    static func required(_ values: [String: Double], _ key: String) throws -> Double {
+        guard let v = values[key] else {
+            throw OptimizerError("missing hyperparameter '\(key)' (a group of this optimizer needs \(keys.joined(separator: ", ")))")
+        }
+        return v
+    }
+}
+
+/// A hyperparameter an optimizer cannot use: missing, unknown, or out of range.
+public struct OptimizerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// The base of every optimizer: parameter groups, per-parameter state, `step`, `zeroGrad` and a
@@ -29,8 +92,25 @@ open class Optimizer {
     public init(paramGroups: [ParamGroup]) {
         self.paramGroups = paramGroups
         let all = paramGroups.flatMap(\.params)
-        precondition(Set(all.map(ObjectIdentifier.init)).count == all.count, "a parameter appears in more than one group")
+        if Set(all.map(ObjectIdentifier.init)).count != all.count { fatalError("a parameter appears in more than one group") }
     }
+
+    /// Checks every group's hyperparameters against `H` (none missing, none unknown); built-in
+    /// optimizers call it from their initialisers so a misspelt key is refused at once.
+    public func checkGroups<H: OptimizerHyperparameters>(_ type: H.Type) {
+        do {
+            for g in paramGroups {
+                try H.checkKnown(g.options, optimizer: "\(Swift.type(of: self))")
+                _ = try H.read(g.options)
+            }
+        } catch { fatalError("\(error)") }
+    }
+
+    /// Whether `update` treats every element on its own (its result for an element depends only
+    /// on that element of the parameter, gradient and per-element state), so that updating a
+    /// slice of a parameter equals slicing the whole update. A sharded data-parallel step
+    /// (`step(slices:)`) needs it; an update with a per-tensor norm (LAMB, LARS) must leave it false.
+    open var updatesElementwise: Bool { false }
 
     /// The learning rate of the first group (what schedules and logs usually mean).
     public var learningRate: Double {
@@ -43,8 +123,10 @@ open class Optimizer {
         for g in paramGroups { for p in g.params { p.grad = nil } }
     }
 
-    /// One update of every parameter that has a gradient.
+    /// One update of every parameter that has a gradient. Gradients still being completed (a
+    /// data-parallel reduction in flight) are completed first.
     public func step() {
+        do { try completePendingGradients(paramGroups.flatMap(\.params)) } catch { fatalError("optimizer step: \(error)") }
         noGrad {
             var index = 0
             for group in paramGroups {
@@ -112,6 +194,7 @@ public enum GradClip {
     /// Scales all gradients so their joint norm is at most `maxNorm`; returns the norm before.
     @discardableResult
     public static func clipNorm(_ parameters: [Tensor], maxNorm: Double, normType: Double = 2) -> Double {
+        completeGradients(parameters)
         let grads = parameters.compactMap(\.grad)
         guard !grads.isEmpty else { return 0 }
         let total: Double = noGrad {
@@ -134,8 +217,13 @@ public enum GradClip {
         return coefficient < 1 ? coefficient : nil
     }
 
+    private static func completeGradients(_ parameters: [Tensor]) {
+        do { try completePendingGradients(parameters) } catch { fatalError("gradient clipping: \(error)") }
+    }
+
     /// Clamps every gradient element to `[-clipValue, clipValue]`.
     public static func clipValue(_ parameters: [Tensor], clipValue: Double) {
+        completeGradients(parameters)
         noGrad { for g in parameters.compactMap(\.grad) { g.copy_(g.clamp(min: -clipValue, max: clipValue)) } }
     }
 }

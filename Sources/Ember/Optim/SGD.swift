@@ -2,23 +2,50 @@
 /// with PyTorch's update rule:
 /// `g += wd·p; b = μ·b + (1−τ)·g (b = g at first); g = nesterov ? g + μ·b : b; p −= lr·g`.
 public final class SGD: Optimizer {
-    public init(parameters: [Tensor], learningRate: Double = 0.001, momentum: Double = 0, dampening: Double = 0,
-                weightDecay: Double = 0, nesterov: Bool = false, maximize: Bool = false) {
-        precondition(!nesterov || (momentum > 0 && dampening == 0), "Nesterov momentum needs momentum > 0 and zero dampening")
-        super.init(paramGroups: [ParamGroup(params: parameters, learningRate: learningRate, options: [
-            "momentum": momentum, "dampening": dampening, "weight_decay": weightDecay,
-            "nesterov": nesterov ? 1 : 0, "maximize": maximize ? 1 : 0,
-        ])])
+    /// One group's hyperparameters (PyTorch's keys: `momentum`, `dampening`, `weight_decay`,
+    /// `nesterov`, `maximize`).
+    public struct Hyperparameters: OptimizerHyperparameters, Equatable {
+        public var momentum = 0.0, dampening = 0.0, weightDecay = 0.0
+        public var nesterov = false, maximize = false
+
+        public init(momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0, nesterov: Bool = false, maximize: Bool = false) {
+            (self.momentum, self.dampening, self.weightDecay, self.nesterov, self.maximize) = (momentum, dampening, weightDecay, nesterov, maximize)
+        }
+
+        public static let keys = ["momentum", "dampening", "weight_decay", "nesterov", "maximize"]
+        public var values: [String: Double] {
+            ["momentum": momentum, "dampening": dampening, "weight_decay": weightDecay, "nesterov": nesterov ? 1 : 0, "maximize": maximize ? 1 : 0]
+        }
+        public static func read(_ v: [String: Double]) throws -> Self {
+            Self(momentum: try required(v, "momentum"), dampening: try required(v, "dampening"), weightDecay: try required(v, "weight_decay"),
+                 nesterov: try required(v, "nesterov") != 0, maximize: try required(v, "maximize") != 0)
+        }
     }
 
-    public override init(paramGroups: [ParamGroup]) { super.init(paramGroups: paramGroups) }
+    public convenience init(parameters: [Tensor], learningRate: Double = 0.001, momentum: Double = 0, dampening: Double = 0,
+                            weightDecay: Double = 0, nesterov: Bool = false, maximize: Bool = false) {
+        self.init(paramGroups: [ParamGroup(params: parameters, learningRate: learningRate, hyperparameters: Hyperparameters(
+            momentum: momentum, dampening: dampening, weightDecay: weightDecay, nesterov: nesterov, maximize: maximize))])
+    }
+
+    /// Groups of their own; each needs every key of `Hyperparameters`.
+    public override init(paramGroups: [ParamGroup]) {
+        super.init(paramGroups: paramGroups)
+        checkGroups(Hyperparameters.self)
+        for g in paramGroups {
+            let h = g.hyperparameters(Hyperparameters.self)
+            if h.nesterov && (h.momentum <= 0 || h.dampening != 0) { fatalError("Nesterov momentum needs momentum > 0 and zero dampening") }
+        }
+    }
+
+    public override var updatesElementwise: Bool { true }
 
     public override func update(parameter p: Tensor, gradient: Tensor, state: inout [String: Tensor], group: ParamGroup) {
-        let momentum = group["momentum"]
-        let first = momentum != 0 && state["momentum_buffer"] == nil
+        let h = group.hyperparameters(Hyperparameters.self)
+        let first = h.momentum != 0 && state["momentum_buffer"] == nil
         if first { state["momentum_buffer"] = Tensor.zerosLike(p) }
-        Kernels.sgd(p, gradient, buffer: momentum != 0 ? state["momentum_buffer"] : nil, .init(
-            lr: group.learningRate, momentum: momentum, dampening: group["dampening"], weightDecay: group["weight_decay"],
-            nesterov: group["nesterov"] != 0, maximize: group["maximize"] != 0, firstStep: first))
+        Kernels.sgd(p, gradient, buffer: h.momentum != 0 ? state["momentum_buffer"] : nil, .init(
+            lr: group.learningRate, momentum: h.momentum, dampening: h.dampening, weightDecay: h.weightDecay,
+            nesterov: h.nesterov, maximize: h.maximize, firstStep: first))
     }
 }

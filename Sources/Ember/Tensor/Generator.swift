@@ -13,7 +13,9 @@ public final class Generator: @unchecked Sendable {
         state = Mutex(Generator.expand(seed))
     }
 
-    /// The process-wide generator used when no generator is passed.
+    /// The process-wide generator used when no generator is passed. Safe from any thread (its
+    /// state is behind a lock), but threads drawing from it interleave: code that must be
+    /// reproducible under threads (ranks as threads, a DataLoader's workers) passes its own.
     public static let `default` = Generator(seed: 0)
 
     /// Restarts the sequence from `seed`.

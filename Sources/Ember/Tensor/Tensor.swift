@@ -14,7 +14,7 @@ public final class Tensor: @unchecked Sendable {
     /// The buffer this tensor views (shared by `reshape` and `detach`).
     public internal(set) var storage: Storage
     /// Where this tensor's elements start in `storage` (non-zero only for views into a larger
-    /// buffer, such as gradients living in a data-parallel bucket).
+    /// buffer, such as `flatView`).
     public internal(set) var byteOffset: Int
     /// Size of each dimension; `[]` for a scalar.
     public let shape: [Int]
@@ -38,16 +38,12 @@ public final class Tensor: @unchecked Sendable {
     var engineMark = 0
     var engineGrad: Tensor?
     /// How many recorded ops of the current backward run consume this tensor (counted only when
-    /// the run accumulates into `.grad`; see `claimGradientSlot`).
+    /// the run accumulates into `.grad`; see `offeredOutput`).
     var engineUses = 0
-
-    /// Where backward should put this leaf's gradient when `.grad` is empty (a same-shaped
-    /// tensor, typically a slot in a data-parallel bucket), saving an allocation and a copy.
-    public var gradientStorage: Tensor?
-    /// Factor applied to every gradient backward writes or adds into `gradientStorage`.
-    /// DataParallel sets 1/world for power-of-two worlds, so that summing the slots across ranks
-    /// gives the average (exactly: such a scale commutes with rounding) with no extra pass.
-    public var gradientStorageScale = 1.0
+    /// Where backward writes this leaf's gradient (`setGradientDestination`).
+    var gradientDestination: GradientOutput?
+    /// What must finish before this gradient may be read (`setPendingGradient`).
+    weak var pendingGradient: PendingGradient?
 
     init(storage: Storage, shape: [Int], dtype: DType, byteOffset: Int = 0) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
@@ -115,7 +111,7 @@ public final class Tensor: @unchecked Sendable {
     }
 
     /// A tensor of `shape` over this one's elements starting at element `offset`, sharing storage
-    /// and outside any graph (how data-parallel buckets hand out gradient slots).
+    /// and outside any graph (how a flat buffer is cut into per-parameter pieces).
     public func flatView(offset: Int, shape: [Int]) -> Tensor {
         Tensor(storage: storage, shape: shape, dtype: dtype, byteOffset: byteOffset + offset * dtype.byteSize)
     }

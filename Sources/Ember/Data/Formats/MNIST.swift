@@ -5,12 +5,12 @@ import Foundation
 public enum MNIST {
     public static let bundledFileName = "mnist_5k.csv.gz"
 
-    /// Where the bundled file is: `$EMBER_DATA_DIR`, then `examples/data` above the running
-    /// executable (a build inside the repository), then under the current directory, then beside
-    /// this source file.
-    public static func bundledPath() throws -> String {
+    /// Where the bundled file is: `dataDirectory` (the trainer passes `$EMBER_DATA_DIR`), then
+    /// `examples/data` above the running executable (a build inside the repository), then under
+    /// the current directory, then beside this source file.
+    public static func bundledPath(dataDirectory: String? = nil) throws -> String {
         var candidates: [String] = []
-        if let dir = ProcessInfo.processInfo.environment["EMBER_DATA_DIR"] {
+        if let dir = dataDirectory {
             candidates.append((dir as NSString).appendingPathComponent(bundledFileName))
         }
         var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
@@ -22,14 +22,14 @@ public enum MNIST {
         let source = URL(fileURLWithPath: #filePath)
         candidates.append(source.deletingLastPathComponent().appendingPathComponent("../../../../examples/data/\(bundledFileName)").standardized.path)
         guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            throw DataError("the bundled MNIST subset (\(bundledFileName)) was not found; set EMBER_DATA_DIR to the folder holding it (looked in: \(candidates.joined(separator: ", ")))")
+            throw DataError("the bundled MNIST subset (\(bundledFileName)) was not found; pass the folder holding it (the trainer reads EMBER_DATA_DIR) (looked in: \(candidates.joined(separator: ", ")))")
         }
         return found
     }
 
     /// The bundled subset: images `[5000, 1, 28, 28]` in [0, 1] (float32) and int64 labels.
-    public static func bundled() throws -> TensorDataset {
-        let csv = try CSV.load(try bundledPath(), labelColumn: -1, header: false)
+    public static func bundled(dataDirectory: String? = nil) throws -> TensorDataset {
+        let csv = try CSV.load(try bundledPath(dataDirectory: dataDirectory), labelColumn: -1, header: false)
         return TensorDataset(inputs: (csv.inputs / 255).reshape([-1, 1, 28, 28]), targets: csv.targets)
     }
 }
