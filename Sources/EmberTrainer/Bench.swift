@@ -19,8 +19,9 @@ public enum Bench {
         /// steps faster), "shm" or "mpi".
         public var transport = "mpi"
         public var optimizer = "sgd"
-        /// Mean microseconds per step in forward (with zeroGrad and the loss), backward, gradient
-        /// synchronisation and the optimizer step, on this rank (when asked for).
+        /// Mean microseconds per step in forward (with zeroGrad and the loss), backward (which ends
+        /// by waiting for the gradient reductions), what `synchronize()` still does after that
+        /// (nothing, unless gradients are pending) and the optimizer step, on this rank (when asked for).
         public var phases: [Double]?
 
         public var phaseLine: String? {
