@@ -34,7 +34,7 @@ enum Engine {
 
                     if let node = t.gradFn {
                         if accumulate && t.retainsGrad { t.accumulateGrad(g, createGraph: createGraph) }
-                        let outputs = node.inputs.map { $0?.offeredOutput(accumulating: accumulate && !createGraph) }
+                        let outputs = GradientOutputs.offered(to: node.inputs, accumulating: accumulate && !createGraph)
                         let inputGrads = try node.apply(g, outputs: outputs)
                         for (input, ig) in zip(node.inputs, inputGrads) {
                             guard let input, let ig else { continue }

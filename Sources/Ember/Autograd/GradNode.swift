@@ -14,9 +14,9 @@ final class GradNode {
     /// Gradient of the output → gradients of the inputs (nil entries for inputs without grad).
     /// The second argument offers, per input, a buffer the engine would like that input's
     /// gradient computed into (see `GradientOutput`); most rules ignore it.
-    private var rule: ((Tensor, [GradientOutput?]) -> [Tensor?])?
+    private var rule: ((Tensor, GradientOutputs) -> [Tensor?])?
 
-    init(name: String, inputs: [Tensor?], rule: @escaping (Tensor, [GradientOutput?]) -> [Tensor?]) {
+    init(name: String, inputs: [Tensor?], rule: @escaping (Tensor, GradientOutputs) -> [Tensor?]) {
         self.name = name
         self.inputs = inputs
         self.rule = rule
@@ -44,7 +44,7 @@ final class GradNode {
 
     var isFreed: Bool { rule == nil }
 
-    func apply(_ gradOutput: Tensor, outputs: [GradientOutput?]) throws -> [Tensor?] {
+    func apply(_ gradOutput: Tensor, outputs: GradientOutputs) throws -> [Tensor?] {
         guard let rule else {
             throw AutogradError.graphFreed(node: name)
         }
@@ -95,7 +95,7 @@ extension Tensor {
     /// engine offers (`outputs[i]`, nil when there is none), saving an allocation and a copy:
     /// returning that buffer, written as `GradientOutput` says, tells the engine it was used.
     @discardableResult
-    func recordOp(_ name: String, _ inputs: [Tensor], writingInto rule: @escaping (Tensor, [GradientOutput?]) -> [Tensor?]) -> Tensor {
+    func recordOp(_ name: String, _ inputs: [Tensor], writingInto rule: @escaping (Tensor, GradientOutputs) -> [Tensor?]) -> Tensor {
         guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return self }
         precondition(dtype.isFloatingPoint, "\(name) produced a \(dtype) tensor, which cannot carry gradients")
         gradFn = GradNode(name: name, inputs: inputs.map { $0.requiresGrad ? $0 : nil }, rule: rule)

@@ -14,6 +14,22 @@ struct GradientOutput {
     let scale: Double
 }
 
+/// What the engine offers one node's rule: a `GradientOutput` or nil per input.
+struct GradientOutputs {
+    private let offers: [GradientOutput?]
+
+    /// Nothing offered (the common case: no array is built).
+    static let none = GradientOutputs(offers: [])
+
+    /// The offers for `inputs` in a backward that accumulates into `.grad` (`accumulating`).
+    static func offered(to inputs: [Tensor?], accumulating: Bool) -> GradientOutputs {
+        guard accumulating, inputs.contains(where: { $0?.gradientDestination != nil }) else { return .none }
+        return GradientOutputs(offers: inputs.map { $0?.offeredOutput() })
+    }
+
+    subscript(_ input: Int) -> GradientOutput? { offers.isEmpty ? nil : offers[input] }
+}
+
 extension Tensor {
     /// Asks backward to write this leaf's gradient into `buffer` (same shape and dtype) times
     /// `scale` whenever `.grad` is empty, and to make `buffer` the `.grad`; nil restores the
@@ -36,10 +52,10 @@ extension Tensor {
     /// The buffer set by `setGradientDestination`, if any.
     public var gradientBuffer: Tensor? { gradientDestination?.buffer }
 
-    /// What the engine offers a rule producing this tensor's gradient in the current backward
-    /// (see `GradientOutput`); `uses` is the number of graph edges into it.
-    func offeredOutput(accumulating: Bool) -> GradientOutput? {
-        guard accumulating, let destination = gradientDestination, gradFn == nil, leafRequiresGrad, grad == nil,
+    /// What the engine offers a rule producing this tensor's gradient in a backward that
+    /// accumulates into `.grad` (see `GradientOutput`).
+    fileprivate func offeredOutput() -> GradientOutput? {
+        guard let destination = gradientDestination, gradFn == nil, leafRequiresGrad, grad == nil,
               gradHooks.isEmpty, engineUses == 1 else { return nil }
         return destination
     }
@@ -112,7 +128,7 @@ extension Tensor {
 
 /// Completes whatever gradients of `tensors` are pending (each owner once), so `.grad` then holds
 /// the final values.
-public func completePendingGradients(_ tensors: [Tensor]) throws {
+public func completePendingGradients<S: Sequence<Tensor>>(_ tensors: S) throws {
     var done: [ObjectIdentifier] = []
     for t in tensors {
         guard let pending = t.pendingGradient else { continue }

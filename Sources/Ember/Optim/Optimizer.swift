@@ -126,7 +126,7 @@ open class Optimizer {
     /// One update of every parameter that has a gradient. Gradients still being completed (a
     /// data-parallel reduction in flight) are completed first.
     public func step() {
-        do { try completePendingGradients(paramGroups.flatMap(\.params)) } catch { fatalError("optimizer step: \(error)") }
+        do { try completePendingGradients(paramGroups.lazy.flatMap(\.params)) } catch { fatalError("optimizer step: \(error)") }
         noGrad {
             var index = 0
             for group in paramGroups {
