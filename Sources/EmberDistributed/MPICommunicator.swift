@@ -1,6 +1,7 @@
 import CMPI
 import Ember
 import Foundation
+import Synchronization
 
 /// Collectives over MPI for processes started by `mpirun`, `srun` or a batch system.
 ///
@@ -28,7 +29,7 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
     /// When this returns true (the job is shutting down, say on SIGTERM), collectives give up
     /// after `shutdownTimeout` seconds instead of `timeout`: a peer that died then cannot hold the
     /// job past the batch system's kill deadline.
-    nonisolated(unsafe) public var isShuttingDown: @Sendable () -> Bool = { false }
+    public let isShuttingDown: @Sendable () -> Bool
     public var shutdownTimeout = 8.0
     let queue = DispatchQueue(label: "ember.mpi")
     private let watch = NSLock()
@@ -42,7 +43,11 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
     /// The transport reductions of `reductionBuffer`s use now (`.mpi` without shared memory).
     /// Change it only between collectives, identically on every rank (DataParallel's tuner does);
     /// the caller's thread alone sets it, the communication queue reads it inside collectives.
-    nonisolated(unsafe) public var transport: ReductionTransport = .mpi
+    public var transport: ReductionTransport {
+        get { usesSharedMemoryNow.load(ordering: .acquiring) ? .sharedMemory : .mpi }
+        set { usesSharedMemoryNow.store(newValue == .sharedMemory, ordering: .releasing) }
+    }
+    private let usesSharedMemoryNow = Atomic<Bool>(false)
     /// Whether the transport is fixed by the setting or left to DataParallel's tuner, which
     /// tries both now and then and keeps whichever makes whole steps faster.
     public private(set) var transportIsTuned = false
@@ -50,7 +55,12 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
     public var backendName: String { "mpi" }
 
     /// Initialises MPI (once per process) and returns the world communicator.
-    public init(timeout: Double = 300, sharedMemory: SharedMemorySetting = SharedMemorySetting()) throws {
+    /// - Parameters:
+    ///   - isShuttingDown: when it returns true (the job is shutting down, say on SIGTERM),
+    ///     collectives give up after `shutdownTimeout` seconds instead of `timeout`.
+    public init(timeout: Double = 300, sharedMemory: SharedMemorySetting = SharedMemorySetting(),
+                isShuttingDown: @escaping @Sendable () -> Bool = { false }) throws {
+        self.isShuttingDown = isShuttingDown
         if !MPICommunicator.initialized {
             var provided: Int32 = 0
             var argc = CommandLine.argc

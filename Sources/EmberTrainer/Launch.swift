@@ -32,9 +32,8 @@ public enum Trainer {
 
         let comm: Communicator
         if launch.wantsMPI {
-            let mpi = try MPICommunicator(timeout: config.collectiveTimeout, sharedMemory: settings.sharedMemory)
-            mpi.isShuttingDown = { StopSignal.received != 0 }
-            comm = mpi
+            comm = try MPICommunicator(timeout: config.collectiveTimeout, sharedMemory: settings.sharedMemory,
+                                       isShuttingDown: { StopSignal.received != 0 })
         } else {
             comm = SingleProcessCommunicator()
         }
