@@ -53,6 +53,8 @@ let package = Package(
         .executableTarget(name: "CustomDataset", dependencies: ["Ember"], path: "examples/custom-dataset"),
         .executableTarget(name: "Regularization", dependencies: ["Ember"], path: "examples/regularization"),
         .executableTarget(name: "ResNetSmall", dependencies: ["Ember"], path: "examples/resnet-small"),
+        // API mistakes that must stop with their message in release builds (launch/test runs it).
+        .executableTarget(name: "APIMistakes", dependencies: ["Ember"], path: "Tests/APIMistakes"),
         .testTarget(
             name: "EmberTests",
             dependencies: ["Ember"],

@@ -1,4 +1,4 @@
-import Ember
+@_spi(Checks) import Ember
 import Foundation
 
 /// Data-parallel training of one replica per rank, like PyTorch's DistributedDataParallel.
@@ -257,7 +257,7 @@ public final class DataParallel: PendingGradient {
         switch b.buffer.dtype {
         case .float32: try pack(b, Float.self, now: now)
         case .float64: try pack(b, Double.self, now: now)
-        case .int64: preconditionFailure("integer parameters cannot be trained")
+        case .int64: stop("integer parameters cannot be trained")
         }
     }
 

@@ -1,4 +1,4 @@
-import Ember
+@_spi(Checks) import Ember
 
 import Foundation
 
@@ -73,7 +73,7 @@ public enum EquivalenceCheck {
     public static func dataParallelWeights(_ kind: OptimizerKind, comm: Communicator, bucketBytes: Int = 1 << 20,
                                            overlap: Bool = true, microBatches: Int = 1, sharded: Bool = false,
                                            loop: Loop = .ddpStep) throws -> (weights: [[Float]], identical: Bool) {
-        precondition(globalBatch % (comm.worldSize * microBatches) == 0, "the global batch must split evenly")
+        require(globalBatch % (comm.worldSize * microBatches) == 0, "the global batch must split evenly")
         let model = makeModel()
         let ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: bucketBytes, overlap: overlap, shardOptimizerStep: sharded)
         let opt = makeOptimizer(kind, model)

@@ -1,4 +1,4 @@
-import Ember
+@_spi(Checks) import Ember
 import Foundation
 
 /// The shared state of N ranks running as threads of one process.
@@ -19,7 +19,7 @@ public final class LocalWorld: @unchecked Sendable {
     private var communicators: [LocalCommunicator] = []
 
     public init(size: Int, timeout: Double = 300) {
-        precondition(size > 0, "a world needs at least one rank")
+        require(size > 0, "a world needs at least one rank")
         self.size = size
         self.timeout = timeout
         slots = .allocate(capacity: size)

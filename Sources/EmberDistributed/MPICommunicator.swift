@@ -1,5 +1,5 @@
 import CMPI
-import Ember
+@_spi(Checks) import Ember
 import Foundation
 import Synchronization
 
@@ -164,7 +164,7 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
                shared.reduceShard(segment, offset: offset, count: count, average: op == .average, T.self)
                shared.gatherShards(segment, offset: offset, count: count, T.self)
            }) { return }
-        precondition(count <= Int(Int32.max), "allreduce of more than 2^31 values in one call")
+        require(count <= Int(Int32.max), "allreduce of more than 2^31 values in one call")
         let mpiOp: MPI_Op
         switch op {
         case .sum, .average: mpiOp = ember_mpi_sum()
@@ -186,7 +186,7 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
            try inSharedMemory(buffer, count: count, "reduce-scatter(\(op.rawValue), \(count) values)", { shared, segment, offset in
                shared.reduceShard(segment, offset: offset, count: count, average: op == .average, T.self)
            }) { return }
-        precondition(count <= Int(Int32.max), "reduce-scatter of more than 2^31 values in one call")
+        require(count <= Int(Int32.max), "reduce-scatter of more than 2^31 values in one call")
         let n = worldSize
         let shards = (0..<n).map { Shards.range(count: count, rank: $0, world: n) }
         let incoming = scratch(bytes: (shards.map(\.count).max() ?? 0) * MemoryLayout<T>.stride).assumingMemoryBound(to: T.self)
@@ -215,7 +215,7 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
             }
             if staged { return }
         }
-        precondition(count <= Int(Int32.max), "allgather of more than 2^31 values in one call")
+        require(count <= Int(Int32.max), "allgather of more than 2^31 values in one call")
         let shards = (0..<worldSize).map { Shards.range(count: count, rank: $0, world: worldSize) }
         var counts = shards.map { Int32($0.count) }, offsets = shards.map { Int32($0.lowerBound) }
         try call("allgather of shards (\(count) values)") {

@@ -1,3 +1,4 @@
+@_spi(Checks) import Ember
 import Foundation
 
 /// Chooses, and chooses again from time to time, between shared memory and Open MPI's own
@@ -28,7 +29,7 @@ final class TransportTuner {
     private(set) var trials = 0, sharedMemoryWins = 0
 
     init(period: Int = 500, trial: Int = 8, apply: @escaping (Bool) -> Void, agree: @escaping ([Double]) throws -> [Double]) {
-        precondition(trial >= 2 && period > 2 * trial, "a tuner period needs room for two trials of at least two steps")
+        require(trial >= 2 && period > 2 * trial, "a tuner period needs room for two trials of at least two steps")
         self.period = period
         self.trial = trial
         self.apply = apply

@@ -4,7 +4,8 @@ import Foundation
 /// Everything besides tensors that a resumed run needs, stored as `state.json` beside the
 /// tensor files of a checkpoint, with the tensor files' checksums.
 public struct CheckpointState: Codable {
-    public var version = 1
+    /// 2: `checksums.json` covers `state.json` too (version 1 checkpoints load without it).
+    public var version = 2
     /// Epoch in progress (0-based) and batches of it already done (0 at an epoch boundary).
     public var epoch: Int
     public var batchInEpoch: Int
@@ -25,7 +26,7 @@ public struct CheckpointState: Codable {
     public var history: [EpochRecord]
     public var reason: String
     public var createdAt: String
-    /// CRC-32 of each tensor file.
+    /// CRC-32 of each tensor file (version 1; version 2 keeps them in `checksums.json`).
     public var checksums: [String: UInt32] = [:]
 }
 
@@ -63,11 +64,37 @@ public struct LoadedCheckpoint {
 }
 
 /// Checkpoint directories `run/checkpoints/step-00000042/` holding `model.safetensors` (PyTorch
-/// key names), `optimizer.safetensors` and `state.json`. A checkpoint is written into a hidden
+/// key names), `optimizer.safetensors`, `state.json` and `checksums.json` (CRC-32 of the other
+/// three: everything a resume reads is covered). A checkpoint is written into a hidden
 /// directory and renamed into place when complete, so a crash never leaves a half-written one
 /// under a real name; checksums catch files damaged later.
 public enum Checkpoints {
     public static let modelFile = "model.safetensors", optimizerFile = "optimizer.safetensors", stateFile = "state.json"
+    public static let checksumFile = "checksums.json"
+
+    /// JSON for state files: non-finite numbers (a NaN validation loss) as strings, not an error.
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }()
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }()
+
+    /// Removes what killed writers left in a run: half-written checkpoint directories and
+    /// temporary files of atomic writes.
+    public static func removeTemporaries(runDir: String) {
+        let fm = FileManager.default
+        for dir in [runDir, directory(runDir: runDir)] {
+            for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(".tmp-") || (name.hasPrefix(".") && name.contains(".tmp-")) {
+                try? fm.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
+            }
+        }
+    }
 
     public static func directory(runDir: String) -> String { (runDir as NSString).appendingPathComponent("checkpoints") }
 
@@ -82,17 +109,19 @@ public enum Checkpoints {
         let fm = FileManager.default
         try? fm.removeItem(atPath: temp)
         try fm.createDirectory(atPath: temp, withIntermediateDirectories: true)
-        var state = state
+        var moved = false
+        defer { if !moved { try? fm.removeItem(atPath: temp) } }  // a failed write leaves nothing behind
         let modelData = try Safetensors.encode(model, metadata: ["format": "pt"])
         let optimizerData = try Safetensors.encode(optimizer)
-        state.checksums = [modelFile: Checksum.crc32(modelData), optimizerFile: Checksum.crc32(optimizerData)]
+        let stateData = try encoder.encode(state)
+        let sums = [modelFile: Checksum.crc32(modelData), optimizerFile: Checksum.crc32(optimizerData), stateFile: Checksum.crc32(stateData)]
         try AtomicFile.write(modelData, to: (temp as NSString).appendingPathComponent(modelFile))
         try AtomicFile.write(optimizerData, to: (temp as NSString).appendingPathComponent(optimizerFile))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(state), to: (temp as NSString).appendingPathComponent(stateFile))
+        try AtomicFile.write(stateData, to: (temp as NSString).appendingPathComponent(stateFile))
+        try AtomicFile.write(try encoder.encode(sums), to: (temp as NSString).appendingPathComponent(checksumFile))
         if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
         try fm.moveItem(atPath: temp, toPath: final)
+        moved = true
         AtomicFile.syncDirectory(dir)
         for old in list(runDir: runDir).dropLast(keepLast) { try? fm.removeItem(atPath: old) }
         return final
@@ -112,14 +141,26 @@ public enum Checkpoints {
             throw DataError.file(path, "is not a checkpoint (no \(stateFile))")
         }
         let state: CheckpointState
-        do { state = try JSONDecoder().decode(CheckpointState.self, from: stateData) } catch {
+        do { state = try decoder.decode(CheckpointState.self, from: stateData) } catch {
             throw DataError.file(statePath, "is corrupt (not valid checkpoint JSON)")
+        }
+        var sums = state.checksums
+        if state.version >= 2 {
+            let sumsPath = (path as NSString).appendingPathComponent(checksumFile)
+            guard let data = FileManager.default.contents(atPath: sumsPath),
+                  let decoded = try? decoder.decode([String: UInt32].self, from: data) else {
+                throw DataError.file(sumsPath, "is missing or corrupt")
+            }
+            sums = decoded
+            guard let expected = sums[stateFile], Checksum.crc32(stateData) == expected else {
+                throw DataError.file(statePath, "was changed after the checkpoint was written (checksum mismatch)")
+            }
         }
         var tensors: [String: [String: Tensor]] = [:]
         for file in [modelFile, optimizerFile] {
             let filePath = (path as NSString).appendingPathComponent(file)
             guard let data = FileManager.default.contents(atPath: filePath) else { throw DataError.file(filePath, "is missing") }
-            guard let expected = state.checksums[file], Checksum.crc32(data) == expected else {
+            guard let expected = sums[file], Checksum.crc32(data) == expected else {
                 throw DataError.file(filePath, "is corrupt or truncated (checksum mismatch)")
             }
             tensors[file] = try Safetensors.decode(data, path: filePath).tensors

@@ -1,3 +1,4 @@
+import Ember
 import Foundation
 
 /// Everything a training run is configured by. Defaults, then a JSON file (`--config`), then
@@ -87,10 +88,71 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         for (k, v) in object { merged[k] = v }
         do {
             return try JSONDecoder().decode(TrainerConfig.self, from: JSONSerialization.data(withJSONObject: merged))
-        } catch DecodingError.typeMismatch(_, let context), DecodingError.dataCorrupted(let context) {
-            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw ConfigError("config file \(path): option '\(key)' has the wrong type (\(context.debugDescription))")
+        } catch let error as DecodingError {
+            throw ConfigError("config file \(path): \(describe(error, object))")
         }
+    }
+
+    /// A decoding error as the option it concerns and what that option takes.
+    static func describe(_ error: DecodingError, _ object: [String: Any]) -> String {
+        let context: DecodingError.Context
+        var missing: String? = nil
+        switch error {
+        case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c): context = c
+        case .keyNotFound(let key, let c): context = c; missing = key.stringValue
+        @unknown default: return "\(error)"
+        }
+        var path = ""
+        for key in context.codingPath {
+            if let index = key.intValue { path += "[\(index)]" } else { path += path.isEmpty ? key.stringValue : ".\(key.stringValue)" }
+        }
+        if let missing { return "'\(path.isEmpty ? missing : path + "." + missing)' is missing" }
+        // A number that is not whole where a whole number belongs leaves no coding path here;
+        // find the top-level option whose value does not fit its type.
+        let key = context.codingPath.first?.stringValue ?? object.keys.sorted().first { !fitsType($0, object[$0]!) } ?? ""
+        guard !key.isEmpty else { return "\(context.debugDescription)" }
+        let expected = expectedTypes[key].map { " must be \($0)" } ?? " has the wrong type"
+        let shown = path.isEmpty ? key : path
+        return "option '\(shown)'\(expected) (got \(json(object[key])))"
+    }
+
+    /// What each option takes, in words, from the types of its properties.
+    static let expectedTypes: [String: String] = {
+        var out: [String: String] = [:]
+        for child in Mirror(reflecting: TrainerConfig.withAllOptionalsSet()).children {
+            guard let label = child.label else { continue }
+            var type = "\(Swift.type(of: child.value))"
+            let optional = type.hasPrefix("Optional<")
+            if optional { type = String(type.dropFirst("Optional<".count).dropLast()) }
+            let words = switch type {
+            case "Int": "a whole number"
+            case "UInt64": "a non-negative whole number"
+            case "Double": "a number"
+            case "String": "a string"
+            case "Bool": "true or false"
+            default: "a list of layers"
+            }
+            out[label] = optional ? words + " (or null)" : words
+        }
+        return out
+    }()
+
+    /// Whether `value` decodes as option `key`'s type.
+    static func fitsType(_ key: String, _ value: Any) -> Bool {
+        var probe = try! JSONSerialization.jsonObject(with: JSONEncoder().encode(TrainerConfig())) as! [String: Any]
+        probe[key] = value
+        guard let data = try? JSONSerialization.data(withJSONObject: probe) else { return false }
+        return (try? JSONDecoder().decode(TrainerConfig.self, from: data)) != nil
+    }
+
+    private static func json(_ value: Any?) -> String {
+        guard let value else { return "nothing" }
+        if value is NSNull { return "null" }
+        if let data = try? JSONSerialization.data(withJSONObject: [value], options: [.fragmentsAllowed]),
+           let text = String(data: data, encoding: .utf8) {
+            return String(text.dropFirst().dropLast())
+        }
+        return "\(value)"
     }
 
     /// Checks every option and combination; the message names the options involved.
@@ -134,11 +196,20 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         if !Self.logLevels.contains(logLevel) { try fail("--log-level \(logLevel) is not one of \(Self.logLevels.joined(separator: ", "))") }
         if localRanks < 1 { try fail("--local-ranks must be at least 1 (got \(localRanks))") }
         if threads < 0 { try fail("--threads must not be negative (got \(threads)); 0 picks cores / ranks") }
-        if let numClasses, numClasses < 2 { try fail("--num-classes must be at least 2 (got \(numClasses))") }
+        if let numClasses, numClasses < 2 || numClasses > DataLimits.maxClassIndex {
+            try fail("--num-classes must be between 2 and \(DataLimits.maxClassIndex) (got \(numClasses))")
+        }
         if !(dropout >= 0 && dropout < 1) { try fail("--dropout must be in [0, 1) (got \(dropout))") }
-        if syntheticSamples < 2 { try fail("--synthetic-samples must be at least 2 (got \(syntheticSamples))") }
-        if !(collectiveTimeout > 0) { try fail("--collective-timeout must be positive (got \(collectiveTimeout))") }
-        if bucketKB < 1 { try fail("--bucket-kb must be at least 1 (got \(bucketKB))") }
+        if syntheticSamples < 2 || syntheticSamples > 1_000_000 { try fail("--synthetic-samples must be between 2 and 1000000 (got \(syntheticSamples))") }
+        if !(collectiveTimeout > 0) || !collectiveTimeout.isFinite { try fail("--collective-timeout must be a positive number of seconds (got \(collectiveTimeout))") }
+        if bucketKB < 1 || bucketKB > 1 << 20 { try fail("--bucket-kb must be between 1 and 1048576 (1 GiB) (got \(bucketKB))") }
+        if localRanks > 256 { try fail("--local-ranks must be at most 256 (got \(localRanks))") }
+        if threads > 1024 { try fail("--threads must be at most 1024 (got \(threads))") }
+        if !minDelta.isFinite || minDelta < 0 { try fail("--min-delta must be a non-negative number (got \(minDelta))") }
+        if let clipNorm, !clipNorm.isFinite { try fail("--clip-norm must be a finite number (got \(clipNorm))") }
+        if let clipValue, !clipValue.isFinite { try fail("--clip-value must be a finite number (got \(clipValue))") }
+        if !weightDecay.isFinite { try fail("--weight-decay must be a finite number (got \(weightDecay))") }
+        for (i, spec) in (layers ?? []).enumerated() { try spec.validate(index: i) }
     }
 
     /// The config as pretty JSON (what `config.json` in the run directory holds).
@@ -157,6 +228,21 @@ public struct LayerSpec: Codable, Equatable, Sendable {
     public var stride: Int? = nil
     public var padding: Int? = nil
     public var p: Double? = nil
+
+    /// Range checks of the values a spec gives (what each layer type needs is checked when the
+    /// model is built, against the shapes).
+    func validate(index i: Int) throws {
+        func check(_ value: Int?, _ key: String, _ range: ClosedRange<Int>) throws {
+            if let value, !range.contains(value) {
+                throw ConfigError("layers[\(i)] (\(type)): '\(key)' must be between \(range.lowerBound) and \(range.upperBound) (got \(value))")
+            }
+        }
+        try check(out, "out", 1...(1 << 20))
+        try check(kernel, "kernel", 1...1024)
+        try check(stride, "stride", 1...1024)
+        try check(padding, "padding", 0...1024)
+        if let p, !(p >= 0 && p < 1) { throw ConfigError("layers[\(i)] (\(type)): 'p' must be in [0, 1) (got \(p))") }
+    }
 }
 
 /// A user mistake in options or config; printed as `error: <message>` with exit status 2.

@@ -17,6 +17,8 @@ public struct PreparedData {
     /// Shape of one input sample.
     public var sampleShape: [Int] { Array(train.inputs.shape.dropFirst()) }
     public var source: String
+    /// Something about how the data was read that the user should hear (rank 0 logs it).
+    public var notice: String? = nil
 }
 
 public enum DataPreparation {
@@ -27,13 +29,14 @@ public enum DataPreparation {
         let spec = try DataSpec.parse(config.data)
         var full: TensorDataset
         var givenTest: TensorDataset? = nil
+        var notice: String? = nil
         switch spec {
         case .mnist5k:
             full = try MNIST.bundled(dataDirectory: dataDirectory)
         case .synthetic:
             full = synthetic(model: config.model, count: config.syntheticSamples, seed: config.seed)
         case .csv(let path):
-            full = try loadCSV(path, labelColumn: config.labelColumn)
+            (full, notice) = try loadCSV(path, labelColumn: config.labelColumn, classification: config.numClasses != nil)
         case .idx(let dir):
             (full, givenTest) = try MNISTFiles.load(directory: dir)
         case .npy(let dir):
@@ -70,6 +73,15 @@ public enum DataPreparation {
             val = materialize(parts[1], rest)
         }
         guard train.count > 0 else { throw DataError("--data \(config.data): no training samples left after the validation and test splits") }
+        // A fraction too small for the data leaves an empty split: say so, and go without it.
+        if let v = val, v.count == 0 {
+            if config.patience != nil || config.schedule == "plateau" {
+                throw DataError("--data \(config.data): --val-fraction \(config.valFraction) of \(full.count) samples leaves no validation sample, which --patience and --schedule plateau need; raise --val-fraction")
+            }
+            val = nil
+            notice = [notice, "--val-fraction \(config.valFraction) of \(full.count) samples leaves no validation sample: training without validation"].compactMap { $0 }.joined(separator: "; ")
+        }
+        if let t = test, t.count == 0 { test = nil }
         if config.standardize {
             let norm = Normalize.fit(train.inputs)
             func apply(_ d: TensorDataset) -> TensorDataset { TensorDataset(inputs: norm.batch(d.inputs), targets: d.targets) }
@@ -77,7 +89,7 @@ public enum DataPreparation {
             val = val.map(apply)
             test = test.map(apply)
         }
-        return PreparedData(train: train, val: val, test: test, task: task, outputs: outputs, source: config.data)
+        return PreparedData(train: train, val: val, test: test, task: task, outputs: outputs, source: config.data, notice: notice)
     }
 
     static func materialize(_ subset: Subset<TensorDataset>, _ base: TensorDataset) -> TensorDataset {
@@ -85,14 +97,21 @@ public enum DataPreparation {
         return TensorDataset(inputs: b.input, targets: b.target)
     }
 
-    /// A CSV with integral, non-negative targets is a classification set; otherwise regression.
-    static func loadCSV(_ path: String, labelColumn: Int) throws -> TensorDataset {
+    /// A CSV whose targets are all class indices (integral, non-negative, below
+    /// `DataLimits.maxClassIndex`) is a classification set; otherwise regression, with a notice
+    /// naming the first target that decided it. `classification` (--num-classes given) refuses
+    /// targets that are not class indices instead.
+    static func loadCSV(_ path: String, labelColumn: Int, classification: Bool) throws -> (TensorDataset, notice: String?) {
         let d = try CSV.load(path, labelColumn: labelColumn, target: .value)
         let y = d.targets.doubleScalars
-        if y.allSatisfy({ $0 >= 0 && $0 == $0.rounded() }) {
-            return TensorDataset(inputs: d.inputs, targets: Tensor(indices: y.map { Int($0) }))
+        guard let row = y.firstIndex(where: { $0 < 0 || $0 != $0.rounded() || $0 > Double(DataLimits.maxClassIndex) }) else {
+            return (TensorDataset(inputs: d.inputs, targets: Tensor(indices: y.map { Int($0) })), nil)
         }
-        return d
+        let why = "target \(y[row]) (sample \(row + 1)) is not a class index"
+        if classification {
+            throw DataError.file(path, "\(why), but --num-classes asks for classification")
+        }
+        return (d, "\(path): \(why), so the targets are taken as regression values (MSE loss); pass --num-classes N for classification")
     }
 
     /// `x.npy` and `y.npy` (and optionally `x_test.npy`, `y_test.npy`) in one directory.
@@ -103,12 +122,17 @@ public enum DataPreparation {
             let inputs = try NPY.read(xp).to(.float32)
             var targets = try NPY.read(yp)
             if targets.dtype != .int64 { targets = targets.to(.float32) }
+            // Labels saved as a column, (N, 1), are the same labels.
+            if targets.dtype == .int64 && targets.rank == 2 && targets.shape[1] == 1 { targets = targets.reshape([targets.shape[0]]) }
+            if targets.dtype == .int64 && targets.rank != 1 {
+                throw DataError.file(yp, "holds integer labels of shape \(targets.shape); class labels must be one per sample, shape (N,) or (N, 1)")
+            }
             if targets.dtype == .float32 && targets.rank == 1 { targets = targets.unsqueeze(1) }
             guard inputs.rank >= 1, targets.rank >= 1, inputs.shape[0] == targets.shape[0] else {
                 throw DataError.file(yp, "has \(targets.rank >= 1 ? targets.shape[0] : 0) targets for \(inputs.rank >= 1 ? inputs.shape[0] : 0) samples in \(xp)")
             }
-            if targets.dtype == .int64, let bad = targets.intScalars.first(where: { $0 < 0 }) {
-                throw DataError.file(yp, "label \(bad) is negative")
+            if targets.dtype == .int64, let bad = targets.intScalars.first(where: { $0 < 0 || $0 > DataLimits.maxClassIndex }) {
+                throw DataError.file(yp, bad < 0 ? "label \(bad) is negative" : "label \(bad) is larger than any class index Ember takes (\(DataLimits.maxClassIndex))")
             }
             return TensorDataset(inputs: inputs, targets: targets)
         }

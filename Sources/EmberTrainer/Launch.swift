@@ -93,6 +93,8 @@ public enum Trainer {
             throw SharedError(underlying: error, rank: rank)
         } catch let error as TrainingFailure {
             throw SharedError(underlying: error, rank: rank)
+        } catch let error as IOFailure {
+            throw SharedError(underlying: error, rank: rank)
         }
     }
 
@@ -115,25 +117,29 @@ public enum Trainer {
             try config.validate()
         }
         let dir = runDir ?? defaultRunDirectory()
-        // Rank 0 alone touches the file system; everyone learns whether it worked.
-        var verdict = [0.0]
-        var problem: Error? = nil
-        if comm.rank == 0 {
-            do { try prepareRunDirectory(dir, config: config, resuming: checkpoint != nil) } catch {
-                problem = error
-                verdict = [1]
-            }
-        }
-        verdict = try comm.broadcast(verdict, root: 0)
-        if let problem { throw problem }
-        if verdict[0] != 0 { throw SharedError(underlying: ConfigError("run directory problem (reported by rank 0)"), rank: comm.rank) }
-
+        // Rank 0 alone touches the file system; everyone learns whether it worked. Nothing is
+        // written until data and model are ready, so a start that fails leaves no trace.
+        try onRankZero(comm) { try checkRunDirectory(dir, resuming: checkpoint != nil) }
         let data = try DataPreparation.prepare(config, dataDirectory: settings.dataDirectory)
         if comm.worldSize > data.train.count {
             throw ConfigError("\(comm.worldSize) ranks but only \(data.train.count) training samples: every rank needs at least one")
         }
         let trainer = try RankTrainer(config: config, comm: comm, data: data, runDir: dir, resume: checkpoint, log: log, settings: settings)
+        try onRankZero(comm) { try createRunDirectory(dir, config: config, resuming: checkpoint != nil) }
         return try trainer.run()
+    }
+
+    /// Runs `body` on rank 0 only (file system work) and tells every rank how it went: rank 0's
+    /// error is rethrown there as shared (rank 0 reports it), the others end alike and silently,
+    /// so a failure on rank 0 never leaves the other ranks waiting in a collective.
+    static func onRankZero(_ comm: Communicator, _ body: () throws -> Void) throws {
+        var problem: Error? = nil
+        if comm.rank == 0 {
+            do { try body() } catch { problem = error }
+        }
+        let verdict = try comm.broadcast([problem == nil ? 0 : 1], root: 0)
+        if let problem { throw problem is SharedError ? problem : SharedError(underlying: problem, rank: 0) }
+        if verdict[0] != 0 { throw SharedError(underlying: IOFailure("a problem on rank 0 (reported there)"), rank: comm.rank) }
     }
 
     static func defaultRunDirectory() -> String {
@@ -142,22 +148,33 @@ public enum Trainer {
         return "runs/run-\(f.string(from: Date()))"
     }
 
-    /// Creates the run directory and writes `config.json`; refuses to reuse another run's directory
-    /// unless resuming, so nothing there is overwritten.
-    static func prepareRunDirectory(_ dir: String, config: TrainerConfig, resuming: Bool) throws {
-        let fm = FileManager.default
-        let existing = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
+    /// Refuses to reuse another run's directory unless resuming, so nothing there is overwritten.
+    static func checkRunDirectory(_ dir: String, resuming: Bool) throws {
+        let existing = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         if !resuming && !existing.isEmpty {
-            throw ConfigError("run directory \(dir) is not empty (it holds \(existing.prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", ..." : "")); continue that run with --resume latest --run-dir \(dir), or choose another --run-dir")
+            throw ConfigError("run directory \(dir) is not empty (it holds \(existing.sorted().prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", ..." : "")); continue that run with --resume latest --run-dir \(dir), or choose another --run-dir")
         }
+    }
+
+    /// Creates the run directory and writes `config.json` (`config.resumed.json` when resuming),
+    /// removing temporaries that an earlier, killed run left behind.
+    static func createRunDirectory(_ dir: String, config: TrainerConfig, resuming: Bool) throws {
+        let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
         } catch {
             throw ConfigError("cannot create run directory \(dir): \(error.localizedDescription)")
         }
+        if resuming { Checkpoints.removeTemporaries(runDir: dir) }
         let configPath = (dir as NSString).appendingPathComponent(resuming ? "config.resumed.json" : "config.json")
         try AtomicFile.write(config.json(), to: configPath)
     }
+}
+
+/// A file the run must write could not be written (a full disk, say); the run ends on every rank.
+public struct IOFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 private final class ResultSlot: @unchecked Sendable {

@@ -13,6 +13,7 @@ import Foundation
 /// | `EMBER_DATA_DIR` | `dataDirectory` (where the bundled MNIST subset is) |
 /// | `EMBER_INJECT_FAILURE=RANK:STEP` | `injectedFailure` (a test hook) |
 /// | `OPENBLAS_CORETYPE` | `blasCoreType` (only named in the start-up log) |
+/// | `EMBER_SIGTERM=exit` (set by `launch/mpirun`) | `terminateExits` (see `StopSignal.install`) |
 public struct LaunchSettings: Sendable {
     public var launch: LaunchEnvironment
     /// The rank the launcher assigned, known before MPI starts (0 without a launcher).
@@ -25,6 +26,8 @@ public struct LaunchSettings: Sendable {
     public var blasCoreType: String?
     /// Whether progress may be redrawn in place: a terminal, not a launcher's or CI's output.
     public var interactive: Bool
+    /// Whether SIGTERM ends the process at once (`StopSignal.install(terminateExits:)`).
+    public var terminateExits = false
 
     public init(launch: LaunchEnvironment = LaunchEnvironment.detect([:]), launcherRank: Int = 0,
                 sharedMemory: MPICommunicator.SharedMemorySetting = .init(), dataDirectory: String? = nil,
@@ -61,6 +64,11 @@ public struct LaunchSettings: Sendable {
             s.injectedFailure = InjectedFailure(rank: parts[0], step: parts[1])
         }
         s.blasCoreType = env["OPENBLAS_CORETYPE"]
+        switch env["EMBER_SIGTERM"] {
+        case nil, "checkpoint": break
+        case "exit": s.terminateExits = true
+        case let other?: throw ConfigError("EMBER_SIGTERM must be 'exit' or 'checkpoint' (got '\(other)')")
+        }
         // mpirun gives ranks a pseudo-terminal even when its own output goes to a file.
         let launched = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID", "PBS_JOBID", "SLURM_JOB_ID", "CI"]
             .contains { env[$0] != nil }

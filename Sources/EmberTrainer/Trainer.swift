@@ -162,6 +162,7 @@ final class RankTrainer {
         let globalBatch = config.batchSize * comm.worldSize
 
         if isCoordinator {
+            if let notice = data.notice { log.notice("\(notice)") }
             log.info("training \(config.model) (\(model.parameterCount) parameters) on \(data.source): \(data.train.count) train, \(data.val?.count ?? 0) validation, \(data.test?.count ?? 0) test samples")
             log.info("world \(comm.worldSize) (\(comm.backendName)), batch \(config.batchSize) per rank = \(globalBatch) global\(config.gradAccumulation > 1 ? " × \(config.gradAccumulation) accumulated" : ""), \(batchesPerEpoch) batches per epoch, optimizer \(config.optimizer) lr \(config.lr)")
             if comm.worldSize > 1 {
@@ -249,6 +250,7 @@ final class RankTrainer {
         let failed = stopReason.hasPrefix("loss became")
         if interrupted {
             try saveCheckpoint(reason: "signal")
+            StopSignal.checkpointSaved()
             if isCoordinator {
                 log.notice("stopping on a signal: checkpoint written to \(Checkpoints.directory(runDir: runDir)); continue with --resume latest --run-dir \(runDir)")
             }
@@ -312,8 +314,8 @@ final class RankTrainer {
             if let a = record.valAccuracy { line += String(format: " acc %.4f", a) }
             line += String(format: "  lr %.4g  %.1fs  %.0f samples/s", record.lr, seconds, record.samplesPerSecond)
             Console.writeLine(line)
-            try appendMetrics(record)
         }
+        try Trainer.onRankZero(comm) { try writing("metrics.jsonl") { try appendMetrics(record) } }
         return record
     }
 
@@ -342,14 +344,12 @@ final class RankTrainer {
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         var line = try encoder.encode(record)
         line.append(0x0a)
-        let path = (runDir as NSString).appendingPathComponent("metrics.jsonl")
-        if let handle = FileHandle(forWritingAtPath: path) {
-            handle.seekToEndOfFile()
-            handle.write(line)
-            try handle.close()
-        } else {
-            try AtomicFile.write(line, to: path)
-        }
+        try AtomicFile.append(line, to: (runDir as NSString).appendingPathComponent("metrics.jsonl"))
+    }
+
+    /// Runs rank 0's write of `what`, turning a failure into an `IOFailure` that names it.
+    private func writing(_ what: String, _ body: () throws -> Void) throws {
+        do { try body() } catch { throw IOFailure("could not write \(what) in \(runDir): \(error)") }
     }
 
     func saveCheckpoint(reason: String) throws {
@@ -358,7 +358,10 @@ final class RankTrainer {
         let gathered = try comm.allgather(words)
         let states = gathered.map { w in stride(from: 0, to: w.count, by: 2).map { UInt64(w[$0]) << 32 | UInt64(w[$0 + 1]) } }
         let opt = try ddp.optimizerStateDict(optimizer)  // collective when the step is sharded
-        guard isCoordinator else { return }
+        try Trainer.onRankZero(comm) { try writing("a checkpoint") { try writeCheckpoint(reason: reason, states: states, opt: opt) } }
+    }
+
+    private func writeCheckpoint(reason: String, states: [[UInt64]], opt: (tensors: [String: Tensor], groups: [[String: Double]])) throws {
         var optTensors: [String: Tensor] = [:]
         for (k, v) in opt.tensors { optTensors[k] = v }
         let state = CheckpointState(
@@ -385,26 +388,39 @@ final class RankTrainer {
             transport: comm.transportDescription,
             sharedMemoryTrials: ddp.transportTrials.map { "\($0.sharedMemory) of \($0.trials)" },
             shardedOptimizerStep: ddp.shardsOptimizerStep)
+        try Trainer.onRankZero(comm) { try writing("the run's results") { try writeResults(summary) } }
         guard isCoordinator else { return summary }
-        try Safetensors.save(model.stateDict(), metadata: ["format": "pt", "model": config.model],
-                             to: (runDir as NSString).appendingPathComponent("final.safetensors"))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        let json = try encoder.encode(summary)
-        try AtomicFile.write(json, to: (runDir as NSString).appendingPathComponent("summary.json"))
-        try AtomicFile.write(Data(Report.svg(history: history, testAccuracy: summary.testAccuracy).utf8),
-                             to: (runDir as NSString).appendingPathComponent("report.svg"))
-        let object = (try JSONSerialization.jsonObject(with: json) as? [String: Any]) ?? [:]
-        try AtomicFile.write(Data(Report.html(summary: object).utf8), to: (runDir as NSString).appendingPathComponent("report.html"))
         var line = "done: \(history.count) epochs, \(globalStep) steps, train loss \(String(format: "%.4f", summary.trainLoss))"
         if let v = summary.valAccuracy { line += String(format: ", val accuracy %.4f", v) }
         if let t = summary.testAccuracy { line += String(format: ", test accuracy %.4f", t) }
         if let t = summary.testLoss, summary.testAccuracy == nil { line += String(format: ", test loss %.4f", t) }
         line += String(format: ", %.0f samples/s, %.1fs (%@)", summary.samplesPerSecond, wall, stopReason)
         Console.writeLine(line)
-        Console.writeLine("run directory: \(runDir) (summary.json, metrics.jsonl, report.html, final.safetensors)")
+        Console.writeLine("run directory: \(runDir) (summary.json, metrics.jsonl, report.html\(wroteFinalWeights ? ", final.safetensors" : ""))")
         return summary
+    }
+
+    /// Whether `final.safetensors` was written (not when the weights are not finite).
+    private var wroteFinalWeights = false
+
+    /// `final.safetensors` (only of finite weights: a diverged run never replaces good ones),
+    /// `summary.json` and the report.
+    private func writeResults(_ summary: RunSummary) throws {
+        let weights = model.stateDict()
+        let finite = weights.values.allSatisfy { !$0.dtype.isFloatingPoint || $0.doubleScalars.allSatisfy(\.isFinite) }
+        if finite {
+            try Safetensors.save(weights, metadata: ["format": "pt", "model": config.model],
+                                 to: (runDir as NSString).appendingPathComponent("final.safetensors"))
+            wroteFinalWeights = true
+        } else {
+            log.warning("the weights are not finite; final.safetensors was not written (the checkpoints hold the last good weights)")
+        }
+        let json = try Checkpoints.encoder.encode(summary)
+        try AtomicFile.write(json, to: (runDir as NSString).appendingPathComponent("summary.json"))
+        try AtomicFile.write(Data(Report.svg(history: history, testAccuracy: summary.testAccuracy).utf8),
+                             to: (runDir as NSString).appendingPathComponent("report.svg"))
+        let object = (try JSONSerialization.jsonObject(with: json) as? [String: Any]) ?? [:]
+        try AtomicFile.write(Data(Report.html(summary: object).utf8), to: (runDir as NSString).appendingPathComponent("report.html"))
     }
 }
 

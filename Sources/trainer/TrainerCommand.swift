@@ -13,6 +13,22 @@ struct TrainerCommand: ParsableCommand {
         subcommands: [Train.self, Eval.self, Bench.self, Inspect.self, CheckDDP.self],
         defaultSubcommand: Train.self
     )
+
+    /// Like `ParsableCommand.main()`, but a usage error exits with status 2 (the convention of
+    /// shells and of every other trainer error) rather than argument parser's 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Prints a user-facing error once and exits with `code` (no crash trace for user mistakes).
@@ -27,39 +43,39 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "JSON file with any of the options below (flags override it).") var config: String?
     @Option(help: "Model: seednet, mlp, cnn (LeNet-5), resnet-small, or sequential (layers in --config).") var model: String?
     @Option(help: "Data: mnist5k (bundled), synthetic, csv:PATH, idx:DIR, npy:DIR.") var data: String?
-    @Option(help: "Target column of csv: data (negative counts from the end; default -1, the last).") var labelColumn: Int?
+    @Option(parsing: .unconditional, help: "Target column of csv: data (negative counts from the end; default -1, the last).") var labelColumn: Int?
     @Flag(help: "Standardise features with the training split's mean and standard deviation.") var standardize = false
-    @Option(help: "Number of classes (default: largest label + 1).") var numClasses: Int?
-    @Option(help: "Fraction of the data held out for validation.") var valFraction: Double?
-    @Option(help: "Fraction held out for the final test (unless the data has its own test files).") var testFraction: Double?
-    @Option(help: "Samples of --data synthetic.") var syntheticSamples: Int?
-    @Option(help: "Epochs to train.") var epochs: Int?
-    @Option(help: "Batch size per rank (the global batch is this times the world size).") var batchSize: Int?
-    @Option(help: "Learning rate.") var lr: Double?
+    @Option(parsing: .unconditional, help: "Number of classes (default: largest label + 1).") var numClasses: Int?
+    @Option(parsing: .unconditional, help: "Fraction of the data held out for validation.") var valFraction: Double?
+    @Option(parsing: .unconditional, help: "Fraction held out for the final test (unless the data has its own test files).") var testFraction: Double?
+    @Option(parsing: .unconditional, help: "Samples of --data synthetic.") var syntheticSamples: Int?
+    @Option(parsing: .unconditional, help: "Epochs to train.") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Batch size per rank (the global batch is this times the world size).") var batchSize: Int?
+    @Option(parsing: .unconditional, help: "Learning rate.") var lr: Double?
     @Option(help: "Optimizer: sgd, adam, adamw, rmsprop, adagrad.") var optimizer: String?
-    @Option(help: "Momentum (sgd, rmsprop; sgd defaults to 0.9).") var momentum: Double?
-    @Option(help: "Adam's β1 (adam, adamw; default 0.9).") var beta1: Double?
-    @Option(help: "Adam's β2 (adam, adamw; default 0.999).") var beta2: Double?
-    @Option(help: "Weight decay (L2 penalty; decoupled for adamw).") var weightDecay: Double?
+    @Option(parsing: .unconditional, help: "Momentum (sgd, rmsprop; sgd defaults to 0.9).") var momentum: Double?
+    @Option(parsing: .unconditional, help: "Adam's β1 (adam, adamw; default 0.9).") var beta1: Double?
+    @Option(parsing: .unconditional, help: "Adam's β2 (adam, adamw; default 0.999).") var beta2: Double?
+    @Option(parsing: .unconditional, help: "Weight decay (L2 penalty; decoupled for adamw).") var weightDecay: Double?
     @Option(help: "Learning-rate schedule: none, step, cosine, onecycle, plateau.") var schedule: String?
-    @Option(help: "Epochs of linear warm-up before the schedule.") var warmupEpochs: Int?
-    @Option(help: "Batches whose gradients are accumulated per optimizer step.") var gradAccumulation: Int?
-    @Option(help: "Clip the global gradient norm to this value.") var clipNorm: Double?
-    @Option(help: "Clip every gradient element to ±this value.") var clipValue: Double?
-    @Option(help: "Dropout probability in the model presets (0: none).") var dropout: Double?
-    @Option(help: "Early stopping: epochs without validation improvement before stopping.") var patience: Int?
-    @Option(help: "Early stopping: smallest validation loss decrease that counts as improvement.") var minDelta: Double?
-    @Option(help: "Seed for initialisation, data splits and shuffling.") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Epochs of linear warm-up before the schedule.") var warmupEpochs: Int?
+    @Option(parsing: .unconditional, help: "Batches whose gradients are accumulated per optimizer step.") var gradAccumulation: Int?
+    @Option(parsing: .unconditional, help: "Clip the global gradient norm to this value.") var clipNorm: Double?
+    @Option(parsing: .unconditional, help: "Clip every gradient element to ±this value.") var clipValue: Double?
+    @Option(parsing: .unconditional, help: "Dropout probability in the model presets (0: none).") var dropout: Double?
+    @Option(parsing: .unconditional, help: "Early stopping: epochs without validation improvement before stopping.") var patience: Int?
+    @Option(parsing: .unconditional, help: "Early stopping: smallest validation loss decrease that counts as improvement.") var minDelta: Double?
+    @Option(parsing: .unconditional, help: "Seed for initialisation, data splits and shuffling.") var seed: UInt64?
     @Option(help: "Run directory (default runs/run-<time>); it must be new unless resuming.") var runDir: String?
     @Option(help: "Continue a run: 'latest' (in --run-dir), a checkpoint directory, or a run directory.") var resume: String?
-    @Option(help: "Write a checkpoint every N epochs (0: only at the end and on signals).") var checkpointInterval: Int?
-    @Option(help: "Checkpoints to keep.") var keepLast: Int?
-    @Option(help: "Progress line every N steps when output is not a terminal.") var logInterval: Int?
+    @Option(parsing: .unconditional, help: "Write a checkpoint every N epochs (0: only at the end and on signals).") var checkpointInterval: Int?
+    @Option(parsing: .unconditional, help: "Checkpoints to keep.") var keepLast: Int?
+    @Option(parsing: .unconditional, help: "Progress line every N steps when output is not a terminal.") var logInterval: Int?
     @Option(help: "Diagnostics level: trace, debug, info, notice, warning, error.") var logLevel: String?
-    @Option(help: "Run N ranks as threads of this process (testing without mpirun).") var localRanks: Int?
-    @Option(help: "BLAS threads per rank (0: cores divided by ranks on this node).") var threads: Int?
-    @Option(help: "Seconds a rank may wait in a collective before the job is ended.") var collectiveTimeout: Double?
-    @Option(help: "Gradient bucket size for allreduce, in KiB.") var bucketKB: Int?
+    @Option(parsing: .unconditional, help: "Run N ranks as threads of this process (testing without mpirun).") var localRanks: Int?
+    @Option(parsing: .unconditional, help: "BLAS threads per rank (0: cores divided by ranks on this node).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Seconds a rank may wait in a collective before the job is ended.") var collectiveTimeout: Double?
+    @Option(parsing: .unconditional, help: "Gradient bucket size for allreduce, in KiB.") var bucketKB: Int?
     @Flag(inversion: .prefixedNo, help: "Overlap gradient allreduces with backward (default: when the ranks leave cores free or span nodes).")
     var overlap: Bool?
     @Flag(inversion: .prefixedNo, help: "Shard the optimizer step over the ranks: reduce-scatter gradients, update a shard, allgather it (default: with two or more ranks and at least 100,000 parameters).")
@@ -112,15 +128,17 @@ struct Train: ParsableCommand {
     @OptionGroup var options: TrainOptions
 
     func run() throws {
-        StopSignal.install()
         let summary: RunSummary
         do {
+            StopSignal.install(terminateExits: try LaunchSettings.current().terminateExits)
             var config = try options.config.map(TrainerConfig.load) ?? TrainerConfig()
             options.apply(to: &config)
             let flags = options
             summary = try Trainer.train(config) { flags.apply(to: &$0) }
         } catch let error as SharedError where error.underlying is TrainingFailure {
             fail(error, code: 3)
+        } catch let error as SharedError where error.underlying is IOFailure {
+            fail(error, code: 1)
         } catch let error as SharedError {
             fail(error, code: 2)
         } catch let error as ConfigError {

@@ -38,7 +38,7 @@ enum Engine {
                         let inputGrads = try node.apply(g, outputs: outputs)
                         for (input, ig) in zip(node.inputs, inputGrads) {
                             guard let input, let ig else { continue }
-                            precondition(ig.shape == input.shape,
+                            require(ig.shape == input.shape,
                                          "\(node.name) produced a gradient of shape \(ig.shape) for an input of shape \(input.shape)")
                             add(ig, to: input)
                         }

@@ -45,11 +45,11 @@ extension CustomFunction {
         let result = output.gradFn == nil ? output : output.detach()
         return result.recordOp("\(Self.self)Backward", inputs) { g in
             let grads = backward(ctx, g)
-            precondition(grads.count == inputs.count,
+            require(grads.count == inputs.count,
                          "\(Self.self).backward returned \(grads.count) gradients for \(inputs.count) inputs")
             for (i, (input, grad)) in zip(inputs, grads).enumerated() {
                 if let grad {
-                    precondition(grad.shape == input.shape,
+                    require(grad.shape == input.shape,
                                  "\(Self.self).backward: gradient \(i) has shape \(grad.shape), input has \(input.shape)")
                 }
             }

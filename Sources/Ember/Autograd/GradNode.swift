@@ -49,7 +49,7 @@ final class GradNode {
             throw AutogradError.graphFreed(node: name)
         }
         let grads = rule(gradOutput, outputs)
-        precondition(grads.count == inputs.count, "\(name) returned \(grads.count) gradients for \(inputs.count) inputs")
+        require(grads.count == inputs.count, "\(name) returned \(grads.count) gradients for \(inputs.count) inputs")
         return grads
     }
 
@@ -97,7 +97,7 @@ extension Tensor {
     @discardableResult
     func recordOp(_ name: String, _ inputs: [Tensor], writingInto rule: @escaping (Tensor, GradientOutputs) -> [Tensor?]) -> Tensor {
         guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return self }
-        precondition(dtype.isFloatingPoint, "\(name) produced a \(dtype) tensor, which cannot carry gradients")
+        require(dtype.isFloatingPoint, "\(name) produced a \(dtype) tensor, which cannot carry gradients")
         gradFn = GradNode(name: name, inputs: inputs.map { $0.requiresGrad ? $0 : nil }, rule: rule)
         return self
     }

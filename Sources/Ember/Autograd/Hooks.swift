@@ -18,7 +18,7 @@ extension Tensor {
     /// accumulated. Returning a tensor replaces the gradient (same shape); nil keeps it.
     @discardableResult
     public func registerHook(_ hook: @escaping (Tensor) -> Tensor?) -> HookHandle {
-        precondition(requiresGrad, "cannot register a hook on a tensor that does not require grad")
+        require(requiresGrad, "cannot register a hook on a tensor that does not require grad")
         let id = nextHookID.add(1, ordering: .relaxed).newValue
         gradHooks.append((id, hook))
         return HookHandle(id: id, tensor: self)
@@ -28,7 +28,7 @@ extension Tensor {
     /// data-parallel wrapper starts a bucket's allreduce from here, overlapping backward.
     @discardableResult
     public func registerPostAccumulateGradHook(_ hook: @escaping (Tensor) -> Void) -> HookHandle {
-        precondition(isLeaf && requiresGrad, "post-accumulate hooks need a leaf that requires grad")
+        require(isLeaf && requiresGrad, "post-accumulate hooks need a leaf that requires grad")
         let id = nextHookID.add(1, ordering: .relaxed).newValue
         postAccumulateHooks.append((id, hook))
         return HookHandle(id: id, tensor: self)

@@ -15,7 +15,7 @@ public final class DataLoader<D: Dataset>: Sequence {
 
     public init(_ dataset: D, batchSize: Int = 1, shuffle: Bool = false, seed: UInt64 = 0, dropLast: Bool = false,
                 sampler: Sampler? = nil, prefetch: Bool = true) {
-        precondition(batchSize > 0, "batch size must be positive, got \(batchSize)")
+        require(batchSize > 0, "batch size must be positive, got \(batchSize)")
         self.dataset = dataset
         self.batchSize = batchSize
         self.dropLast = dropLast

@@ -22,7 +22,7 @@ public struct TensorDataset: Dataset {
     public let targets: Tensor
 
     public init(inputs: Tensor, targets: Tensor) {
-        precondition(inputs.rank >= 1 && targets.rank >= 1 && inputs.shape[0] == targets.shape[0],
+        require(inputs.rank >= 1 && targets.rank >= 1 && inputs.shape[0] == targets.shape[0],
                      "TensorDataset needs inputs and targets with the same first dimension, got \(inputs.shape) and \(targets.shape)")
         self.inputs = inputs.detach()
         self.targets = targets.detach()
@@ -49,7 +49,7 @@ public struct Subset<Base: Dataset>: Dataset {
     public let indices: [Int]
 
     public init(_ base: Base, indices: [Int]) {
-        precondition(indices.allSatisfy { $0 >= 0 && $0 < base.count }, "Subset index out of range for a dataset of \(base.count)")
+        require(indices.allSatisfy { $0 >= 0 && $0 < base.count }, "Subset index out of range for a dataset of \(base.count)")
         self.base = base
         self.indices = indices
     }

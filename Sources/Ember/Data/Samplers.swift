@@ -46,7 +46,7 @@ public struct DistributedSampler: Sampler, Sequence {
     public private(set) var epoch = 0
 
     public init(count: Int, rank: Int, worldSize: Int, shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false) {
-        precondition(worldSize > 0 && rank >= 0 && rank < worldSize, "invalid rank \(rank) for world size \(worldSize)")
+        require(worldSize > 0 && rank >= 0 && rank < worldSize, "invalid rank \(rank) for world size \(worldSize)")
         datasetCount = count
         self.rank = rank
         self.worldSize = worldSize
@@ -83,7 +83,7 @@ public struct DistributedEvalSampler: Sampler, Sequence {
     public let datasetCount: Int, rank: Int, worldSize: Int
 
     public init(count: Int, rank: Int, worldSize: Int) {
-        precondition(worldSize > 0 && rank >= 0 && rank < worldSize, "invalid rank \(rank) for world size \(worldSize)")
+        require(worldSize > 0 && rank >= 0 && rank < worldSize, "invalid rank \(rank) for world size \(worldSize)")
         datasetCount = count
         self.rank = rank
         self.worldSize = worldSize

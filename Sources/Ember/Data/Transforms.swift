@@ -66,9 +66,9 @@ public struct RandomCrop: Transform {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        precondition(x.rank == 3, "RandomCrop expects an image [C, H, W], got \(x.shape)")
+        require(x.rank == 3, "RandomCrop expects an image [C, H, W], got \(x.shape)")
         let (h, w) = (x.shape[1] + 2 * padding, x.shape[2] + 2 * padding)
-        precondition(size.0 <= h && size.1 <= w, "RandomCrop size \(size) is larger than the padded image \(h)x\(w)")
+        require(size.0 <= h && size.1 <= w, "RandomCrop size \(size) is larger than the padded image \(h)x\(w)")
         var padded = x
         if padding > 0 {
             // Zero padding by placing the image into a zero canvas (narrow's adjoint).

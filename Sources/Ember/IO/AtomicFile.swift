@@ -31,6 +31,29 @@ public enum AtomicFile {
         syncDirectory(dir)
     }
 
+    /// Appends `data` (a line of a log, say) to the file at `path`, creating it: all of it or,
+    /// when the write fails (a full disk), none of it, the file cut back to its old length.
+    public static func append(_ data: Data, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        guard fd >= 0 else { throw DataError.file(path, "cannot be written: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let before = lseek(fd, 0, SEEK_END)
+        var failure: Int32 = 0
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n <= 0 { failure = n < 0 ? errno : ENOSPC; break }
+                offset += n
+            }
+        }
+        if failure == 0 && fsync(fd) != 0 { failure = errno }
+        if failure != 0 {
+            if before >= 0 { _ = ftruncate(fd, before) }
+            throw DataError.file(path, "could not be appended to: \(String(cString: strerror(failure)))")
+        }
+    }
+
     /// Flushes a directory entry (so a rename survives a crash).
     public static func syncDirectory(_ dir: String) {
         let fd = open(dir, O_RDONLY)

@@ -14,8 +14,9 @@ public enum FileBytes {
         return data.starts(with: [0x1f, 0x8b]) ? try gunzip(data, path: path) : data
     }
 
-    /// Decompresses gzip data (multi-member streams included).
-    public static func gunzip(_ data: Data, path: String = "<data>") throws -> Data {
+    /// Decompresses gzip data (multi-member streams included), refusing to produce more than
+    /// `limit` bytes.
+    public static func gunzip(_ data: Data, path: String = "<data>", limit: Int = DataLimits.maxDecompressedBytes) throws -> Data {
         var stream = z_stream()
         // 16 + MAX_WBITS: expect a gzip header.
         guard inflateInit2_(&stream, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
@@ -35,6 +36,9 @@ public enum FileBytes {
                     return inflate(&stream, Z_NO_FLUSH)
                 }
                 output.append(buffer, count: chunk - Int(stream.avail_out))
+                guard output.count <= limit else {
+                    throw DataError.file(path, "decompresses to more than \(limit) bytes; not a data file Ember can hold (a gzip bomb?)")
+                }
                 if status == Z_STREAM_END {
                     // Another gzip member may follow.
                     if stream.avail_in == 0 { break }

@@ -34,20 +34,31 @@ public enum Safetensors {
         try AtomicFile.write(try encode(tensors, metadata: metadata), to: path)
     }
 
-    /// Decodes a safetensors file's tensors and metadata.
+    /// The largest header Ember reads (the reference implementation's limit too).
+    static let maxHeaderBytes = 100_000_000
+
+    /// Decodes a safetensors file's tensors and metadata. Every size is checked against the file
+    /// before anything is allocated: the header length, each shape (non-negative, no overflow),
+    /// and the data ranges, which must tile the data section exactly (in order, no overlap, no
+    /// gap), as the format requires.
     /// - Throws: `DataError` naming the file for a truncated or malformed file or an unsupported dtype.
     public static func decode(_ data: Data, path: String = "<data>") throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         guard data.count >= 8 else { throw DataError.file(path, "is too short to be a safetensors file (truncated?)") }
-        let headerLength = data.prefix(8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard headerLength > 0, headerLength <= data.count - 8 else {
-            throw DataError.file(path, "safetensors header length \(headerLength) exceeds the file (\(data.count) bytes): truncated or not safetensors")
+        let declared = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard declared > 0, declared <= UInt64(data.count - 8) else {
+            throw DataError.file(path, "safetensors header length \(declared) exceeds the file (\(data.count) bytes): truncated or not safetensors")
         }
-        let headerData = data.subdata(in: 8..<(8 + headerLength))
+        let headerLength = Int(declared)
+        guard headerLength <= maxHeaderBytes else {
+            throw DataError.file(path, "safetensors header of \(headerLength) bytes is larger than any real one (\(maxHeaderBytes))")
+        }
+        let start = data.startIndex
+        let headerData = data.subdata(in: (start + 8)..<(start + 8 + headerLength))
         guard let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
             throw DataError.file(path, "safetensors header is not valid JSON")
         }
-        let base = 8 + headerLength
-        var tensors: [String: Tensor] = [:]
+        let base = 8 + headerLength, dataBytes = data.count - base
+        var entries: [(key: String, dtype: DType, shape: [Int], begin: Int, end: Int)] = []
         var metadata: [String: String] = [:]
         for (key, value) in header {
             if key == "__metadata__" {
@@ -61,15 +72,32 @@ public enum Safetensors {
             guard let dtype = DType.allCases.first(where: { $0.safetensorsName == dtypeName }) else {
                 throw DataError.file(path, "tensor '\(key)' has dtype \(dtypeName); Ember reads F32, F64 and I64")
             }
-            let bytes = shape.reduce(1, *) * dtype.byteSize
-            guard offsets[1] - offsets[0] == bytes, offsets[0] >= 0, base + offsets[1] <= data.count else {
+            let count = try DataLimits.elementCount(shape, elementSize: dtype.byteSize, path: "\(path): tensor '\(key)'")
+            let bytes = count * dtype.byteSize
+            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == bytes, offsets[1] <= dataBytes else {
                 throw DataError.file(path, "tensor '\(key)' data range \(offsets) does not fit its shape \(shape) or the file: truncated?")
             }
-            let t = Tensor.zeros(shape, dtype: dtype)
-            data.withUnsafeBytes { raw in
-                t.dataPointer.copyMemory(from: raw.baseAddress! + base + offsets[0], byteCount: bytes)
+            entries.append((key, dtype, shape, offsets[0], offsets[1]))
+        }
+        entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        var next = 0
+        for e in entries {
+            guard e.begin == next else {
+                throw DataError.file(path, e.begin < next ? "tensor '\(e.key)' overlaps the tensor before it (bytes \(e.begin) onwards)"
+                                                     : "the data section has a gap before tensor '\(e.key)' (bytes \(next)..<\(e.begin))")
             }
-            tensors[key] = t
+            next = e.end
+        }
+        guard next == dataBytes else {
+            throw DataError.file(path, "the data section holds \(dataBytes) bytes but its tensors cover \(next): truncated or padded?")
+        }
+        var tensors: [String: Tensor] = [:]
+        for e in entries {
+            let t = Tensor.zeros(e.shape, dtype: e.dtype)
+            data.withUnsafeBytes { raw in
+                t.dataPointer.copyMemory(from: raw.baseAddress! + base + e.begin, byteCount: e.end - e.begin)
+            }
+            tensors[e.key] = t
         }
         return (tensors, metadata)
     }

@@ -50,7 +50,7 @@ extension Kernels {
     }
 
     static func checkIndex(_ i: Int64, _ size: Int, _ what: String) -> Int {
-        precondition(i >= 0 && i < size, "\(what): index \(i) is out of bounds for dimension of size \(size)")
+        require(i >= 0 && i < size, "\(what): index \(i) is out of bounds for dimension of size \(size)")
         return Int(i)
     }
 
@@ -83,7 +83,7 @@ extension Kernels {
         switch src.dtype {
         case .float32: run(src.pointer(Float.self), out.pointer(Float.self))
         case .float64: run(src.pointer(Double.self), out.pointer(Double.self))
-        case .int64: preconditionFailure("indexAdd needs a floating-point source")
+        case .int64: stop("indexAdd needs a floating-point source")
         }
         return out
     }

@@ -28,7 +28,7 @@ enum Kernels {
 
     /// `op(a, b)` with broadcasting into a new tensor of `outDType`; `a` and `b` share a dtype.
     static func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, shape: [Int]) -> Tensor {
-        precondition(a.dtype == b.dtype, "binary kernel needs equal dtypes, got \(a.dtype) and \(b.dtype)")
+        require(a.dtype == b.dtype, "binary kernel needs equal dtypes, got \(a.dtype) and \(b.dtype)")
         let out = Tensor(uninitializedShape: shape, dtype: a.dtype)
         // Same shapes and scalar operands (most ops) need no stride bookkeeping.
         let loop: StridedLoop
@@ -84,7 +84,7 @@ enum Kernels {
         case .le: zip2(loop, a, b, o) { $0 <= $1 ? 1 : 0 }
         case .gt: zip2(loop, a, b, o) { $0 > $1 ? 1 : 0 }
         case .ge: zip2(loop, a, b, o) { $0 >= $1 ? 1 : 0 }
-        case .div, .pow: preconditionFailure("integer \(op) is computed in floating point by the op layer")
+        case .div, .pow: stop("integer \(op) is computed in floating point by the op layer")
         }
     }
 
@@ -117,7 +117,7 @@ enum Kernels {
         switch x.dtype {
         case .float32: unaryFloat(op, x.pointer(Float.self), out.pointer(Float.self), x.count)
         case .float64: unaryFloat(op, x.pointer(Double.self), out.pointer(Double.self), x.count)
-        case .int64: preconditionFailure("unary op \(op) needs a floating-point tensor; convert with .to(.float32)")
+        case .int64: stop("unary op \(op) needs a floating-point tensor; convert with .to(.float32)")
         }
         return out
     }
@@ -190,7 +190,7 @@ enum Kernels {
 
     /// `dst += src` elementwise (equal shapes and dtypes); used to accumulate gradients.
     static func addInPlace(_ dst: Tensor, _ src: Tensor, scale: Double = 1) {
-        precondition(dst.shape == src.shape && dst.dtype == src.dtype,
+        require(dst.shape == src.shape && dst.dtype == src.dtype,
                      "cannot add \(src.shape) \(src.dtype) into \(dst.shape) \(dst.dtype)")
         switch dst.dtype {
         case .float32: axpy(Float(scale), src.pointer(Float.self), dst.pointer(Float.self), dst.count)
@@ -204,7 +204,7 @@ enum Kernels {
     /// `dst = src · scale` for tensors of one shape (any dtypes; a plain copy when `scale` is 1).
     static func copy(_ src: Tensor, into dst: Tensor, scale: Double) {
         guard scale != 1 else { return dst.copy_(src) }
-        precondition(dst.shape == src.shape && dst.dtype == src.dtype && dst.dtype.isFloatingPoint,
+        require(dst.shape == src.shape && dst.dtype == src.dtype && dst.dtype.isFloatingPoint,
                      "cannot copy \(src.shape) \(src.dtype) into \(dst.shape) \(dst.dtype) with a scale")
         func run<T: FloatElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>) {
             let a = T(scale)
@@ -226,7 +226,7 @@ enum Kernels {
 
     /// Converts values between dtypes (same shape).
     static func convert(_ src: Tensor, into dst: Tensor) {
-        precondition(src.count == dst.count)
+        require(src.count == dst.count, "convert: \(src.count) values into \(dst.count)")
         func run<S, D>(_ s: UnsafePointer<S>, _ d: UnsafeMutablePointer<D>, _ f: (S) -> D) {
             for i in 0..<src.count { d[i] = f(s[i]) }
         }

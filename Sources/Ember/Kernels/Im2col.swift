@@ -8,6 +8,18 @@ public struct ConvGeometry: Equatable, Sendable {
     public var padAfter: (h: Int, w: Int)
     public var dilation: (h: Int, w: Int)
 
+    /// Stops, naming `op`, unless the kernel, stride and dilation are positive, the padding is
+    /// non-negative, and (`pooling`) the padding is at most half the kernel, as PyTorch requires.
+    func requireValid(_ op: String, pooling: Bool = false) {
+        require(kernel.h > 0 && kernel.w > 0, "\(op): kernel size must be positive, got \(kernel.h)×\(kernel.w)")
+        require(stride.h > 0 && stride.w > 0, "\(op): stride must be positive, got \(stride.h)×\(stride.w)")
+        require(dilation.h > 0 && dilation.w > 0, "\(op): dilation must be positive, got \(dilation.h)×\(dilation.w)")
+        require(padBefore.h >= 0 && padBefore.w >= 0 && padAfter.h >= 0 && padAfter.w >= 0,
+                "\(op): padding must be non-negative, got \(padBefore.h)×\(padBefore.w)")
+        require(!pooling || (2 * padBefore.h <= kernel.h && 2 * padBefore.w <= kernel.w),
+                "\(op): padding should be at most half of kernel size, got padding \(padBefore.h)×\(padBefore.w) for kernel \(kernel.h)×\(kernel.w)")
+    }
+
     public var outHeight: Int { (height + padBefore.h + padAfter.h - dilation.h * (kernel.h - 1) - 1) / stride.h + 1 }
     public var outWidth: Int { (width + padBefore.w + padAfter.w - dilation.w * (kernel.w - 1) - 1) / stride.w + 1 }
     /// Rows of the column matrix: one per (channel, kernel row, kernel column).
@@ -42,7 +54,7 @@ extension Kernels {
         switch x.dtype {
         case .float32: im2col(x.pointer(Float.self), samples: n, g, into: out.pointer(Float.self))
         case .float64: im2col(x.pointer(Double.self), samples: n, g, into: out.pointer(Double.self))
-        case .int64: preconditionFailure("convolution needs a floating-point tensor")
+        case .int64: stop("convolution needs a floating-point tensor")
         }
         return out
     }
@@ -53,7 +65,7 @@ extension Kernels {
         switch cols.dtype {
         case .float32: col2imAdd(cols.pointer(Float.self), samples: n, g, into: out.pointer(Float.self))
         case .float64: col2imAdd(cols.pointer(Double.self), samples: n, g, into: out.pointer(Double.self))
-        case .int64: preconditionFailure("convolution needs a floating-point tensor")
+        case .int64: stop("convolution needs a floating-point tensor")
         }
         return out
     }
@@ -291,7 +303,7 @@ extension Kernels {
         switch x.dtype {
         case .float32: run(x.pointer(Float.self))
         case .float64: run(x.pointer(Double.self))
-        case .int64: preconditionFailure("max pooling needs a floating-point tensor")
+        case .int64: stop("max pooling needs a floating-point tensor")
         }
         return out
     }

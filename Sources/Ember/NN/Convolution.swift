@@ -8,7 +8,11 @@ open class Conv2d: Module {
     public init(inChannels: Int, outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
                 padding: Padding = .valid, dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true,
                 dtype: DType = .float32, generator: Generator = .default) {
-        precondition(inChannels % groups == 0 && outChannels % groups == 0,
+        requireLayer("Conv2d", ("inChannels", inChannels, 1), ("outChannels", outChannels, 1), ("groups", groups, 1),
+                     ("kernelSize", min(kernelSize.0, kernelSize.1), 1), ("stride", min(stride.0, stride.1), 1),
+                     ("dilation", min(dilation.0, dilation.1), 1))
+        if case .explicit(let ph, let pw) = padding { requireLayer("Conv2d", ("padding", min(ph, pw), 0)) }
+        require(inChannels % groups == 0 && outChannels % groups == 0,
                      "Conv2d: inChannels \(inChannels) and outChannels \(outChannels) must be divisible by groups \(groups)")
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -32,7 +36,7 @@ open class Conv2d: Module {
     }
 
     open override func forward(_ x: Tensor) -> Tensor {
-        precondition(x.rank == 4 && x.shape[1] == inChannels,
+        require(x.rank == 4 && x.shape[1] == inChannels,
                      "Conv2d(\(inChannels) → \(outChannels)) expects input [N, \(inChannels), H, W], got \(x.shape)")
         return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
     }
@@ -51,6 +55,10 @@ open class Conv1d: Module {
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 dilation: Int = 1, groups: Int = 1, bias: Bool = true, dtype: DType = .float32,
                 generator: Generator = .default) {
+        requireLayer("Conv1d", ("inChannels", inChannels, 1), ("outChannels", outChannels, 1), ("groups", groups, 1),
+                     ("kernelSize", kernelSize, 1), ("stride", stride, 1), ("dilation", dilation, 1), ("padding", padding, 0))
+        require(inChannels % groups == 0 && outChannels % groups == 0,
+                "Conv1d: inChannels \(inChannels) and outChannels \(outChannels) must be divisible by groups \(groups)")
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernelSize = kernelSize
@@ -64,7 +72,7 @@ open class Conv1d: Module {
     }
 
     open override func forward(_ x: Tensor) -> Tensor {
-        precondition(x.rank == 3 && x.shape[1] == inChannels,
+        require(x.rank == 3 && x.shape[1] == inChannels,
                      "Conv1d(\(inChannels) → \(outChannels)) expects input [N, \(inChannels), L], got \(x.shape)")
         // A 1-D convolution is a 2-D one over a height of 1.
         return conv2d(x.unsqueeze(2), weight: weight.unsqueeze(2), bias: bias, stride: (1, stride),
@@ -82,7 +90,10 @@ open class ConvTranspose2d: Module {
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 outputPadding: Int = 0, groups: Int = 1, bias: Bool = true, dilation: Int = 1, dtype: DType = .float32,
                 generator: Generator = .default) {
-        precondition(inChannels % groups == 0 && outChannels % groups == 0,
+        requireLayer("ConvTranspose2d", ("inChannels", inChannels, 1), ("outChannels", outChannels, 1), ("groups", groups, 1),
+                     ("kernelSize", kernelSize, 1), ("stride", stride, 1), ("dilation", dilation, 1), ("padding", padding, 0),
+                     ("outputPadding", outputPadding, 0))
+        require(inChannels % groups == 0 && outChannels % groups == 0,
                      "ConvTranspose2d: inChannels \(inChannels) and outChannels \(outChannels) must be divisible by groups \(groups)")
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -99,7 +110,7 @@ open class ConvTranspose2d: Module {
     }
 
     open override func forward(_ x: Tensor) -> Tensor {
-        precondition(x.rank == 4 && x.shape[1] == inChannels,
+        require(x.rank == 4 && x.shape[1] == inChannels,
                      "ConvTranspose2d(\(inChannels) → \(outChannels)) expects input [N, \(inChannels), H, W], got \(x.shape)")
         let transpose = { (input: Tensor, weight: Tensor, bias: Tensor?) in
             convTranspose2d(input, weight: weight, bias: bias, stride: self.stride, padding: self.padding,

@@ -5,7 +5,7 @@ public class Dropout: Module {
     let generator: Generator
 
     public init(p: Double = 0.5, generator: Generator = .default) {
-        precondition(p >= 0 && p <= 1, "dropout probability must be in [0, 1], got \(p)")
+        require(p >= 0 && p <= 1, "Dropout: probability p must be between 0 and 1, got \(p)")
         self.p = p
         self.generator = generator
         super.init()
@@ -26,7 +26,7 @@ public class Dropout: Module {
 /// `torch.nn.Dropout2d`.
 public final class Dropout2d: Dropout {
     override func maskShape(_ x: Tensor) -> [Int] {
-        precondition(x.rank >= 3, "Dropout2d expects [N, C, H, W] or [N, C, L], got \(x.shape)")
+        require(x.rank >= 3, "Dropout2d expects [N, C, H, W] or [N, C, L], got \(x.shape)")
         return [x.shape[0], x.shape[1]] + [Int](repeating: 1, count: x.rank - 2)
     }
 }

@@ -4,6 +4,7 @@ public final class Embedding: Module {
     public let numEmbeddings: Int, embeddingDim: Int
 
     public init(numEmbeddings: Int, embeddingDim: Int, generator: Generator = .default) {
+        requireLayer("Embedding", ("numEmbeddings", numEmbeddings, 1), ("embeddingDim", embeddingDim, 1))
         self.numEmbeddings = numEmbeddings
         self.embeddingDim = embeddingDim
         _weight = Parameter(wrappedValue: Tensor.randn([numEmbeddings, embeddingDim], generator: generator))
@@ -11,7 +12,7 @@ public final class Embedding: Module {
     }
 
     public override func forward(_ x: Tensor) -> Tensor {
-        precondition(x.dtype == .int64, "Embedding expects int64 indices, got \(x.dtype)")
+        require(x.dtype == .int64, "Embedding expects int64 indices, got \(x.dtype) (convert with .to(.int64))")
         return weight.indexSelect(dim: 0, index: x.flatten()).reshape(x.shape + [embeddingDim])
     }
 }

@@ -5,7 +5,7 @@ import Foundation
 public enum Init {
     /// `(fanIn, fanOut)` of a weight: for `[out, in, k...]`, `in * k...` and `out * k...`.
     public static func fans(_ shape: [Int]) -> (fanIn: Int, fanOut: Int) {
-        precondition(shape.count >= 2, "fan in and fan out need at least 2 dimensions, got \(shape)")
+        require(shape.count >= 2, "fan in and fan out need at least 2 dimensions, got \(shape)")
         let receptive = shape.dropFirst(2).reduce(1, *)
         return (shape[1] * receptive, shape[0] * receptive)
     }

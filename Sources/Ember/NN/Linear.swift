@@ -7,6 +7,7 @@ open class Linear: Module {
 
     public init(inFeatures: Int, outFeatures: Int, bias: Bool = true, dtype: DType = .float32,
                 generator: Generator = .default) {
+        requireLayer("Linear", ("inFeatures", inFeatures, 0), ("outFeatures", outFeatures, 0))
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         (_weight, _bias) = Init.layerParameters(weight: [outFeatures, inFeatures], biasCount: bias ? outFeatures : nil,
@@ -15,7 +16,7 @@ open class Linear: Module {
     }
 
     open override func forward(_ x: Tensor) -> Tensor {
-        precondition(x.rank >= 1 && x.shape.last == inFeatures,
+        require(x.rank >= 1 && x.shape.last == inFeatures,
                      "Linear(\(inFeatures) → \(outFeatures)) got input of shape \(x.shape); its last dimension must be \(inFeatures)")
         let input = x.rank == 1 ? x.unsqueeze(0) : x
         var y = input.matmul(weight, transposeB: true)

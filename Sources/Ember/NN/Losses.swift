@@ -17,7 +17,7 @@ public enum Reduction: String, Sendable {
 /// Loss functions, as `torch.nn.functional` has them; the loss modules call these.
 public enum Losses {
     private static func checkSameShape(_ input: Tensor, _ target: Tensor, _ name: String) {
-        precondition(input.shape == target.shape,
+        require(input.shape == target.shape,
                      "\(name): input shape \(input.shape) and target shape \(target.shape) differ")
     }
 
@@ -61,12 +61,12 @@ public enum Losses {
     /// class weights, an ignored index and label smoothing, as `cross_entropy`.
     public static func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
                                     reduction: Reduction = .mean, labelSmoothing: Double = 0) -> Tensor {
-        precondition(input.rank >= 2, "CrossEntropyLoss expects logits [N, C, ...], got \(input.shape)")
+        require(input.rank >= 2, "CrossEntropyLoss expects logits [N, C, ...], got \(input.shape)")
         if input.rank == 2 && weight == nil && labelSmoothing == 0 && target.dtype == .int64 && target.shape == [input.shape[0]] {
             let labels = target.intScalars
             let classes = input.shape[1]
             for (i, t) in labels.enumerated() where t != ignoreIndex {
-                precondition(t >= 0 && t < classes, "CrossEntropyLoss: target \(t) at position \(i) is out of range for \(classes) classes")
+                require(t >= 0 && t < classes, "CrossEntropyLoss: target \(t) at position \(i) is out of range for \(classes) classes")
             }
             return fusedCrossEntropy(input, labels, ignoreIndex: ignoreIndex, reduction: reduction)
         }
@@ -78,13 +78,13 @@ public enum Losses {
     static func classification(logProbabilities logp: Tensor, target: Tensor, weight: Tensor?, ignoreIndex: Int,
                                        reduction: Reduction, labelSmoothing: Double, name: String) -> Tensor {
         let classes = logp.shape[1]
-        precondition(target.dtype == .int64, "\(name) expects int64 class indices as target, got \(target.dtype)")
-        precondition(target.shape == [logp.shape[0]] + Array(logp.shape.dropFirst(2)),
+        require(target.dtype == .int64, "\(name) expects int64 class indices as target, got \(target.dtype)")
+        require(target.shape == [logp.shape[0]] + Array(logp.shape.dropFirst(2)),
                      "\(name): input \(logp.shape) needs a target of shape \([logp.shape[0]] + Array(logp.shape.dropFirst(2))), got \(target.shape)")
-        precondition(weight == nil || weight!.shape == [classes], "\(name): weight must have shape [\(classes)], got \(weight!.shape)")
+        require(weight == nil || weight!.shape == [classes], "\(name): weight must have shape [\(classes)], got \(weight!.shape)")
         let labels = target.intScalars
         for (i, t) in labels.enumerated() where t != ignoreIndex {
-            precondition(t >= 0 && t < classes, "\(name): target \(t) at position \(i) is out of range for \(classes) classes")
+            require(t >= 0 && t < classes, "\(name): target \(t) at position \(i) is out of range for \(classes) classes")
         }
         // Ignored positions gather class 0 and are then masked out.
         let ignored = Tensor(labels.map { $0 == ignoreIndex ? 0.0 : 1.0 }, shape: target.shape, dtype: logp.dtype)

@@ -33,6 +33,7 @@ open class Module {
         case parameter(Parameter)
         case optionalParameter(OptionalParameter)
         case buffer(Buffer)
+        case optionalBuffer(OptionalBuffer)
         case module(Module)
     }
 
@@ -90,6 +91,7 @@ open class Module {
         case let p as Parameter: entries.append((label, .parameter(p)))
         case let p as OptionalParameter: entries.append((label, .optionalParameter(p)))
         case let b as Buffer: entries.append((label, .buffer(b)))
+        case let b as OptionalBuffer: entries.append((label, .optionalBuffer(b)))
         case let m as Module: entries.append((label, .module(m)))
         case let ms as [Module]:
             for (i, m) in ms.enumerated() { entries.append(("\(label).\(i)", .module(m))) }
@@ -124,8 +126,11 @@ open class Module {
 
     private var ownBuffers: [(String, Tensor)] {
         reflectedEntries().compactMap { name, entry in
-            if case .buffer(let b) = entry { return (name, b.wrappedValue) }
-            return nil
+            switch entry {
+            case .buffer(let b): return (name, b.wrappedValue)
+            case .optionalBuffer(let b): return b.wrappedValue.map { (name, $0) }
+            default: return nil
+            }
         }
     }
 

@@ -6,13 +6,17 @@
 open class BatchNorm: Module {
     @OptionalParameter public var weight: Tensor?
     @OptionalParameter public var bias: Tensor?
-    @Buffer public var runningMean: Tensor
-    @Buffer public var runningVar: Tensor
-    @Buffer public var numBatchesTracked: Tensor
+    /// Running statistics, nil with `trackRunningStats: false` (as in PyTorch, which then
+    /// registers none and normalises with batch statistics in evaluation too).
+    @OptionalBuffer public var runningMean: Tensor?
+    @OptionalBuffer public var runningVar: Tensor?
+    @OptionalBuffer public var numBatchesTracked: Tensor?
     public let numFeatures: Int, eps: Double, momentum: Double, trackRunningStats: Bool
     let expectedRanks: [Int]
 
     init(numFeatures: Int, eps: Double, momentum: Double, affine: Bool, trackRunningStats: Bool, ranks: [Int]) {
+        requireLayer("BatchNorm", ("numFeatures", numFeatures, 1))
+        require(eps > 0, "BatchNorm: eps must be positive, got \(eps)")
         self.numFeatures = numFeatures
         self.eps = eps
         self.momentum = momentum
@@ -20,19 +24,19 @@ open class BatchNorm: Module {
         self.expectedRanks = ranks
         _weight = OptionalParameter(wrappedValue: affine ? Tensor.ones([numFeatures]) : nil)
         _bias = OptionalParameter(wrappedValue: affine ? Tensor.zeros([numFeatures]) : nil)
-        _runningMean = Buffer(wrappedValue: Tensor.zeros([numFeatures]))
-        _runningVar = Buffer(wrappedValue: Tensor.ones([numFeatures]))
-        _numBatchesTracked = Buffer(wrappedValue: Tensor(indices: [0], shape: []))
+        _runningMean = OptionalBuffer(wrappedValue: trackRunningStats ? Tensor.zeros([numFeatures]) : nil)
+        _runningVar = OptionalBuffer(wrappedValue: trackRunningStats ? Tensor.ones([numFeatures]) : nil)
+        _numBatchesTracked = OptionalBuffer(wrappedValue: trackRunningStats ? Tensor(indices: [0], shape: []) : nil)
         super.init()
     }
 
     open override func forward(_ x: Tensor) -> Tensor {
-        precondition(expectedRanks.contains(x.rank) && x.shape[1] == numFeatures,
+        require(expectedRanks.contains(x.rank) && x.shape[1] == numFeatures,
                      "\(type(of: self))(\(numFeatures)) expects input of rank \(expectedRanks.map(String.init).joined(separator: " or ")) with \(numFeatures) channels in dimension 1, got \(x.shape)")
-        let tracking = trackRunningStats
-        if isTraining && tracking { noGrad { numBatchesTracked.copy_(numBatchesTracked + 1) } }
-        return x.batchNorm(runningMean: tracking ? runningMean : nil, runningVar: tracking ? runningVar : nil,
-                           weight: weight, bias: bias, training: isTraining, momentum: momentum, eps: eps)
+        if isTraining, let n = numBatchesTracked { noGrad { n.copy_(n + 1) } }
+        // Without running statistics, evaluation normalises with the batch's, as PyTorch does.
+        return x.batchNorm(runningMean: runningMean, runningVar: runningVar,
+                           weight: weight, bias: bias, training: isTraining || runningMean == nil, momentum: momentum, eps: eps)
     }
 
     open override var extraDescription: String { "\(numFeatures), eps=\(eps), momentum=\(momentum)" }
@@ -69,7 +73,7 @@ public final class LayerNorm: Module {
     }
 
     public override func forward(_ x: Tensor) -> Tensor {
-        precondition(Array(x.shape.suffix(normalizedShape.count)) == normalizedShape,
+        require(Array(x.shape.suffix(normalizedShape.count)) == normalizedShape,
                      "LayerNorm(\(normalizedShape)) got input of shape \(x.shape); its trailing dimensions must be \(normalizedShape)")
         let dims = Array((x.rank - normalizedShape.count)..<x.rank)
         let mean = x.mean(dims: dims, keepDim: true)
@@ -88,7 +92,7 @@ public final class GroupNorm: Module {
     public let numGroups: Int, numChannels: Int, eps: Double
 
     public init(numGroups: Int, numChannels: Int, eps: Double = 1e-5, affine: Bool = true) {
-        precondition(numChannels % numGroups == 0, "GroupNorm: \(numChannels) channels cannot be split into \(numGroups) groups")
+        require(numChannels % numGroups == 0, "GroupNorm: \(numChannels) channels cannot be split into \(numGroups) groups")
         self.numGroups = numGroups
         self.numChannels = numChannels
         self.eps = eps
@@ -98,7 +102,7 @@ public final class GroupNorm: Module {
     }
 
     public override func forward(_ x: Tensor) -> Tensor {
-        precondition(x.rank >= 2 && x.shape[1] == numChannels, "GroupNorm(\(numGroups), \(numChannels)) got input \(x.shape)")
+        require(x.rank >= 2 && x.shape[1] == numChannels, "GroupNorm(\(numGroups), \(numChannels)) got input \(x.shape)")
         let grouped = x.reshape([x.shape[0], numGroups, -1])
         let mean = grouped.mean(dim: 2, keepDim: true)
         let variance = grouped.variance(dims: [2], correction: 0, keepDim: true)

@@ -26,6 +26,14 @@ public final class Buffer {
     public init(wrappedValue: Tensor) { self.wrappedValue = wrappedValue }
 }
 
+/// Marks a module property as an optional buffer: in the state dict when non-nil (BatchNorm's
+/// running statistics, absent with `trackRunningStats: false` as in PyTorch).
+@propertyWrapper
+public final class OptionalBuffer {
+    public var wrappedValue: Tensor?
+    public init(wrappedValue: Tensor?) { self.wrappedValue = wrappedValue }
+}
+
 /// Marks a module property as an optional learnable parameter (a bias that may be absent).
 @propertyWrapper
 public final class OptionalParameter {

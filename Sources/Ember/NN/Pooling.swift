@@ -3,6 +3,8 @@ public final class MaxPool2d: Module {
     public let kernelSize: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int), ceilMode: Bool
 
     public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0, dilation: Int = 1, ceilMode: Bool = false) {
+        requireLayer("MaxPool2d", ("kernelSize", kernelSize, 1), ("stride", stride ?? kernelSize, 1), ("padding", padding, 0), ("dilation", dilation, 1))
+        require(2 * padding <= kernelSize, "MaxPool2d: padding should be at most half of kernel size, got padding \(padding) for kernel \(kernelSize)")
         self.kernelSize = (kernelSize, kernelSize)
         self.stride = (stride ?? kernelSize, stride ?? kernelSize)
         self.padding = (padding, padding)
@@ -21,6 +23,8 @@ public final class AvgPool2d: Module {
     public let kernelSize: (Int, Int), stride: (Int, Int), padding: (Int, Int), countIncludePad: Bool
 
     public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0, countIncludePad: Bool = true) {
+        requireLayer("AvgPool2d", ("kernelSize", kernelSize, 1), ("stride", stride ?? kernelSize, 1), ("padding", padding, 0))
+        require(2 * padding <= kernelSize, "AvgPool2d: padding should be at most half of kernel size, got padding \(padding) for kernel \(kernelSize)")
         self.kernelSize = (kernelSize, kernelSize)
         self.stride = (stride ?? kernelSize, stride ?? kernelSize)
         self.padding = (padding, padding)
@@ -38,6 +42,7 @@ public final class AdaptiveAvgPool2d: Module {
     public let outputSize: (Int, Int)
 
     public init(outputSize: (Int, Int)) {
+        requireLayer("AdaptiveAvgPool2d", ("outputSize", min(outputSize.0, outputSize.1), 1))
         self.outputSize = outputSize
         super.init()
     }

@@ -35,7 +35,7 @@ extension Tensor {
     public func sumTo(_ target: [Int]) -> Tensor {
         if shape == target { return self }
         let lead = rank - target.count
-        precondition(lead >= 0, "cannot sum shape \(shape) down to \(target)")
+        require(lead >= 0, "cannot sum shape \(shape) down to \(target)")
         var dims = Array(0..<lead)
         for i in target.indices where target[i] == 1 && shape[lead + i] != 1 { dims.append(lead + i) }
         return sum(dims: dims, keepDim: true).reshape(target)

@@ -96,7 +96,7 @@ extension Tensor {
     /// (unbiased variance, as PyTorch); otherwise it uses the running statistics.
     public func batchNorm(runningMean: Tensor?, runningVar: Tensor?, weight: Tensor?, bias: Tensor?,
                           training: Bool, momentum: Double = 0.1, eps: Double = 1e-5) -> Tensor {
-        precondition(rank >= 2, "batchNorm expects [N, C, ...], got \(shape)")
+        require(rank >= 2, "batchNorm expects [N, C, ...], got \(shape)")
         let c = shape[1]
         let affineShape = [1, c] + [Int](repeating: 1, count: rank - 2)
         let useBatch = training || runningMean == nil || runningVar == nil
@@ -108,7 +108,7 @@ extension Tensor {
             return self * scale.reshape(affineShape) + shift.reshape(affineShape)
         }
         let n = count / c
-        precondition(n > 1, "batchNorm needs more than one value per channel in training, got input \(shape)")
+        require(n > 1, "batchNorm needs more than one value per channel in training, got input \(shape)")
         let (mean, variance, invstd) = Kernels.channelStatistics(self, channels: c, eps: eps)
         if let runningMean, let runningVar {
             noGrad {

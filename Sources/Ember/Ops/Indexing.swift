@@ -2,13 +2,13 @@
 /// pair the other's gradient.
 extension Tensor {
     private func checkIndexTensor(_ index: Tensor, _ op: String) {
-        precondition(index.dtype == .int64, "\(op) needs an int64 index tensor, got \(index.dtype)")
+        require(index.dtype == .int64, "\(op) needs an int64 index tensor, got \(index.dtype)")
     }
 
     /// The slices at `index` (1-D, int64) along `dim`.
     public func indexSelect(dim: Int, index: Tensor) -> Tensor {
         checkIndexTensor(index, "indexSelect")
-        precondition(index.rank <= 1, "indexSelect needs a 1-D index, got shape \(index.shape)")
+        require(index.rank <= 1, "indexSelect needs a 1-D index, got shape \(index.shape)")
         let d = normalizeDim(dim)
         let (outer, size, inner) = Shapes.split(shape, at: d)
         var outShape = shape
@@ -37,7 +37,7 @@ extension Tensor {
     public func gather(dim: Int, index: Tensor) -> Tensor {
         checkIndexTensor(index, "gather")
         let d = normalizeDim(dim)
-        precondition(index.rank == rank && (0..<rank).allSatisfy { $0 == d || index.shape[$0] == shape[$0] },
+        require(index.rank == rank && (0..<rank).allSatisfy { $0 == d || index.shape[$0] == shape[$0] },
                      "gather along dimension \(dim): index shape \(index.shape) must match input shape \(shape) outside that dimension")
         let (outer, size, inner) = Shapes.split(shape, at: d)
         let out = Kernels.gather(self, outer: outer, size: size, inner: inner, index: index)
@@ -56,7 +56,7 @@ extension Tensor {
     /// `self` with `src[i][j][k]` added at `[i][index[i][j][k]][k]` for `dim == 1` (out of place).
     public func scatterAdd(dim: Int, index: Tensor, src: Tensor) -> Tensor {
         checkIndexTensor(index, "scatterAdd")
-        precondition(index.shape == src.shape, "scatterAdd needs index and src of one shape, got \(index.shape) and \(src.shape)")
+        require(index.shape == src.shape, "scatterAdd needs index and src of one shape, got \(index.shape) and \(src.shape)")
         return self + src.scattered(dim: normalizeDim(dim), index: index, shape: shape)
     }
 

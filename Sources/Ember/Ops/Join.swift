@@ -4,7 +4,7 @@ extension Tensor {
     public func narrow(dim: Int, start: Int, length: Int) -> Tensor {
         let d = normalizeDim(dim)
         let start = start < 0 ? start + shape[d] : start
-        precondition(start >= 0 && length >= 0 && start + length <= shape[d],
+        require(start >= 0 && length >= 0 && start + length <= shape[d],
                      "narrow: range \(start)..<\(start + length) is out of bounds for dimension \(dim) of size \(shape[d]) (shape \(shape))")
         if start == 0 && length == shape[d] { return self }
         var outShape = shape
@@ -31,13 +31,13 @@ extension Tensor {
 
     /// Joins tensors along an existing dimension; all other dimensions must match.
     public static func concat(_ tensors: [Tensor], dim: Int = 0) -> Tensor {
-        precondition(!tensors.isEmpty, "concat needs at least one tensor")
+        require(!tensors.isEmpty, "concat needs at least one tensor")
         let dtype = tensors.map(\.dtype).reduce(tensors[0].dtype, promoted)
         let parts = tensors.map { $0.to(dtype) }
         let first = parts[0]
         let d = first.normalizeDim(dim)
         for t in parts {
-            precondition(t.rank == first.rank && t.shape.enumerated().allSatisfy { $0.offset == d || $0.element == first.shape[$0.offset] },
+            require(t.rank == first.rank && t.shape.enumerated().allSatisfy { $0.offset == d || $0.element == first.shape[$0.offset] },
                          "concat along dimension \(dim): shapes \(first.shape) and \(t.shape) differ outside that dimension")
         }
         let sizes = parts.map { $0.shape[d] }
@@ -62,16 +62,16 @@ extension Tensor {
 
     /// Joins tensors of one shape along a new dimension.
     public static func stack(_ tensors: [Tensor], dim: Int = 0) -> Tensor {
-        precondition(!tensors.isEmpty, "stack needs at least one tensor")
+        require(!tensors.isEmpty, "stack needs at least one tensor")
         for t in tensors {
-            precondition(t.shape == tensors[0].shape, "stack needs equal shapes, got \(tensors[0].shape) and \(t.shape)")
+            require(t.shape == tensors[0].shape, "stack needs equal shapes, got \(tensors[0].shape) and \(t.shape)")
         }
         return concat(tensors.map { $0.unsqueeze(dim) }, dim: dim)
     }
 
     /// Pieces of `splitSize` along `dim` (the last may be smaller).
     public func split(_ splitSize: Int, dim: Int = 0) -> [Tensor] {
-        precondition(splitSize > 0, "split size must be positive, got \(splitSize)")
+        require(splitSize > 0, "split size must be positive, got \(splitSize)")
         let n = shape[normalizeDim(dim)]
         return stride(from: 0, to: n, by: splitSize).map {
             narrow(dim: dim, start: $0, length: Swift.min(splitSize, n - $0))
@@ -81,7 +81,7 @@ extension Tensor {
     /// Pieces of the given sizes along `dim`; they must add up to the dimension's size.
     public func split(sizes: [Int], dim: Int = 0) -> [Tensor] {
         let n = shape[normalizeDim(dim)]
-        precondition(sizes.reduce(0, +) == n, "split sizes \(sizes) do not add up to \(n) (dimension \(dim) of \(shape))")
+        require(sizes.reduce(0, +) == n, "split sizes \(sizes) do not add up to \(n) (dimension \(dim) of \(shape))")
         var start = 0
         return sizes.map { size in
             defer { start += size }
@@ -91,14 +91,14 @@ extension Tensor {
 
     /// `chunks` pieces of nearly equal size along `dim`, as `torch.chunk`.
     public func chunk(_ chunks: Int, dim: Int = 0) -> [Tensor] {
-        precondition(chunks > 0, "chunk count must be positive, got \(chunks)")
+        require(chunks > 0, "chunk count must be positive, got \(chunks)")
         let n = shape[normalizeDim(dim)]
         return split(Swift.max(1, (n + chunks - 1) / chunks), dim: dim)
     }
 
     /// Index `i` of the first dimension, with that dimension removed: `x[0]`.
     public subscript(_ i: Int) -> Tensor {
-        precondition(rank > 0, "cannot index a zero-dimensional tensor")
+        require(rank > 0, "cannot index a zero-dimensional tensor")
         let i = i < 0 ? i + shape[0] : i
         return narrow(dim: 0, start: i, length: 1).squeeze(0)
     }

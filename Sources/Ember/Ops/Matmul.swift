@@ -16,7 +16,7 @@ extension Tensor {
     /// `op(self) @ op(other)` for tensors of rank ≥ 2, where `op` transposes the last two
     /// dimensions when asked. The transpose is a BLAS flag: nothing is copied.
     public func matmul(_ other: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
-        precondition(rank >= 2 && other.rank >= 2,
+        require(rank >= 2 && other.rank >= 2,
                      "matmul with transpose flags needs tensors of rank ≥ 2, got shapes \(shape) and \(other.shape)")
         return mm(other, transposeA: transposeA, transposeB: transposeB)
     }
@@ -27,11 +27,11 @@ extension Tensor {
     /// when the shapes fit.
     func mm(_ other: Tensor, transposeA ta: Bool, transposeB tb: Bool, into destination: GradientOutput? = nil) -> Tensor {
         let dtype = Tensor.promoted(self.dtype, other.dtype)
-        precondition(dtype.isFloatingPoint, "matmul needs floating-point tensors, got \(self.dtype) and \(other.dtype)")
+        require(dtype.isFloatingPoint, "matmul needs floating-point tensors, got \(self.dtype) and \(other.dtype)")
         var a = to(dtype), b = other.to(dtype)
         let (m, ka) = ta ? (a.shape[a.rank - 1], a.shape[a.rank - 2]) : (a.shape[a.rank - 2], a.shape[a.rank - 1])
         let (kb, n) = tb ? (b.shape[b.rank - 1], b.shape[b.rank - 2]) : (b.shape[b.rank - 2], b.shape[b.rank - 1])
-        precondition(ka == kb, "matmul shapes \(shape)\(ta ? "ᵀ" : "") and \(other.shape)\(tb ? "ᵀ" : "") do not match: \(ka) vs \(kb)")
+        require(ka == kb, "matmul shapes \(shape)\(ta ? "ᵀ" : "") and \(other.shape)\(tb ? "ᵀ" : "") do not match: \(ka) vs \(kb)")
 
         // A batch of rows times one matrix is a single large product: fold the batch into rows.
         if a.rank > 2 && b.rank == 2 && !ta {
@@ -62,7 +62,7 @@ extension Tensor {
 
     /// Dot product of two vectors.
     public func dot(_ other: Tensor) -> Tensor {
-        precondition(rank == 1 && other.rank == 1, "dot needs two vectors, got shapes \(shape) and \(other.shape)")
+        require(rank == 1 && other.rank == 1, "dot needs two vectors, got shapes \(shape) and \(other.shape)")
         return matmul(other)
     }
 }

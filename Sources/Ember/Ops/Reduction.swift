@@ -41,7 +41,7 @@ extension Tensor {
     public func mean(dim: Int, keepDim: Bool = false) -> Tensor { mean(dims: [dim], keepDim: keepDim) }
 
     public func mean(dims: [Int], keepDim: Bool = false) -> Tensor {
-        precondition(dtype.isFloatingPoint, "mean needs a floating-point tensor, got \(dtype)")
+        require(dtype.isFloatingPoint, "mean needs a floating-point tensor, got \(dtype)")
         let n = normalizedDims(dims).map { shape[$0] }.reduce(1, *)
         return sum(dims: dims, keepDim: keepDim) / scalarLike(Double(n))
     }
@@ -88,7 +88,7 @@ extension Tensor {
 
     /// Indices (int64) of the largest values along `dim`, kept as size 1.
     private func argExtreme(dim d: Int, largest: Bool) -> Tensor {
-        precondition(shape[d] > 0, "max/min over an empty dimension \(d) of shape \(shape)")
+        require(shape[d] > 0, "max/min over an empty dimension \(d) of shape \(shape)")
         let (outer, size, inner) = Shapes.split(shape, at: d)
         let idx = Kernels.argExtreme(self, outer: outer, size: size, inner: inner, largest: largest)
         var kept = shape

@@ -24,7 +24,7 @@ extension Tensor {
     public func flatten(startDim: Int = 0, endDim: Int = -1) -> Tensor {
         guard rank > 0 else { return reshape([1]) }
         let s = normalizeDim(startDim), e = normalizeDim(endDim)
-        precondition(s <= e, "flatten: startDim \(startDim) comes after endDim \(endDim)")
+        require(s <= e, "flatten: startDim \(startDim) comes after endDim \(endDim)")
         return reshape(Array(shape[..<s]) + [shape[s...e].reduce(1, *)] + Array(shape[(e + 1)...]))
     }
 
@@ -49,7 +49,7 @@ extension Tensor {
     /// Reorders dimensions: `out.shape[i] == shape[dims[i]]`.
     public func permute(_ dims: [Int]) -> Tensor {
         let dims = dims.map { normalizeDim($0) }
-        precondition(dims.count == rank && Set(dims).count == rank,
+        require(dims.count == rank && Set(dims).count == rank,
                      "permute needs a permutation of 0..<\(rank), got \(dims)")
         if dims == Array(0..<rank) { return self }
         let inStrides = Shapes.strides(shape)
@@ -68,18 +68,18 @@ extension Tensor {
 
     /// The transpose of a matrix (a vector is returned as is).
     public func t() -> Tensor {
-        precondition(rank <= 2, "t() expects a tensor of at most 2 dimensions, got shape \(shape)")
+        require(rank <= 2, "t() expects a tensor of at most 2 dimensions, got shape \(shape)")
         return rank < 2 ? self : transpose(0, 1)
     }
 
     /// Repeats size-1 dimensions (and adds leading ones) to reach `newShape`; -1 keeps a size.
     public func expand(_ newShape: [Int]) -> Tensor {
         let lead = newShape.count - rank
-        precondition(lead >= 0, "expand: shape \(newShape) has fewer dimensions than \(shape)")
+        require(lead >= 0, "expand: shape \(newShape) has fewer dimensions than \(shape)")
         let target = newShape.enumerated().map { i, n in n == -1 ? shape[i - lead] : n }
         if target == shape { return self }
         let broadcast = check { try Shapes.broadcast(shape, target) }
-        precondition(broadcast == target, "the shape \(shape) cannot be expanded to \(newShape)")
+        require(broadcast == target, "the shape \(shape) cannot be expanded to \(newShape)")
         let out = Kernels.stridedCopy(self, strides: StridedLoop.broadcastStrides(shape, to: target), shape: target)
         return out.recordOp("ExpandBackward", [self]) { [old = shape] g in [g.sumTo(old)] }
     }

@@ -42,9 +42,41 @@ extension Tensor {
     public func square() -> Tensor { pow(2.0) }
 
     /// Limits every element to `[min, max]`; the gradient passes where `min <= x <= max`.
+    /// Clamps to `[min, max]`. The gradient flows where `min < x < max` only: at a bound it is
+    /// 0, as in PyTorch 2.15.
     public func clamp(min: Double = -.infinity, max: Double = .infinity) -> Tensor {
         unaryOp(.clamp(min: min, max: max), "ClampBackward") { x, _, g in
-            g * (x.ge(min) * x.le(max))
+            g * (x.gt(min) * x.lt(max))
+        }
+    }
+
+    /// Clamps to tensor bounds (broadcasting): `minimum(maximum(x, min), max)`, so `max` wins
+    /// where `min > max`. The gradient goes to whichever is the result; where `x` equals one
+    /// bound it is split evenly between them, and where it equals both it goes to `x`
+    /// (PyTorch 2.15's rule).
+    public func clamp(min lo: Tensor?, max hi: Tensor?) -> Tensor {
+        require(lo != nil || hi != nil, "clamp needs at least one of min and max")
+        let x = self
+        let out = noGrad { () -> Tensor in
+            var y = x
+            if let lo { y = y.maximum(lo) }
+            if let hi { y = y.minimum(hi) }
+            return y
+        }
+        let inputs = [x] + (lo.map { [$0] } ?? []) + (hi.map { [$0] } ?? [])
+        return out.recordOp("ClampBackward", inputs) { g in
+            let shape = out.shape
+            let a = lo?.expand(shape) ?? x.scalarLike(-.infinity).expand(shape)
+            let b = hi?.expand(shape) ?? x.scalarLike(.infinity).expand(shape)
+            let xs = x.expand(shape)
+            let valid = 1 - a.gt(b)                        // min ≤ max: the bounds are ordered
+            let atLo = xs.eq(a), atHi = xs.eq(b)
+            let loOnly = atLo * (1 - atHi), hiOnly = atHi * (1 - atLo)
+            let gx = valid * (xs.gt(a) * xs.lt(b) + atLo * atHi + loOnly * 0.5 + hiOnly * 0.5)
+            var grads: [Tensor?] = [(g * gx).sumTo(x.shape)]
+            if let lo { grads.append((g * (valid * (xs.lt(a) + loOnly * 0.5))).sumTo(lo.shape)) }
+            if let hi { grads.append((g * ((1 - valid) + valid * (xs.gt(b) + hiOnly * 0.5))).sumTo(hi.shape)) }
+            return grads
         }
     }
 }

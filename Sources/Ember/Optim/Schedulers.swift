@@ -115,7 +115,7 @@ public final class CosineAnnealingLR: LRScheduler {
 public final class LinearLR: LRScheduler {
     public let startFactor: Double, endFactor: Double, totalIters: Int
     public init(optimizer: Optimizer, startFactor: Double = 1.0 / 3, endFactor: Double = 1, totalIters: Int = 5) {
-        precondition(startFactor > 0 && startFactor <= 1, "LinearLR startFactor must be in (0, 1], got \(startFactor)")
+        require(startFactor > 0 && startFactor <= 1, "LinearLR startFactor must be in (0, 1], got \(startFactor)")
         self.startFactor = startFactor
         self.endFactor = endFactor
         self.totalIters = totalIters
@@ -145,7 +145,7 @@ public final class OneCycleLR: LRScheduler {
     public init(optimizer: Optimizer, maxLR: Double, totalSteps: Int, pctStart: Double = 0.3, anneal: Anneal = .cos,
                 cycleMomentum: Bool = true, baseMomentum: Double = 0.85, maxMomentum: Double = 0.95,
                 divFactor: Double = 25, finalDivFactor: Double = 1e4, threePhase: Bool = false) {
-        precondition(totalSteps > 0, "OneCycleLR needs totalSteps > 0")
+        require(totalSteps > 0, "OneCycleLR needs totalSteps > 0")
         maxLRs = optimizer.paramGroups.map { _ in maxLR }
         self.totalSteps = totalSteps
         self.pctStart = pctStart
@@ -179,7 +179,7 @@ public final class OneCycleLR: LRScheduler {
     }
 
     public override func computeLR() -> [Double] {
-        precondition(lastEpoch <= totalSteps, "OneCycleLR stepped \(lastEpoch) times, more than totalSteps \(totalSteps)")
+        require(lastEpoch <= totalSteps, "OneCycleLR stepped \(lastEpoch) times, more than totalSteps \(totalSteps)")
         let step = Double(lastEpoch), total = Double(totalSteps)
         // (end step, lr from, lr to, momentum from, momentum to) per phase.
         typealias Phase = (end: Double, from: String, to: String, mFrom: Double, mTo: Double)
@@ -212,7 +212,7 @@ public final class SequentialLR {
     public private(set) var lastLR: [Double]
 
     public init(optimizer: Optimizer, schedulers: [LRScheduler], milestones: [Int]) {
-        precondition(schedulers.count == milestones.count + 1,
+        require(schedulers.count == milestones.count + 1,
                      "SequentialLR needs one more scheduler than milestones, got \(schedulers.count) and \(milestones.count)")
         self.optimizer = optimizer
         self.schedulers = schedulers
@@ -253,7 +253,7 @@ public final class ReduceLROnPlateau {
     public init(optimizer: Optimizer, mode: Mode = .min, factor: Double = 0.1, patience: Int = 10,
                 threshold: Double = 1e-4, thresholdMode: ThresholdMode = .rel, cooldown: Int = 0,
                 minLR: Double = 0, eps: Double = 1e-8) {
-        precondition(factor < 1, "ReduceLROnPlateau factor must be below 1, got \(factor)")
+        require(factor < 1, "ReduceLROnPlateau factor must be below 1, got \(factor)")
         self.optimizer = optimizer
         self.mode = mode
         self.factor = factor

@@ -9,7 +9,7 @@ public struct ParameterSlice {
     public let gradient: Tensor
 
     public init(index: Int, range: Range<Int>, gradient: Tensor) {
-        precondition(gradient.count == range.count, "a slice of \(range.count) elements needs as many gradient values (got \(gradient.count))")
+        require(gradient.count == range.count, "a slice of \(range.count) elements needs as many gradient values (got \(gradient.count))")
         self.index = index
         self.range = range
         self.gradient = gradient
@@ -30,7 +30,7 @@ extension Optimizer {
     /// more step in the parameter's count), as on each rank of a sharded step.
     public func step(slices: [ParameterSlice]) {
         guard !slices.isEmpty else { return }
-        precondition(Set(slices.map(\.index)).count == slices.count, "step(slices:) takes at most one slice per parameter")
+        require(Set(slices.map(\.index)).count == slices.count, "step(slices:) takes at most one slice per parameter")
         var owners: [(Tensor, ParamGroup)] = []
         for g in paramGroups { for p in g.params { owners.append((p, g)) } }
         noGrad {
@@ -54,7 +54,7 @@ extension Optimizer {
         // of the parameter's shape is per-element and never the scalar step count.
         var views: [String: Tensor] = [:]
         for (key, t) in state {
-            precondition(t.shape == p.shape || t.rank == 0 || t.shape == shape,
+            require(t.shape == p.shape || t.rank == 0 || t.shape == shape,
                          "state '\(key)' of shape \(t.shape) was made for another slice of a parameter of shape \(p.shape); slices must stay the same between steps")
             views[key] = t.shape == p.shape ? t.flatView(offset: range.lowerBound, shape: shape) : t
         }

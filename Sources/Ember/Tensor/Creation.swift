@@ -21,8 +21,8 @@ extension Tensor {
 
     convenience init(doubles values: [Double], shape: [Int]?, dtype: DType, requiresGrad: Bool) {
         let shape = shape ?? [values.count]
-        let expected = shape.reduce(1, *)
-        precondition(expected == values.count,
+        let expected = Tensor.elementCount(shape)
+        require(expected == values.count,
                      "\(values.count) values cannot fill shape \(shape) (needs \(expected))")
         self.init(uninitializedShape: shape, dtype: dtype)
         switch dtype {
@@ -54,7 +54,7 @@ extension Tensor {
 
     /// Values `start, start + step, ...` below `end`, like `torch.arange`.
     public static func arange(_ start: Double = 0, _ end: Double, step: Double = 1, dtype: DType = .float32) -> Tensor {
-        precondition(step != 0, "arange step must be non-zero")
+        require(step != 0, "arange step must be non-zero")
         let n = Swift.max(0, Int(((end - start) / step).rounded(.up)))
         return Tensor(doubles: (0..<n).map { start + Double($0) * step }, shape: [n], dtype: dtype, requiresGrad: false)
     }
@@ -114,7 +114,7 @@ extension Tensor {
 
     /// Copies `source`'s values into this tensor in place (same shape; dtype converted).
     public func copy_(_ source: Tensor) {
-        precondition(source.shape == shape, "copy_ needs equal shapes, got \(source.shape) into \(shape)")
+        require(source.shape == shape, "copy_ needs equal shapes, got \(source.shape) into \(shape)")
         if source.dtype == dtype {
             dataPointer.copyMemory(from: source.dataPointer, byteCount: count * dtype.byteSize)
         } else {

@@ -28,7 +28,7 @@ public final class Generator: @unchecked Sendable {
     public var stateWords: [UInt64] {
         get { state.withLock { [$0.0, $0.1, $0.2, $0.3] } }
         set {
-            precondition(newValue.count == 4, "a generator state has 4 words, got \(newValue.count)")
+            require(newValue.count == 4, "a generator state has 4 words, got \(newValue.count)")
             state.withLock { $0 = (newValue[0], newValue[1], newValue[2], newValue[3]) }
         }
     }
@@ -84,7 +84,7 @@ public final class Generator: @unchecked Sendable {
 
     /// Uniform integers in `low..<high`, without modulo bias.
     public func integers(_ count: Int, low: Int, high: Int) -> [Int] {
-        precondition(high > low, "randint needs high > low, got low \(low), high \(high)")
+        require(high > low, "randint needs high > low, got low \(low), high \(high)")
         let span = UInt64(high - low)
         return withStream { next in
             (0..<count).map { _ in

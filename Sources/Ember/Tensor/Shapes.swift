@@ -75,9 +75,3 @@ public enum Shapes {
         (shape[..<dim].reduce(1, *), shape[dim], shape[(dim + 1)...].reduce(1, *))
     }
 }
-
-/// Stops the program with a shape error's message; ops use it where throwing would make every
-/// arithmetic expression need `try`. Validate user input with `Shapes` first to get a thrown error.
-func check<R>(_ body: () throws -> R) -> R {
-    do { return try body() } catch { fatalError("\(error)") }
-}

@@ -46,24 +46,37 @@ public final class Tensor: @unchecked Sendable {
     weak var pendingGradient: PendingGradient?
 
     init(storage: Storage, shape: [Int], dtype: DType, byteOffset: Int = 0) {
-        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
+        require(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
         self.storage = storage
         self.shape = shape
         self.dtype = dtype
         self.byteOffset = byteOffset
         self.count = shape.reduce(1, *)
-        precondition(byteOffset >= 0 && byteOffset + count * dtype.byteSize <= storage.byteCount,
+        require(byteOffset >= 0 && byteOffset + count * dtype.byteSize <= storage.byteCount,
                      "storage of \(storage.byteCount) bytes is too small for shape \(shape) \(dtype)")
     }
 
     /// A new tensor with uninitialised contents.
     init(uninitializedShape shape: [Int], dtype: DType) {
-        let count = shape.reduce(1, *)
+        let count = Tensor.elementCount(shape)
         self.storage = Storage(byteCount: count * dtype.byteSize)
         self.byteOffset = 0
         self.shape = shape
         self.dtype = dtype
         self.count = count
+    }
+
+    /// The number of elements of `shape`; stops, naming the shape, when a dimension is negative
+    /// or the count (in bytes) does not fit in memory's address range.
+    static func elementCount(_ shape: [Int]) -> Int {
+        var count = 1
+        for d in shape {
+            require(d >= 0, "negative dimension in shape \(shape)")
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            require(!overflow && product <= Int.max / 8, "shape \(shape) has too many elements")
+            count = product
+        }
+        return count
     }
 
     /// Number of dimensions.
@@ -78,9 +91,9 @@ public final class Tensor: @unchecked Sendable {
     public var requiresGrad: Bool {
         get { leafRequiresGrad || gradFn != nil }
         set {
-            precondition(gradFn == nil || newValue,
+            require(gradFn == nil || newValue,
                          "requiresGrad can only be changed on leaf tensors; use detach() instead")
-            precondition(!newValue || dtype.isFloatingPoint,
+            require(!newValue || dtype.isFloatingPoint,
                          "only floating-point tensors can require gradients (this one is \(dtype))")
             if gradFn == nil { leafRequiresGrad = newValue }
         }
@@ -101,7 +114,7 @@ public final class Tensor: @unchecked Sendable {
 
     /// Asks `backward()` to keep this non-leaf tensor's gradient in `grad`.
     public func retainGrad() {
-        precondition(requiresGrad, "retainGrad() on a tensor that does not require grad")
+        require(requiresGrad, "retainGrad() on a tensor that does not require grad")
         if gradFn != nil { retainsGrad = true }
     }
 
@@ -127,7 +140,7 @@ public final class Tensor: @unchecked Sendable {
     /// `Tensor.set_`: everything holding this tensor (a module, an optimizer) then reads and
     /// writes `source`'s memory. Used to place parameters in one flat buffer.
     public func set_(_ source: Tensor) {
-        precondition(source.shape == shape && source.dtype == dtype,
+        require(source.shape == shape && source.dtype == dtype,
                      "set_ needs the same shape and dtype (\(shape) \(dtype) against \(source.shape) \(source.dtype))")
         storage = source.storage
         byteOffset = source.byteOffset
@@ -174,13 +187,13 @@ public final class Tensor: @unchecked Sendable {
 
     /// The value of a one-element tensor.
     public func item() -> Float {
-        precondition(count == 1, "item() needs a tensor with one element, got shape \(shape)")
+        require(count == 1, "item() needs a tensor with one element, got shape \(shape)")
         return scalars[0]
     }
 
     /// The value of a one-element tensor, as Double.
     public func doubleItem() -> Double {
-        precondition(count == 1, "doubleItem() needs a tensor with one element, got shape \(shape)")
+        require(count == 1, "doubleItem() needs a tensor with one element, got shape \(shape)")
         return doubleScalars[0]
     }
 
@@ -197,7 +210,7 @@ public final class Tensor: @unchecked Sendable {
     func normalizeDim(_ dim: Int, rank r: Int? = nil) -> Int {
         let r = r ?? rank
         let d = dim < 0 ? dim + r : dim
-        precondition(d >= 0 && d < Swift.max(r, 1), "dimension \(dim) is out of range for a tensor of rank \(rank) (shape \(shape))")
+        require(d >= 0 && d < Swift.max(r, 1), "dimension \(dim) is out of range for a tensor of rank \(rank) (shape \(shape))")
         return d
     }
 }
@@ -206,7 +219,7 @@ extension Tensor {
     /// The tensor's elements as a typed pointer, for code outside Ember that moves raw data (the
     /// communication layer). `T` must match `dtype`; valid while the tensor is alive.
     public func mutablePointer<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
-        precondition(MemoryLayout<T>.size == dtype.byteSize, "pointer type \(T.self) does not match dtype \(dtype)")
+        require(MemoryLayout<T>.size == dtype.byteSize, "pointer type \(T.self) does not match dtype \(dtype)")
         return pointer(T.self)
     }
 }

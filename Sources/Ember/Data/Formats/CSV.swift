@@ -93,6 +93,9 @@ public enum CSV {
                     if target == .classIndex && (v < 0 || v != v.rounded()) {
                         throw DataError.file(path, "line \(lineNumber), column \(c + 1): label '\(v)' is not a class index (a non-negative integer)")
                     }
+                    if target == .classIndex && v > Double(DataLimits.maxClassIndex) {
+                        throw DataError.file(path, "line \(lineNumber), column \(c + 1): label \(v) is larger than any class index Ember takes (\(DataLimits.maxClassIndex))")
+                    }
                     table.targets.append(v)
                 } else {
                     table.features.append(v)

@@ -4,8 +4,12 @@ import Foundation
 public enum IDX {
     /// Reads an IDX file into a tensor of its shape (float32 for data, int64 for 1-D label files).
     public static func read(_ path: String) throws -> Tensor {
-        let data = try FileBytes.read(path)
-        return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Tensor in
+        try decode(try FileBytes.read(path), path: path)
+    }
+
+    /// Decodes IDX bytes; the dimensions are checked against the data before anything is allocated.
+    public static func decode(_ data: Data, path: String = "<data>") throws -> Tensor {
+        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Tensor in
             let bytes = raw.bindMemory(to: UInt8.self)
             guard bytes.count >= 4, bytes[0] == 0, bytes[1] == 0 else {
                 throw DataError.file(path, "is not an IDX file (bad magic number)")
@@ -23,8 +27,8 @@ public enum IDX {
             case 0x0E: elementSize = 8
             default: throw DataError.file(path, "unknown IDX element type 0x\(String(type, radix: 16))")
             }
-            let count = shape.reduce(1, *), offset = 4 + 4 * rank
-            guard bytes.count >= offset + count * elementSize else {
+            let count = try DataLimits.elementCount(shape, elementSize: elementSize, path: path), offset = 4 + 4 * rank
+            guard bytes.count - offset >= count * elementSize else {
                 throw DataError.file(path, "holds \(bytes.count - offset) data bytes but its header promises \(count * elementSize) (shape \(shape)): truncated?")
             }
             var values = [Double](repeating: 0, count: count)

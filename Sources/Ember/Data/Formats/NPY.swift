@@ -3,17 +3,23 @@ import Foundation
 /// NumPy's `.npy` format (C order; float32, float64, int64, int32 and uint8 arrays).
 public enum NPY {
     public static func read(_ path: String) throws -> Tensor {
-        let data = try FileBytes.read(path)
+        try decode(try FileBytes.read(path), path: path)
+    }
+
+    /// Decodes `.npy` bytes; every size in the header is checked against the data first.
+    public static func decode(_ data: Data, path: String = "<data>") throws -> Tensor {
         let bytes = [UInt8](data)
         guard bytes.count >= 10, bytes[0] == 0x93, String(bytes: bytes[1..<6], encoding: .ascii) == "NUMPY" else {
             throw DataError.file(path, "is not a .npy file (bad magic string)")
         }
         let major = bytes[6]
+        guard (1...3).contains(major) else { throw DataError.file(path, "is .npy version \(major), which Ember does not read (1 to 3)") }
+        guard major == 1 || bytes.count >= 12 else { throw DataError.file(path, ".npy header is truncated") }
         let headerLength = major == 1 ? Int(bytes[8]) | Int(bytes[9]) << 8
             : Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
         let start = major == 1 ? 10 : 12
         guard bytes.count >= start + headerLength,
-              let header = String(bytes: bytes[start..<(start + headerLength)], encoding: .ascii) else {
+              let header = String(bytes: bytes[start..<(start + headerLength)], encoding: major == 3 ? .utf8 : .ascii) else {
             throw DataError.file(path, ".npy header is truncated")
         }
         guard let descr = field(header, "descr"), let shapeText = field(header, "shape") else {
@@ -22,16 +28,18 @@ public enum NPY {
         if field(header, "fortran_order") == "True" {
             throw DataError.file(path, "is in Fortran order; save it with numpy.ascontiguousarray first")
         }
-        let shape = shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "() "))
-            .split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        let count = shape.reduce(1, *)
+        let dims = shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "() "))
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let shape = dims.compactMap { Int($0) }
+        guard shape.count == dims.count else { throw DataError.file(path, ".npy shape \(shapeText) is not a tuple of integers") }
         let kind = descr.trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
         let offset = start + headerLength
         let sizes: [String: Int] = ["<f4": 4, "<f8": 8, "<i8": 8, "<i4": 4, "|u1": 1, "<u1": 1, "|i1": 1]
         guard let size = sizes[kind] else {
             throw DataError.file(path, "unsupported dtype \(kind) (use float32, float64, int64, int32 or uint8, little-endian)")
         }
-        guard bytes.count >= offset + count * size else {
+        let count = try DataLimits.elementCount(shape, elementSize: size, path: path)
+        guard bytes.count - offset >= count * size else {
             throw DataError.file(path, "holds \(bytes.count - offset) data bytes, but shape \(shape) of \(kind) needs \(count * size)")
         }
         return bytes.withUnsafeBytes { raw -> Tensor in
