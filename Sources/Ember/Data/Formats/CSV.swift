@@ -18,7 +18,12 @@ public enum CSV {
     /// - Throws: `DataError` naming the file, and the line and column of a bad cell.
     public static func load(_ path: String, labelColumn: Int = -1, header: Bool? = nil, delimiter: Character = ",",
                             target: TargetKind = .classIndex) throws -> TensorDataset {
-        let data = try FileBytes.read(path)
+        try decode(try FileBytes.read(path), path: path, labelColumn: labelColumn, header: header, delimiter: delimiter, target: target)
+    }
+
+    /// `load` for bytes already in memory (`path` names them in errors).
+    public static func decode(_ data: Data, path: String = "<data>", labelColumn: Int = -1, header: Bool? = nil,
+                              delimiter: Character = ",", target: TargetKind = .classIndex) throws -> TensorDataset {
         guard let sep = delimiter.asciiValue else { throw DataError("CSV delimiter must be an ASCII character, got '\(delimiter)'") }
         let table = try data.withUnsafeBytes { raw in
             try parse(raw.bindMemory(to: UInt8.self), path: path, labelColumn: labelColumn, header: header, delimiter: sep, target: target)
