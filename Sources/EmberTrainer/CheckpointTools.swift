@@ -40,7 +40,7 @@ public enum CheckpointTools {
     }
 
     /// Loss and accuracy of a checkpoint's model on a split of its data (or of `data`).
-    public static func evaluate(checkpoint path: String, data: String?, split: String) throws -> String {
+    public static func evaluate(checkpoint path: String, data: String?, split: String, dataDirectory: String? = nil) throws -> String {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
             throw ConfigError("--checkpoint \(path): no such checkpoint or run directory")
@@ -50,7 +50,7 @@ public enum CheckpointTools {
             : try Checkpoints.latestValid(runDir: path) { Console.writeLine("warning: \($0)", error: true) }
         var config = checkpoint.state.config
         if let data { config.data = data }
-        let prepared = try DataPreparation.prepare(config)
+        let prepared = try DataPreparation.prepare(config, dataDirectory: dataDirectory)
         let model = try ModelFactory.make(config, sampleShape: prepared.sampleShape, outputs: prepared.outputs, generator: Generator(seed: 0))
         do { try model.loadStateDict(checkpoint.model) } catch {
             throw ConfigError("checkpoint \(checkpoint.path) does not fit a \(config.model) model for --data \(config.data): \(error)")

@@ -162,7 +162,8 @@ struct Eval: ParsableCommand {
     func run() throws {
         guard ["train", "val", "test", "all"].contains(split) else { fail(ConfigError("--split must be train, val, test or all (got \(split))"), code: 2) }
         do {
-            print(try CheckpointTools.evaluate(checkpoint: checkpoint, data: data, split: split))
+            print(try CheckpointTools.evaluate(checkpoint: checkpoint, data: data, split: split,
+                                               dataDirectory: try LaunchSettings.current().dataDirectory))
         } catch {
             fail(error, code: 2)
         }

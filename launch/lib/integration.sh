@@ -3,6 +3,7 @@
 # Prints one line per check and ends with "N passed, M failed".
 
 trainer=.build/release/trainer
+source "$(dirname "${BASH_SOURCE[0]}")/bad-input.sh"
 work=$(mktemp -d /tmp/ember-integration.XXXXXX)
 passed=0
 failed=0
@@ -158,6 +159,7 @@ run_integration_tests() {
     bad_input "existing run directory" "not empty" "$trainer" train --run-dir "$work/single"
     after=$(find "$work/single" -type f -exec md5sum {} + | sort)
     expect "existing run directory: nothing in it changed" /dev/null test "$before" = "$after"
+    run_bad_input_tests
 
     # 7. Every example runs to completion.
     local example
