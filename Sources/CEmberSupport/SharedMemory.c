@@ -68,3 +68,7 @@ EMBER_ADD(ember_add_f64, double)
     }
 EMBER_SUM(ember_sum_f32, float)
 EMBER_SUM(ember_sum_f64, double)
+
+// Heartbeats: words other processes read while this one may be writing them.
+void ember_store_u64(unsigned long long *p, unsigned long long v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+unsigned long long ember_load_u64(const unsigned long long *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }

@@ -33,7 +33,10 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
     public var shutdownTimeout = 8.0
     let queue = DispatchQueue(label: "ember.mpi")
     private let watch = NSLock()
-    private var current: (operation: String, started: Date)?
+    private var current: (operation: String, started: Date, number: UInt64)?
+    /// Collectives issued so far (the same count on every rank), and where the node's ranks are.
+    private var collectives: UInt64 = 0
+    private var heartbeats: Heartbeats?
     private static var initialized = false
     private var scratchBuffer: UnsafeMutableRawPointer?
     private var scratchBytes = 0
@@ -86,6 +89,7 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
             transport = shared == nil ? .mpi : .sharedMemory
             transportIsTuned = shared != nil && sharedMemory.enabled == nil
         }
+        heartbeats = Heartbeats(comm: ember_mpi_comm_world(), rank: rank, worldSize: worldSize)
         startWatchdog()
     }
 
@@ -96,6 +100,7 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
     public func finalize() {
         queue.sync {
             shared?.free()
+            heartbeats?.free()
             _ = MPI_Finalize()
         }
     }
@@ -125,10 +130,12 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
                 Thread.sleep(forTimeInterval: 1)
                 self.watch.lock()
                 let limit = self.isShuttingDown() ? min(self.timeout, self.shutdownTimeout) : self.timeout
-                let stuck = self.current.flatMap { Date().timeIntervalSince($0.started) > limit ? $0.operation : nil }
+                let stuck = self.current.flatMap { Date().timeIntervalSince($0.started) > limit ? $0 : nil }
                 self.watch.unlock()
                 if let stuck {
-                    let message = "\(CommunicatorError.timeout(rank: self.rank, operation: stuck, seconds: limit)); ending the job\n"
+                    let missing = self.heartbeats?.describeMissing(from: stuck.number) ?? ""
+                    let message = "\(CommunicatorError.timeout(rank: self.rank, operation: "\(stuck.operation) (collective #\(stuck.number))", seconds: limit))"
+                        + (missing.isEmpty ? "" : "; \(missing)") + "; ending the job\n"
                     FileHandle.standardError.write(Data(message.utf8))
                     _exit(3)
                 }
@@ -140,10 +147,12 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
 
     /// Runs one MPI call on the communication queue under the watchdog.
     private func call(_ operation: String, _ body: () throws -> Int32) throws {
-        watch.lock(); current = (operation, Date()); watch.unlock()
+        collectives += 1
+        heartbeats?.entering(collectives)
+        watch.lock(); current = (operation, Date(), collectives); watch.unlock()
         let code: Int32
         do {
-            defer { watch.lock(); current = nil; watch.unlock() }
+            defer { watch.lock(); current = nil; watch.unlock(); heartbeats?.left() }
             code = try body()
         }
         guard code == ember_mpi_success() else {

@@ -33,4 +33,8 @@ void ember_add_f64(double *out, const double *a, const double *b, long n);
 void ember_sum_f32(float *out, float *const *inputs, int count, long n);
 void ember_sum_f64(double *out, double *const *inputs, int count, long n);
 
+/// An atomic store (release) and load (acquire) of a 64-bit word in shared memory.
+void ember_store_u64(unsigned long long *p, unsigned long long v);
+unsigned long long ember_load_u64(const unsigned long long *p);
+
 #endif
