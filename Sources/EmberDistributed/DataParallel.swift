@@ -192,10 +192,17 @@ public final class DataParallel: PendingGradient {
 
     /// Runs the wrapped module, first copying rank 0's buffers in training mode.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try broadcastBuffersForTraining()
+        return module(x)
+    }
+
+    /// In training mode (with `broadcastBuffers`), copies rank 0's buffers (batch norm
+    /// statistics) into this replica: what a forward through the wrapper does first, for code
+    /// that calls the module itself (a task's own step with several inputs).
+    public func broadcastBuffersForTraining() throws {
         if module.isTraining && broadcastBuffers && communicator.worldSize > 1 {
             for b in buffers { try communicator.broadcast(b, root: 0) }
         }
-        return module(x)
     }
 
     /// Runs `body` (forward and backward of micro-batches) without synchronising: gradients only

@@ -15,12 +15,20 @@ public struct CheckpointState: Codable {
     public var optimizerGroups: [[String: Double]]
     public var schedulerEpoch: Int?
     public var plateau: PlateauState?
+    /// The best value so far of the monitored metric (`--monitor`, default `val_loss`).
     public var bestValLoss: Double?
     public var epochsWithoutImprovement: Int
     /// Each rank's dropout generator state.
     public var generatorStates: [[UInt64]]
-    /// Global sums of the epoch in progress: loss·samples, correct, samples.
+    /// Global sums of the epoch in progress: loss·samples, correct (0 without accuracy), samples.
     public var epochSums: [Double]
+    /// The epoch's totals of the task's metrics: name → [value, count] (absent in older checkpoints).
+    public var epochMetrics: [String: [Double]]? = nil
+    /// The task's and the callbacks' own state (`checkpointState()`), rank 0's.
+    public var taskState: Data? = nil
+    public var callbackStates: [Data?]? = nil
+    /// The checkpoints kept for their monitored value (`--keep-best`).
+    public var best: [BestCheckpoint]? = nil
     public var trainSamplesSeen: Double
     public var trainSeconds: Double
     public var history: [EpochRecord]
@@ -36,7 +44,8 @@ public struct PlateauState: Codable, Equatable {
     public var cooldown: Int
 }
 
-/// One line of `metrics.jsonl` (per epoch), also kept in checkpoints for the report.
+/// One line of `metrics.jsonl` (per epoch), also kept in checkpoints for the report. A task's
+/// own metrics sit beside the fixed ones, flat: `train_tokens`, `val_perplexity`.
 public struct EpochRecord: Codable, Equatable {
     public var epoch: Int
     public var step: Int
@@ -47,12 +56,79 @@ public struct EpochRecord: Codable, Equatable {
     public var lr: Double
     public var epochSeconds: Double
     public var samplesPerSecond: Double
+    /// `train_<name>` and `val_<name>` of the task's metrics other than accuracy.
+    public var extra: [String: Double] = [:]
 
-    enum CodingKeys: String, CodingKey {
+    public init(epoch: Int, step: Int, trainLoss: Double, trainAccuracy: Double?, valLoss: Double?, valAccuracy: Double?,
+                lr: Double, epochSeconds: Double, samplesPerSecond: Double, extra: [String: Double] = [:]) {
+        (self.epoch, self.step, self.trainLoss, self.trainAccuracy, self.valLoss, self.valAccuracy) = (epoch, step, trainLoss, trainAccuracy, valLoss, valAccuracy)
+        (self.lr, self.epochSeconds, self.samplesPerSecond, self.extra) = (lr, epochSeconds, samplesPerSecond, extra)
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case epoch, step, lr
         case trainLoss = "train_loss", trainAccuracy = "train_accuracy", valLoss = "val_loss", valAccuracy = "val_accuracy"
         case epochSeconds = "epoch_s", samplesPerSecond = "samples_per_s"
     }
+
+    /// Every value by its `metrics.jsonl` name (what early stopping and best checkpoints monitor).
+    public var values: [String: Double] {
+        var v = extra
+        v["train_loss"] = trainLoss
+        v["lr"] = lr
+        if let trainAccuracy { v["train_accuracy"] = trainAccuracy }
+        if let valLoss { v["val_loss"] = valLoss }
+        if let valAccuracy { v["val_accuracy"] = valAccuracy }
+        return v
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        epoch = try c.decode(Int.self, forKey: .epoch)
+        step = try c.decode(Int.self, forKey: .step)
+        trainLoss = try c.decode(Double.self, forKey: .trainLoss)
+        trainAccuracy = try c.decodeIfPresent(Double.self, forKey: .trainAccuracy)
+        valLoss = try c.decodeIfPresent(Double.self, forKey: .valLoss)
+        valAccuracy = try c.decodeIfPresent(Double.self, forKey: .valAccuracy)
+        lr = try c.decode(Double.self, forKey: .lr)
+        epochSeconds = try c.decode(Double.self, forKey: .epochSeconds)
+        samplesPerSecond = try c.decode(Double.self, forKey: .samplesPerSecond)
+        let known = Set(CodingKeys.allCases.map(\.rawValue))
+        let all = try decoder.container(keyedBy: AnyKey.self)
+        for key in all.allKeys where !known.contains(key.stringValue) {
+            extra[key.stringValue] = try all.decode(Double.self, forKey: key)
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(step, forKey: .step)
+        try c.encode(trainLoss, forKey: .trainLoss)
+        try c.encodeIfPresent(trainAccuracy, forKey: .trainAccuracy)
+        try c.encodeIfPresent(valLoss, forKey: .valLoss)
+        try c.encodeIfPresent(valAccuracy, forKey: .valAccuracy)
+        try c.encode(lr, forKey: .lr)
+        try c.encode(epochSeconds, forKey: .epochSeconds)
+        try c.encode(samplesPerSecond, forKey: .samplesPerSecond)
+        var all = encoder.container(keyedBy: AnyKey.self)
+        for (k, v) in extra { try all.encode(v, forKey: AnyKey(k)) }
+    }
+}
+
+/// A coding key of any name (flat maps of metrics).
+struct AnyKey: CodingKey {
+    let stringValue: String
+    init(_ s: String) { stringValue = s }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    var intValue: Int? { nil }
+    init?(intValue: Int) { nil }
+}
+
+/// A checkpoint kept because its monitored metric was among the best (`--keep-best`).
+public struct BestCheckpoint: Codable, Equatable {
+    public var name: String
+    public var value: Double
 }
 
 /// A checkpoint read back from disk and verified.
@@ -98,10 +174,10 @@ public enum Checkpoints {
 
     public static func directory(runDir: String) -> String { (runDir as NSString).appendingPathComponent("checkpoints") }
 
-    /// Writes a checkpoint and removes all but the newest `keepLast`.
+    /// Writes a checkpoint and removes all but the newest `keepLast` and those named in `keep`.
     @discardableResult
     public static func save(runDir: String, state: CheckpointState, model: [String: Tensor], optimizer: [String: Tensor],
-                            keepLast: Int) throws -> String {
+                            keepLast: Int, keep: Set<String> = []) throws -> String {
         let dir = directory(runDir: runDir)
         let name = String(format: "step-%08d", state.globalStep) + (state.batchInEpoch > 0 ? "-partial" : "")
         let final = (dir as NSString).appendingPathComponent(name)
@@ -123,7 +199,9 @@ public enum Checkpoints {
         try fm.moveItem(atPath: temp, toPath: final)
         moved = true
         AtomicFile.syncDirectory(dir)
-        for old in list(runDir: runDir).dropLast(keepLast) { try? fm.removeItem(atPath: old) }
+        for old in list(runDir: runDir).dropLast(keepLast) where !keep.contains((old as NSString).lastPathComponent) {
+            try? fm.removeItem(atPath: old)
+        }
         return final
     }
 

@@ -31,6 +31,11 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public var clipValue: Double? = nil
     public var patience: Int? = nil
     public var minDelta = 0.0
+    /// The metric early stopping, the plateau schedule and `keepBest` watch (`val_loss`,
+    /// `val_accuracy`, `train_loss`, or `val_<name>` of a task's metric).
+    public var monitor = "val_loss"
+    /// Also keep the checkpoints of the `keepBest` best epochs by `monitor` (0: none).
+    public var keepBest = 0
     public var seed: UInt64 = 0
     public var runDir: String? = nil
     public var resume: String? = nil
@@ -155,13 +160,18 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         return "\(value)"
     }
 
-    /// Checks every option and combination; the message names the options involved.
-    public func validate() throws {
+    /// Checks every option and combination; the message names the options involved. With
+    /// `forTask`, the options a task of one's own replaces (model, layers, data) are not checked.
+    public func validate(forTask: Bool = false) throws {
         func fail(_ message: String) throws -> Never { throw ConfigError(message) }
-        if !Self.models.contains(model) { try fail("--model \(model) is not one of \(Self.models.joined(separator: ", "))") }
-        if model == "sequential" && (layers ?? []).isEmpty { try fail("--model sequential needs a 'layers' list in the config file") }
-        if model != "sequential" && layers != nil { try fail("'layers' in the config only applies to --model sequential (got --model \(model))") }
-        _ = try DataSpec.parse(data)
+        if !forTask {
+            if !Self.models.contains(model) && ModelRegistry.builder(model) == nil {
+                try fail("--model \(model) is not one of \((Self.models + ModelRegistry.names).joined(separator: ", "))")
+            }
+            if model == "sequential" && (layers ?? []).isEmpty { try fail("--model sequential needs a 'layers' list in the config file") }
+            if model != "sequential" && layers != nil { try fail("'layers' in the config only applies to --model sequential (got --model \(model))") }
+            _ = try DataSpec.parse(data)
+        }
         if epochs < 1 { try fail("--epochs must be at least 1 (got \(epochs))") }
         if batchSize < 1 { try fail("--batch-size must be at least 1 (got \(batchSize))") }
         if !(lr > 0) || !lr.isFinite { try fail("--lr must be a positive number (got \(lr))") }
@@ -184,9 +194,16 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         if !(0..<0.9).contains(valFraction) { try fail("--val-fraction must be in [0, 0.9) (got \(valFraction))") }
         if !(0..<0.9).contains(testFraction) { try fail("--test-fraction must be in [0, 0.9) (got \(testFraction))") }
         if valFraction + testFraction >= 0.9 { try fail("--val-fraction \(valFraction) and --test-fraction \(testFraction) leave too little training data") }
-        if patience != nil && valFraction == 0 { try fail("early stopping (--patience) needs a validation split (--val-fraction > 0)") }
-        if schedule == "plateau" && valFraction == 0 { try fail("--schedule plateau needs a validation split (--val-fraction > 0)") }
+        if patience != nil && valFraction == 0 && !forTask { try fail("early stopping (--patience) needs a validation split (--val-fraction > 0)") }
+        if schedule == "plateau" && valFraction == 0 && !forTask { try fail("--schedule plateau needs a validation split (--val-fraction > 0)") }
         if let patience, patience < 0 { try fail("--patience must not be negative (got \(patience))") }
+        if keepBest < 0 { try fail("--keep-best must not be negative (got \(keepBest))") }
+        if !(monitor.hasPrefix("val_") || monitor.hasPrefix("train_")) || monitor.count < 5 {
+            try fail("--monitor must name a logged metric such as val_loss, val_accuracy or train_loss (got \(monitor))")
+        }
+        if monitor.hasPrefix("val_") && valFraction == 0 && (patience != nil || keepBest > 0) && !forTask {
+            try fail("--monitor \(monitor) needs a validation split (--val-fraction > 0)")
+        }
         if gradAccumulation < 1 { try fail("--grad-accumulation must be at least 1 (got \(gradAccumulation))") }
         if let clipNorm, !(clipNorm > 0) { try fail("--clip-norm must be positive (got \(clipNorm))") }
         if let clipValue, !(clipValue > 0) { try fail("--clip-value must be positive (got \(clipValue))") }

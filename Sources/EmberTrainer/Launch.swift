@@ -17,13 +17,37 @@ public enum Trainer {
     /// The rank the launcher assigned, read before MPI starts (0 without a launcher).
     public static var launcherRank: Int { (try? LaunchSettings.current())?.launcherRank ?? 0 }
 
-    /// Trains with `config` (already merged from defaults, file and flags). When resuming, the
-    /// checkpoint's configuration is the base and `overrides` (the flags) are applied on top.
-    /// `settings` are what the environment says (`LaunchSettings.current()` when nil).
+    /// Trains a preset (`config.model` on `config.data`): what `trainer train` runs. When
+    /// resuming, the checkpoint's configuration is the base and `overrides` (the flags) are
+    /// applied on top. `settings` are what the environment says (`LaunchSettings.current()` when nil).
     public static func train(_ config: TrainerConfig, settings: LaunchSettings? = nil,
                              overrides: @escaping @Sendable (inout TrainerConfig) -> Void = { _ in }) throws -> RunSummary {
-        let config = config
         try config.validate()
+        return try launch(config, settings: settings, overrides: overrides, callbacks: { [] }) { config, settings in
+            PresetTask(config: config, data: try DataPreparation.prepare(config, dataDirectory: settings.dataDirectory))
+        }
+    }
+
+    /// Trains `task` with `options`, on whatever launched this process: one process, ranks as
+    /// threads (`options.localRanks`), or `mpirun`/`srun`. Everything `trainer train` does comes
+    /// with it: checkpoints (`options.resume = "latest"` resumes bitwise), signals, progress,
+    /// `metrics.jsonl`, `summary.json`, the report. `callbacks` makes each rank's callbacks
+    /// (ranks as threads each need their own). When resuming, the checkpoint's options are the
+    /// base and `overrides` is applied on top (by default: `options` replace them, keeping the
+    /// run directory and `resume`). Returns rank 0's summary (every rank returns one).
+    /// - Throws: `ConfigError`, `DataError` (shared by every rank: rank 0 reports them), `TrainingFailure`
+    ///   when the loss diverged, `IOFailure`, or a communicator's error.
+    public static func fit<Task: TrainingTask>(_ task: Task, options: TrainerConfig, settings: LaunchSettings? = nil,
+                                               callbacks: @escaping @Sendable () -> [TrainingCallback] = { [] },
+                                               overrides: (@Sendable (inout TrainerConfig) -> Void)? = nil) throws -> RunSummary {
+        try options.validate(forTask: true)
+        return try launch(options, settings: settings, overrides: overrides ?? { $0 = options }, callbacks: callbacks) { _, _ in task }
+    }
+
+    /// The world (MPI, threads or one process), then every rank's run of the task `makeTask` builds.
+    static func launch<Task: TrainingTask>(_ config: TrainerConfig, settings: LaunchSettings?, overrides: @escaping @Sendable (inout TrainerConfig) -> Void,
+                                           callbacks: @escaping @Sendable () -> [TrainingCallback],
+                                           makeTask: @escaping @Sendable (TrainerConfig, LaunchSettings) throws -> Task) throws -> RunSummary {
         let settings = try settings ?? LaunchSettings.current()
         let launch = settings.launch
         if config.localRanks > 1 && launch.wantsMPI {
@@ -48,7 +72,8 @@ public enum Trainer {
             do {
                 try world.run { comm in
                     let log = Logger.forRank(comm.rank, level: config.logLevel)
-                    let summary = try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log, settings: settings) }
+                    let summary = try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log, settings: settings,
+                                                                                         callbacks: callbacks(), makeTask: makeTask) }
                     if comm.rank == 0 { result.set(summary) }
                 }
             } catch let error as RankError {
@@ -69,7 +94,9 @@ public enum Trainer {
             log.info("BLAS: OpenBLAS \(blasKernel) kernels\(forced), \(numThreads) thread\(numThreads == 1 ? "" : "s") per rank")
         }
         do {
-            return try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log, settings: settings) }
+            return try sharingErrors(rank: comm.rank) {
+                try runRank(config, overrides: overrides, comm: comm, log: log, settings: settings, callbacks: callbacks(), makeTask: makeTask)
+            }
         } catch let error as SharedError {
             throw error  // every rank has it: all finalize and exit together
         } catch {
@@ -99,8 +126,9 @@ public enum Trainer {
     }
 
     /// One rank's whole run: resume lookup, run directory (rank 0), data, model, loop.
-    static func runRank(_ initial: TrainerConfig, overrides: (inout TrainerConfig) -> Void, comm: Communicator,
-                        log: Logger, settings: LaunchSettings) throws -> RunSummary {
+    static func runRank<Task: TrainingTask>(_ initial: TrainerConfig, overrides: (inout TrainerConfig) -> Void, comm: Communicator,
+                                            log: Logger, settings: LaunchSettings, callbacks: [TrainingCallback],
+                                            makeTask: (TrainerConfig, LaunchSettings) throws -> Task) throws -> RunSummary {
         var config = initial
         var checkpoint: LoadedCheckpoint? = nil
         var runDir = config.runDir
@@ -114,17 +142,15 @@ public enum Trainer {
             overrides(&config)
             config.resume = resume
             config.runDir = runDir
-            try config.validate()
+            try config.validate(forTask: !(Task.self == PresetTask.self))
         }
         let dir = runDir ?? defaultRunDirectory()
         // Rank 0 alone touches the file system; everyone learns whether it worked. Nothing is
         // written until data and model are ready, so a start that fails leaves no trace.
         try onRankZero(comm) { try checkRunDirectory(dir, resuming: checkpoint != nil) }
-        let data = try DataPreparation.prepare(config, dataDirectory: settings.dataDirectory)
-        if comm.worldSize > data.train.count {
-            throw ConfigError("\(comm.worldSize) ranks but only \(data.train.count) training samples: every rank needs at least one")
-        }
-        let trainer = try RankTrainer(config: config, comm: comm, data: data, runDir: dir, resume: checkpoint, log: log, settings: settings)
+        let task = try makeTask(config, settings)
+        let trainer = try RankLoop(config: config, comm: comm, task: task, runDir: dir, resume: checkpoint, log: log,
+                                   settings: settings, callbacks: callbacks)
         try onRankZero(comm) { try createRunDirectory(dir, config: config, resuming: checkpoint != nil) }
         return try trainer.run()
     }

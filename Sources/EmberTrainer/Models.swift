@@ -69,7 +69,11 @@ public enum ModelFactory {
             return try sequential(config.layers ?? [], sampleShape: sampleShape, outputs: outputs, generator: generator,
                                   dropoutGenerator: dropoutGenerator)
         default:
-            throw ConfigError("--model \(config.model) is not one of \(TrainerConfig.models.joined(separator: ", "))")
+            if let build = ModelRegistry.builder(config.model) {
+                return try build(ModelRegistry.Input(sampleShape: sampleShape, outputs: outputs,
+                                                     generators: ModelGenerators(weights: generator, dropout: dropoutGenerator), config: config))
+            }
+            throw ConfigError("--model \(config.model) is not one of \((TrainerConfig.models + ModelRegistry.names).joined(separator: ", "))")
         }
     }
 

@@ -26,13 +26,69 @@ public struct RunSummary: Codable, Equatable {
     /// With a tuned transport: how many trials chose shared memory, of how many.
     public var sharedMemoryTrials: String?
     public var shardedOptimizerStep: Bool
+    /// The last epoch's and the test's values of the task's own metrics (`val_tokens`,
+    /// `test_perplexity`), written flat beside the fields above.
+    public var extra: [String: Double] = [:]
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case epochs, steps, model, parameters, transport
         case trainLoss = "train_loss", valLoss = "val_loss", valAccuracy = "val_accuracy", testLoss = "test_loss"
         case testAccuracy = "test_accuracy", worldSize = "world_size", globalBatch = "global_batch"
         case samplesPerSecond = "samples_per_s", wallSeconds = "wall_s", stoppedReason = "stopped_reason", runDir = "run_dir"
         case shardedOptimizerStep = "sharded_optimizer_step", sharedMemoryTrials = "shared_memory_trials"
+    }
+}
+
+extension RunSummary {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        epochs = try c.decode(Int.self, forKey: .epochs)
+        steps = try c.decode(Int.self, forKey: .steps)
+        trainLoss = try c.decode(Double.self, forKey: .trainLoss)
+        valLoss = try c.decodeIfPresent(Double.self, forKey: .valLoss)
+        valAccuracy = try c.decodeIfPresent(Double.self, forKey: .valAccuracy)
+        testLoss = try c.decodeIfPresent(Double.self, forKey: .testLoss)
+        testAccuracy = try c.decodeIfPresent(Double.self, forKey: .testAccuracy)
+        worldSize = try c.decode(Int.self, forKey: .worldSize)
+        globalBatch = try c.decode(Int.self, forKey: .globalBatch)
+        samplesPerSecond = try c.decode(Double.self, forKey: .samplesPerSecond)
+        wallSeconds = try c.decode(Double.self, forKey: .wallSeconds)
+        stoppedReason = try c.decode(String.self, forKey: .stoppedReason)
+        model = try c.decode(String.self, forKey: .model)
+        parameters = try c.decode(Int.self, forKey: .parameters)
+        runDir = try c.decode(String.self, forKey: .runDir)
+        transport = try c.decode(String.self, forKey: .transport)
+        sharedMemoryTrials = try c.decodeIfPresent(String.self, forKey: .sharedMemoryTrials)
+        shardedOptimizerStep = try c.decode(Bool.self, forKey: .shardedOptimizerStep)
+        let known = Set(CodingKeys.allCases.map(\.rawValue))
+        let all = try decoder.container(keyedBy: AnyKey.self)
+        for key in all.allKeys where !known.contains(key.stringValue) {
+            if let v = try? all.decode(Double.self, forKey: key) { extra[key.stringValue] = v }
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(trainLoss, forKey: .trainLoss)
+        try c.encodeIfPresent(valLoss, forKey: .valLoss)
+        try c.encodeIfPresent(valAccuracy, forKey: .valAccuracy)
+        try c.encodeIfPresent(testLoss, forKey: .testLoss)
+        try c.encodeIfPresent(testAccuracy, forKey: .testAccuracy)
+        try c.encode(worldSize, forKey: .worldSize)
+        try c.encode(globalBatch, forKey: .globalBatch)
+        try c.encode(samplesPerSecond, forKey: .samplesPerSecond)
+        try c.encode(wallSeconds, forKey: .wallSeconds)
+        try c.encode(stoppedReason, forKey: .stoppedReason)
+        try c.encode(model, forKey: .model)
+        try c.encode(parameters, forKey: .parameters)
+        try c.encode(runDir, forKey: .runDir)
+        try c.encode(transport, forKey: .transport)
+        try c.encodeIfPresent(sharedMemoryTrials, forKey: .sharedMemoryTrials)
+        try c.encode(shardedOptimizerStep, forKey: .shardedOptimizerStep)
+        var all = encoder.container(keyedBy: AnyKey.self)
+        for (k, v) in extra { try all.encode(v, forKey: AnyKey(k)) }
     }
 }
 
@@ -42,79 +98,192 @@ public struct TrainingFailure: Error, CustomStringConvertible {
     public let summary: RunSummary?
 }
 
-/// One rank's side of a training run. Every rank trains; rank 0 also decides when to stop, adjusts
-/// the learning rate on plateaus, and writes checkpoints, metrics and reports.
-final class RankTrainer {
+/// Why a run's loop ended.
+enum StopReason: CustomStringConvertible {
+    case completed
+    case interrupted
+    case earlyStopping(monitor: String, minDelta: Double, patience: Int)
+    case diverged(loss: Double, step: Int)
+    /// A callback asked (`TrainingContext.requestStop`).
+    case requested(String)
+
+    var description: String {
+        switch self {
+        case .completed: return "completed"
+        case .interrupted: return "interrupted by signal"
+        case .earlyStopping(let monitor, let minDelta, let patience):
+            return monitor == "val_loss" ? "early stopping: no validation improvement of \(minDelta) for \(patience) epochs"
+                : "early stopping: no improvement of \(monitor) by \(minDelta) for \(patience) epochs"
+        case .diverged(let loss, let step): return "loss became \(loss) at step \(step)"
+        case .requested(let why): return why
+        }
+    }
+}
+
+/// One batch's numbers, summed over the ranks: the loss (times samples), the samples, whether
+/// any rank asks to stop, and the task's metrics.
+struct BatchStatistics {
+    var lossSum = 0.0, samples = 0.0
+    var stopSignal = false, stopRequest = false
+    var metrics = MetricTotals()
+}
+
+/// A task's metrics accumulated over batches (and ranks): value and count per name.
+struct MetricTotals {
+    var values: [String: (value: Double, count: Double)] = [:]
+
+    /// Sums (or extremes) of `other` into these, per each metric's reduction.
+    mutating func add(_ other: [String: (value: Double, count: Double)], _ metrics: [Metric]) {
+        for m in metrics {
+            guard let v = other[m.name] else { continue }
+            let old = values[m.name]
+            switch m.reduction {
+            case .mean, .sum: values[m.name] = ((old?.value ?? 0) + v.value, (old?.count ?? 0) + v.count)
+            case .max: values[m.name] = (Swift.max(old?.value ?? -.infinity, v.value), (old?.count ?? 0) + v.count)
+            case .min: values[m.name] = (Swift.min(old?.value ?? .infinity, v.value), (old?.count ?? 0) + v.count)
+            }
+        }
+    }
+
+    /// Each metric's value: the mean for `.mean`, the total or extreme otherwise (nil when never recorded).
+    func value(_ m: Metric) -> Double? {
+        guard let v = values[m.name], v.count > 0 else { return nil }
+        return m.reduction == .mean ? v.value / v.count : v.value
+    }
+
+    /// The totals of every rank, combined exactly: one allreduce of the sums and counts (and
+    /// one more of the extremes when there are `.max`/`.min` metrics), the same on every rank.
+    static func reduce(_ local: [String: (value: Double, count: Double)], _ metrics: [Metric], prefix: [Double],
+                       comm: Communicator) throws -> (prefix: [Double], totals: MetricTotals) {
+        var flat = prefix
+        for m in metrics {
+            let v = local[m.name]
+            let neutral = m.reduction == .max ? -Double.infinity : m.reduction == .min ? Double.infinity : 0
+            flat += [m.reduction == .mean || m.reduction == .sum ? v?.value ?? 0 : 0, v?.count ?? 0]
+            _ = neutral
+        }
+        let summed = try comm.allreduceSum(flat)
+        var extremes: [Double] = []
+        let extremeMetrics = metrics.filter { $0.reduction == .max || $0.reduction == .min }
+        if !extremeMetrics.isEmpty {
+            // The minimum is the negated maximum of the negated values.
+            let mine = extremeMetrics.map { m -> Double in
+                let v = local[m.name]?.value
+                return m.reduction == .max ? v ?? -.infinity : -(v ?? .infinity)
+            }
+            extremes = try comm.allreduceMax(mine)
+        }
+        var totals = MetricTotals()
+        var extremeIndex = 0
+        for (i, m) in metrics.enumerated() {
+            let count = summed[prefix.count + 2 * i + 1]
+            guard count > 0 else { if m.reduction == .max || m.reduction == .min { extremeIndex += 1 }; continue }
+            switch m.reduction {
+            case .mean, .sum: totals.values[m.name] = (summed[prefix.count + 2 * i], count)
+            case .max: totals.values[m.name] = (extremes[extremeIndex], count); extremeIndex += 1
+            case .min: totals.values[m.name] = (-extremes[extremeIndex], count); extremeIndex += 1
+            }
+        }
+        return (Array(summed.prefix(prefix.count)), totals)
+    }
+
+    /// As stored in checkpoints.
+    var stored: [String: [Double]] { values.mapValues { [$0.value, $0.count] } }
+    init() {}
+    init(stored: [String: [Double]]) {
+        for (k, v) in stored where v.count == 2 { values[k] = (v[0], v[1]) }
+    }
+}
+
+/// One rank's side of a training run of any task. Every rank trains; rank 0 also decides when to
+/// stop, adjusts the learning rate on plateaus, and writes checkpoints, metrics and reports.
+/// `run()` is the loop; each phase (a batch, an epoch's end, the decision, the finish) has a
+/// method of its own below it.
+final class RankLoop<Task: TrainingTask> {
     let config: TrainerConfig
     let comm: Communicator
-    let data: PreparedData
+    let task: Task
     let runDir: String
     let log: Logger
-    let resume: LoadedCheckpoint?
+    let settings: LaunchSettings
     var isCoordinator: Bool { comm.rank == 0 }
 
-    let model: Module
+    let train: TaskData<Task.Batch>
+    let val: TaskData<Task.Batch>?
+    let test: TaskData<Task.Batch>?
+    let metrics: [Metric]
+    let model: Task.Model
     let ddp: DataParallel
     let optimizer: Optimizer
     let epochSchedule: EpochSchedule
     var stepSchedule: OneCycleLR?
     var plateau: ReduceLROnPlateau?
     let dropoutGenerator: Generator
-    let settings: LaunchSettings
+    /// The callbacks that run on this rank.
+    let callbacks: [TrainingCallback]
+    /// Every callback (the checkpointed states are indexed by position among these).
+    let allCallbacks: [TrainingCallback]
+    let context: TrainingContext
 
     // Loop state (all checkpointed).
     var epoch = 0, batchInEpoch = 0, globalStep = 0
-    var bestValLoss: Double?
+    /// The best value of `config.monitor` so far.
+    var bestMonitored: Double?
     var epochsWithoutImprovement = 0
-    var epochSums = [0.0, 0.0, 0.0]
+    var epochLoss = (sum: 0.0, samples: 0.0)
+    var epochMetrics = MetricTotals()
     var trainSamplesSeen = 0.0, trainSeconds = 0.0
     var history: [EpochRecord] = []
+    var best: [BestCheckpoint] = []
 
-    init(config: TrainerConfig, comm: Communicator, data: PreparedData, runDir: String, resume: LoadedCheckpoint?, log: Logger,
-         settings: LaunchSettings) throws {
+    init(config: TrainerConfig, comm: Communicator, task: Task, runDir: String, resume: LoadedCheckpoint?, log: Logger,
+         settings: LaunchSettings, callbacks: [TrainingCallback]) throws {
         self.config = config
         self.settings = settings
         self.comm = comm
-        self.data = data
+        self.task = task
         self.runDir = runDir
-        self.resume = resume
         self.log = log
+        train = try task.trainingData()
+        val = try task.validationData().flatMap { $0.count > 0 ? $0 : nil }
+        test = try task.testData().flatMap { $0.count > 0 ? $0 : nil }
+        metrics = task.metrics
+        if comm.worldSize > train.count {
+            throw ConfigError("\(comm.worldSize) ranks but only \(train.count) training samples: every rank needs at least one")
+        }
         dropoutGenerator = Generator(seed: config.seed &+ 1000 &+ UInt64(comm.rank))
-        model = try ModelFactory.make(config, sampleShape: data.sampleShape, outputs: data.outputs,
-                                      generator: Generator(seed: config.seed), dropoutGenerator: dropoutGenerator)
+        model = try task.makeModel(generators: ModelGenerators(weights: Generator(seed: config.seed), dropout: dropoutGenerator))
         if let resume { try model.loadStateDict(resume.model) }
-        let overlap = config.overlap ?? settings.launch.overlapPaysOff(threadsPerRank: numThreads,
-                                                                                   cores: ProcessInfo.processInfo.activeProcessorCount)
+        let overlap = config.overlap ?? settings.launch.overlapPaysOff(threadsPerRank: numThreads, cores: ProcessInfo.processInfo.activeProcessorCount)
         ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: config.bucketKB * 1024, overlap: overlap,
                                shardOptimizerStep: config.shardOptimizer
                                    ?? DataParallel.shardingPaysOff(parameterCount: model.parameterCount, worldSize: comm.worldSize))
-        optimizer = RankTrainer.makeOptimizer(config, model.parameters())
+        optimizer = try task.makeOptimizer(model: model, options: config)
         epochSchedule = EpochSchedule(config: config)
+        allCallbacks = callbacks
+        self.callbacks = callbacks.filter { $0.ranks == .everyRank || comm.rank == 0 }
+        context = TrainingContext(rank: comm.rank, worldSize: comm.worldSize, model: model, optimizer: optimizer)
         makeSchedules()
         if let resume { try restore(resume) }
     }
 
-    static func makeOptimizer(_ c: TrainerConfig, _ params: [Tensor]) -> Optimizer {
-        switch c.optimizer {
-        case "adam": return Adam(parameters: params, learningRate: c.lr, betas: (c.beta1 ?? 0.9, c.beta2 ?? 0.999), weightDecay: c.weightDecay)
-        case "adamw": return AdamW(parameters: params, learningRate: c.lr, betas: (c.beta1 ?? 0.9, c.beta2 ?? 0.999), weightDecay: c.weightDecay)
-        case "rmsprop": return RMSprop(parameters: params, learningRate: c.lr, weightDecay: c.weightDecay, momentum: c.momentum ?? 0)
-        case "adagrad": return Adagrad(parameters: params, learningRate: c.lr, weightDecay: c.weightDecay)
-        default: return SGD(parameters: params, learningRate: c.lr, momentum: c.momentum ?? 0.9, weightDecay: c.weightDecay)
-        }
-    }
-
     var batchesPerEpoch: Int {
-        let perRank = (data.train.count + comm.worldSize - 1) / comm.worldSize
+        let perRank = (train.count + comm.worldSize - 1) / comm.worldSize
         return (perRank + config.batchSize - 1) / config.batchSize
     }
 
     var stepsPerEpoch: Int { (batchesPerEpoch + config.gradAccumulation - 1) / config.gradAccumulation }
 
+    /// Whether larger values of the monitored metric are better.
+    var monitorHigherIsBetter: Bool {
+        let name = config.monitor.drop { $0 != "_" }.dropFirst()
+        return metrics.first { $0.name == name }?.higherIsBetter ?? false
+    }
+
     private func makeSchedules() {
         switch config.schedule {
         case "onecycle": stepSchedule = OneCycleLR(optimizer: optimizer, maxLR: config.lr, totalSteps: stepsPerEpoch * config.epochs)
-        case "plateau": plateau = ReduceLROnPlateau(optimizer: optimizer, factor: 0.5, patience: 2)
+        case "plateau": plateau = ReduceLROnPlateau(optimizer: optimizer, mode: monitorHigherIsBetter ? .max : .min, factor: 0.5, patience: 2)
         default: break
         }
     }
@@ -125,22 +294,29 @@ final class RankTrainer {
         if let e = s.schedulerEpoch { stepSchedule?.restore(epoch: e) }
         for (g, values) in zip(optimizer.paramGroups, s.optimizerGroups) { g.learningRate = values["lr"] ?? g.learningRate }
         if let p = s.plateau { plateau?.restore(best: p.best, badEpochs: p.badEpochs, cooldown: p.cooldown) }
-        bestValLoss = s.bestValLoss
+        bestMonitored = s.bestValLoss
         epochsWithoutImprovement = s.epochsWithoutImprovement
         history = s.history
         trainSamplesSeen = s.trainSamplesSeen
         trainSeconds = s.trainSeconds
         globalStep = s.globalStep
         epoch = s.epoch
+        best = s.best ?? []
+        if let state = s.taskState { try task.restore(checkpointState: state) }
+        for (callback, state) in zip(allCallbacks, s.callbackStates ?? []) where callback.ranks == .everyRank || isCoordinator {
+            if let state { try callback.restore(checkpointState: state) }
+        }
+        epochLoss = (s.epochSums[0], s.epochSums[2])
+        // Older checkpoints kept only the correct count, as the accuracy's sum.
+        epochMetrics = s.epochMetrics.map(MetricTotals.init(stored:))
+            ?? MetricTotals(stored: metrics.contains(.accuracy) && s.epochSums[2] > 0 ? ["accuracy": [s.epochSums[1], s.epochSums[2]]] : [:])
         if s.worldSize == comm.worldSize {
             batchInEpoch = s.batchInEpoch
-            epochSums = s.epochSums
             if comm.rank < s.generatorStates.count { dropoutGenerator.stateWords = s.generatorStates[comm.rank] }
         } else {
             // The data order depends on the world size: continue from the same point of the epoch.
             let seen = Double(s.batchInEpoch * s.config.batchSize * s.worldSize)
             batchInEpoch = min(batchesPerEpoch, Int((seen / Double(config.batchSize * comm.worldSize)).rounded(.up)))
-            epochSums = s.epochSums
             if isCoordinator {
                 log.notice("resuming a run trained on \(s.worldSize) ranks with \(comm.worldSize): global batch \(s.config.batchSize * s.worldSize) → \(config.batchSize * comm.worldSize); the data order from here on differs from an uninterrupted run")
             }
@@ -154,36 +330,19 @@ final class RankTrainer {
 
     func run() throws -> RunSummary {
         let start = Date()
-        let sampler = DistributedSampler(count: data.train.count, rank: comm.rank, worldSize: comm.worldSize,
-                                         shuffle: true, seed: config.seed)
-        let loader = DataLoader(data.train, batchSize: config.batchSize, sampler: sampler)
+        let sampler = DistributedSampler(count: train.count, rank: comm.rank, worldSize: comm.worldSize, shuffle: true, seed: config.seed)
+        let loader = BatchLoader(sampler: sampler, batchSize: config.batchSize, make: train.batch)
         var progress = ProgressReporter(interactive: settings.interactive, logInterval: config.logInterval, totalEpochs: config.epochs)
-        var stopReason = "completed"
-        let globalBatch = config.batchSize * comm.worldSize
-
-        if isCoordinator {
-            if let notice = data.notice { log.notice("\(notice)") }
-            log.info("training \(config.model) (\(model.parameterCount) parameters) on \(data.source): \(data.train.count) train, \(data.val?.count ?? 0) validation, \(data.test?.count ?? 0) test samples")
-            log.info("world \(comm.worldSize) (\(comm.backendName)), batch \(config.batchSize) per rank = \(globalBatch) global\(config.gradAccumulation > 1 ? " × \(config.gradAccumulation) accumulated" : ""), \(batchesPerEpoch) batches per epoch, optimizer \(config.optimizer) lr \(config.lr)")
-            if comm.worldSize > 1 {
-                let sharding = ddp.shardsOptimizerStep ? "; optimizer step sharded over the ranks (reduce-scatter, update a shard, allgather)" : ""
-                let transport = switch (comm as? TransportSelecting)?.transportName {
-                case "auto": " through shared memory or MPI's transport, whichever makes steps faster (tried again every 500 steps)"
-                case "shm": " through shared memory (one node)"
-                default: ""
-                }
-                log.info("gradients: \(ddp.bucketSizes.count) allreduce bucket(s) of up to \(config.bucketKB) KiB, \(ddp.overlap ? "overlapped with backward" : "after backward (ranks fill this node's cores)")\(transport)\(sharding)")
-            }
-        }
+        var stop: StopReason = .completed
+        if isCoordinator { announce() }
 
         training: while epoch < config.epochs {
             model.train()
             if let lr = epochSchedule.learningRate(epoch: epoch) { optimizer.learningRate = lr }
             loader.setEpoch(epoch)
             let epochStart = Date()
-            var batch = 0
-            var micro = 0
-            for (x, y) in loader {
+            var batch = 0, micro = 0
+            for (indices, samples) in loader {
                 batch += 1
                 if batch <= batchInEpoch { continue }  // resuming inside this epoch
                 let stepStart = Date()
@@ -191,7 +350,7 @@ final class RankTrainer {
                 micro += 1
                 let boundary = micro == config.gradAccumulation || last
                 try settings.injectedFailure?.check(rank: comm.rank, step: globalStep)
-                let (lossSum, correct) = try trainBatch(x, y, synchronize: boundary)
+                let local = try trainBatch(samples, count: indices.count, synchronize: boundary)
                 if boundary {
                     micro = 0
                     try ddp.step(optimizer, clipNorm: config.clipNorm, clipValue: config.clipValue)
@@ -199,23 +358,32 @@ final class RankTrainer {
                     stepSchedule?.step()
                     globalStep += 1
                 }
-                // One small allreduce per batch: exact global loss, and agreement on a stop signal.
-                let g = try comm.allreduceSum([lossSum, correct, Double(x.shape[0]), StopSignal.received != 0 ? 1 : 0])
-                for i in 0..<3 { epochSums[i] += g[i] }
-                trainSamplesSeen += g[2]
+                // One small allreduce per batch: exact global loss and metrics, and agreement on a stop.
+                let g = try reduce(local)
+                epochLoss.sum += g.lossSum
+                epochLoss.samples += g.samples
+                epochMetrics.add(g.metrics.values, metrics)
+                trainSamplesSeen += g.samples
                 trainSeconds += Date().timeIntervalSince(stepStart)
                 batchInEpoch = batch
-                let runningLoss = epochSums[0] / max(epochSums[2], 1)
-                if !(g[0] / max(g[2], 1)).isFinite {
-                    stopReason = "loss became \(g[0] / max(g[2], 1)) at step \(globalStep)"
+                let runningLoss = epochLoss.sum / max(epochLoss.samples, 1)
+                let batchLoss = g.lossSum / max(g.samples, 1)
+                if !batchLoss.isFinite {
+                    stop = .diverged(loss: batchLoss, step: globalStep)
                     break training
                 }
                 if isCoordinator {
                     progress.step(epoch: epoch, batch: batch, batches: batchesPerEpoch, loss: runningLoss,
                                   samplesPerSecond: trainSamplesSeen / max(trainSeconds, 1e-9), elapsed: Date().timeIntervalSince(epochStart))
                 }
-                if g[3] > 0 && boundary && !last {
-                    stopReason = "interrupted by signal"
+                if boundary {
+                    context.epoch = epoch
+                    context.step = globalStep
+                    context.metrics = ["train_loss": runningLoss]
+                    for c in callbacks { c.stepEnded(context) }
+                }
+                if (g.stopSignal || g.stopRequest) && boundary && !last {
+                    stop = g.stopSignal ? .interrupted : .requested(agreedRequest())
                     break training
                 }
             }
@@ -223,114 +391,164 @@ final class RankTrainer {
             let record = try finishEpoch(seconds: Date().timeIntervalSince(epochStart))
             epoch += 1
             batchInEpoch = 0
-            epochSums = [0, 0, 0]
-            // Rank 0 decides whether to go on; everyone follows its decision and learning rate.
-            var decision = [0.0, optimizer.learningRate]
-            if isCoordinator {
-                decision = [coordinatorWantsToStop(record) ? 1 : 0, optimizer.learningRate]
+            epochLoss = (0, 0)
+            epochMetrics = MetricTotals()
+            let decision = try decide(record)
+            if config.checkpointInterval > 0 && (epoch % config.checkpointInterval == 0 || decision.stop || epoch == config.epochs) {
+                try saveCheckpoint(reason: "epoch", record: record)
             }
-            decision = try comm.broadcast(decision, root: 0)
-            optimizer.learningRate = decision[1]
-            let interval = config.checkpointInterval
-            if interval > 0 && (epoch % interval == 0 || decision[0] != 0 || epoch == config.epochs) {
-                try saveCheckpoint(reason: "epoch")
-            }
-            // Every rank takes part, whether or not it got the signal itself.
-            if try comm.allreduceSum([StopSignal.received != 0 ? 1 : 0])[0] > 0 {
-                stopReason = "interrupted by signal"
+            // Every rank takes part, whether or not it got the signal (or a callback asked) itself.
+            let flags = try comm.allreduceSum([StopSignal.received != 0 ? 1 : 0, context.stopReason != nil ? 1 : 0])
+            if flags[0] > 0 {
+                stop = .interrupted
                 break
             }
-            if decision[0] != 0 {
-                stopReason = "early stopping: no validation improvement of \(config.minDelta) for \(config.patience ?? 0) epochs"
+            if decision.stop {
+                stop = .earlyStopping(monitor: config.monitor, minDelta: config.minDelta, patience: config.patience ?? 0)
+                break
+            }
+            if flags[1] > 0 {
+                stop = .requested(agreedRequest())
                 break
             }
         }
 
-        let interrupted = stopReason == "interrupted by signal"
-        let failed = stopReason.hasPrefix("loss became")
-        if interrupted {
-            try saveCheckpoint(reason: "signal")
+        if case .interrupted = stop {
+            try saveCheckpoint(reason: "signal", record: nil)
             StopSignal.checkpointSaved()
             if isCoordinator {
                 log.notice("stopping on a signal: checkpoint written to \(Checkpoints.directory(runDir: runDir)); continue with --resume latest --run-dir \(runDir)")
             }
         }
-        let summary = try finish(stopReason: stopReason, wall: Date().timeIntervalSince(start))
-        if failed { throw TrainingFailure(description: "training stopped: \(stopReason)", summary: summary) }
+        let summary = try finish(stop: stop, wall: Date().timeIntervalSince(start))
+        if case .diverged = stop { throw TrainingFailure(description: "training stopped: \(stop)", summary: summary) }
         return summary
     }
 
-    /// Forward and backward of one batch; returns this rank's loss sum and correct count.
-    private func trainBatch(_ x: Tensor, _ y: Tensor, synchronize: Bool) throws -> (Double, Double) {
-        let forwardBackward = { () throws -> (Double, Double) in
-            let out = try self.ddp(x)
-            let loss = self.loss(out, y)
-            (loss / Float(self.config.gradAccumulation)).backward()
-            let n = Double(x.shape[0])
-            return (loss.doubleItem() * n, self.correct(out, y))
+    /// What the run says at its start (rank 0).
+    private func announce() {
+        let globalBatch = config.batchSize * comm.worldSize
+        if let notice = (task as? PresetTask)?.data.notice { log.notice("\(notice)") }
+        log.info("training \(task.name) (\(model.parameterCount) parameters)\((task as? PresetTask).map { " on \($0.data.source)" } ?? ""): \(train.count) train, \(val?.count ?? 0) validation, \(test?.count ?? 0) test samples")
+        log.info("world \(comm.worldSize) (\(comm.backendName)), batch \(config.batchSize) per rank = \(globalBatch) global\(config.gradAccumulation > 1 ? " × \(config.gradAccumulation) accumulated" : ""), \(batchesPerEpoch) batches per epoch, optimizer \(config.optimizer) lr \(config.lr)")
+        if comm.worldSize > 1 {
+            let sharding = ddp.shardsOptimizerStep ? "; optimizer step sharded over the ranks (reduce-scatter, update a shard, allgather)" : ""
+            let transport = switch (comm as? TransportSelecting)?.transportName {
+            case "auto": " through shared memory or MPI's transport, whichever makes steps faster (tried again every 500 steps)"
+            case "shm": " through shared memory (one node)"
+            default: ""
+            }
+            log.info("gradients: \(ddp.bucketSizes.count) allreduce bucket(s) of up to \(config.bucketKB) KiB, \(ddp.overlap ? "overlapped with backward" : "after backward (ranks fill this node's cores)")\(transport)\(sharding)")
         }
-        return synchronize ? try forwardBackward() : try ddp.noSync(forwardBackward)
     }
 
-    func loss(_ out: Tensor, _ y: Tensor) -> Tensor {
-        data.task == .classification ? Losses.crossEntropy(out, y) : Losses.mse(out, y)
+    /// Forward and backward of one batch of `count` samples: this rank's loss sum and metrics.
+    private func trainBatch(_ batch: Task.Batch, count: Int, synchronize: Bool) throws -> BatchStatistics {
+        let forwardBackward = { () throws -> BatchStatistics in
+            var log = MetricLog(self.metrics)
+            try self.ddp.broadcastBuffersForTraining()
+            let loss = self.task.trainingStep(model: self.model, batch: batch, log: &log)
+            (loss / Float(self.config.gradAccumulation)).backward()
+            var s = BatchStatistics()
+            s.lossSum = loss.doubleItem() * Double(count)
+            s.samples = Double(count)
+            s.metrics.values = log.values
+            return s
+        }
+        var s = synchronize ? try forwardBackward() : try ddp.noSync(forwardBackward)
+        s.stopSignal = StopSignal.received != 0
+        s.stopRequest = context.stopReason != nil
+        return s
     }
 
-    func correct(_ out: Tensor, _ y: Tensor) -> Double {
-        guard data.task == .classification else { return 0 }
-        return noGrad { out.argmax(dim: 1).eq(y).sum().doubleItem() }
+    /// The batch's statistics summed over the ranks.
+    private func reduce(_ local: BatchStatistics) throws -> BatchStatistics {
+        let prefix = [local.lossSum, local.samples, local.stopSignal ? 1 : 0, local.stopRequest ? 1 : 0]
+        let (p, totals) = try MetricTotals.reduce(local.metrics.values, metrics, prefix: prefix, comm: comm)
+        return BatchStatistics(lossSum: p[0], samples: p[1], stopSignal: p[2] > 0, stopRequest: p[3] > 0, metrics: totals)
     }
 
-    /// Global loss and accuracy of a split; each rank evaluates its share, no sample twice.
-    func evaluate(_ split: TensorDataset) throws -> (loss: Double, accuracy: Double?) {
+    /// The reason a callback gave for stopping: rank 0's, or a note that another rank asked.
+    private func agreedRequest() -> String {
+        context.stopReason ?? "stop requested by a callback on another rank"
+    }
+
+    /// Global loss and metrics of a split; each rank evaluates its share, no sample twice.
+    func evaluate(_ split: TaskData<Task.Batch>) throws -> (loss: Double, metrics: MetricTotals) {
         model.eval()
         defer { model.train() }
         let sampler = DistributedEvalSampler(count: split.count, rank: comm.rank, worldSize: comm.worldSize)
-        var sums = [0.0, 0.0, 0.0]
+        var lossSum = 0.0, samples = 0.0
+        var log = MetricLog(metrics)
         noGrad {
-            for (x, y) in DataLoader(split, batchSize: max(config.batchSize, 256), sampler: sampler) {
-                let out = model(x)
-                sums[0] += loss(out, y).doubleItem() * Double(x.shape[0])
-                sums[1] += correct(out, y)
-                sums[2] += Double(x.shape[0])
+            for (indices, batch) in BatchLoader(sampler: sampler, batchSize: max(config.batchSize, 256), make: split.batch) {
+                let loss = task.evaluationStep(model: model, batch: batch, log: &log)
+                lossSum += loss.doubleItem() * Double(indices.count)
+                samples += Double(indices.count)
             }
         }
-        let m = try GlobalMetrics(communicator: comm).reduce(lossSum: sums[0], correct: sums[1], count: sums[2])
-        return (m.loss, data.task == .classification ? m.accuracy : nil)
+        let (p, totals) = try MetricTotals.reduce(log.values, metrics, prefix: [lossSum, samples], comm: comm)
+        return (p[1] > 0 ? p[0] / p[1] : .nan, totals)
     }
 
+    /// Validation, the epoch's record, its line and `metrics.jsonl`.
     private func finishEpoch(seconds: Double) throws -> EpochRecord {
-        let val = try data.val.map { try evaluate($0) }
-        let trainLoss = epochSums[0] / max(epochSums[2], 1)
-        let record = EpochRecord(epoch: epoch, step: globalStep, trainLoss: trainLoss,
-                                 trainAccuracy: data.task == .classification ? epochSums[1] / max(epochSums[2], 1) : nil,
-                                 valLoss: val?.loss, valAccuracy: val?.accuracy ?? nil, lr: optimizer.learningRate,
-                                 epochSeconds: seconds, samplesPerSecond: epochSums[2] / max(seconds, 1e-9))
+        let v = try val.map { try evaluate($0) }
+        if v != nil {
+            context.metrics = ["val_loss": v!.loss]
+            for m in metrics { if let x = v!.metrics.value(m) { context.metrics["val_\(m.name)"] = x } }
+            for c in callbacks { c.validationEnded(context) }
+        }
+        var extra: [String: Double] = [:]
+        for m in metrics where m != .accuracy {
+            if let x = epochMetrics.value(m) { extra["train_\(m.name)"] = x }
+            if let x = v?.metrics.value(m) { extra["val_\(m.name)"] = x }
+        }
+        let record = EpochRecord(epoch: epoch, step: globalStep, trainLoss: epochLoss.sum / max(epochLoss.samples, 1),
+                                 trainAccuracy: metrics.contains(.accuracy) ? epochMetrics.value(.accuracy) ?? 0 : nil,
+                                 valLoss: v?.loss, valAccuracy: metrics.contains(.accuracy) ? v?.metrics.value(.accuracy) : nil,
+                                 lr: optimizer.learningRate, epochSeconds: seconds,
+                                 samplesPerSecond: epochLoss.samples / max(seconds, 1e-9), extra: extra)
         history.append(record)
         if isCoordinator {
-            var line = String(format: "epoch %d/%d  train loss %.4f", epoch + 1, config.epochs, trainLoss)
+            var line = String(format: "epoch %d/%d  train loss %.4f", epoch + 1, config.epochs, record.trainLoss)
             if let a = record.trainAccuracy { line += String(format: " acc %.4f", a) }
             if let v = record.valLoss { line += String(format: "  val loss %.4f", v) }
             if let a = record.valAccuracy { line += String(format: " acc %.4f", a) }
+            for k in extra.keys.sorted() { line += String(format: "  %@ %.4g", k, extra[k]!) }
             line += String(format: "  lr %.4g  %.1fs  %.0f samples/s", record.lr, seconds, record.samplesPerSecond)
             Console.writeLine(line)
         }
         try Trainer.onRankZero(comm) { try writing("metrics.jsonl") { try appendMetrics(record) } }
+        context.epoch = epoch
+        context.step = globalStep
+        context.metrics = record.values
+        for c in callbacks { c.epochEnded(context) }
         return record
     }
 
-    /// Early stopping and the plateau schedule, decided on rank 0 from exact global metrics.
+    /// Rank 0 decides from exact global metrics (early stopping, the plateau schedule) and every
+    /// rank follows its decision and learning rate.
+    private func decide(_ record: EpochRecord) throws -> (stop: Bool, lr: Double) {
+        var decision = [0.0, optimizer.learningRate]
+        if isCoordinator { decision = [coordinatorWantsToStop(record) ? 1 : 0, optimizer.learningRate] }
+        decision = try comm.broadcast(decision, root: 0)
+        optimizer.learningRate = decision[1]
+        return (decision[0] != 0, decision[1])
+    }
+
     private func coordinatorWantsToStop(_ record: EpochRecord) -> Bool {
-        guard let valLoss = record.valLoss else { return false }
-        plateau?.step(valLoss)
-        if bestValLoss.map({ valLoss < $0 - config.minDelta }) ?? true {
-            bestValLoss = valLoss
+        guard let value = record.values[config.monitor] else { return false }
+        plateau?.step(value)
+        let better = monitorHigherIsBetter ? bestMonitored.map { value > $0 + config.minDelta } : bestMonitored.map { value < $0 - config.minDelta }
+        if better ?? true {
+            bestMonitored = value
             epochsWithoutImprovement = 0
         } else {
             epochsWithoutImprovement += 1
         }
         if let patience = config.patience, epochsWithoutImprovement > patience {
-            log.notice("early stopping after epoch \(epoch + 1): validation loss has not improved for \(epochsWithoutImprovement) epochs")
+            log.notice("early stopping after epoch \(epoch + 1): \(config.monitor == "val_loss" ? "validation loss" : config.monitor) has not improved for \(epochsWithoutImprovement) epochs")
             return true
         }
         return false
@@ -352,49 +570,70 @@ final class RankTrainer {
         do { try body() } catch { throw IOFailure("could not write \(what) in \(runDir): \(error)") }
     }
 
-    func saveCheckpoint(reason: String) throws {
+    /// A checkpoint (collective: every rank's generator state, and the optimizer state when the
+    /// step is sharded, are gathered); `record` is the epoch that just ended, for `keepBest`.
+    func saveCheckpoint(reason: String, record: EpochRecord?) throws {
         // Every rank's generator state travels to rank 0 as 32-bit halves (exact in a Double).
         let words = dropoutGenerator.stateWords.flatMap { [Double($0 >> 32), Double($0 & 0xffff_ffff)] }
         let gathered = try comm.allgather(words)
         let states = gathered.map { w in stride(from: 0, to: w.count, by: 2).map { UInt64(w[$0]) << 32 | UInt64(w[$0 + 1]) } }
         let opt = try ddp.optimizerStateDict(optimizer)  // collective when the step is sharded
-        try Trainer.onRankZero(comm) { try writing("a checkpoint") { try writeCheckpoint(reason: reason, states: states, opt: opt) } }
+        try Trainer.onRankZero(comm) {
+            try writing("a checkpoint") {
+                let path = try writeCheckpoint(reason: reason, states: states, opt: opt, record: record)
+                context.epoch = epoch
+                context.step = globalStep
+                for c in callbacks { c.checkpointSaved(context, path: path) }
+            }
+        }
     }
 
-    private func writeCheckpoint(reason: String, states: [[UInt64]], opt: (tensors: [String: Tensor], groups: [[String: Double]])) throws {
-        var optTensors: [String: Tensor] = [:]
-        for (k, v) in opt.tensors { optTensors[k] = v }
+    private func writeCheckpoint(reason: String, states: [[UInt64]], opt: (tensors: [String: Tensor], groups: [[String: Double]]),
+                                 record: EpochRecord?) throws -> String {
+        let name = String(format: "step-%08d", globalStep) + (batchInEpoch > 0 ? "-partial" : "")
+        if config.keepBest > 0, let record, let value = record.values[config.monitor], value.isFinite {
+            best.removeAll { $0.name == name }
+            best.append(BestCheckpoint(name: name, value: value))
+            best.sort { monitorHigherIsBetter ? $0.value > $1.value : $0.value < $1.value }
+            best = Array(best.prefix(config.keepBest))
+        }
         let state = CheckpointState(
             epoch: epoch, batchInEpoch: batchInEpoch, globalStep: globalStep, worldSize: comm.worldSize, config: config,
             optimizerGroups: opt.groups, schedulerEpoch: stepSchedule?.lastEpoch,
             plateau: plateau.map { PlateauState(best: $0.best, badEpochs: $0.badEpochs, cooldown: $0.cooldownCounter) },
-            bestValLoss: bestValLoss, epochsWithoutImprovement: epochsWithoutImprovement, generatorStates: states,
-            epochSums: epochSums, trainSamplesSeen: trainSamplesSeen, trainSeconds: trainSeconds, history: history,
+            bestValLoss: bestMonitored, epochsWithoutImprovement: epochsWithoutImprovement, generatorStates: states,
+            epochSums: [epochLoss.sum, epochMetrics.values["accuracy"]?.value ?? 0, epochLoss.samples],
+            epochMetrics: epochMetrics.stored, taskState: try task.checkpointState(),
+            callbackStates: try allCallbacks.map { try $0.checkpointState() }, best: best,
+            trainSamplesSeen: trainSamplesSeen, trainSeconds: trainSeconds, history: history,
             reason: reason, createdAt: ISO8601DateFormatter().string(from: Date()))
-        let path = try Checkpoints.save(runDir: runDir, state: state, model: model.stateDict(), optimizer: optTensors,
-                                        keepLast: config.keepLast)
+        let path = try Checkpoints.save(runDir: runDir, state: state, model: model.stateDict(), optimizer: opt.tensors,
+                                        keepLast: config.keepLast, keep: Set(best.map(\.name)))
         log.debug("checkpoint written: \(path)")
+        return path
     }
 
-    private func finish(stopReason: String, wall: Double) throws -> RunSummary {
-        let test = try data.test.map { try evaluate($0) }
+    private func finish(stop: StopReason, wall: Double) throws -> RunSummary {
+        let t = try test.map { try evaluate($0) }
         let last = history.last
+        var extra: [String: Double] = last?.extra ?? [:]
+        for m in metrics where m != .accuracy { if let x = t?.metrics.value(m) { extra["test_\(m.name)"] = x } }
         let summary = RunSummary(
             epochs: history.count, steps: globalStep, trainLoss: last?.trainLoss ?? .nan, valLoss: last?.valLoss,
-            valAccuracy: last?.valAccuracy, testLoss: test?.loss, testAccuracy: test?.accuracy ?? nil,
+            valAccuracy: last?.valAccuracy, testLoss: t?.loss, testAccuracy: metrics.contains(.accuracy) ? t?.metrics.value(.accuracy) : nil,
             worldSize: comm.worldSize, globalBatch: config.batchSize * comm.worldSize,
-            samplesPerSecond: trainSamplesSeen / max(trainSeconds, 1e-9), wallSeconds: wall, stoppedReason: stopReason,
-            model: config.model, parameters: model.parameterCount, runDir: runDir,
+            samplesPerSecond: trainSamplesSeen / max(trainSeconds, 1e-9), wallSeconds: wall, stoppedReason: "\(stop)",
+            model: task.name, parameters: model.parameterCount, runDir: runDir,
             transport: comm.transportDescription,
             sharedMemoryTrials: ddp.transportTrials.map { "\($0.sharedMemory) of \($0.trials)" },
-            shardedOptimizerStep: ddp.shardsOptimizerStep)
+            shardedOptimizerStep: ddp.shardsOptimizerStep, extra: extra)
         try Trainer.onRankZero(comm) { try writing("the run's results") { try writeResults(summary) } }
         guard isCoordinator else { return summary }
         var line = "done: \(history.count) epochs, \(globalStep) steps, train loss \(String(format: "%.4f", summary.trainLoss))"
         if let v = summary.valAccuracy { line += String(format: ", val accuracy %.4f", v) }
         if let t = summary.testAccuracy { line += String(format: ", test accuracy %.4f", t) }
         if let t = summary.testLoss, summary.testAccuracy == nil { line += String(format: ", test loss %.4f", t) }
-        line += String(format: ", %.0f samples/s, %.1fs (%@)", summary.samplesPerSecond, wall, stopReason)
+        line += String(format: ", %.0f samples/s, %.1fs (%@)", summary.samplesPerSecond, wall, "\(stop)")
         Console.writeLine(line)
         Console.writeLine("run directory: \(runDir) (summary.json, metrics.jsonl, report.html\(wroteFinalWeights ? ", final.safetensors" : ""))")
         return summary
@@ -409,7 +648,7 @@ final class RankTrainer {
         let weights = model.stateDict()
         let finite = weights.values.allSatisfy { !$0.dtype.isFloatingPoint || $0.doubleScalars.allSatisfy(\.isFinite) }
         if finite {
-            try Safetensors.save(weights, metadata: ["format": "pt", "model": config.model],
+            try Safetensors.save(weights, metadata: ["format": "pt", "model": task.name],
                                  to: (runDir as NSString).appendingPathComponent("final.safetensors"))
             wroteFinalWeights = true
         } else {
@@ -423,6 +662,7 @@ final class RankTrainer {
         try AtomicFile.write(Data(Report.html(summary: object).utf8), to: (runDir as NSString).appendingPathComponent("report.html"))
     }
 }
+
 
 /// The per-epoch learning rate of `--schedule step|cosine|none` with an optional linear warm-up,
 /// in closed form, so a resumed run needs only the epoch number.

@@ -5,22 +5,57 @@ import Foundation
 ///
 /// Each `for` loop is one epoch. With `shuffle`, epoch `e` visits the samples in an order drawn
 /// from `seed` and `e`: different every epoch, identical across runs. The next batch is gathered
-/// on a background thread while the current one trains.
+/// on a background thread while the current one trains. (`BatchLoader` does the same for
+/// batches that are not `(input, target)` pairs.)
 public final class DataLoader<D: Dataset>: Sequence {
     public let dataset: D
+    private let loader: BatchLoader<(input: Tensor, target: Tensor)>
+    public var batchSize: Int { loader.batchSize }
+    public var dropLast: Bool { loader.dropLast }
+    public var prefetch: Bool { loader.prefetch }
+    public var sampler: Sampler { loader.sampler }
+    /// The epoch the next iteration will run; advances after each full iteration begins.
+    public var epoch: Int { loader.epoch }
+
+    public init(_ dataset: D, batchSize: Int = 1, shuffle: Bool = false, seed: UInt64 = 0, dropLast: Bool = false,
+                sampler: Sampler? = nil, prefetch: Bool = true) {
+        self.dataset = dataset
+        loader = BatchLoader(sampler: sampler ?? (shuffle ? RandomSampler(count: dataset.count, seed: seed) : SequentialSampler(count: dataset.count)),
+                             batchSize: batchSize, dropLast: dropLast, prefetch: prefetch) { dataset.batch($0) }
+    }
+
+    /// Fixes the epoch of the next iteration (for resuming, or to keep ranks in step).
+    public func setEpoch(_ epoch: Int) { loader.setEpoch(epoch) }
+
+    /// Batches per epoch.
+    public var count: Int { loader.count }
+
+    func batchIndices() -> [[Int]] { loader.batchIndices() }
+
+    public func makeIterator() -> AnyIterator<(input: Tensor, target: Tensor)> {
+        let batches = loader.makeIterator()
+        return AnyIterator { batches.next()?.batch }
+    }
+}
+
+/// Batches of any kind, each made from a list of sample indices (`make`), in the order a
+/// sampler gives, the next one prepared on a background thread: what `DataLoader` does, for
+/// batches that are not `(input, target)` pairs (tokens and a mask, several inputs). Each
+/// element comes with the indices it was made from.
+public final class BatchLoader<Batch>: Sequence {
     public let batchSize: Int, dropLast: Bool, prefetch: Bool
     public private(set) var sampler: Sampler
     /// The epoch the next iteration will run; advances after each full iteration begins.
     public private(set) var epoch = 0
+    private let make: ([Int]) -> Batch
 
-    public init(_ dataset: D, batchSize: Int = 1, shuffle: Bool = false, seed: UInt64 = 0, dropLast: Bool = false,
-                sampler: Sampler? = nil, prefetch: Bool = true) {
+    public init(sampler: Sampler, batchSize: Int, dropLast: Bool = false, prefetch: Bool = true, make: @escaping ([Int]) -> Batch) {
         require(batchSize > 0, "batch size must be positive, got \(batchSize)")
-        self.dataset = dataset
+        self.sampler = sampler
         self.batchSize = batchSize
         self.dropLast = dropLast
         self.prefetch = prefetch
-        self.sampler = sampler ?? (shuffle ? RandomSampler(count: dataset.count, seed: seed) : SequentialSampler(count: dataset.count))
+        self.make = make
     }
 
     /// Fixes the epoch of the next iteration (for resuming, or to keep ranks in step).
@@ -37,20 +72,20 @@ public final class DataLoader<D: Dataset>: Sequence {
         return batches
     }
 
-    public func makeIterator() -> AnyIterator<(input: Tensor, target: Tensor)> {
+    public func makeIterator() -> AnyIterator<(indices: [Int], batch: Batch)> {
         sampler.setEpoch(epoch)
         let batches = batchIndices()
         epoch += 1
-        let dataset = self.dataset
+        let make = self.make
         if !prefetch {
             var i = 0
             return AnyIterator {
                 guard i < batches.count else { return nil }
                 defer { i += 1 }
-                return dataset.batch(batches[i])
+                return (batches[i], make(batches[i]))
             }
         }
-        let producer = Prefetcher(count: batches.count) { dataset.batch(batches[$0]) }
+        let producer = Prefetcher(count: batches.count) { (batches[$0], make(batches[$0])) }
         return AnyIterator { producer.next() }
     }
 }
