@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "EmberDistributed", targets: ["EmberDistributed"]),
         .library(name: "EmberTrainer", targets: ["EmberTrainer"]),
         .executable(name: "trainer", targets: ["trainer"]),
+        .executable(name: "CustomTraining", targets: ["CustomTraining"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,7 +36,8 @@ let package = Package(
         .target(name: "EmberDistributed", dependencies: ["Ember", "CMPI"]),
         .target(
             name: "EmberTrainer",
-            dependencies: ["Ember", "EmberDistributed", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Ember", "EmberDistributed", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "trainer",
@@ -53,6 +55,7 @@ let package = Package(
         .executableTarget(name: "CustomDataset", dependencies: ["Ember"], path: "examples/custom-dataset"),
         .executableTarget(name: "Regularization", dependencies: ["Ember"], path: "examples/regularization"),
         .executableTarget(name: "ResNetSmall", dependencies: ["Ember"], path: "examples/resnet-small"),
+        .executableTarget(name: "CustomTraining", dependencies: ["Ember", "EmberTrainer"], path: "examples/custom-training"),
         // API mistakes that must stop with their message in release builds (launch/test runs it).
         .executableTarget(name: "APIMistakes", dependencies: ["Ember"], path: "Tests/APIMistakes"),
         .testTarget(
