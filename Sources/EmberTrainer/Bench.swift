@@ -38,21 +38,23 @@ public enum Bench {
         }
     }
 
-    /// The benchmark models exactly as specified (batch, loss and optimizer included).
+    /// The benchmark models exactly as specified (batch, loss and optimizer included): the
+    /// trainer's own presets (`ModelFactory`), so `bench` times what `train` trains.
     static func setup(_ name: String, generator g: Generator) -> (model: Module, x: Tensor, y: Tensor, batch: Int, loss: (Tensor, Tensor) -> Tensor, lr: Double, momentum: Double) {
+        var config = TrainerConfig()
+        config.model = name
+        func preset(_ sampleShape: [Int], _ outputs: Int) -> Module {
+            do { return try ModelFactory.make(config, sampleShape: sampleShape, outputs: outputs, generator: g) } catch { fatalError("\(error)") }
+        }
         switch name {
         case "seednet":
-            let m = Sequential(Linear(inFeatures: 10, outFeatures: 5, generator: g), ReLU(), Linear(inFeatures: 5, outFeatures: 1, generator: g))
+            let m = preset([10], 1)
             return (m, Tensor.randn([100, 10], generator: g), Tensor.randn([100, 1], generator: g), 100, { Losses.mse($0, $1) }, 0.01, 0)
         case "mlp":
-            let m = Sequential(Linear(inFeatures: 784, outFeatures: 256, generator: g), ReLU(), Linear(inFeatures: 256, outFeatures: 128, generator: g), ReLU(),
-                               Linear(inFeatures: 128, outFeatures: 10, generator: g))
+            let m = preset([784], 10)
             return (m, Tensor.randn([64, 784], generator: g), Tensor.randint(high: 10, [64], generator: g), 64, { Losses.crossEntropy($0, $1) }, 0.01, 0.9)
         default:
-            let m = Sequential(Conv2d(inChannels: 1, outChannels: 6, kernelSize: 5, padding: 2, generator: g), ReLU(), MaxPool2d(kernelSize: 2),
-                               Conv2d(inChannels: 6, outChannels: 16, kernelSize: 5, generator: g), ReLU(), MaxPool2d(kernelSize: 2), Flatten(),
-                               Linear(inFeatures: 400, outFeatures: 120, generator: g), ReLU(), Linear(inFeatures: 120, outFeatures: 84, generator: g), ReLU(),
-                               Linear(inFeatures: 84, outFeatures: 10, generator: g))
+            let m = preset([1, 28, 28], 10)
             return (m, Tensor.randn([64, 1, 28, 28], generator: g), Tensor.randint(high: 10, [64], generator: g), 64, { Losses.crossEntropy($0, $1) }, 0.01, 0.9)
         }
     }

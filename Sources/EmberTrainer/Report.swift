@@ -4,7 +4,9 @@ import Foundation
 /// small HTML page with the summary.
 enum Report {
     static func svg(history: [EpochRecord], testAccuracy: Double?) -> String {
-        let width = 920.0, height = 360.0
+        // A task's own metrics get a chart each, two to a row, below loss and accuracy.
+        let extras = Array(Set(history.flatMap { $0.extra.keys }.map { String($0.drop { $0 != "_" }.dropFirst()) })).sorted()
+        let width = 920.0, height = 360.0 * Double(1 + (extras.count + 1) / 2)
         var out = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
@@ -19,6 +21,14 @@ enum Report {
             ("train", "#d9480f", history.map { $0.trainAccuracy ?? .nan }),
             ("validation", "#1971c2", history.map { $0.valAccuracy ?? .nan }),
         ], marker: testAccuracy.map { ("test", $0) })
+        for (i, name) in extras.enumerated() {
+            out += "<g transform=\"translate(0, \(360 * (1 + i / 2)))\">\n"
+            out += panel(x: i % 2 == 0 ? 50 : 510, title: name, epochs: epochs, series: [
+                ("train", "#d9480f", history.map { $0.extra["train_\(name)"] ?? .nan }),
+                ("validation", "#1971c2", history.map { $0.extra["val_\(name)"] ?? .nan }),
+            ], marker: nil)
+            out += "</g>\n"
+        }
         return out + "</svg>\n"
     }
 
