@@ -18,13 +18,13 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     // Defaults reach ≥ 96% test accuracy with the cnn preset on the bundled data with 4 ranks.
     public var epochs = 20
     public var batchSize = 32
-    public var optimizer = "sgd"
+    public var optimizer: OptimizerName = .sgd
     public var lr = 0.05
     public var momentum: Double? = nil
     public var beta1: Double? = nil
     public var beta2: Double? = nil
     public var weightDecay = 5e-4
-    public var schedule = "cosine"
+    public var schedule: ScheduleName = .cosine
     public var warmupEpochs = 0
     public var gradAccumulation = 1
     public var clipNorm: Double? = nil
@@ -58,8 +58,6 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public init() {}
 
     public static let models = ["seednet", "mlp", "cnn", "resnet-small", "sequential"]
-    public static let optimizers = ["sgd", "adam", "adamw", "rmsprop", "adagrad"]
-    public static let schedules = ["none", "step", "cosine", "onecycle", "plateau"]
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error"]
 
     /// Keys a config file may use: exactly the property names.
@@ -121,26 +119,9 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         return "option '\(shown)'\(expected) (got \(json(object[key])))"
     }
 
-    /// What each option takes, in words, from the types of its properties.
-    static let expectedTypes: [String: String] = {
-        var out: [String: String] = [:]
-        for child in Mirror(reflecting: TrainerConfig.withAllOptionalsSet()).children {
-            guard let label = child.label else { continue }
-            var type = "\(Swift.type(of: child.value))"
-            let optional = type.hasPrefix("Optional<")
-            if optional { type = String(type.dropFirst("Optional<".count).dropLast()) }
-            let words = switch type {
-            case "Int": "a whole number"
-            case "UInt64": "a non-negative whole number"
-            case "Double": "a number"
-            case "String": "a string"
-            case "Bool": "true or false"
-            default: "a list of layers"
-            }
-            out[label] = optional ? words + " (or null)" : words
-        }
-        return out
-    }()
+    /// What each option takes, in words (from `TrainerOption.all`).
+    static let expectedTypes: [String: String] = Dictionary(uniqueKeysWithValues: TrainerOption.all.map { ($0.key, $0.expected) })
+        .merging(["layers": "a list of layers"]) { a, _ in a }
 
     /// Whether `value` decodes as option `key`'s type.
     static func fitsType(_ key: String, _ value: Any) -> Bool {
@@ -172,60 +153,24 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
             if model != "sequential" && layers != nil { try fail("'layers' in the config only applies to --model sequential (got --model \(model))") }
             _ = try DataSpec.parse(data)
         }
-        if epochs < 1 { try fail("--epochs must be at least 1 (got \(epochs))") }
-        if batchSize < 1 { try fail("--batch-size must be at least 1 (got \(batchSize))") }
-        if !(lr > 0) || !lr.isFinite { try fail("--lr must be a positive number (got \(lr))") }
-        if !Self.optimizers.contains(optimizer) { try fail("--optimizer \(optimizer) is not one of \(Self.optimizers.joined(separator: ", "))") }
-        if let momentum {
-            if !(0..<1).contains(momentum) { try fail("--momentum must be in [0, 1) (got \(momentum))") }
-            if !["sgd", "rmsprop"].contains(optimizer) { try fail("--momentum applies to --optimizer sgd or rmsprop, not \(optimizer)") }
+        // Each option's own range (TrainerOption.all), then the combinations.
+        for option in TrainerOption.all where !(forTask && ["model", "data"].contains(option.key)) {
+            if let problem = option.problem(self) { try fail(problem) }
         }
-        for (flag, beta) in [("--beta1", beta1), ("--beta2", beta2)] {
-            guard let beta else { continue }
-            if !(0..<1).contains(beta) { try fail("\(flag) must be in [0, 1) (got \(beta))") }
-            if !["adam", "adamw"].contains(optimizer) { try fail("\(flag) applies to --optimizer adam or adamw, not \(optimizer)") }
+        if momentum != nil && ![.sgd, .rmsprop].contains(optimizer) { try fail("--momentum applies to --optimizer sgd or rmsprop, not \(optimizer)") }
+        for (flag, beta) in [("--beta1", beta1), ("--beta2", beta2)] where beta != nil && ![.adam, .adamw].contains(optimizer) {
+            try fail("\(flag) applies to --optimizer adam or adamw, not \(optimizer)")
         }
-        if weightDecay < 0 { try fail("--weight-decay must not be negative (got \(weightDecay))") }
-        if !Self.schedules.contains(schedule) { try fail("--schedule \(schedule) is not one of \(Self.schedules.joined(separator: ", "))") }
         if warmupEpochs < 0 || warmupEpochs >= epochs { try fail("--warmup-epochs must be in 0..<--epochs (got \(warmupEpochs) with --epochs \(epochs))") }
-        if warmupEpochs > 0 && ["onecycle", "plateau"].contains(schedule) {
+        if warmupEpochs > 0 && [.onecycle, .plateau].contains(schedule) {
             try fail("--warmup-epochs cannot be combined with --schedule \(schedule) (one-cycle has its own warm-up; plateau reacts to validation loss)")
         }
-        if !(0..<0.9).contains(valFraction) { try fail("--val-fraction must be in [0, 0.9) (got \(valFraction))") }
-        if !(0..<0.9).contains(testFraction) { try fail("--test-fraction must be in [0, 0.9) (got \(testFraction))") }
         if valFraction + testFraction >= 0.9 { try fail("--val-fraction \(valFraction) and --test-fraction \(testFraction) leave too little training data") }
         if patience != nil && valFraction == 0 && !forTask { try fail("early stopping (--patience) needs a validation split (--val-fraction > 0)") }
-        if schedule == "plateau" && valFraction == 0 && !forTask { try fail("--schedule plateau needs a validation split (--val-fraction > 0)") }
-        if let patience, patience < 0 { try fail("--patience must not be negative (got \(patience))") }
-        if keepBest < 0 { try fail("--keep-best must not be negative (got \(keepBest))") }
-        if !(monitor.hasPrefix("val_") || monitor.hasPrefix("train_")) || monitor.count < 5 {
-            try fail("--monitor must name a logged metric such as val_loss, val_accuracy or train_loss (got \(monitor))")
-        }
+        if schedule == .plateau && valFraction == 0 && !forTask { try fail("--schedule plateau needs a validation split (--val-fraction > 0)") }
         if monitor.hasPrefix("val_") && valFraction == 0 && (patience != nil || keepBest > 0) && !forTask {
             try fail("--monitor \(monitor) needs a validation split (--val-fraction > 0)")
         }
-        if gradAccumulation < 1 { try fail("--grad-accumulation must be at least 1 (got \(gradAccumulation))") }
-        if let clipNorm, !(clipNorm > 0) { try fail("--clip-norm must be positive (got \(clipNorm))") }
-        if let clipValue, !(clipValue > 0) { try fail("--clip-value must be positive (got \(clipValue))") }
-        if checkpointInterval < 0 { try fail("--checkpoint-interval must not be negative (got \(checkpointInterval)); 0 disables periodic checkpoints") }
-        if keepLast < 1 { try fail("--keep-last must be at least 1 (got \(keepLast))") }
-        if logInterval < 1 { try fail("--log-interval must be at least 1 (got \(logInterval))") }
-        if !Self.logLevels.contains(logLevel) { try fail("--log-level \(logLevel) is not one of \(Self.logLevels.joined(separator: ", "))") }
-        if localRanks < 1 { try fail("--local-ranks must be at least 1 (got \(localRanks))") }
-        if threads < 0 { try fail("--threads must not be negative (got \(threads)); 0 picks cores / ranks") }
-        if let numClasses, numClasses < 2 || numClasses > DataLimits.maxClassIndex {
-            try fail("--num-classes must be between 2 and \(DataLimits.maxClassIndex) (got \(numClasses))")
-        }
-        if !(dropout >= 0 && dropout < 1) { try fail("--dropout must be in [0, 1) (got \(dropout))") }
-        if syntheticSamples < 2 || syntheticSamples > 1_000_000 { try fail("--synthetic-samples must be between 2 and 1000000 (got \(syntheticSamples))") }
-        if !(collectiveTimeout > 0) || !collectiveTimeout.isFinite { try fail("--collective-timeout must be a positive number of seconds (got \(collectiveTimeout))") }
-        if bucketKB < 1 || bucketKB > 1 << 20 { try fail("--bucket-kb must be between 1 and 1048576 (1 GiB) (got \(bucketKB))") }
-        if localRanks > 256 { try fail("--local-ranks must be at most 256 (got \(localRanks))") }
-        if threads > 1024 { try fail("--threads must be at most 1024 (got \(threads))") }
-        if !minDelta.isFinite || minDelta < 0 { try fail("--min-delta must be a non-negative number (got \(minDelta))") }
-        if let clipNorm, !clipNorm.isFinite { try fail("--clip-norm must be a finite number (got \(clipNorm))") }
-        if let clipValue, !clipValue.isFinite { try fail("--clip-value must be a finite number (got \(clipValue))") }
-        if !weightDecay.isFinite { try fail("--weight-decay must be a finite number (got \(weightDecay))") }
         for (i, spec) in (layers ?? []).enumerated() { try spec.validate(index: i) }
     }
 

@@ -665,26 +665,32 @@ final class RankLoop<Task: TrainingTask> {
 
 
 /// The per-epoch learning rate of `--schedule step|cosine|none` with an optional linear warm-up,
-/// in closed form, so a resumed run needs only the epoch number.
+/// from the library's schedules (`LinearLR`, then `StepLR` or `CosineAnnealingLR`) in their closed
+/// forms, so a resumed run needs only the epoch number. The schedules drive an optimizer of their
+/// own with no parameters; the trainer copies the rate.
 struct EpochSchedule {
-    let kind: String, base: Double, epochs: Int, warmup: Int
+    let kind: ScheduleName, base: Double, warmup: Int
+    private let warmupSchedule: LinearLR?
+    private let main: LRScheduler?
 
     init(config: TrainerConfig) {
         kind = config.schedule
         base = config.lr
-        epochs = config.epochs
         warmup = config.warmupEpochs
+        let shadow = { Optimizer(paramGroups: [ParamGroup(params: [], learningRate: config.lr)]) }
+        let span = max(1, config.epochs - config.warmupEpochs)
+        warmupSchedule = warmup > 0 ? LinearLR(optimizer: shadow(), startFactor: 0.1, endFactor: 1, totalIters: warmup) : nil
+        switch kind {
+        case .step: main = StepLR(optimizer: shadow(), stepSize: max(1, span / 3), gamma: 0.1)
+        case .cosine: main = CosineAnnealingLR(optimizer: shadow(), tMax: span)
+        default: main = nil
+        }
     }
 
     /// nil when another schedule (one-cycle, plateau) owns the rate.
     func learningRate(epoch: Int) -> Double? {
-        guard ["none", "step", "cosine"].contains(kind) else { return nil }
-        if epoch < warmup { return base * (0.1 + 0.9 * Double(epoch) / Double(warmup)) }
-        let e = Double(epoch - warmup), span = Double(max(1, epochs - warmup))
-        switch kind {
-        case "step": return base * pow(0.1, (e / max(1, (span / 3).rounded(.down))).rounded(.down))
-        case "cosine": return base * (1 + cos(.pi * e / span)) / 2
-        default: return base
-        }
+        guard [.none, .step, .cosine].contains(kind) else { return nil }
+        if epoch < warmup, let warmupSchedule { return warmupSchedule.closedFormLR(epoch: epoch)![0] }
+        return main?.closedFormLR(epoch: epoch - warmup)![0] ?? base
     }
 }

@@ -10,7 +10,7 @@ struct TrainerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trainer",
         abstract: "Train neural networks with Ember, on one process or many (mpirun, srun, batch systems).",
-        subcommands: [Train.self, Eval.self, Bench.self, Inspect.self, CheckDDP.self],
+        subcommands: [Train.self, Eval.self, Bench.self, Inspect.self, CheckDDP.self, Options.self],
         defaultSubcommand: Train.self
     )
 
@@ -33,7 +33,7 @@ struct TrainerCommand: ParsableCommand {
 
 
 struct Train: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Train a model (the default command).")
+    static let configuration = CommandConfiguration(abstract: "Train a model (the default command).", discussion: TrainerOption.helpText)
     @OptionGroup var options: TrainOptions
 
     func run() throws {
@@ -101,6 +101,12 @@ struct Bench: ParsableCommand {
             TrainingCommandLine.fail(error, status: 1)
         }
     }
+}
+
+/// The options table of docs/trainer.md, from the options' one definition (a test keeps the two equal).
+struct Options: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print train's options as the Markdown table of docs/trainer.md.", shouldDisplay: false)
+    func run() throws { print(TrainerOption.markdownTable) }
 }
 
 struct Inspect: ParsableCommand {

@@ -103,8 +103,8 @@ run_bad_input_tests() {
     row "--synthetic-samples too large" 2 "--synthetic-samples must be between" - "$t" train --data synthetic --synthetic-samples 999999999999 --run-dir "$work/r-o3"
 
     # The command line and config files.
-    row "a value that is not a number" 2 "invalid for '--epochs" - "$t" train --epochs x
-    row "an unknown flag" 2 "Unknown option '--epoch'" - "$t" train --epoch 3
+    row "a value that is not a number" 2 "--epochs must be a whole number (got 'x')" - "$t" train --epochs x
+    row "an unknown flag" 2 "unknown option '--epoch' (did you mean --epochs?)" - "$t" train --epoch 3
     row "a negative number after a space" 2 "--lr must be a positive number (got -1.0)" - "$t" train --lr -1 --run-dir "$work/r-o4"
     row "--label-column -1 after a space" 0 "done:" - "$t" train --data "csv:$d/half.csv" --label-column -1 "${quick[@]}" --run-dir "$work/r-o5"
     row "config epochs null" 2 "option 'epochs' must be a whole number (got null)" - "$t" train --config "$d/null-epochs.json"
