@@ -23,10 +23,14 @@ public struct TrainerOption: @unchecked Sendable {
     /// `--batch-size` for `batchSize`.
     public var flag: String { "--" + TrainerOption.kebab(key) }
 
+    /// `batchSize` → `batch-size`, `bucketKB` → `bucket-kb` (a run of capitals is one word).
     static func kebab(_ key: String) -> String {
         var out = ""
+        var previous: Character?
         for ch in key {
-            if ch.isUppercase { out += "-" + ch.lowercased() } else { out.append(ch) }
+            if ch.isUppercase && previous?.isLowercase == true { out += "-" }
+            out += ch.lowercased()
+            previous = ch
         }
         return out
     }
