@@ -38,6 +38,7 @@ public struct CheckpointState: Codable {
     public var checksums: [String: UInt32] = [:]
 }
 
+/// Where the plateau schedule stands (`ReduceLROnPlateau`), for checkpoints.
 public struct PlateauState: Codable, Equatable {
     public var best: Double
     public var badEpochs: Int
@@ -93,11 +94,7 @@ public struct EpochRecord: Codable, Equatable {
         lr = try c.decode(Double.self, forKey: .lr)
         epochSeconds = try c.decode(Double.self, forKey: .epochSeconds)
         samplesPerSecond = try c.decode(Double.self, forKey: .samplesPerSecond)
-        let known = Set(CodingKeys.allCases.map(\.rawValue))
-        let all = try decoder.container(keyedBy: AnyKey.self)
-        for key in all.allKeys where !known.contains(key.stringValue) {
-            extra[key.stringValue] = try all.decode(Double.self, forKey: key)
-        }
+        extra = try AnyKey.extras(from: decoder, besides: CodingKeys.allCases.map(\.rawValue))
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -111,18 +108,32 @@ public struct EpochRecord: Codable, Equatable {
         try c.encode(lr, forKey: .lr)
         try c.encode(epochSeconds, forKey: .epochSeconds)
         try c.encode(samplesPerSecond, forKey: .samplesPerSecond)
-        var all = encoder.container(keyedBy: AnyKey.self)
-        for (k, v) in extra { try all.encode(v, forKey: AnyKey(k)) }
+        try AnyKey.encode(extra, to: encoder)
     }
 }
 
-/// A coding key of any name (flat maps of metrics).
+/// A coding key of any name: metrics of a task's own, written flat beside a record's fields.
 struct AnyKey: CodingKey {
     let stringValue: String
     init(_ s: String) { stringValue = s }
     init?(stringValue: String) { self.stringValue = stringValue }
     var intValue: Int? { nil }
     init?(intValue: Int) { nil }
+
+    /// The numbers under keys other than `known`.
+    static func extras(from decoder: Decoder, besides known: [String]) throws -> [String: Double] {
+        let all = try decoder.container(keyedBy: AnyKey.self), known = Set(known)
+        var extra: [String: Double] = [:]
+        for key in all.allKeys where !known.contains(key.stringValue) {
+            if let v = try? all.decode(Double.self, forKey: key) { extra[key.stringValue] = v }
+        }
+        return extra
+    }
+
+    static func encode(_ extra: [String: Double], to encoder: Encoder) throws {
+        var all = encoder.container(keyedBy: AnyKey.self)
+        for (k, v) in extra { try all.encode(v, forKey: AnyKey(k)) }
+    }
 }
 
 /// A checkpoint kept because its monitored metric was among the best (`--keep-best`).

@@ -21,6 +21,7 @@ public struct PreparedData {
     public var notice: String? = nil
 }
 
+/// The trainer's data: `--data` read, split into train, validation and test, and standardised.
 public enum DataPreparation {
     /// Loads the configured data, splits off test and validation parts (seeded, so every rank and
     /// every resume sees the same split) and optionally standardises features with training statistics.

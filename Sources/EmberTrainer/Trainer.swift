@@ -60,11 +60,7 @@ extension RunSummary {
         transport = try c.decode(String.self, forKey: .transport)
         sharedMemoryTrials = try c.decodeIfPresent(String.self, forKey: .sharedMemoryTrials)
         shardedOptimizerStep = try c.decode(Bool.self, forKey: .shardedOptimizerStep)
-        let known = Set(CodingKeys.allCases.map(\.rawValue))
-        let all = try decoder.container(keyedBy: AnyKey.self)
-        for key in all.allKeys where !known.contains(key.stringValue) {
-            if let v = try? all.decode(Double.self, forKey: key) { extra[key.stringValue] = v }
-        }
+        extra = try AnyKey.extras(from: decoder, besides: CodingKeys.allCases.map(\.rawValue))
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -87,8 +83,7 @@ extension RunSummary {
         try c.encode(transport, forKey: .transport)
         try c.encodeIfPresent(sharedMemoryTrials, forKey: .sharedMemoryTrials)
         try c.encode(shardedOptimizerStep, forKey: .shardedOptimizerStep)
-        var all = encoder.container(keyedBy: AnyKey.self)
-        for (k, v) in extra { try all.encode(v, forKey: AnyKey(k)) }
+        try AnyKey.encode(extra, to: encoder)
     }
 }
 
