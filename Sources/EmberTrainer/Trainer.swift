@@ -682,10 +682,12 @@ struct EpochSchedule {
         }
     }
 
-    /// nil when another schedule (one-cycle, plateau) owns the rate.
+    /// nil when another schedule (one-cycle, plateau) owns the rate, or none does (`none`
+    /// after any warm-up: the rate is the options' `lr` unless a callback changes it).
     func learningRate(epoch: Int) -> Double? {
         guard [.none, .step, .cosine].contains(kind) else { return nil }
         if epoch < warmup, let warmupSchedule { return warmupSchedule.closedFormLR(epoch: epoch)![0] }
-        return main?.closedFormLR(epoch: epoch - warmup)![0] ?? base
+        if epoch == warmup && warmup > 0 && main == nil { return base }
+        return main?.closedFormLR(epoch: epoch - warmup)![0]
     }
 }

@@ -131,6 +131,20 @@ final class TrainingAPITests: XCTestCase {
         XCTAssertEqual(Set(kept.map { ($0 as NSString).lastPathComponent }), Set(best).union([(kept.last! as NSString).lastPathComponent]))
     }
 
+    /// With `--schedule none` a callback owns the learning rate.
+    final class OwnSchedule: TrainingCallback {
+        var ranks: CallbackRanks { .everyRank }
+        func epochEnded(_ context: TrainingContext) { context.optimizer.learningRate = 0.01 * Double(context.epoch + 1) }
+    }
+
+    func testACallbackCanOwnTheLearningRate() throws {
+        _ = try Trainer.fit(MaskedRegression(), options: options("own-lr", ranks: 2), settings: Self.noLaunch, callbacks: { [OwnSchedule()] })
+        let rates = try String(contentsOfFile: root + "/own-lr/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }.map { $0["lr"] as! Double }
+        XCTAssertEqual(rates, [0.05, 0.01, 0.02])
+    }
+
     func testARegisteredModelTrainsAsAPreset() throws {
         ModelRegistry.register("test-tiny") { input in
             Sequential(Flatten(), Linear(inFeatures: input.features, outFeatures: input.outputs, generator: input.generators.weights))
