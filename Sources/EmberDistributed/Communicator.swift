@@ -150,6 +150,9 @@ extension SerialQueueCommunicator {
 public final class CommRequest: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var error: Error?
+    /// When the communication began and ended (monotonic nanoseconds; 0 for requests that
+    /// ran no communication), for timelines.
+    public private(set) var startedAt: UInt64 = 0, finishedAt: UInt64 = 0
 
     public init() {}
 
@@ -162,6 +165,7 @@ public final class CommRequest: @unchecked Sendable {
 
     func finish(_ error: Error?) {
         self.error = error
+        if startedAt != 0 { finishedAt = monotonicNanoseconds() }
         done.signal()
     }
 
@@ -178,10 +182,18 @@ extension CommRequest {
     static func start(on queue: DispatchQueue, _ body: @escaping @Sendable () throws -> Void) -> CommRequest {
         let request = CommRequest()
         queue.async {
+            request.startedAt = monotonicNanoseconds()
             do { try body(); request.finish(nil) } catch { request.finish(error) }
         }
         return request
     }
+}
+
+/// The monotonic clock in nanoseconds (the clock timelines use).
+public func monotonicNanoseconds() -> UInt64 {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
 }
 
 /// What went wrong in a collective.

@@ -56,6 +56,18 @@ public final class DataParallel: PendingGradient {
     let place: [(bucket: Int, member: Int)]
     /// Picks the transport for the buckets when the communicator leaves it open (`TransportTuner`).
     private var tuner: TransportTuner?
+    /// Told when each bucket's reduction ran and how long backward's end waited for them
+    /// (monotonic nanoseconds), for a timeline; nil costs nothing.
+    public var observer: ((ReductionEvent) -> Void)?
+
+    /// What `observer` hears.
+    public enum ReductionEvent {
+        /// Bucket `index`'s collective ran from `start` to `end` (on the communication thread
+        /// when overlapping backward).
+        case bucket(index: Int, start: UInt64, end: UInt64, overlapped: Bool)
+        /// Waiting for the reductions after backward, from `start` to `end`.
+        case wait(start: UInt64, end: UInt64)
+    }
 
     public final class Bucket {
         let members: [Int]        // indices into `parameters`
@@ -261,6 +273,13 @@ public final class DataParallel: PendingGradient {
 
     /// Starts the bucket's allreduce, or with `now` runs it on this thread and returns when done.
     private func launch(_ b: Bucket, now: Bool = false) throws {
+        guard now, let observer, let index = buckets.firstIndex(where: { $0 === b }) else { return try packAndReduce(b, now: now) }
+        let start = monotonicNanoseconds()
+        try packAndReduce(b, now: true)
+        observer(.bucket(index: index, start: start, end: monotonicNanoseconds(), overlapped: false))
+    }
+
+    private func packAndReduce(_ b: Bucket, now: Bool) throws {
         switch b.buffer.dtype {
         case .float32: try pack(b, Float.self, now: now)
         case .float64: try pack(b, Double.self, now: now)
@@ -355,8 +374,15 @@ public final class DataParallel: PendingGradient {
             }
         }
         launchReadyBuckets(all: true)
+        let waitStart = observer == nil ? 0 : monotonicNanoseconds()
         for b in buckets { try b.request?.wait() }
         if shardsOptimizerStep { try reduceFlags() }
+        if let observer {
+            observer(.wait(start: waitStart, end: monotonicNanoseconds()))
+            for (i, b) in buckets.enumerated() {
+                if let r = b.request, r.startedAt != 0 { observer(.bucket(index: i, start: r.startedAt, end: r.finishedAt, overlapped: true)) }
+            }
+        }
     }
 
     /// Tells the transport tuner (if any) that a step's reductions are over.

@@ -10,7 +10,7 @@ import Foundation
 /// position in the job: each rank publishes the number of the collective it is in or last
 /// finished, and when. Ranks on other nodes cannot be seen from here; the message says so.
 final class Heartbeats {
-    /// Per rank: [collective number, 1 while inside it, time of the last change (ns)].
+    /// Per rank: [collective number, 1 while inside it, time of the last change (ns), process id].
     private let window: MPI_Win
     private let mine: UnsafeMutablePointer<UInt64>
     private let peers: [(rank: Int, slot: UnsafeMutablePointer<UInt64>)]
@@ -45,6 +45,7 @@ final class Heartbeats {
         self.window = window
         mine = base.assumingMemoryBound(to: UInt64.self)
         self.peers = peers
+        ember_store_u64(mine + 3, UInt64(getpid()))
         MPI_Barrier(node)
         var n: MPI_Comm? = node
         MPI_Comm_free(&n)
@@ -72,20 +73,31 @@ final class Heartbeats {
         store(mine + 2, Heartbeats.now())
     }
 
-    /// For a timeout message: the ranks of this node that have not reached collective `n`.
+    /// For a timeout message: the ranks of this node that have not reached collective `n`, and
+    /// those that reached it but are stopped (their process state says so).
     func describeMissing(from n: UInt64) -> String {
         var missing: [String] = []
         let now = Heartbeats.now()
         for (rank, slot) in peers.sorted(by: { $0.rank < $1.rank }) {
-            let at = load(slot), inside = load(slot + 1) == 1, since = load(slot + 2)
-            guard at < n else { continue }
+            let at = load(slot), inside = load(slot + 1) == 1, since = load(slot + 2), pid = Int32(truncatingIfNeeded: load(slot + 3))
+            let stopped = Heartbeats.isStopped(pid)
+            guard at < n || stopped else { continue }
             let idle = Double(now &- since) / 1e9
-            missing.append("rank \(rank) (\(inside ? "waiting in" : "last finished") collective #\(at), \(Int(idle)) s ago: stopped, or stuck outside communication)")
+            let state = stopped ? "stopped (process \(pid) is suspended)" : "stopped, or stuck outside communication"
+            missing.append("rank \(rank) (\(inside ? "in" : "last finished") collective #\(at), \(Int(idle)) s ago: \(state))")
         }
         let unseen = worldSize - peers.count
         let others = unseen > 0 ? "; \(unseen) rank\(unseen == 1 ? "" : "s") on other nodes cannot be seen from here" : ""
         if missing.isEmpty { return unseen > 0 ? "every rank on this node has arrived\(others)" : "" }
         return "not arrived: " + missing.joined(separator: ", ") + others
+    }
+
+    /// Whether process `pid` of this node is stopped (state T or t in /proc).
+    static func isStopped(_ pid: Int32) -> Bool {
+        guard pid > 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).prefix(1)
+        return state == "T" || state == "t"
     }
 
     func free() {

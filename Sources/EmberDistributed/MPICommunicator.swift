@@ -137,7 +137,7 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
                     let message = "\(CommunicatorError.timeout(rank: self.rank, operation: "\(stuck.operation) (collective #\(stuck.number))", seconds: limit))"
                         + (missing.isEmpty ? "" : "; \(missing)") + "; ending the job\n"
                     FileHandle.standardError.write(Data(message.utf8))
-                    _exit(3)
+                    _exit(4)  // docs/errors.md: 4 is a collective that timed out
                 }
             }
         }

@@ -98,7 +98,12 @@ public enum TrainingCommandLine {
     /// shares) and exits with its status: no crash trace for a user's mistake.
     public static func fail(_ error: Error, status: Int32? = nil) -> Never {
         let code = status ?? self.status(for: error)
-        if let shared = error as? SharedError, shared.rank != 0 { exit(code) }
+        if let shared = error as? SharedError, shared.rank != 0 {
+            // Rank 0 reports it. Leave it the time to: the first rank to exit makes mpirun end
+            // the others at once.
+            usleep(1_000_000)
+            exit(code)
+        }
         let rank = Trainer.launcherRank
         FileHandle.standardError.write(Data("\(rank == 0 ? "" : "[rank \(rank)] ")error: \(error)\n".utf8))
         exit(code)

@@ -54,6 +54,10 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     /// decides from the model's size (`DataParallel.shardingPaysOff`).
     public var shardOptimizer: Bool? = nil
     public var dropout = 0.0
+    /// Write a timeline of training here (`--trace DIR`; nil: none).
+    public var trace: String? = nil
+    /// Batches traced, from the first of the run.
+    public var traceSteps = 50
 
     public init() {}
 
@@ -70,7 +74,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         var c = TrainerConfig()
         c.layers = []
         c.numClasses = 1; c.momentum = 0; c.clipNorm = 1; c.clipValue = 1; c.patience = 1; c.beta1 = 0.9; c.beta2 = 0.999
-        c.runDir = ""; c.resume = ""; c.overlap = false; c.shardOptimizer = false
+        c.runDir = ""; c.resume = ""; c.overlap = false; c.shardOptimizer = false; c.trace = ""
         return c
     }
 
@@ -161,6 +165,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         for (flag, beta) in [("--beta1", beta1), ("--beta2", beta2)] where beta != nil && ![.adam, .adamw].contains(optimizer) {
             try fail("\(flag) applies to --optimizer adam or adamw, not \(optimizer)")
         }
+        if resume == "auto" && runDir == nil { try fail("--resume auto needs --run-dir (the run to continue or start)") }
         if warmupEpochs < 0 || warmupEpochs >= epochs { try fail("--warmup-epochs must be in 0..<--epochs (got \(warmupEpochs) with --epochs \(epochs))") }
         if warmupEpochs > 0 && [.onecycle, .plateau].contains(schedule) {
             try fail("--warmup-epochs cannot be combined with --schedule \(schedule) (one-cycle has its own warm-up; plateau reacts to validation loss)")

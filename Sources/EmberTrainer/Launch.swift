@@ -132,8 +132,12 @@ public enum Trainer {
         var config = initial
         var checkpoint: LoadedCheckpoint? = nil
         var runDir = config.runDir
+        // `--resume auto` (what `launch/mpirun --max-restarts` passes): the latest checkpoint
+        // when there is one, else a fresh start in place of a start that died before its first.
+        let autoFresh = config.resume == "auto" && Checkpoints.list(runDir: config.runDir ?? "").isEmpty
+        if autoFresh { config.resume = nil }
         if let resume = config.resume {
-            let resolved = try Checkpoints.resolve(resume, runDir: config.runDir) { message in
+            let resolved = try Checkpoints.resolve(resume == "auto" ? "latest" : resume, runDir: config.runDir) { message in
                 if comm.rank == 0 { log.warning("\(message)") }
             }
             checkpoint = resolved.checkpoint
@@ -147,11 +151,11 @@ public enum Trainer {
         let dir = runDir ?? defaultRunDirectory()
         // Rank 0 alone touches the file system; everyone learns whether it worked. Nothing is
         // written until data and model are ready, so a start that fails leaves no trace.
-        try onRankZero(comm) { try checkRunDirectory(dir, resuming: checkpoint != nil) }
+        try onRankZero(comm) { try checkRunDirectory(dir, resuming: checkpoint != nil, replacingFailedStart: autoFresh) }
         let task = try makeTask(config, settings)
         let trainer = try RankLoop(config: config, comm: comm, task: task, runDir: dir, resume: checkpoint, log: log,
                                    settings: settings, callbacks: callbacks)
-        try onRankZero(comm) { try createRunDirectory(dir, config: config, resuming: checkpoint != nil) }
+        try onRankZero(comm) { try createRunDirectory(dir, config: config, resuming: checkpoint != nil || autoFresh) }
         return try trainer.run()
     }
 
@@ -174,9 +178,14 @@ public enum Trainer {
         return "runs/run-\(f.string(from: Date()))"
     }
 
-    /// Refuses to reuse another run's directory unless resuming, so nothing there is overwritten.
-    static func checkRunDirectory(_ dir: String, resuming: Bool) throws {
-        let existing = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+    /// What a start that died before its first checkpoint may have left.
+    static let failedStartFiles: Set<String> = ["config.json", "config.resumed.json", "metrics.jsonl", "checkpoints"]
+
+    /// Refuses to reuse another run's directory unless resuming, so nothing there is overwritten
+    /// (`replacingFailedStart`: except what a start that died before its first checkpoint wrote).
+    static func checkRunDirectory(_ dir: String, resuming: Bool, replacingFailedStart: Bool = false) throws {
+        var existing = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        if replacingFailedStart { existing.removeAll { failedStartFiles.contains($0) || $0.hasPrefix(".") } }
         if !resuming && !existing.isEmpty {
             throw ConfigError("run directory \(dir) is not empty (it holds \(existing.sorted().prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", ..." : "")); continue that run with --resume latest --run-dir \(dir), or choose another --run-dir")
         }

@@ -79,7 +79,7 @@ enum Report {
         return s
     }
 
-    static func html(summary: [String: Any]) -> String {
+    static func html(summary: [String: Any], timeline: Bool = false) -> String {
         let rows = summary.keys.sorted().map { key -> String in
             let v = summary[key]!
             let text = (v as? Double).map { String(format: "%.6g", $0) } ?? "\(v)"
@@ -92,6 +92,7 @@ enum Report {
         </head><body>
         <h1>Ember training run</h1>
         <p><img src="report.svg" alt="loss and accuracy curves"></p>
+        \(timeline ? "<h2>Timeline of the first traced steps</h2>\n<p><img src=\"timeline.svg\" alt=\"where a step's time goes, per rank\"></p>" : "")
         <table>
         \(rows)
         </table>

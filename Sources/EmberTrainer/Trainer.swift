@@ -93,6 +93,14 @@ public struct TrainingFailure: Error, CustomStringConvertible {
     public let summary: RunSummary?
 }
 
+/// One line of `metrics.jsonl`: keys sorted, non-finite numbers as strings.
+private let metricsEncoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return encoder
+}()
+
 /// Why a run's loop ended.
 enum StopReason: CustomStringConvertible {
     case completed
@@ -230,6 +238,10 @@ final class RankLoop<Task: TrainingTask> {
     var trainSamplesSeen = 0.0, trainSeconds = 0.0
     var history: [EpochRecord] = []
     var best: [BestCheckpoint] = []
+    /// Whether this run continues from a checkpoint.
+    private(set) var resumed = false
+    /// The timeline (`--trace`), nil when not tracing.
+    private var trace: TraceRecorder?
 
     init(config: TrainerConfig, comm: Communicator, task: Task, runDir: String, resume: LoadedCheckpoint?, log: Logger,
          settings: LaunchSettings, callbacks: [TrainingCallback]) throws {
@@ -285,6 +297,7 @@ final class RankLoop<Task: TrainingTask> {
 
     private func restore(_ c: LoadedCheckpoint) throws {
         let s = c.state
+        resumed = true
         try optimizer.loadStateDict(tensors: c.optimizer, groups: s.optimizerGroups)
         if let e = s.schedulerEpoch { stepSchedule?.restore(epoch: e) }
         for (g, values) in zip(optimizer.paramGroups, s.optimizerGroups) { g.learningRate = values["lr"] ?? g.learningRate }
@@ -330,6 +343,11 @@ final class RankLoop<Task: TrainingTask> {
         var progress = ProgressReporter(interactive: settings.interactive, logInterval: config.logInterval, totalEpochs: config.epochs)
         var stop: StopReason = .completed
         if isCoordinator { announce() }
+        if let dir = config.trace { try startTrace(dir) }
+        if resumed || config.resume == "auto" {
+            // Lines of epochs after the checkpoint (a run that died) would be written again.
+            try Trainer.onRankZero(comm) { try writing("metrics.jsonl") { try rewriteMetrics() } }
+        }
 
         training: while epoch < config.epochs {
             model.train()
@@ -337,9 +355,13 @@ final class RankLoop<Task: TrainingTask> {
             loader.setEpoch(epoch)
             let epochStart = Date()
             var batch = 0, micro = 0
-            for (indices, samples) in loader {
+            let batches = loader.makeIterator()
+            while true {
+                let waitStart = trace == nil ? 0 : TraceRecorder.now()
+                guard let (indices, samples) = batches.next() else { break }
                 batch += 1
                 if batch <= batchInEpoch { continue }  // resuming inside this epoch
+                trace?.span("next batch", "data", waitStart)
                 let stepStart = Date()
                 let last = batch == batchesPerEpoch
                 micro += 1
@@ -348,13 +370,15 @@ final class RankLoop<Task: TrainingTask> {
                 let local = try trainBatch(samples, count: indices.count, synchronize: boundary)
                 if boundary {
                     micro = 0
-                    try ddp.step(optimizer, clipNorm: config.clipNorm, clipValue: config.clipValue)
+                    try measure("optimizer step", "optimizer") { try ddp.step(optimizer, clipNorm: config.clipNorm, clipValue: config.clipValue) }
                     optimizer.zeroGrad()
                     stepSchedule?.step()
                     globalStep += 1
                 }
                 // One small allreduce per batch: exact global loss and metrics, and agreement on a stop.
-                let g = try reduce(local)
+                let g = try measure("metrics (waiting for every rank)", "sync") { try reduce(local) }
+                trace?.span("batch \(batch)", "step", waitStart, args: ["step": Double(globalStep)])
+                trace?.stepEnded()
                 epochLoss.sum += g.lossSum
                 epochLoss.samples += g.samples
                 epochMetrics.add(g.metrics.values, metrics)
@@ -442,8 +466,8 @@ final class RankLoop<Task: TrainingTask> {
         let forwardBackward = { () throws -> BatchStatistics in
             var log = MetricLog(self.metrics)
             try self.ddp.broadcastBuffersForTraining()
-            let loss = self.task.trainingStep(model: self.model, batch: batch, log: &log)
-            (loss / Float(self.config.gradAccumulation)).backward()
+            let loss = self.measure("forward", "forward") { self.task.trainingStep(model: self.model, batch: batch, log: &log) }
+            self.measure("backward", "backward") { (loss / Float(self.config.gradAccumulation)).backward() }
             var s = BatchStatistics()
             s.lossSum = loss.doubleItem() * Double(count)
             s.samples = Double(count)
@@ -486,9 +510,45 @@ final class RankLoop<Task: TrainingTask> {
         return (p[1] > 0 ? p[0] / p[1] : .nan, totals)
     }
 
+    /// Times `body` as a span of the timeline when tracing.
+    private func measure<R>(_ name: String, _ category: String, _ body: () throws -> R) rethrows -> R {
+        guard let trace else { return try body() }
+        return try trace.measure(name, category, body)
+    }
+
+    /// The timeline: the recorder (clocks aligned at a barrier), and the reductions' own spans.
+    private func startTrace(_ dir: String) throws {
+        let recorder = try TraceRecorder(directory: dir, steps: config.traceSteps, comm: comm)
+        trace = recorder
+        ddp.observer = { [unowned recorder] event in
+            switch event {
+            case .bucket(let i, let start, let end, let overlapped):
+                recorder.span("reduce bucket \(i)", "reduce", start, end, thread: overlapped ? 1 : 0)
+            case .wait(let start, let end):
+                recorder.span("wait for reductions", "wait", start, end)
+            }
+        }
+        if isCoordinator { log.info("tracing the first \(config.traceSteps) batches into \(dir)") }
+    }
+
+    /// The end of a traced run: every rank's file complete, then rank 0 merges them and says
+    /// where the time went.
+    private func finishTrace() throws {
+        guard let trace, let dir = config.trace else { return }
+        trace.flush()
+        ddp.observer = nil
+        try comm.barrier()
+        try Trainer.onRankZero(comm) {
+            let merged = try TraceRecorder.merge(directory: dir)
+            Console.writeLine("trace: \(merged) (open it in Perfetto or chrome://tracing)")
+            Console.writeLine(try TraceSummary.table(directory: dir))
+            try AtomicFile.write(Data(try TraceSummary.svg(directory: dir).utf8), to: (runDir as NSString).appendingPathComponent("timeline.svg"))
+        }
+    }
+
     /// Validation, the epoch's record, its line and `metrics.jsonl`.
     private func finishEpoch(seconds: Double) throws -> EpochRecord {
-        let v = try val.map { try evaluate($0) }
+        let v = try val.map { split in try measure("validation", "validation") { try evaluate(split) } }
         if v != nil {
             context.metrics = ["val_loss": v!.loss]
             for m in metrics { if let x = v!.metrics.value(m) { context.metrics["val_\(m.name)"] = x } }
@@ -551,13 +611,21 @@ final class RankLoop<Task: TrainingTask> {
 
     // MARK: Files (rank 0)
 
-    private func appendMetrics(_ record: EpochRecord) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        var line = try encoder.encode(record)
+    private func metricsLine(_ record: EpochRecord) throws -> Data {
+        var line = try metricsEncoder.encode(record)
         line.append(0x0a)
-        try AtomicFile.append(line, to: (runDir as NSString).appendingPathComponent("metrics.jsonl"))
+        return line
+    }
+
+    private func appendMetrics(_ record: EpochRecord) throws {
+        try AtomicFile.append(metricsLine(record), to: (runDir as NSString).appendingPathComponent("metrics.jsonl"))
+    }
+
+    /// `metrics.jsonl` as the checkpoint's history says (atomically): the epochs up to it, once.
+    private func rewriteMetrics() throws {
+        var all = Data()
+        for record in history { all.append(try metricsLine(record)) }
+        try AtomicFile.write(all, to: (runDir as NSString).appendingPathComponent("metrics.jsonl"))
     }
 
     /// Runs rank 0's write of `what`, turning a failure into an `IOFailure` that names it.
@@ -568,6 +636,10 @@ final class RankLoop<Task: TrainingTask> {
     /// A checkpoint (collective: every rank's generator state, and the optimizer state when the
     /// step is sharded, are gathered); `record` is the epoch that just ended, for `keepBest`.
     func saveCheckpoint(reason: String, record: EpochRecord?) throws {
+        try measure("checkpoint", "checkpoint") { try writeCheckpointCollectively(reason: reason, record: record) }
+    }
+
+    private func writeCheckpointCollectively(reason: String, record: EpochRecord?) throws {
         // Every rank's generator state travels to rank 0 as 32-bit halves (exact in a Double).
         let words = dropoutGenerator.stateWords.flatMap { [Double($0 >> 32), Double($0 & 0xffff_ffff)] }
         let gathered = try comm.allgather(words)
@@ -609,6 +681,7 @@ final class RankLoop<Task: TrainingTask> {
     }
 
     private func finish(stop: StopReason, wall: Double) throws -> RunSummary {
+        try finishTrace()
         let t = try test.map { try evaluate($0) }
         let last = history.last
         var extra: [String: Double] = last?.extra ?? [:]
@@ -654,7 +727,8 @@ final class RankLoop<Task: TrainingTask> {
         try AtomicFile.write(Data(Report.svg(history: history, testAccuracy: summary.testAccuracy).utf8),
                              to: (runDir as NSString).appendingPathComponent("report.svg"))
         let object = (try JSONSerialization.jsonObject(with: json) as? [String: Any]) ?? [:]
-        try AtomicFile.write(Data(Report.html(summary: object).utf8), to: (runDir as NSString).appendingPathComponent("report.html"))
+        try AtomicFile.write(Data(Report.html(summary: object, timeline: config.trace != nil).utf8),
+                             to: (runDir as NSString).appendingPathComponent("report.html"))
     }
 }
 

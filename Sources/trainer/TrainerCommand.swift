@@ -10,7 +10,7 @@ struct TrainerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trainer",
         abstract: "Train neural networks with Ember, on one process or many (mpirun, srun, batch systems).",
-        subcommands: [Train.self, Eval.self, Bench.self, Inspect.self, CheckDDP.self, Options.self],
+        subcommands: [Train.self, Eval.self, Bench.self, Inspect.self, Trace.self, CheckDDP.self, Options.self],
         defaultSubcommand: Train.self
     )
 
@@ -107,6 +107,21 @@ struct Bench: ParsableCommand {
 struct Options: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print train's options as the Markdown table of docs/trainer.md.", shouldDisplay: false)
     func run() throws { print(TrainerOption.markdownTable) }
+}
+
+struct Trace: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Merge a --trace directory's per-rank files into trace.json and print where a step's time went per rank.")
+    @Argument(help: "The directory given to --trace.") var directory: String
+
+    func run() throws {
+        do {
+            let merged = try TraceTools.merge(directory: directory)
+            print("trace: \(merged) (open it in Perfetto or chrome://tracing)")
+            print(try TraceTools.summary(directory: directory))
+        } catch {
+            TrainingCommandLine.fail(error, status: 2)
+        }
+    }
 }
 
 struct Inspect: ParsableCommand {

@@ -19,6 +19,13 @@ expect() {
 }
 
 has() { grep -q -- "$2" "$1"; }
+# rank_pid R PATTERN: the process of MPI rank R among those matching PATTERN.
+rank_pid() {
+    local pid
+    for pid in $(pgrep -f "$2"); do
+        tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" && { echo "$pid"; return; }
+    done
+}
 no_crash() { ! grep -qE "Fatal error|Backtrac|Program crashed|Stack dump" "$1"; }
 json_key() { python3 -c "import json,sys; d=json.load(open('$1')); sys.exit(0 if d.get('$2') is not None else 1)"; }
 
@@ -124,7 +131,7 @@ run_integration_tests() {
     launch/mpirun -n 2 "$trainer" train --epochs 200 --collective-timeout 4 --run-dir "$work/hang" > "$work/hang.log" 2>&1 &
     job=$!
     for _ in $(seq 1 300); do [ -d "$work/hang/checkpoints" ] && [ -n "$(ls "$work/hang/checkpoints")" ] && break; sleep 0.1; done
-    victim=$(pgrep -f "^$trainer train --epochs 200 --collective-timeout 4 --run-dir $work/hang" | tail -n 1)
+    victim=$(rank_pid 1 "^$trainer train --epochs 200 --collective-timeout 4 --run-dir $work/hang")
     start=$SECONDS
     kill -STOP "$victim" 2>/dev/null
     wait "$job"; status=$?
