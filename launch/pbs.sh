@@ -17,7 +17,9 @@ resume=()
 # Pass the batch system's SIGTERM on to mpirun (it forwards it to every rank) and wait for the
 # final checkpoint.
 set +e
-launch/mpirun -n "$ranks" --hostfile "$PBS_NODEFILE" .build/release/trainer train --run-dir "$run_dir" "${resume[@]}" ${TRAINER_ARGS:-} &
+# EMBER_MAX_RESTARTS=N (qsub -v EMBER_MAX_RESTARTS=2): restart from the latest checkpoint when
+# a rank dies, at most N times (docs/cluster.md).
+launch/mpirun --max-restarts "${EMBER_MAX_RESTARTS:-0}" -n "$ranks" --hostfile "$PBS_NODEFILE" .build/release/trainer train --run-dir "$run_dir" "${resume[@]}" ${TRAINER_ARGS:-} &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit $?' TERM
 wait "$pid"

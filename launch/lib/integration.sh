@@ -159,6 +159,42 @@ run_integration_tests() {
         echo "  skip  disk full under mpirun (needs root and tmpfs mounts)"
     fi
 
+    # 3b. Automatic restart: kill -9 one rank of a `launch/mpirun --max-restarts 2` job; it restarts
+    # from the latest checkpoint and ends with the uninterrupted run's weights, bitwise. A failure
+    # that repeats at the same point gives up. A traced run's timeline parses, with both ranks and
+    # every kind of span.
+    local rargs=(--model mlp --data synthetic --epochs 40 --schedule none)
+    launch/mpirun -n 2 "$trainer" train "${rargs[@]}" --run-dir "$work/restart-whole" > "$work/restart-whole.log" 2>&1
+    launch/mpirun --max-restarts 2 -n 2 "$trainer" train "${rargs[@]}" --run-dir "$work/restart" > "$work/restart.log" 2>&1 &
+    job=$!
+    for _ in $(seq 1 600); do [ "$(ls "$work/restart/checkpoints" 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.05; done
+    victim=$(rank_pid 1 "^$trainer train ${rargs[*]} --run-dir $work/restart")
+    kill -9 "$victim" 2>/dev/null
+    wait "$job"; status=$?
+    expect "--max-restarts: a rank killed with SIGKILL, the job restarts from its checkpoint (saying why) and completes" "$work/restart.log" \
+        bash -c "[ $status -eq 0 ] && grep -q 'killed by signal 9 (status 137); restart 1 of 2 from' '$work/restart.log' && grep -q '\"completed\"' '$work/restart/summary.json'"
+    expect "--max-restarts: the final weights equal an uninterrupted run's, bitwise, and metrics.jsonl has each epoch once" "$work/restart.log" \
+        bash -c "cmp -s '$work/restart-whole/final.safetensors' '$work/restart/final.safetensors' && [ \$(wc -l < '$work/restart/metrics.jsonl') -eq 40 ]"
+    EMBER_INJECT_FAILURE=1:30 launch/mpirun --max-restarts 3 -n 2 -x EMBER_INJECT_FAILURE "$trainer" train "${rargs[@]}" --run-dir "$work/repeat" > "$work/repeat.log" 2>&1
+    status=$?
+    expect "--max-restarts: a failure that repeats at the same point gives up, saying so" "$work/repeat.log" \
+        bash -c "[ $status -ne 0 ] && grep -q 'restart 1 of 3' '$work/repeat.log' && grep -q 'the failure repeats, not restarting' '$work/repeat.log' && ! grep -q 'restart 2 of 3' '$work/repeat.log'"
+    launch/mpirun --max-restarts 2 -n 2 "$trainer" train --model vgg --run-dir "$work/bad-restart" > "$work/bad-restart.log" 2>&1
+    status=$?
+    expect "--max-restarts: a bad configuration is not restarted (status 2)" "$work/bad-restart.log" \
+        bash -c "[ $status -eq 2 ] && ! grep -q 'restart 1' '$work/bad-restart.log'"
+    launch/mpirun -n 2 "$trainer" train --model mlp --data synthetic --epochs 2 --trace "$work/trace" --trace-steps 40 --run-dir "$work/traced" > "$work/traced.log" 2>&1
+    expect "--trace: a two-rank timeline that parses, with both ranks and every span kind, and the summary table" "$work/traced.log" \
+        python3 -c "
+import json, sys
+events = json.load(open('$work/trace/trace.json'))['traceEvents']
+ranks = {e['pid'] for e in events}
+kinds = {e.get('cat') for e in events if e['ph'] == 'X'}
+want = {'data', 'forward', 'backward', 'reduce', 'wait', 'optimizer', 'sync', 'validation', 'checkpoint', 'step'}
+sys.exit(0 if ranks == {0, 1} and want <= kinds and 'exposed_comm_ms' in open('$work/traced.log').read() else 1)"
+    "$trainer" trace "$work/trace" > "$work/trace-cli.log" 2>&1
+    expect "trainer trace DIR: merges and prints the table" "$work/trace-cli.log" grep -q "step_ms" "$work/trace-cli.log"
+
     # 4. SIGTERM: final checkpoint and clean exit; resuming gives bitwise the uninterrupted weights.
     local args=(--epochs 12 --schedule none --checkpoint-interval 5)
     launch/mpirun -n 2 "$trainer" train "${args[@]}" --run-dir "$work/whole" > "$work/whole.log" 2>&1
