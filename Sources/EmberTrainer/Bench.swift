@@ -42,7 +42,7 @@ public enum Bench {
     /// trainer's own presets (`ModelFactory`), so `bench` times what `train` trains.
     static func setup(_ name: String, generator g: Generator) -> (model: Module, x: Tensor, y: Tensor, batch: Int, loss: (Tensor, Tensor) -> Tensor, lr: Double, momentum: Double) {
         var config = TrainerConfig()
-        config.model = name
+        config.model = ModelName(rawValue: name)
         func preset(_ sampleShape: [Int], _ outputs: Int) -> Module {
             do { return try ModelFactory.make(config, sampleShape: sampleShape, outputs: outputs, generator: g) } catch { fatalError("\(error)") }
         }

@@ -58,18 +58,30 @@ public enum TrainingCommandLine {
     /// Trains `task` with the options in `arguments` (the program's, by default). Never returns.
     public static func main<Task: TrainingTask>(_ task: Task, arguments: [String] = Array(CommandLine.arguments.dropFirst()),
                                                 callbacks: @escaping @Sendable () -> [TrainingCallback] = { [] }) -> Never {
-        let options: TrainOptions
+        let options = parseOrExit(arguments)
+        run { config in
+            try Trainer.fit(task, options: config, callbacks: callbacks) { options.apply(to: &$0) }
+        } configure: { try options.makeConfig() }
+        exit(0)
+    }
+
+    /// `trainer train` in a program of one's own: the presets and every model registered with
+    /// `ModelRegistry` (`--model NAME`), with every option. Never returns.
+    public static func trainPresets(arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+        let options = parseOrExit(arguments)
+        run { config in try Trainer.train(config) { options.apply(to: &$0) } } configure: { try options.makeConfig() }
+        exit(0)
+    }
+
+    /// The options in `arguments`, or (a usage error) the message and status 2.
+    static func parseOrExit(_ arguments: [String]) -> TrainOptions {
         do {
-            options = try TrainOptions.parse(arguments)
+            return try TrainOptions.parse(arguments)
         } catch {
             if TrainOptions.exitCode(for: error) == .success { TrainOptions.exit(withError: error) }
             FileHandle.standardError.write(Data((TrainOptions.fullMessage(for: error) + "\n").utf8))
             exit(2)
         }
-        run { config in
-            try Trainer.fit(task, options: config, callbacks: callbacks) { options.apply(to: &$0) }
-        } configure: { try options.makeConfig() }
-        exit(0)
     }
 
     /// Installs the signal handling, builds the options with `configure`, runs `train`, and on an

@@ -4,7 +4,7 @@ import Foundation
 /// Everything a training run is configured by. Defaults, then a JSON file (`--config`), then
 /// command-line flags; the merged result is validated once and written to the run directory.
 public struct TrainerConfig: Codable, Equatable, Sendable {
-    public var model = "cnn"
+    public var model: ModelName = .cnn
     /// Layers of a `model: "sequential"` network, e.g. `[{"type": "linear", "out": 64}, {"type": "relu"}]`.
     public var layers: [LayerSpec]? = nil
     public var data = "mnist5k"
@@ -61,7 +61,8 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
-    public static let models = ["seednet", "mlp", "cnn", "resnet-small", "sequential"]
+    /// The presets' names (`ModelName.presets`).
+    public static var models: [String] { ModelName.presets.map(\.rawValue) }
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error"]
 
     /// Keys a config file may use: exactly the property names.
@@ -150,9 +151,6 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public func validate(forTask: Bool = false) throws {
         func fail(_ message: String) throws -> Never { throw ConfigError(message) }
         if !forTask {
-            if !Self.models.contains(model) && ModelRegistry.builder(model) == nil {
-                try fail("--model \(model) is not one of \((Self.models + ModelRegistry.names).joined(separator: ", "))")
-            }
             if model == "sequential" && (layers ?? []).isEmpty { try fail("--model sequential needs a 'layers' list in the config file") }
             if model != "sequential" && layers != nil { try fail("'layers' in the config only applies to --model sequential (got --model \(model))") }
             _ = try DataSpec.parse(data)

@@ -35,7 +35,7 @@ public enum DataPreparation {
         case .mnist5k:
             full = try MNIST.bundled(dataDirectory: dataDirectory)
         case .synthetic:
-            full = synthetic(model: config.model, count: config.syntheticSamples, seed: config.seed)
+            full = synthetic(model: config.model.rawValue, count: config.syntheticSamples, seed: config.seed)
         case .csv(let path):
             (full, notice) = try loadCSV(path, labelColumn: config.labelColumn, classification: config.numClasses != nil)
         case .idx(let dir):

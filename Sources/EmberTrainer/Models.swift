@@ -69,7 +69,7 @@ public enum ModelFactory {
             return try sequential(config.layers ?? [], sampleShape: sampleShape, outputs: outputs, generator: generator,
                                   dropoutGenerator: dropoutGenerator)
         default:
-            if let build = ModelRegistry.builder(config.model) {
+            if let build = ModelRegistry.builder(config.model.rawValue) {
                 return try build(ModelRegistry.Input(sampleShape: sampleShape, outputs: outputs,
                                                      generators: ModelGenerators(weights: generator, dropout: dropoutGenerator), config: config))
             }

@@ -66,7 +66,8 @@ public struct TrainerOption: @unchecked Sendable {
     /// Every option, in the order `--help` and docs/trainer.md list them.
     public static let all: [TrainerOption] = [
         value("model", \.model, "NAME", "`cnn`",
-              "`seednet`, `mlp`, `cnn` (LeNet-5), `resnet-small`, `sequential` with a `layers` list in the config, or a model registered under a name (`ModelRegistry`)"),
+              "`seednet`, `mlp`, `cnn` (LeNet-5), `resnet-small`, `sequential` with a `layers` list in the config, or a model registered under a name (`ModelRegistry`)",
+              check: { ModelName.all.contains($0) ? nil : "\($0) is not one of \(ModelName.all.map(\.rawValue).joined(separator: ", "))" }),
         value("data", \.data, "SPEC", "`mnist5k`", "`mnist5k` (bundled), `synthetic`, `csv:PATH`, `idx:DIR`, `npy:DIR`",
               check: { spec in (try? DataSpec.parse(spec)) == nil ? "\(spec) is not understood; use mnist5k, synthetic, csv:PATH, idx:DIR or npy:DIR" : nil }),
         value("labelColumn", \.labelColumn, "N", "-1", "the target column of `csv:` data (negative counts from the end)"),
@@ -266,6 +267,16 @@ public struct OptimizerName: ChoiceName {
     public init(rawValue: String) { self.rawValue = rawValue }
     public static let sgd: Self = "sgd", adam: Self = "adam", adamw: Self = "adamw", rmsprop: Self = "rmsprop", adagrad: Self = "adagrad"
     public static let all: [Self] = [.sgd, .adam, .adamw, .rmsprop, .adagrad]
+}
+
+/// `--model`: a preset, or a model registered under a name (`ModelRegistry`).
+public struct ModelName: ChoiceName {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public static let seednet: Self = "seednet", mlp: Self = "mlp", cnn: Self = "cnn", resnetSmall: Self = "resnet-small", sequential: Self = "sequential"
+    public static let presets: [Self] = [.seednet, .mlp, .cnn, .resnetSmall, .sequential]
+    /// The presets and the registered models.
+    public static var all: [Self] { presets + ModelRegistry.names.map(Self.init(rawValue:)) }
 }
 
 /// `--schedule`.

@@ -9,7 +9,7 @@ struct PresetTask: SupervisedTask, @unchecked Sendable {
     let config: TrainerConfig
     let data: PreparedData
 
-    var name: String { config.model }
+    var name: String { config.model.rawValue }
 
     var metrics: [Metric] { data.task == .classification ? [.accuracy] : [] }
 

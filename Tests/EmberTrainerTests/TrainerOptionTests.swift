@@ -37,4 +37,14 @@ final class TrainerOptionTests: XCTestCase {
         d.optimizer = "lbfgs"
         XCTAssertThrowsError(try d.validate()) { XCTAssertTrue("\($0)".contains("--optimizer lbfgs is not one of sgd, adam"), "\($0)") }
     }
+
+    func testARegisteredModelIsAModelChoice() throws {
+        XCTAssertThrowsError(try TrainerOption.named("--model")!.option.set("option-test-net", &scratch))
+        ModelRegistry.register("option-test-net") { input in Linear(inFeatures: input.features, outFeatures: input.outputs) }
+        try TrainerOption.named("--model")!.option.set("option-test-net", &scratch)
+        XCTAssertEqual(scratch.model, "option-test-net")
+        XCTAssertNoThrow(try scratch.validate())
+    }
+
+    var scratch = TrainerConfig()
 }
