@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import Ember
 @testable import EmberTrainer
 
 /// Each option is defined once (`TrainerOption.all`): the config keys, the flags, the checks and
