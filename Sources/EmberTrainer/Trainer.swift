@@ -413,7 +413,10 @@ final class RankLoop<Task: TrainingTask> {
             epochLoss = (0, 0)
             epochMetrics = MetricTotals()
             let decision = try decide(record)
-            if config.checkpointInterval > 0 && (epoch % config.checkpointInterval == 0 || decision.stop || epoch == config.epochs) {
+            // The last epoch always ends with a checkpoint (also with --checkpoint-interval 0), so
+            // resuming a finished run has nothing left to do.
+            let last = decision.stop || epoch == config.epochs
+            if last || (config.checkpointInterval > 0 && epoch % config.checkpointInterval == 0) {
                 try saveCheckpoint(reason: "epoch", record: record)
             }
             // Every rank takes part, whether or not it got the signal (or a callback asked) itself.

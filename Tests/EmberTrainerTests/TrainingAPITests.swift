@@ -145,6 +145,22 @@ final class TrainingAPITests: XCTestCase {
         XCTAssertEqual(rates, [0.05, 0.01, 0.02])
     }
 
+    /// `--checkpoint-interval 0`: no periodic checkpoints, but one at the end, so resuming a
+    /// finished run trains nothing again.
+    func testIntervalZeroStillCheckpointsTheEnd() throws {
+        var c = options("interval0", epochs: 3)
+        c.checkpointInterval = 0
+        _ = try Trainer.fit(MaskedRegression(), options: c, settings: Self.noLaunch)
+        let kept = Checkpoints.list(runDir: c.runDir!)
+        XCTAssertEqual(kept.count, 1)
+        XCTAssertEqual(try Checkpoints.load(kept[0]).state.epoch, 3)
+        c.resume = "latest"
+        let again = try Trainer.fit(MaskedRegression(), options: c, settings: Self.noLaunch)
+        XCTAssertEqual(again.epochs, 3)
+        let lines = try String(contentsOfFile: c.runDir! + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3, "no epoch twice")
+    }
+
     func testARegisteredModelTrainsAsAPreset() throws {
         ModelRegistry.register("test-tiny") { input in
             Sequential(Flatten(), Linear(inFeatures: input.features, outFeatures: input.outputs, generator: input.generators.weights))
