@@ -78,7 +78,10 @@ public enum TrainingCommandLine {
         do {
             return try TrainOptions.parse(arguments)
         } catch {
-            if TrainOptions.exitCode(for: error) == .success { TrainOptions.exit(withError: error) }
+            if TrainOptions.exitCode(for: error) == .success {
+                print(TrainOptions.helpMessage() + "\n" + TrainerOption.helpText)
+                exit(0)
+            }
             FileHandle.standardError.write(Data((TrainOptions.fullMessage(for: error) + "\n").utf8))
             exit(2)
         }
