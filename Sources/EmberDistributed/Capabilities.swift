@@ -35,3 +35,23 @@ extension Communicator {
     /// The transport's name where it can be selected, else the backend's (for logs).
     public var transportDescription: String { (self as? TransportSelecting)?.transportName ?? backendName }
 }
+
+/// How the ranks sit on nodes: what the trainer sizes BLAS threads and overlap by when the
+/// launcher does not say, and what its start-up check reports.
+public protocol NodeTopology: Communicator {
+    /// Ranks on this rank's node (this one included).
+    var ranksOnThisNode: Int { get }
+    /// Nodes the job spans.
+    var nodes: Int { get }
+}
+
+extension LocalCommunicator: NodeTopology {
+    /// Ranks as threads all share this process's node.
+    public var ranksOnThisNode: Int { worldSize }
+    public var nodes: Int { 1 }
+}
+
+extension SingleProcessCommunicator: NodeTopology {
+    public var ranksOnThisNode: Int { 1 }
+    public var nodes: Int { 1 }
+}

@@ -9,7 +9,7 @@ import Synchronization
 /// also lets asynchronous allreduces overlap the caller's backward pass. A watchdog ends the job
 /// when a collective exceeds `timeout`, naming the rank and the operation, so a lost rank never
 /// leaves the others hanging.
-public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunicator, TransportSelecting, @unchecked Sendable {
+public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunicator, TransportSelecting, NodeTopology, @unchecked Sendable {
     /// Whether reductions go through shared memory when all ranks share a node.
     public struct SharedMemorySetting: Sendable, Equatable {
         /// true: always, false: never, nil: let Ember decide (two ranks: yes, tuned; more: no).
@@ -90,7 +90,24 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
             transportIsTuned = shared != nil && sharedMemory.enabled == nil
         }
         heartbeats = Heartbeats(comm: ember_mpi_comm_world(), rank: rank, worldSize: worldSize)
+        (ranksOnThisNode, nodes) = MPICommunicator.topology()
         startWatchdog()
+    }
+
+    public private(set) var ranksOnThisNode = 1, nodes = 1
+
+    /// Ranks on this node (a shared-memory split of the world) and nodes (one leader each).
+    private static func topology() -> (Int, Int) {
+        var node: MPI_Comm? = nil
+        guard MPI_Comm_split_type(ember_mpi_comm_world(), ember_mpi_comm_type_shared(), 0, ember_mpi_info_null(), &node) == ember_mpi_success()
+        else { return (1, 1) }
+        defer { MPI_Comm_free(&node) }
+        var size: Int32 = 0, local: Int32 = 0
+        MPI_Comm_size(node, &size)
+        MPI_Comm_rank(node, &local)
+        var leader: Int32 = local == 0 ? 1 : 0
+        MPI_Allreduce(ember_mpi_in_place(), &leader, 1, ember_mpi_int(), ember_mpi_sum(), ember_mpi_comm_world())
+        return (Int(size), Int(leader))
     }
 
     /// Whether reductions of `reductionBuffer`s can go through shared memory (all ranks on one node).

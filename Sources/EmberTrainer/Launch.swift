@@ -84,7 +84,13 @@ public enum Trainer {
             return result.get()!
         }
 
-        let ranksHere = launch.localSize ?? 1
+        // The launcher's word for the world must be MPI's: a trainer started alone in an N-task
+        // allocation, or tasks direct-launched without PMI, are each a world of one.
+        if let announced = launch.announcedWorldSize, announced != comm.worldSize {
+            throw SharedError(underlying: ConfigError("\(launch.launcher ?? "the launcher") announced \(announced) tasks but MPI started a world of \(comm.worldSize): this trainer is not part of the job's MPI world (started alone, or direct-launched without PMI). Start it with `srun --mpi=pmix` or `launch/mpirun -n \(announced)`"), rank: settings.launcherRank)
+        }
+        // Ranks per node: the launcher's word, else MPI's shared-memory split.
+        let ranksHere = launch.localSize ?? (comm as? NodeTopology)?.ranksOnThisNode ?? 1
         setNumThreads(config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / ranksHere))
         if comm.rank == 0 {
             // Forced kernel families can cost more than half the speed (docs/benchmarks.md).
@@ -155,6 +161,7 @@ public enum Trainer {
         let task = try makeTask(config, settings)
         let trainer = try RankLoop(config: config, comm: comm, task: task, runDir: dir, resume: checkpoint, log: log,
                                    settings: settings, callbacks: callbacks)
+        try trainer.startupCheck()
         try onRankZero(comm) { try createRunDirectory(dir, config: config, resuming: checkpoint != nil || autoFresh) }
         return try trainer.run()
     }

@@ -261,7 +261,9 @@ final class RankLoop<Task: TrainingTask> {
         dropoutGenerator = Generator(seed: config.seed &+ 1000 &+ UInt64(comm.rank))
         model = try task.makeModel(generators: ModelGenerators(weights: Generator(seed: config.seed), dropout: dropoutGenerator))
         if let resume { try model.loadStateDict(resume.model) }
-        let overlap = config.overlap ?? settings.launch.overlapPaysOff(threadsPerRank: numThreads, cores: ProcessInfo.processInfo.activeProcessorCount)
+        var launch = settings.launch
+        if launch.localSize == nil, let topology = comm as? NodeTopology, comm.worldSize > 1 { launch.localSize = topology.ranksOnThisNode }
+        let overlap = config.overlap ?? launch.overlapPaysOff(threadsPerRank: numThreads, cores: ProcessInfo.processInfo.activeProcessorCount)
         ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: config.bucketKB * 1024, overlap: overlap,
                                shardOptimizerStep: config.shardOptimizer
                                    ?? DataParallel.shardingPaysOff(parameterCount: model.parameterCount, worldSize: comm.worldSize))
@@ -445,6 +447,38 @@ final class RankLoop<Task: TrainingTask> {
         let summary = try finish(stop: stop, wall: Date().timeIntervalSince(start))
         if case .diverged = stop { throw TrainingFailure(description: "training stopped: \(stop)", summary: summary) }
         return summary
+    }
+
+    /// Rank 0 says how the job sits on the machine, and every rank proves it runs the same
+    /// program with the same options and weights: one allgather of three checksums (the
+    /// executable, the configuration, the weights after rank 0's were broadcast). A rank that
+    /// differs is an error naming it.
+    func startupCheck() throws {
+        let state = model.stateDict()
+        let weights = state.keys.sorted().reduce(UInt32(0)) { crc, key in
+            let t = state[key]!
+            return crc &* 31 &+ Checksum.crc32(Data(bytes: t.dataPointer, count: t.count * t.dtype.byteSize))
+        }
+        let mine = [Double(RankLoop.executableChecksum), Double(Checksum.crc32(config.json())), Double(weights)]
+        let all = try comm.allgather(mine)
+        for (i, what) in ["executable", "configuration", "weights after the broadcast"].enumerated() {
+            let differing = all.indices.filter { all[$0][i] != all[0][i] }
+            if !differing.isEmpty {
+                throw ConfigError("start-up check: rank\(differing.count == 1 ? "" : "s") \(differing.map(String.init).joined(separator: ", ")) \(differing.count == 1 ? "has" : "have") another \(what) than rank 0; every rank must run the same build with the same options")
+            }
+        }
+        guard isCoordinator else { return }
+        let topology = comm as? NodeTopology
+        let perNode = topology?.ranksOnThisNode ?? 1, nodes = topology?.nodes ?? 1
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let load = perNode * numThreads > cores ? " (more threads than cores: ranks will wait for each other)" : ""
+        log.info("start-up check: \(comm.worldSize) rank\(comm.worldSize == 1 ? "" : "s") on \(nodes) node\(nodes == 1 ? "" : "s") (\(perNode) on this one), \(numThreads) BLAS thread\(numThreads == 1 ? "" : "s") per rank on \(cores) cores\(load)")
+        log.info("\(String(format: "start-up check: executable %08x, configuration %08x, weights %08x: the same on every rank", UInt32(mine[0]), UInt32(mine[1]), UInt32(mine[2])))")
+    }
+
+    /// CRC-32 of this program's file (0 where it cannot be read).
+    static var executableChecksum: UInt32 {
+        (try? Data(contentsOf: URL(fileURLWithPath: "/proc/self/exe"))).map(Checksum.crc32) ?? 0
     }
 
     /// What the run says at its start (rank 0).

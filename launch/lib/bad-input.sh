@@ -111,6 +111,9 @@ run_bad_input_tests() {
     row "config epochs 1.5" 2 "option 'epochs' must be a whole number (got 1.5)" - "$t" train --config "$d/fractional-epochs.json"
     row "config layer without type" 2 "'layers[0].type' is missing" - "$t" train --config "$d/layer-without-type.json"
 
+    row "a trainer started alone in a 2-task Slurm allocation" 2 "announced 2 tasks but MPI started a world of 1" "$work/r-lone" \
+        env SLURM_NTASKS=2 SLURM_PROCID=0 SLURM_JOB_ID=1 "$t" train --model mlp --data synthetic --run-dir "$work/r-lone"
+
     # Failed starts and resumes leave the run directory as it was.
     row "a start that fails on its data creates no run directory" 2 "no such file" "$work/r-absent" "$t" train --data "csv:$d/none.csv" --run-dir "$work/r-absent"
     expect "a failed start leaves no run directory behind" /dev/null test ! -e "$work/r-absent"

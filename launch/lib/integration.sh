@@ -88,6 +88,13 @@ run_integration_tests() {
         expect "mpirun -n $n: training run completes with world_size $n" "$work/mpi$n.log" \
             grep -q "\"world_size\" : $n" "$work/mpi$n/summary.json"
     done
+    expect "start-up check: ranks and nodes, BLAS threads against cores, and one executable, configuration and weights on every rank" "$work/mpi2.log" \
+        bash -c "grep -q 'start-up check: 2 ranks on 1 node (2 on this one), 1 BLAS thread per rank on' '$work/mpi2.log' && grep -q 'the same on every rank' '$work/mpi2.log'"
+    launch/mpirun -n 1 "$trainer" train --model mlp --data synthetic --epochs 1 --run-dir "$work/mpmd" : \
+        -n 1 "$trainer" train --model mlp --data synthetic --epochs 2 --run-dir "$work/mpmd" > "$work/mpmd.log" 2>&1
+    status=$?
+    expect "start-up check: ranks started with other options are named, and nothing is written" "$work/mpmd.log" \
+        bash -c "[ $status -eq 2 ] && grep -q 'rank 1 has another configuration than rank 0' '$work/mpmd.log' && [ ! -e '$work/mpmd' ]"
 
     # 2b. The benchmark tool: every model's line, phases, and the two-rank form (not timed).
     "$trainer" bench --steps 3 --warmup 1 --phases > "$work/bench.log" 2>&1
