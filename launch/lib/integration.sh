@@ -272,12 +272,24 @@ sys.exit(0 if ranks == {0, 1} and want <= kinds and 'exposed_comm_ms' in open('$
         cmp -s "$work/custom-whole/final.safetensors" "$work/custom-split/final.safetensors"
 
     # 8. The cluster templates run unchanged (their scheduler variables simulated).
-    (SLURM_NTASKS=2 SLURM_JOB_NAME="ci-$$" SLURM_SUBMIT_DIR="$PWD" bash launch/slurm.sbatch --model mlp --data synthetic --epochs 1) > "$work/slurm.log" 2>&1
-    expect "launch/slurm.sbatch runs a 2-rank job" "$work/slurm.log" grep -q '"world_size" : 2' "runs/slurm-ci-$$/summary.json"
+    # Submitted from another directory: the run directory lands in the working directory, named
+    # for the job; the repository is found from the script's path.
+    local elsewhere="$work/elsewhere" repo_dir="$PWD"
+    mkdir -p "$elsewhere"
+    (cd "$elsewhere" && SLURM_NTASKS=2 SLURM_JOB_NAME="ci" SLURM_JOB_ID=4242 SLURM_SUBMIT_DIR="$elsewhere" \
+        bash "$repo_dir/launch/slurm.sbatch" --model mlp --data synthetic --epochs 1) > "$work/slurm.log" 2>&1
+    expect "launch/slurm.sbatch runs a 2-rank job submitted from another directory, into runs/<job>-<id> there" "$work/slurm.log" \
+        grep -q '"world_size" : 2' "$elsewhere/runs/ci-4242/summary.json"
+    (cd "$elsewhere" && SLURM_NTASKS=2 SLURM_JOB_NAME="ci" SLURM_JOB_ID=4242 bash "$repo_dir/launch/slurm.sbatch" --model mlp --data synthetic --epochs 1) > "$work/slurm-again.log" 2>&1
+    expect "launch/slurm.sbatch: the same job again (a requeue) resumes its finished run and changes nothing" "$work/slurm-again.log" \
+        bash -c "grep -q 'resumed from' '$work/slurm-again.log' && [ \$(wc -l < '$elsewhere/runs/ci-4242/metrics.jsonl') -eq 1 ]"
+    (cd "$elsewhere" && EMBER_HOME=/nonexistent SLURM_NTASKS=2 bash "$repo_dir/launch/slurm.sbatch") > "$work/slurm-nohome.log" 2>&1
+    expect "launch/slurm.sbatch: a wrong EMBER_HOME is a clear error" "$work/slurm-nohome.log" grep -q "cannot find the Ember repository" "$work/slurm-nohome.log"
     printf 'localhost\nlocalhost\n' > "$work/nodes"
-    (PBS_NODEFILE="$work/nodes" PBS_JOBNAME="ci-$$" PBS_O_WORKDIR="$PWD" TRAINER_ARGS="--model mlp --data synthetic --epochs 1" bash launch/pbs.sh) > "$work/pbs.log" 2>&1
-    expect "launch/pbs.sh runs a 2-rank job" "$work/pbs.log" grep -q '"world_size" : 2' "runs/pbs-ci-$$/summary.json"
-    rm -rf "runs/slurm-ci-$$" "runs/pbs-ci-$$"
+    (cd "$elsewhere" && PBS_NODEFILE="$work/nodes" PBS_JOBNAME="ci" PBS_JOBID="77.server" PBS_O_WORKDIR="$repo_dir" \
+        TRAINER_ARGS="--model mlp --data synthetic --epochs 1" bash "$repo_dir/launch/pbs.sh") > "$work/pbs.log" 2>&1
+    expect "launch/pbs.sh runs a 2-rank job into runs/<job>-<id>" "$work/pbs.log" grep -q '"world_size" : 2' "runs/ci-77/summary.json"
+    rm -rf "runs/ci-77"
 
     echo
     if [ "$failed" -gt 0 ]; then
