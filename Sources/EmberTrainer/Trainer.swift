@@ -159,11 +159,10 @@ struct MetricTotals {
     static func reduce(_ local: [String: (value: Double, count: Double)], _ metrics: [Metric], prefix: [Double],
                        comm: Communicator) throws -> (prefix: [Double], totals: MetricTotals) {
         var flat = prefix
+        // Sums and counts travel in one allreduce (extremes' values in the next one).
         for m in metrics {
             let v = local[m.name]
-            let neutral = m.reduction == .max ? -Double.infinity : m.reduction == .min ? Double.infinity : 0
             flat += [m.reduction == .mean || m.reduction == .sum ? v?.value ?? 0 : 0, v?.count ?? 0]
-            _ = neutral
         }
         let summed = try comm.allreduceSum(flat)
         var extremes: [Double] = []
