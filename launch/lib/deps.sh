@@ -1,10 +1,13 @@
 # Sourced by launch/run and launch/test: makes sure the system packages Ember builds against are
 # installed (OpenBLAS for matrix products, OpenMPI for the distributed trainer).
 ember_packages=(libopenblas-dev libopenmpi-dev openmpi-bin zlib1g-dev pkg-config)
+# The tests also start a real Slurm (as root): launch/test asks for these too.
+ember_test_packages=(slurm-wlm munge)
 
+# ember_install_deps [PACKAGE...]: the build's packages and any given, installed when missing.
 ember_install_deps() {
     local missing=()
-    for p in "${ember_packages[@]}"; do
+    for p in "${ember_packages[@]}" "$@"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
     done
     if [ ${#missing[@]} -eq 0 ]; then

@@ -4,6 +4,7 @@
 
 trainer=.build/release/trainer
 source "$(dirname "${BASH_SOURCE[0]}")/bad-input.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/slurm.sh"
 work=$(mktemp -d /tmp/ember-integration.XXXXXX)
 passed=0
 failed=0
@@ -290,6 +291,8 @@ sys.exit(0 if ranks == {0, 1} and want <= kinds and 'exposed_comm_ms' in open('$
         TRAINER_ARGS="--model mlp --data synthetic --epochs 1" bash "$repo_dir/launch/pbs.sh") > "$work/pbs.log" 2>&1
     expect "launch/pbs.sh runs a 2-rank job into runs/<job>-<id>" "$work/pbs.log" grep -q '"world_size" : 2' "runs/ci-77/summary.json"
     rm -rf "runs/ci-77"
+
+    run_slurm_tests
 
     echo
     if [ "$failed" -gt 0 ]; then
