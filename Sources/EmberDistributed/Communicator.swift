@@ -189,13 +189,6 @@ extension CommRequest {
     }
 }
 
-/// The monotonic clock in nanoseconds (the clock timelines use).
-public func monotonicNanoseconds() -> UInt64 {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
-}
-
 /// What went wrong in a collective.
 public enum CommunicatorError: Error, CustomStringConvertible {
     case timeout(rank: Int, operation: String, seconds: Double)

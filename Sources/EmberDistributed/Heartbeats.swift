@@ -1,5 +1,6 @@
 import CEmberSupport
 import CMPI
+import Ember
 import Foundation
 
 /// How far each rank of this node has got through the job's collectives, in a few words of
@@ -51,18 +52,12 @@ final class Heartbeats {
         MPI_Comm_free(&n)
     }
 
-    private static func now() -> UInt64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
-    }
-
     private func store(_ p: UnsafeMutablePointer<UInt64>, _ v: UInt64) { ember_store_u64(p, v) }
     private func load(_ p: UnsafeMutablePointer<UInt64>) -> UInt64 { ember_load_u64(p) }
 
     /// This rank enters collective number `n`.
     func entering(_ n: UInt64) {
-        store(mine + 2, Heartbeats.now())
+        store(mine + 2, monotonicNanoseconds())
         store(mine + 1, 1)
         store(mine, n)
     }
@@ -70,14 +65,14 @@ final class Heartbeats {
     /// This rank has finished its current collective.
     func left() {
         store(mine + 1, 0)
-        store(mine + 2, Heartbeats.now())
+        store(mine + 2, monotonicNanoseconds())
     }
 
     /// For a timeout message: the ranks of this node that have not reached collective `n`, and
     /// those that reached it but are stopped (their process state says so).
     func describeMissing(from n: UInt64) -> String {
         var missing: [String] = []
-        let now = Heartbeats.now()
+        let now = monotonicNanoseconds()
         for (rank, slot) in peers.sorted(by: { $0.rank < $1.rank }) {
             let at = load(slot), inside = load(slot + 1) == 1, since = load(slot + 2), pid = Int32(truncatingIfNeeded: load(slot + 3))
             let stopped = Heartbeats.isStopped(pid)

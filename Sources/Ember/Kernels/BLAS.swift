@@ -85,9 +85,12 @@ public enum KernelProfile {
     public static var blasSeconds: Double { Double(blasNanoseconds.load(ordering: .relaxed)) / 1e9 }
     public static func reset() { blasNanoseconds.store(0, ordering: .relaxed) }
 
-    static func now() -> Int {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return t.tv_sec * 1_000_000_000 + t.tv_nsec
-    }
+    static func now() -> Int { Int(monotonicNanoseconds()) }
+}
+
+/// The monotonic clock in nanoseconds: what profiles and timelines measure with.
+public func monotonicNanoseconds() -> UInt64 {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
 }
