@@ -8,6 +8,8 @@ slurm_wait_job() {  # slurm_wait_job ID SECONDS: until the job has left the queu
     for ((i = 0; i < $2; i++)); do [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && return 0; sleep 1; done
     return 1
 }
+# slurm_alive PID: the process runs (a zombie waiting for its parent does not count).
+slurm_alive() { [ -e "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 slurm_state() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -n 1; }
 
 slurm_start() {
@@ -49,11 +51,13 @@ CONF
     for n in node1 node2; do sed "s|^DebugFlags=|TmpFS=$d/tmp-$n\nDebugFlags=|" "$d/slurm.conf" > "$d/slurm-$n.conf"; done
     export SLURM_CONF="$d/slurm.conf"
     slurm_started_munge=""
-    if ! pgrep -x munged >/dev/null; then
+    local p running=""
+    for p in $(pgrep -x munged); do slurm_alive "$p" && running=1; done
+    if [ -z "$running" ]; then
         mkdir -p /run/munge
         chown munge:munge /run/munge 2>/dev/null
         [ -f /etc/munge/munge.key ] || mungekey -c
-        munged --force && slurm_started_munge=1
+        munged --force > "$d/log/munged.log" 2>&1 && slurm_started_munge=$(cat /run/munge/munged.pid 2>/dev/null)
     fi
     slurmctld -f "$d/slurm.conf" && slurmd -f "$d/slurm-node1.conf" -N node1 && slurmd -f "$d/slurm-node2.conf" -N node2 || return 1
     local i
@@ -75,7 +79,10 @@ slurm_stop() {
         sleep 0.5
     done
     pkill -9 -f "slurm(ctl)?d -f $d" 2>/dev/null
-    [ -n "${slurm_started_munge:-}" ] && pkill -x munged
+    if [ -n "${slurm_started_munge:-}" ]; then
+        kill "$slurm_started_munge" 2>/dev/null
+        for ((i = 0; i < 20; i++)); do slurm_alive "$slurm_started_munge" || break; sleep 0.5; done
+    fi
     unset SLURM_CONF
 }
 
@@ -165,5 +172,5 @@ PY
         bash -c "grep -q '4 ranks on 2 nodes' '$jobs/two-nodes.log' && python3 '$work/compare-weights.py' '$jobs/one-node/final.safetensors' '$jobs/two-nodes/final.safetensors'"
 
     slurm_stop "$d"
-    expect "Slurm: every daemon the tests started is stopped" /dev/null bash -c "sleep 0.5; ! pgrep -f 'slurm(ctl)?d -f $d' >/dev/null && { [ -z '${slurm_started_munge:-}' ] || ! pgrep -x munged >/dev/null; }"
+    expect "Slurm: every daemon the tests started is stopped" /dev/null bash -c "sleep 0.5; ! pgrep -f 'slurm(ctl)?d -f $d' >/dev/null && { [ -z '${slurm_started_munge:-}' ] || [ ! -e /proc/${slurm_started_munge:-0} ] || grep -q '^State:[[:space:]]*Z' /proc/${slurm_started_munge:-0}/status; }"
 }
