@@ -225,11 +225,14 @@ public final class DataParallel: PendingGradient {
         return try body()
     }
 
+    /// What backward's end runs, made once (not a closure per parameter hook per step).
+    private lazy var endOfBackward: () throws -> Void = { [unowned self] in try self.backwardEnded() }
+
     /// A parameter's gradient has been accumulated in backward: start its bucket when complete,
     /// and (once per backward) ask the engine to finish the reduction when backward ends.
     private func gradientReady(_ index: Int) {
         guard syncEnabled else { return }
-        if queueBackwardCallback(once: self, { [unowned self] in try self.backwardEnded() }) && phase != .idle {
+        if queueBackwardCallback(once: self, endOfBackward) && phase != .idle {
             // A reduction from an earlier backward that no step consumed: start afresh.
             finishStep()
         }
