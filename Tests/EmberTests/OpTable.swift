@@ -96,6 +96,49 @@ let opTable: [String: OpFunction] = {
     t["bceWithLogitsPos"] = { Losses.binaryCrossEntropyWithLogits($0[0], $0[1].detach(), posWeight: Tensor([0.5, 2, 3], dtype: $0[0].dtype), reduction: .sum) }
     t["bceWithLogitsNone"] = { Losses.binaryCrossEntropyWithLogits($0[0], $0[1].detach(), reduction: .none) }
 
+    t["tril"] = { $0[0].tril() }
+    t["trilDiagonal"] = { $0[0].tril(diagonal: 1) }
+    t["triu"] = { $0[0].triu(diagonal: -1) }
+    t["flip"] = { $0[0].flip([0, 2]) }
+    t["repeat"] = { $0[0].repeat([2, 1, 3]) }
+    t["repeatInterleave"] = { $0[0].repeatInterleave(2, dim: 1) }
+    t["repeatInterleaveCounts"] = { $0[0].repeatInterleave([1, 0, 3], dim: 0) }
+    t["unbind"] = { x in x[0].unbind(dim: 1).enumerated().map { $0.element * Float($0.offset + 1) }.reduce(Tensor(0.0), +) }
+    t["cumsum"] = { $0[0].cumsum(dim: 1) }
+    t["cumsumInt"] = { $0[0].cumsum(dim: 0) }
+    t["prod"] = { $0[0].prod(dim: 1) }
+    t["prodWithZero"] = { $0[0].prod() }
+    t["prodKeep"] = { $0[0].prod(dim: 0, keepDim: true) }
+    t["sortValues"] = { $0[0].sort(dim: 1, descending: true).values }
+    t["sortIndices"] = { $0[0].sort(dim: -1).indices }
+    t["argsort"] = { $0[0].argsort(dim: 0) }
+    t["topk"] = { $0[0].topk(2, dim: 1).values }
+    t["topkSmallest"] = { $0[0].topk(3, dim: -1, largest: false).values }
+    t["topkIndices"] = { $0[0].topk(2).indices }
+    t["norm2"] = { $0[0].norm() }
+    t["norm1Dim"] = { $0[0].norm(1, dim: 1) }
+    t["normInfDim"] = { $0[0].norm(.infinity, dim: -1, keepDim: true) }
+    t["norm3"] = { $0[0].norm(3, dims: [0, 2]) }
+    t["outer"] = { $0[0].outer($0[1]) }
+    t["anyAll"] = { x in x[0].gt(1).any(dim: 1) * 2 + x[0].gt(-1).all(dim: 1) }
+    t["einsumBmm"] = { Tensor.einsum("bij,bjk->bik", $0) }
+    t["einsumAttention"] = { Tensor.einsum("bhqd,bhkd->bhqk", $0) }
+    t["einsumOuter"] = { Tensor.einsum("i,j->ij", $0) }
+    t["einsumTranspose"] = { Tensor.einsum("ij->ji", $0) }
+    t["einsumSum"] = { Tensor.einsum("bij->bj", $0) }
+    t["einsumImplicit"] = { Tensor.einsum("ij,jk", $0) }
+    t["einsumContractTwo"] = { Tensor.einsum("abc,cbd->ad", $0) }
+    t["doubleScalars"] = { x in let a: Double = 0.1, b: Double = 0.3, c: Double = 0.7, d: Double = 2.5
+        return (x[0] * a + b) / c - d * x[0] }
+    t["sdpa"] = { Tensor.scaledDotProductAttention($0[0], $0[1], $0[2]) }
+    t["sdpaCausal"] = { Tensor.scaledDotProductAttention($0[0], $0[1], $0[2], isCausal: true) }
+    t["sdpaCausalRect"] = { Tensor.scaledDotProductAttention($0[0], $0[1], $0[2], isCausal: true) }
+    t["sdpaScale"] = { Tensor.scaledDotProductAttention($0[0], $0[1], $0[2], scale: 0.3) }
+    t["sdpaAllowedMask"] = { x in
+        let allowed = Tensor([1, 0, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1], shape: [3, 5])
+        return Tensor.scaledDotProductAttention(x[0], x[1], x[2], attnMask: .allowed(allowed))
+    }
+    t["sdpaAdditiveMask"] = { Tensor.scaledDotProductAttention($0[0], $0[1], $0[2], attnMask: .additive($0[3])) }
     t["composite"] = { x in ((x[0] * 2 - 1).relu().matmul(x[1]) + x[2]).sigmoid().sum() }
     return t
 }()

@@ -98,6 +98,8 @@ extension Tensor {
     }
 
     // MARK: Scalars on either side
+    // Float and Double scalars both work. The Double forms are disfavoured so that a literal
+    // (`x * 0.5`) stays a Float as before, and `[Double].reduce(0, +)` keeps meaning Double's `+`.
 
     public static func + (a: Tensor, s: Float) -> Tensor { a + a.scalarLike(Double(s)) }
     public static func + (s: Float, a: Tensor) -> Tensor { a.scalarLike(Double(s)) + a }
@@ -107,6 +109,15 @@ extension Tensor {
     public static func * (s: Float, a: Tensor) -> Tensor { a.scalarLike(Double(s)) * a }
     public static func / (a: Tensor, s: Float) -> Tensor { a / a.scalarLike(Double(s)) }
     public static func / (s: Float, a: Tensor) -> Tensor { a.scalarLike(Double(s)) / a }
+
+    @_disfavoredOverload public static func + (a: Tensor, s: Double) -> Tensor { a + a.scalarLike(s) }
+    @_disfavoredOverload public static func + (s: Double, a: Tensor) -> Tensor { a.scalarLike(s) + a }
+    @_disfavoredOverload public static func - (a: Tensor, s: Double) -> Tensor { a - a.scalarLike(s) }
+    @_disfavoredOverload public static func - (s: Double, a: Tensor) -> Tensor { a.scalarLike(s) - a }
+    @_disfavoredOverload public static func * (a: Tensor, s: Double) -> Tensor { a * a.scalarLike(s) }
+    @_disfavoredOverload public static func * (s: Double, a: Tensor) -> Tensor { a.scalarLike(s) * a }
+    @_disfavoredOverload public static func / (a: Tensor, s: Double) -> Tensor { a / a.scalarLike(s) }
+    @_disfavoredOverload public static func / (s: Double, a: Tensor) -> Tensor { a.scalarLike(s) / a }
 
     /// Elementwise power by a constant.
     public func pow(_ exponent: Double) -> Tensor {

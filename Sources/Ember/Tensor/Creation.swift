@@ -59,6 +59,12 @@ extension Tensor {
         return Tensor(doubles: (0..<n).map { start + Double($0) * step }, shape: [n], dtype: dtype, requiresGrad: false)
     }
 
+    /// `0, 1, ..., n - 1` as int64 (PyTorch's `torch.arange(n)`), or in `dtype`.
+    public static func arange(_ n: Int, dtype: DType = .int64) -> Tensor {
+        require(n >= 0, "arange(\(n)): the end must be non-negative")
+        return dtype == .int64 ? Tensor(indices: Array(0..<n), shape: [n]) : arange(0, Double(n), dtype: dtype)
+    }
+
     /// The `n` by `m` identity (ones on the diagonal).
     public static func eye(_ n: Int, _ m: Int? = nil, dtype: DType = .float32) -> Tensor {
         let m = m ?? n
