@@ -91,6 +91,70 @@ layer("prelu", nn.PReLU(3), [2, 3, 4])
 layer("preluShared", nn.PReLU(), [2, 5])
 layer("flatten", nn.Flatten(), [2, 3, 2, 2])
 
+# Attention and transformer layers, wrapped so one input drives them; masks are fixed
+# functions of position that the Swift side rebuilds (tests/NNFixtures.swift).
+
+
+def causal_blocked(n):
+    return torch.triu(torch.ones(n, n, dtype=torch.bool), 1)
+
+
+def wave(*shape):
+    """A deterministic float mask both sides can build: sin of the flat index."""
+    return torch.sin(torch.arange(torch.Size(shape).numel(), dtype=torch.float64)).reshape(shape)
+
+
+class Wrap(nn.Module):
+    def __init__(self, name, module, fn):
+        super().__init__()
+        self.add_module(name, module)
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(self, x)
+
+
+padding = torch.tensor([[False, False, False, True, True], [False, False, False, False, False]])
+layer("mhaSelf", Wrap("m", nn.MultiheadAttention(8, 2, batch_first=True), lambda m, x: m.m(x, x, x, need_weights=False)[0]), [2, 5, 8])
+layer("mhaWeights", Wrap("m", nn.MultiheadAttention(8, 2, batch_first=True),
+                         lambda m, x: torch.cat([t.flatten() for t in m.m(x, x, x)])), [2, 5, 8])
+layer("mhaHeadWeights", Wrap("m", nn.MultiheadAttention(8, 4, bias=False, batch_first=True),
+                             lambda m, x: torch.cat([t.flatten() for t in m.m(x, x, x, average_attn_weights=False)])), [2, 3, 8])
+layer("mhaCausal", Wrap("m", nn.MultiheadAttention(8, 2, batch_first=True),
+                        lambda m, x: m.m(x, x, x, attn_mask=causal_blocked(5), is_causal=True, need_weights=False)[0]), [2, 5, 8])
+layer("mhaKeyPadding", Wrap("m", nn.MultiheadAttention(8, 2),
+                            lambda m, x: m.m(x, x, x, key_padding_mask=padding, need_weights=False)[0]), [5, 2, 8])
+layer("mhaKeyPaddingCausal", Wrap("m", nn.MultiheadAttention(8, 2, batch_first=True),
+                                  lambda m, x: m.m(x, x, x, key_padding_mask=padding, attn_mask=causal_blocked(5), need_weights=False)[0]), [2, 5, 8])
+layer("mhaAdditiveMask", Wrap("m", nn.MultiheadAttention(8, 2, batch_first=True),
+                              lambda m, x: m.m(x, x, x, attn_mask=wave(5, 5), need_weights=False)[0]), [2, 5, 8])
+layer("mha3DMask", Wrap("m", nn.MultiheadAttention(8, 2, batch_first=True),
+                        lambda m, x: m.m(x, x, x, attn_mask=wave(4, 5, 5), need_weights=False)[0]), [2, 5, 8])
+layer("mhaCross", Wrap("m", nn.MultiheadAttention(8, 2, kdim=6, vdim=5, batch_first=True),
+                       lambda m, x: m.m(x[:, :3], x[..., :6], x[..., 3:], need_weights=False)[0]), [2, 5, 8])
+layer("mhaUnbatched", Wrap("m", nn.MultiheadAttention(8, 2), lambda m, x: m.m(x, x, x, need_weights=False)[0]), [4, 8])
+layer("encoderLayer", Wrap("m", nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True),
+                           lambda m, x: m.m(x, src_key_padding_mask=padding)), [2, 5, 8])
+layer("encoderLayerNormFirst", Wrap("m", nn.TransformerEncoderLayer(8, 2, dim_feedforward=12, dropout=0.0, activation="gelu",
+                                                                        norm_first=True, batch_first=True),
+                                    lambda m, x: m.m(x, src_mask=causal_blocked(5), is_causal=True)), [2, 5, 8])
+layer("encoderLayerSeqFirst", Wrap("m", nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, bias=False),
+                                   lambda m, x: m.m(x)), [5, 2, 8])
+layer("encoder", Wrap("m", nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True),
+                                                   2, norm=nn.LayerNorm(8), enable_nested_tensor=False),
+                      lambda m, x: m.m(x, mask=causal_blocked(4), is_causal=True)), [2, 4, 8])
+layer("decoderLayer", Wrap("m", nn.TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True),
+                           lambda m, x: m.m(x, x.flip(1) * 0.5, tgt_mask=causal_blocked(5), tgt_is_causal=True,
+                                                memory_key_padding_mask=padding)), [2, 5, 8])
+layer("decoderLayerNormFirst", Wrap("m", nn.TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0, activation="gelu",
+                                                                        norm_first=True, batch_first=True),
+                                    lambda m, x: m.m(x[:, :3], x)), [2, 5, 8])
+layer("rmsNorm", nn.RMSNorm([4]), [2, 3, 4])
+layer("rmsNormEps", nn.RMSNorm([3, 4], eps=1e-3), [2, 3, 4])
+layer("layerNormNoBias", nn.LayerNorm([4], bias=False), [2, 3, 4])
+layer("embeddingPadding", nn.Embedding(10, 3, padding_idx=4), None, index_input=torch.tensor([[1, 4, 4], [9, 0, 4]]))
+layer("geluTanh", nn.GELU(approximate="tanh"), [3, 4])
+
 # Losses: one case per function and option, every reduction.
 losses = []
 

@@ -193,6 +193,13 @@ attn_bool = torch.tensor([[True, False, True, True, False], [True, True, True, F
 case("sdpaAllowedMask", lambda q, k, v: sdpa(q, k, v, attn_mask=attn_bool), [rand([2, 3, 4]), rand([2, 5, 4]), rand([2, 5, 3])])
 case("sdpaAdditiveMask", lambda q, k, v, m: sdpa(q, k, v, attn_mask=m), [rand([2, 3, 4]), rand([2, 5, 4]), rand([2, 5, 3]), rand([2, 3, 5])])
 
+case("layerNorm", lambda x, w, b: F.layer_norm(x, [4], w, b), [x234(), rand([4]), rand([4])])
+case("layerNormPlain", lambda x: F.layer_norm(x, [3, 4], eps=1e-3), [x234()])
+case("layerNormWeightOnly", lambda x, w: F.layer_norm(x, [4], w), [rand([5, 4]), rand([4])])
+case("rmsNorm", lambda x, w: F.rms_norm(x, [4], w), [x234(), rand([4])])
+case("rmsNormEps", lambda x: F.rms_norm(x, [3, 4], eps=1e-2), [x234()])
+case("geluTanh", lambda x: F.gelu(x, approximate="tanh"), [rand([3, 4]) * 2])
+
 # A composite expression in the shape of a small network.
 case("composite", lambda a, b, c: ((a * 2 - 1).relu() @ b + c).sigmoid().sum(),
      [rand([4, 3]), rand([3, 2]), rand([2])])

@@ -1,3 +1,4 @@
+import Foundation
 import Ember
 
 /// Fixtures/nn.json, written by scripts/generate_nn_fixtures.py.
@@ -98,6 +99,52 @@ let layerTable: [String: () -> Module] = {
     t["prelu"] = { PReLU(numParameters: 3) }
     t["preluShared"] = { PReLU() }
     t["flatten"] = { Flatten() }
+    // Attention and transformer layers, wrapped as in the generator (property `m`).
+    let padding = AttentionMask.blocked(Tensor([0, 0, 0, 1, 1, 0, 0, 0, 0, 0], shape: [2, 5]))
+    t["mhaSelf"] = { Wrap(MultiheadAttention(embedDim: 8, numHeads: 2, batchFirst: true)) { m, x in m(x, x, x, needWeights: false).output } }
+    t["mhaWeights"] = { Wrap(MultiheadAttention(embedDim: 8, numHeads: 2, batchFirst: true)) { m, x in
+        let (y, w) = m(x, x, x)
+        return Tensor.cat([y.flatten(), w!.flatten()])
+    } }
+    t["mhaHeadWeights"] = { Wrap(MultiheadAttention(embedDim: 8, numHeads: 4, bias: false, batchFirst: true)) { m, x in
+        let (y, w) = m(x, x, x, averageAttnWeights: false)
+        return Tensor.cat([y.flatten(), w!.flatten()])
+    } }
+    t["mhaCausal"] = { Wrap(MultiheadAttention(embedDim: 8, numHeads: 2, batchFirst: true)) { m, x in m(x, x, x, needWeights: false, isCausal: true).output } }
+    t["mhaKeyPadding"] = { Wrap(MultiheadAttention(embedDim: 8, numHeads: 2)) { m, x in m(x, x, x, keyPaddingMask: padding, needWeights: false).output } }
+    t["mhaKeyPaddingCausal"] = { Wrap(MultiheadAttention(embedDim: 8, numHeads: 2, batchFirst: true)) { m, x in
+        m(x, x, x, keyPaddingMask: padding, needWeights: false, isCausal: true).output
+    } }
+    t["mhaAdditiveMask"] = { Wrap(MultiheadAttention(embedDim: 8, numHeads: 2, batchFirst: true)) { m, x in
+        m(x, x, x, needWeights: false, attnMask: .additive(wave([5, 5]))).output
+    } }
+    t["mha3DMask"] = { Wrap(MultiheadAttention(embedDim: 8, numHeads: 2, batchFirst: true)) { m, x in
+        m(x, x, x, needWeights: false, attnMask: .additive(wave([4, 5, 5]))).output
+    } }
+    t["mhaCross"] = { Wrap(MultiheadAttention(embedDim: 8, numHeads: 2, kdim: 6, vdim: 5, batchFirst: true)) { m, x in
+        m(x.narrow(dim: 1, start: 0, length: 3), x.narrow(dim: 2, start: 0, length: 6), x.narrow(dim: 2, start: 3, length: 5), needWeights: false).output
+    } }
+    t["mhaUnbatched"] = { Wrap(MultiheadAttention(embedDim: 8, numHeads: 2)) { m, x in m(x, x, x, needWeights: false).output } }
+    t["encoderLayer"] = { Wrap(TransformerEncoderLayer(dModel: 8, nhead: 2, dimFeedforward: 16, dropout: 0, batchFirst: true)) { m, x in
+        m(x, srcKeyPaddingMask: padding)
+    } }
+    t["encoderLayerNormFirst"] = { Wrap(TransformerEncoderLayer(dModel: 8, nhead: 2, dimFeedforward: 12, dropout: 0, activation: "gelu",
+                                                               batchFirst: true, normFirst: true)) { m, x in m(x, isCausal: true) } }
+    t["encoderLayerSeqFirst"] = { Wrap(TransformerEncoderLayer(dModel: 8, nhead: 2, dimFeedforward: 16, dropout: 0, bias: false)) { m, x in m(x) } }
+    t["encoder"] = { Wrap(TransformerEncoder(encoderLayer: TransformerEncoderLayer(dModel: 8, nhead: 2, dimFeedforward: 16, dropout: 0, batchFirst: true),
+                                             numLayers: 2, norm: LayerNorm(normalizedShape: [8]))) { m, x in m(x, isCausal: true) } }
+    t["decoderLayer"] = { Wrap(TransformerDecoderLayer(dModel: 8, nhead: 2, dimFeedforward: 16, dropout: 0, batchFirst: true)) { m, x in
+        m(x, memory: x.flip([1]) * 0.5, memoryKeyPaddingMask: padding, tgtIsCausal: true)
+    } }
+    t["decoderLayerNormFirst"] = { Wrap(TransformerDecoderLayer(dModel: 8, nhead: 2, dimFeedforward: 16, dropout: 0, activation: "gelu",
+                                                               batchFirst: true, normFirst: true)) { m, x in
+        m(x.narrow(dim: 1, start: 0, length: 3), memory: x)
+    } }
+    t["rmsNorm"] = { RMSNorm(normalizedShape: [4]) }
+    t["rmsNormEps"] = { RMSNorm(normalizedShape: [3, 4], eps: 1e-3) }
+    t["layerNormNoBias"] = { LayerNorm(normalizedShape: [4], bias: false) }
+    t["embeddingPadding"] = { Embedding(numEmbeddings: 10, embeddingDim: 3, paddingIdx: 4) }
+    t["geluTanh"] = { GELU(approximate: "tanh") }
     return t
 }()
 
@@ -124,3 +171,20 @@ let lossTable: [String: (Tensor, Tensor, Reduction) -> Tensor] = {
     t["klDivLogTarget"] = { KLDivLoss(reduction: $2, logTarget: true)($0, $1) }
     return t
 }()
+
+/// A layer driven by one input through `body`, like the generator's `Wrap` (key prefix `m.`).
+final class Wrap<M: Module>: Module {
+    let m: M
+    let body: (M, Tensor) -> Tensor
+    init(_ m: M, _ body: @escaping (M, Tensor) -> Tensor) {
+        self.m = m
+        self.body = body
+        super.init()
+    }
+    override func forward(_ x: Tensor) -> Tensor { body(m, x) }
+}
+
+/// The generator's `wave`: sin of the flat index, a float mask both sides can build.
+func wave(_ shape: [Int]) -> Tensor {
+    Tensor((0..<shape.reduce(1, *)).map { Foundation.sin(Double($0)) }, shape: shape, dtype: .float64)
+}

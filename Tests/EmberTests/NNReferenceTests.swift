@@ -37,6 +37,37 @@ final class NNReferenceTests: XCTestCase {
         }
     }
 
+    /// The attention and transformer layers in float64: PyTorch's values to ~1e-10, and
+    /// finite differences for the input gradient (gradcheck).
+    func testAttentionAndTransformerLayersInFloat64() throws {
+        let names = ["mhaSelf", "mhaWeights", "mhaHeadWeights", "mhaCausal", "mhaKeyPadding", "mhaKeyPaddingCausal", "mhaAdditiveMask",
+                     "mha3DMask", "mhaCross", "mhaUnbatched", "encoderLayer", "encoderLayerNormFirst", "encoderLayerSeqFirst", "encoder",
+                     "decoderLayer", "decoderLayerNormFirst", "rmsNorm", "rmsNormEps", "layerNormNoBias", "geluTanh"]
+        for c in fixtures.layers where names.contains(c.name) {
+            let module = layerTable[c.name]!().to(.float64)
+            try module.loadStateDict(c.state.tensors(.float64))
+            let x = c.input.tensor(.float64).requiresGrad_()
+            let out = module(x)
+            (out * Tensor(c.weight, shape: out.shape, dtype: .float64)).sum().backward()
+            if let m = firstMismatch(out.doubleScalars, c.output.values, rtol: 1e-9, atol: 1e-10) {
+                XCTFail("\(c.name) [float64]: output[\(m.index)] = \(m.got), PyTorch \(m.want)")
+            }
+            if let m = firstMismatch(x.grad!.doubleScalars, c.inputGrad!, rtol: 1e-9, atol: 1e-10) {
+                XCTFail("\(c.name) [float64]: input grad[\(m.index)] = \(m.got), PyTorch \(m.want)")
+            }
+            for (key, p) in module.namedParameters() {
+                if let m = firstMismatch(p.grad!.doubleScalars, c.paramGrads[key]!, rtol: 1e-9, atol: 1e-10) {
+                    XCTFail("\(c.name) [float64]: grad of \(key)[\(m.index)] = \(m.got), PyTorch \(m.want)")
+                }
+            }
+            do {
+                try gradcheck({ module($0[0]) }, inputs: [c.input.tensor(.float64).requiresGrad_()])
+            } catch {
+                XCTFail("\(c.name): \(error)")
+            }
+        }
+    }
+
     func testEveryLossAndReductionMatchesPyTorch() {
         XCTAssertEqual(Set(fixtures.losses.map(\.name)), Set(lossTable.keys))
         for c in fixtures.losses {

@@ -139,6 +139,12 @@ let opTable: [String: OpFunction] = {
         return Tensor.scaledDotProductAttention(x[0], x[1], x[2], attnMask: .allowed(allowed))
     }
     t["sdpaAdditiveMask"] = { Tensor.scaledDotProductAttention($0[0], $0[1], $0[2], attnMask: .additive($0[3])) }
+    t["layerNorm"] = { $0[0].layerNorm([4], weight: $0[1], bias: $0[2]) }
+    t["layerNormPlain"] = { $0[0].layerNorm([3, 4], eps: 1e-3) }
+    t["layerNormWeightOnly"] = { $0[0].layerNorm([4], weight: $0[1]) }
+    t["rmsNorm"] = { $0[0].rmsNorm([4], weight: $0[1]) }
+    t["rmsNormEps"] = { $0[0].rmsNorm([3, 4], eps: 1e-2) }
+    t["geluTanh"] = { $0[0].gelu(approximate: .tanh) }
     t["composite"] = { x in ((x[0] * 2 - 1).relu().matmul(x[1]) + x[2]).sigmoid().sum() }
     return t
 }()

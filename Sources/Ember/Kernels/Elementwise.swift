@@ -15,7 +15,7 @@ enum BinaryOp {
 /// Elementwise unary operations, with their parameters.
 enum UnaryOp {
     case neg, exp, log, sqrt, rsqrt, abs, sign, reciprocal, sin, cos, erf
-    case relu, sigmoid, tanh, silu, gelu
+    case relu, sigmoid, tanh, silu, gelu, geluTanh
     case leakyRelu(slope: Double)
     case elu(alpha: Double)
     case softplus(beta: Double, threshold: Double)
@@ -151,6 +151,7 @@ enum Kernels {
         case .tanh: map(x, y, n) { T.tanh($0) }
         case .silu: map(x, y, n) { $0 * sigmoid($0) }
         case .gelu: map(x, y, n) { $0 * (1 + T.erf($0 * T(0.70710678118654752440))) / 2 }
+        case .geluTanh: map(x, y, n) { v in v * (1 + T.tanh(T(0.79788456080286535588) * (v + T(0.044715) * v * v * v))) / 2 }
         case .leakyRelu(let s):
             let slope = T(s)
             map(x, y, n) { $0 > 0 ? $0 : $0 * slope }

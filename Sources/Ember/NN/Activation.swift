@@ -11,8 +11,14 @@ public final class Tanh: Module {
     public override func forward(_ x: Tensor) -> Tensor { x.tanh() }
 }
 
+/// GELU, exact by default, or `GELU(approximate: "tanh")` as in GPT-2.
 public final class GELU: Module {
-    public override func forward(_ x: Tensor) -> Tensor { x.gelu() }
+    public let approximate: GELUApproximation
+    public init(approximate: GELUApproximation = .none) {
+        self.approximate = approximate
+        super.init()
+    }
+    public override func forward(_ x: Tensor) -> Tensor { x.gelu(approximate: approximate) }
 }
 
 public final class SiLU: Module {

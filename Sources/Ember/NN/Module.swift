@@ -182,6 +182,28 @@ open class Module {
     @discardableResult
     public func eval() -> Self { train(false) }
 
+    /// Converts every floating-point parameter and buffer to `dtype` (PyTorch's `model.double()`
+    /// / `model.to(dtype)`); call it before building an optimizer, which holds the tensors.
+    @discardableResult
+    public func to(_ dtype: DType) -> Self {
+        require(dtype.isFloatingPoint, "Module.to: \(dtype) is not a floating-point dtype")
+        return apply { m in
+            for (_, entry) in m.reflectedEntries() {
+                switch entry {
+                case .parameter(let p) where p.wrappedValue.dtype.isFloatingPoint:
+                    p.wrappedValue = noGrad { p.wrappedValue.to(dtype) }
+                case .optionalParameter(let p) where p.wrappedValue?.dtype.isFloatingPoint == true:
+                    p.wrappedValue = noGrad { p.wrappedValue!.to(dtype) }
+                case .buffer(let b) where b.wrappedValue.dtype.isFloatingPoint:
+                    b.wrappedValue = b.wrappedValue.to(dtype)
+                case .optionalBuffer(let b) where b.wrappedValue?.dtype.isFloatingPoint == true:
+                    b.wrappedValue = b.wrappedValue!.to(dtype)
+                default: break
+                }
+            }
+        }
+    }
+
     /// Clears every parameter's gradient.
     public func zeroGrad() {
         for p in parameters() { p.grad = nil }

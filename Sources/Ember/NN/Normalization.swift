@@ -58,31 +58,50 @@ public final class BatchNorm2d: BatchNorm {
     }
 }
 
-/// Normalises over the trailing `normalizedShape` dimensions, like `torch.nn.LayerNorm`.
+/// Normalises over the trailing `normalizedShape` dimensions, like `torch.nn.LayerNorm` (one
+/// fused op forward and backward); `bias: false` keeps the scale only.
 public final class LayerNorm: Module {
     @OptionalParameter public var weight: Tensor?
     @OptionalParameter public var bias: Tensor?
     public let normalizedShape: [Int], eps: Double
 
-    public init(normalizedShape: [Int], eps: Double = 1e-5, elementwiseAffine: Bool = true) {
+    public init(normalizedShape: [Int], eps: Double = 1e-5, elementwiseAffine: Bool = true, bias: Bool = true) {
+        require(!normalizedShape.isEmpty && normalizedShape.allSatisfy { $0 > 0 },
+                "LayerNorm: normalizedShape must be non-empty positive sizes, got \(normalizedShape)")
         self.normalizedShape = normalizedShape
         self.eps = eps
         _weight = OptionalParameter(wrappedValue: elementwiseAffine ? Tensor.ones(normalizedShape) : nil)
-        _bias = OptionalParameter(wrappedValue: elementwiseAffine ? Tensor.zeros(normalizedShape) : nil)
+        _bias = OptionalParameter(wrappedValue: elementwiseAffine && bias ? Tensor.zeros(normalizedShape) : nil)
         super.init()
     }
 
     public override func forward(_ x: Tensor) -> Tensor {
         require(Array(x.shape.suffix(normalizedShape.count)) == normalizedShape,
                      "LayerNorm(\(normalizedShape)) got input of shape \(x.shape); its trailing dimensions must be \(normalizedShape)")
-        let dims = Array((x.rank - normalizedShape.count)..<x.rank)
-        let mean = x.mean(dims: dims, keepDim: true)
-        let variance = x.variance(dims: dims, correction: 0, keepDim: true)
-        var y = (x - mean) * (variance + x.scalarLike(eps)).rsqrt()
-        if let weight { y = y * weight }
-        if let bias { y = y + bias }
-        return y
+        return x.layerNorm(normalizedShape, weight: weight, bias: bias, eps: eps)
     }
+
+    public override var extraDescription: String { "\(normalizedShape), eps=\(eps)" }
+}
+
+/// Root-mean-square normalisation over the trailing `normalizedShape` dimensions, like
+/// `torch.nn.RMSNorm`: `x / sqrt(mean(x²) + eps) * weight`; `eps` nil is the dtype's epsilon.
+public final class RMSNorm: Module {
+    @OptionalParameter public var weight: Tensor?
+    public let normalizedShape: [Int], eps: Double?
+
+    public init(normalizedShape: [Int], eps: Double? = nil, elementwiseAffine: Bool = true) {
+        require(!normalizedShape.isEmpty && normalizedShape.allSatisfy { $0 > 0 },
+                "RMSNorm: normalizedShape must be non-empty positive sizes, got \(normalizedShape)")
+        self.normalizedShape = normalizedShape
+        self.eps = eps
+        _weight = OptionalParameter(wrappedValue: elementwiseAffine ? Tensor.ones(normalizedShape) : nil)
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor { x.rmsNorm(normalizedShape, weight: weight, eps: eps) }
+
+    public override var extraDescription: String { "\(normalizedShape), eps=\(eps.map { "\($0)" } ?? "None")" }
 }
 
 /// Normalises groups of channels per sample, like `torch.nn.GroupNorm`.

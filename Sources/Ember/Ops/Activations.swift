@@ -42,6 +42,17 @@ extension Tensor {
         }
     }
 
+    /// GELU by `approximate`: `.none` is the exact form, `.tanh` the tanh approximation
+    /// `x/2 · (1 + tanh(√(2/π)·(x + 0.044715 x³)))` of GPT-2 (PyTorch's `approximate="tanh"`).
+    public func gelu(approximate: GELUApproximation) -> Tensor {
+        guard approximate == .tanh else { return gelu() }
+        return unaryOp(.geluTanh, "GeluBackward") { x, _, g in
+            let c = x.scalarLike(0.79788456080286535588)
+            let t = (c * (x + x * x * x * 0.044715)).tanh()
+            return g * ((t + 1) * 0.5 + x * 0.5 * (1 - t * t) * c * (x * x * 0.134145 + 1))
+        }
+    }
+
     /// `x * sigmoid(x)`, also called swish.
     public func silu() -> Tensor {
         unaryOp(.silu, "SiluBackward") { x, _, g in
@@ -65,4 +76,10 @@ extension Tensor {
             g * (x * x * -1).exp() * x.scalarLike(1.12837916709551257390)
         }
     }
+}
+
+/// How `gelu` is computed: exactly (`"none"`, PyTorch's default) or with the tanh approximation
+/// (`"tanh"`); a string literal works as in PyTorch: `GELU(approximate: "tanh")`.
+public enum GELUApproximation: String, Sendable, StringOption {
+    case none, tanh
 }

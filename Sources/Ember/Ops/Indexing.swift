@@ -1,7 +1,7 @@
 /// Reads and writes at integer indices: indexSelect / indexAdd and gather / scatterAdd, each
 /// pair the other's gradient.
 extension Tensor {
-    private func checkIndexTensor(_ index: Tensor, _ op: String) {
+    fileprivate func checkIndexTensor(_ index: Tensor, _ op: String) {
         require(index.dtype == .int64, "\(op) needs an int64 index tensor, got \(index.dtype)")
     }
 
@@ -58,6 +58,24 @@ extension Tensor {
         checkIndexTensor(index, "scatterAdd")
         require(index.shape == src.shape, "scatterAdd needs index and src of one shape, got \(index.shape) and \(src.shape)")
         return self + src.scattered(dim: normalizeDim(dim), index: index, shape: shape)
+    }
+
+    /// `torch.nn.functional.embedding`: the rows of `weight` at the int64 indices of `input`,
+    /// shape `input.shape + [weight.shape[1]]`. Rows looked up for `paddingIdx` get no gradient.
+    public static func embedding(_ input: Tensor, _ weight: Tensor, paddingIdx: Int? = nil) -> Tensor {
+        weight.checkIndexTensor(input, "embedding")
+        require(weight.rank == 2, "embedding needs a 2-D weight, got shape \(weight.shape)")
+        let index = input.flatten()
+        let rows: Tensor
+        if let paddingIdx {
+            rows = noGrad { weight.indexSelect(dim: 0, index: index) }.recordOp("EmbeddingBackward", [weight]) { [full = weight.shape] g in
+                let keep = index.ne(Double(paddingIdx)).to(g.dtype).unsqueeze(1)
+                return [(g * keep).indexAdded(dim: 0, index: index, shape: full)]
+            }
+        } else {
+            rows = weight.indexSelect(dim: 0, index: index)
+        }
+        return rows.reshape(input.shape + [weight.shape[1]])
     }
 
     /// One-hot rows for int64 class indices: shape `shape + [numClasses]`, float32.
