@@ -58,8 +58,50 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public var trace: String? = nil
     /// Batches traced, from the first of the run.
     public var traceSteps = 50
+    /// Train for this many optimizer steps instead of `epochs`, validating every `evalInterval`
+    /// steps (nil: by epochs).
+    public var maxSteps: Int? = nil
+    public var evalInterval = 250
+    /// With `maxSteps`: linear warm-up over these steps, then the schedule per step.
+    public var warmupSteps = 0
+    /// With `maxSteps` and `schedule: cosine`: the rate the cosine ends at (nil: lr / 10).
+    public var minLr: Double? = nil
+    // The language-model presets (`--model gpt`): nanoGPT's names.
+    public var nLayer = 4
+    public var nHead = 4
+    public var nEmbd = 128
+    public var blockSize = 64
+    /// Share the token embedding with the output layer (nil: yes, as nanoGPT).
+    public var tieEmbeddings: Bool? = nil
+    /// The language models' tokens: `char` (the corpus's characters) or `byte` (256 values).
+    public var tokenizer = "char"
 
     public init() {}
+
+    /// The defaults for `model`: a language model's are nanoGPT's CPU recipe for character-level
+    /// Shakespeare (AdamW 1e-3, β2 0.99, weight decay 0.1 on matrices, 100 warm-up steps then
+    /// cosine to 1e-4 at step 2000, clip 1.0, batch 12, validation every 250 steps on the last
+    /// 10% of the bundled corpus); every other model's are `init()`'s.
+    public init(model: ModelName) {
+        self.init()
+        self.model = model
+        guard model.isLanguageModel else { return }
+        data = "shakespeare"
+        maxSteps = 2000
+        evalInterval = 250
+        warmupSteps = 100
+        minLr = 1e-4
+        batchSize = 12
+        optimizer = .adamw
+        lr = 1e-3
+        beta2 = 0.99
+        weightDecay = 0.1
+        clipNorm = 1.0
+        schedule = .cosine
+        valFraction = 0.1
+        testFraction = 0
+        logInterval = 50
+    }
 
     /// The presets' names (`ModelName.presets`).
     public static var models: [String] { ModelName.presets.map(\.rawValue) }
@@ -76,11 +118,12 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         c.layers = []
         c.numClasses = 1; c.momentum = 0; c.clipNorm = 1; c.clipValue = 1; c.patience = 1; c.beta1 = 0.9; c.beta2 = 0.999
         c.runDir = ""; c.resume = ""; c.overlap = false; c.shardOptimizer = false; c.trace = ""
+        c.maxSteps = 1; c.minLr = 0; c.tieEmbeddings = true
         return c
     }
 
     /// Reads a JSON config file; unknown keys are errors (a typo should not be silently ignored).
-    public static func load(_ path: String) throws -> TrainerConfig {
+    public static func load(_ path: String, base: TrainerConfig = TrainerConfig()) throws -> TrainerConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError("config file \(path) does not exist or cannot be read")
         }
@@ -92,7 +135,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
             throw ConfigError("config file \(path): unknown option\(unknown.count > 1 ? "s" : "") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) (known: \(knownKeys.sorted().joined(separator: ", ")))")
         }
         // Start from the defaults, then overlay what the file says.
-        var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(TrainerConfig())) as! [String: Any]
+        var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(base)) as! [String: Any]
         for (k, v) in object { merged[k] = v }
         do {
             return try JSONDecoder().decode(TrainerConfig.self, from: JSONSerialization.data(withJSONObject: merged))
@@ -175,6 +218,16 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
             try fail("--monitor \(monitor) needs a validation split (--val-fraction > 0)")
         }
         for (i, spec) in (layers ?? []).enumerated() { try spec.validate(index: i) }
+        if maxSteps == nil && (warmupSteps > 0 || minLr != nil) { try fail("--warmup-steps and --min-lr apply to training by steps (--max-steps N)") }
+        if let maxSteps, warmupSteps >= maxSteps { try fail("--warmup-steps must be below --max-steps (got \(warmupSteps) with --max-steps \(maxSteps))") }
+        if let minLr, minLr > lr { try fail("--min-lr \(minLr) is above --lr \(lr)") }
+        if maxSteps != nil && warmupEpochs > 0 { try fail("--warmup-epochs applies to training by epochs; with --max-steps use --warmup-steps") }
+        if !forTask {
+            let text = (try? DataSpec.parse(data))?.isText ?? false
+            if model.isLanguageModel && !text { try fail("--model \(model) trains on text: use --data shakespeare (bundled) or text:PATH, not \(data)") }
+            if !model.isLanguageModel && text { try fail("--data \(data) is text, which only the language models (--model \(ModelName.languageModels.map(\.rawValue).joined(separator: ", "))) train on") }
+            if model.isLanguageModel && nEmbd % nHead != 0 { try fail("--n-embd \(nEmbd) must be divisible by --n-head \(nHead)") }
+        }
     }
 
     /// The config as pretty JSON (what `config.json` in the run directory holds).
@@ -223,19 +276,32 @@ public enum DataSpec: Equatable, Sendable {
     case csv(String)
     case idx(String)
     case npy(String)
+    /// The bundled corpus (for the language models).
+    case shakespeare
+    /// A text file, plain or gzipped (for the language models).
+    case text(String)
+
+    var isText: Bool {
+        switch self {
+        case .shakespeare, .text: return true
+        default: return false
+        }
+    }
 
     public static func parse(_ text: String) throws -> DataSpec {
         if text == "mnist5k" { return .mnist5k }
         if text == "synthetic" { return .synthetic }
+        if text == "shakespeare" { return .shakespeare }
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         if parts.count == 2 && !parts[1].isEmpty {
             switch parts[0] {
             case "csv": return .csv(parts[1])
             case "idx": return .idx(parts[1])
             case "npy": return .npy(parts[1])
+            case "text": return .text(parts[1])
             default: break
             }
         }
-        throw ConfigError("--data \(text) is not understood; use mnist5k, synthetic, csv:PATH, idx:DIR or npy:DIR")
+        throw ConfigError("--data \(text) is not understood; use mnist5k, synthetic, csv:PATH, idx:DIR, npy:DIR, shakespeare or text:PATH")
     }
 }

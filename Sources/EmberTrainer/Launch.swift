@@ -23,6 +23,11 @@ public enum Trainer {
     public static func train(_ config: TrainerConfig, settings: LaunchSettings? = nil,
                              overrides: @escaping @Sendable (inout TrainerConfig) -> Void = { _ in }) throws -> RunSummary {
         try config.validate()
+        if config.model.isLanguageModel {
+            return try launch(config, settings: settings, overrides: overrides, callbacks: { [] }) { config, settings in
+                LanguageModelTask(config: config, text: try PreparedText(config, dataDirectory: settings.dataDirectory))
+            }
+        }
         return try launch(config, settings: settings, overrides: overrides, callbacks: { [] }) { config, settings in
             PresetTask(config: config, data: try DataPreparation.prepare(config, dataDirectory: settings.dataDirectory))
         }

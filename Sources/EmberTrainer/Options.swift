@@ -66,10 +66,10 @@ public struct TrainerOption: @unchecked Sendable {
     /// Every option, in the order `--help` and docs/trainer.md list them.
     public static let all: [TrainerOption] = [
         value("model", \.model, "NAME", "`cnn`",
-              "`seednet`, `mlp`, `cnn` (LeNet-5), `resnet-small`, `sequential` with a `layers` list in the config, or a model registered under a name (`ModelRegistry`)",
+              "`seednet`, `mlp`, `cnn` (LeNet-5), `resnet-small`, `sequential` with a `layers` list in the config, `gpt` (a character-level transformer language model with its own defaults: docs/language-models.md), or a model registered under a name (`ModelRegistry`)",
               check: { ModelName.all.contains($0) ? nil : "\($0) is not one of \(ModelName.all.map(\.rawValue).joined(separator: ", "))" }),
-        value("data", \.data, "SPEC", "`mnist5k`", "`mnist5k` (bundled), `synthetic`, `csv:PATH`, `idx:DIR`, `npy:DIR`",
-              check: { spec in (try? DataSpec.parse(spec)) == nil ? "\(spec) is not understood; use mnist5k, synthetic, csv:PATH, idx:DIR or npy:DIR" : nil }),
+        value("data", \.data, "SPEC", "`mnist5k` (`shakespeare` for gpt)", "`mnist5k` (bundled), `synthetic`, `csv:PATH`, `idx:DIR`, `npy:DIR`; for the language models `shakespeare` (bundled) or `text:PATH` (plain or gzipped; the last `--val-fraction` is validation)",
+              check: { spec in (try? DataSpec.parse(spec)) == nil ? "\(spec) is not understood; use mnist5k, synthetic, csv:PATH, idx:DIR, npy:DIR, shakespeare or text:PATH" : nil }),
         value("labelColumn", \.labelColumn, "N", "-1", "the target column of `csv:` data (negative counts from the end)"),
         flag("standardize", \.standardize, "standardise features with the training split's statistics"),
         optional("numClasses", \.numClasses, "N", "largest label + 1", "declare the number of classes (labels beyond it are an error)",
@@ -135,6 +135,22 @@ public struct TrainerOption: @unchecked Sendable {
         optional("trace", \.trace, "DIR", "",
                  "write a timeline of the first `--trace-steps` batches (Chrome trace format: Perfetto, chrome://tracing) and print where a step's time went per rank (docs/profiling.md)"),
         value("traceSteps", \.traceSteps, "N", "50", "batches `--trace` records", check: { $0 >= 1 ? nil : "must be at least 1 (got \($0))" }),
+        optional("maxSteps", \.maxSteps, "N", "(gpt: 2000)", "train for N optimizer steps instead of `--epochs`, validating every `--eval-interval` steps",
+                 check: { $0 >= 1 ? nil : "must be at least 1 (got \($0))" }),
+        value("evalInterval", \.evalInterval, "N", "250", "with `--max-steps`: steps between validations (and checkpoints, and metrics lines)",
+              check: { $0 >= 1 ? nil : "must be at least 1 (got \($0))" }),
+        value("warmupSteps", \.warmupSteps, "N", "0 (gpt: 100)", "with `--max-steps`: linear warm-up over N steps, then `--schedule` per step",
+              check: { $0 >= 0 ? nil : "must not be negative (got \($0))" }),
+        optional("minLr", \.minLr, "X", "lr / 10 (gpt: 1e-4)", "with `--max-steps` and `--schedule cosine`: the rate at the last step",
+                 check: { $0 >= 0 && $0.isFinite ? nil : "must be a non-negative number (got \($0))" }),
+        value("nLayer", \.nLayer, "N", "4", "gpt: transformer blocks", check: { (1...256).contains($0) ? nil : "must be between 1 and 256 (got \($0))" }),
+        value("nHead", \.nHead, "N", "4", "gpt: attention heads per block", check: { (1...256).contains($0) ? nil : "must be between 1 and 256 (got \($0))" }),
+        value("nEmbd", \.nEmbd, "N", "128", "gpt: the width (embedding size)", check: { (1...65536).contains($0) ? nil : "must be between 1 and 65536 (got \($0))" }),
+        value("blockSize", \.blockSize, "N", "64", "language models: tokens of context per sample",
+              check: { (1...65536).contains($0) ? nil : "must be between 1 and 65536 (got \($0))" }),
+        value("tokenizer", \.tokenizer, "KIND", "`char`", "language models: `char` (one token per character of the corpus) or `byte` (the 256 byte values of its UTF-8)",
+              check: { ["char", "byte"].contains($0) ? nil : "must be char or byte (got \($0))" }),
+        negatable("tieEmbeddings", \.tieEmbeddings, "on", "gpt: the output layer shares the token embedding's weights (nanoGPT's weight tying)"),
         negatable("overlap", \.overlap, "from the launch",
                   "overlap gradient allreduces with backward; by default off only when all ranks share one node and fill its cores (docs/distributed.md)"),
         negatable("shardOptimizer", \.shardOptimizer, "on with two or more ranks and ≥ 100,000 parameters",
@@ -274,7 +290,11 @@ public struct ModelName: ChoiceName {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
     public static let seednet: Self = "seednet", mlp: Self = "mlp", cnn: Self = "cnn", resnetSmall: Self = "resnet-small", sequential: Self = "sequential"
-    public static let presets: [Self] = [.seednet, .mlp, .cnn, .resnetSmall, .sequential]
+    public static let gpt: Self = "gpt"
+    public static let presets: [Self] = [.seednet, .mlp, .cnn, .resnetSmall, .sequential, .gpt]
+    /// The presets that train on text (`--data shakespeare` or `text:PATH`) by steps.
+    public static let languageModels: [Self] = [.gpt]
+    public var isLanguageModel: Bool { Self.languageModels.contains(self) }
     /// The presets and the registered models.
     public static var all: [Self] { presets + ModelRegistry.names.map(Self.init(rawValue:)) }
 }

@@ -6,16 +6,30 @@ struct ProgressReporter {
     let interactive: Bool
     let logInterval: Int
     let totalEpochs: Int
+    /// Training by steps: progress counts steps of the run, not batches of an epoch.
+    let maxSteps: Int?
+    /// What throughput counts (`samples`, `tokens`).
+    let unit: String
     private var lastDraw = Date.distantPast
 
-    init(interactive: Bool, logInterval: Int, totalEpochs: Int) {
+    init(interactive: Bool, logInterval: Int, totalEpochs: Int, maxSteps: Int? = nil, unit: String = "samples") {
         self.interactive = interactive
         self.logInterval = logInterval
         self.totalEpochs = totalEpochs
+        self.maxSteps = maxSteps
+        self.unit = unit
     }
 
     /// Called after every optimizer step with the epoch's running global loss.
-    mutating func step(epoch: Int, batch: Int, batches: Int, loss: Double, samplesPerSecond: Double, elapsed: Double) {
+    mutating func step(epoch: Int, batch: Int, batches: Int, step: Int, loss: Double, samplesPerSecond: Double, elapsed: Double) {
+        if let maxSteps {
+            let interval = batch % logInterval == 0 || batch == batches
+            guard interactive ? Date().timeIntervalSince(lastDraw) > 0.1 || batch == batches : interval else { return }
+            lastDraw = Date()
+            let text = String(format: "step %d/%d  loss %.4f  %.0f %@/s", step, maxSteps, loss, samplesPerSecond, unit)
+            interactive ? Console.write("\r" + text + "   ") : Console.writeLine(text)
+            return
+        }
         if interactive {
             // At most ten redraws a second.
             guard Date().timeIntervalSince(lastDraw) > 0.1 || batch == batches else { return }

@@ -141,7 +141,7 @@ struct MetricTotals {
             guard let v = other[m.name] else { continue }
             let old = values[m.name]
             switch m.reduction {
-            case .mean, .sum: values[m.name] = ((old?.value ?? 0) + v.value, (old?.count ?? 0) + v.count)
+            case .mean, .sum, .exponentiatedMean: values[m.name] = ((old?.value ?? 0) + v.value, (old?.count ?? 0) + v.count)
             case .max: values[m.name] = (Swift.max(old?.value ?? -.infinity, v.value), (old?.count ?? 0) + v.count)
             case .min: values[m.name] = (Swift.min(old?.value ?? .infinity, v.value), (old?.count ?? 0) + v.count)
             }
@@ -151,7 +151,11 @@ struct MetricTotals {
     /// Each metric's value: the mean for `.mean`, the total or extreme otherwise (nil when never recorded).
     func value(_ m: Metric) -> Double? {
         guard let v = values[m.name], v.count > 0 else { return nil }
-        return m.reduction == .mean ? v.value / v.count : v.value
+        switch m.reduction {
+        case .mean: return v.value / v.count
+        case .exponentiatedMean: return Foundation.exp(v.value / v.count)
+        default: return v.value
+        }
     }
 
     /// The totals of every rank, combined exactly: one allreduce of the sums and counts (and
@@ -162,7 +166,7 @@ struct MetricTotals {
         // Sums and counts travel in one allreduce (extremes' values in the next one).
         for m in metrics {
             let v = local[m.name]
-            flat += [m.reduction == .mean || m.reduction == .sum ? v?.value ?? 0 : 0, v?.count ?? 0]
+            flat += [[.mean, .sum, .exponentiatedMean].contains(m.reduction) ? v?.value ?? 0 : 0, v?.count ?? 0]
         }
         let summed = try comm.allreduceSum(flat)
         var extremes: [Double] = []
@@ -181,7 +185,7 @@ struct MetricTotals {
             let count = summed[prefix.count + 2 * i + 1]
             guard count > 0 else { if m.reduction == .max || m.reduction == .min { extremeIndex += 1 }; continue }
             switch m.reduction {
-            case .mean, .sum: totals.values[m.name] = (summed[prefix.count + 2 * i], count)
+            case .mean, .sum, .exponentiatedMean: totals.values[m.name] = (summed[prefix.count + 2 * i], count)
             case .max: totals.values[m.name] = (extremes[extremeIndex], count); extremeIndex += 1
             case .min: totals.values[m.name] = (-extremes[extremeIndex], count); extremeIndex += 1
             }
@@ -218,6 +222,7 @@ final class RankLoop<Task: TrainingTask> {
     let ddp: DataParallel
     let optimizer: Optimizer
     let epochSchedule: EpochSchedule
+    let perStepSchedule: StepSchedule
     var stepSchedule: OneCycleLR?
     var plateau: ReduceLROnPlateau?
     let dropoutGenerator: Generator
@@ -268,6 +273,7 @@ final class RankLoop<Task: TrainingTask> {
                                    ?? DataParallel.shardingPaysOff(parameterCount: model.parameterCount, worldSize: comm.worldSize))
         optimizer = try task.makeOptimizer(model: model, options: config)
         epochSchedule = EpochSchedule(config: config)
+        perStepSchedule = StepSchedule(config: config)
         allCallbacks = callbacks
         self.callbacks = callbacks.filter { $0.ranks == .everyRank || comm.rank == 0 }
         context = TrainingContext(rank: comm.rank, worldSize: comm.worldSize, model: model, optimizer: optimizer)
@@ -275,12 +281,29 @@ final class RankLoop<Task: TrainingTask> {
         if let resume { try restore(resume) }
     }
 
-    var batchesPerEpoch: Int {
+    /// Batches in one pass over the training data (per rank).
+    var dataBatchesPerEpoch: Int {
         let perRank = (train.count + comm.worldSize - 1) / comm.worldSize
         return (perRank + config.batchSize - 1) / config.batchSize
     }
 
-    var stepsPerEpoch: Int { (batchesPerEpoch + config.gradAccumulation - 1) / config.gradAccumulation }
+    /// Optimizer steps of an epoch. Training by steps (`maxSteps`), an epoch is the period
+    /// between validations: `evalInterval` steps, or one pass over the data if that is shorter.
+    var stepsPerEpoch: Int {
+        let data = (dataBatchesPerEpoch + config.gradAccumulation - 1) / config.gradAccumulation
+        return config.maxSteps == nil ? data : min(config.evalInterval, data)
+    }
+
+    /// Epochs (periods between validations, training by steps) the run has.
+    var totalEpochs: Int { config.maxSteps.map { ($0 + stepsPerEpoch - 1) / stepsPerEpoch } ?? config.epochs }
+
+    /// Batches of epoch `epoch` (the last period of a run by steps may be shorter).
+    func batches(inEpoch e: Int) -> Int {
+        guard let maxSteps = config.maxSteps else { return dataBatchesPerEpoch }
+        return min(dataBatchesPerEpoch, max(0, min(stepsPerEpoch, maxSteps - e * stepsPerEpoch)) * config.gradAccumulation)
+    }
+
+    var batchesPerEpoch: Int { batches(inEpoch: epoch) }
 
     /// Whether larger values of the monitored metric are better.
     var monitorHigherIsBetter: Bool {
@@ -290,7 +313,7 @@ final class RankLoop<Task: TrainingTask> {
 
     private func makeSchedules() {
         switch config.schedule {
-        case "onecycle": stepSchedule = OneCycleLR(optimizer: optimizer, maxLR: config.lr, totalSteps: stepsPerEpoch * config.epochs)
+        case "onecycle": stepSchedule = OneCycleLR(optimizer: optimizer, maxLR: config.lr, totalSteps: config.maxSteps ?? stepsPerEpoch * config.epochs)
         case "plateau": plateau = ReduceLROnPlateau(optimizer: optimizer, mode: monitorHigherIsBetter ? .max : .min, factor: 0.5, patience: 2)
         default: break
         }
@@ -341,7 +364,8 @@ final class RankLoop<Task: TrainingTask> {
         let start = Date()
         let sampler = DistributedSampler(count: train.count, rank: comm.rank, worldSize: comm.worldSize, shuffle: true, seed: config.seed)
         let loader = BatchLoader(sampler: sampler, batchSize: config.batchSize, make: train.batch)
-        var progress = ProgressReporter(interactive: settings.interactive, logInterval: config.logInterval, totalEpochs: config.epochs)
+        var progress = ProgressReporter(interactive: settings.interactive, logInterval: config.logInterval, totalEpochs: totalEpochs,
+                                        maxSteps: config.maxSteps, unit: train.unit)
         var stop: StopReason = .completed
         if isCoordinator { announce() }
         if let dir = config.trace { try startTrace(dir) }
@@ -350,7 +374,7 @@ final class RankLoop<Task: TrainingTask> {
             try Trainer.onRankZero(comm) { try writing("metrics.jsonl") { try rewriteMetrics() } }
         }
 
-        training: while epoch < config.epochs {
+        training: while epoch < totalEpochs {
             model.train()
             if let lr = epochSchedule.learningRate(epoch: epoch) { optimizer.learningRate = lr }
             loader.setEpoch(epoch)
@@ -359,7 +383,7 @@ final class RankLoop<Task: TrainingTask> {
             let batches = loader.makeIterator()
             while true {
                 let waitStart = trace == nil ? 0 : TraceRecorder.now()
-                guard let (indices, samples) = batches.next() else { break }
+                guard batch < batchesPerEpoch, let (indices, samples) = batches.next() else { break }
                 batch += 1
                 if batch <= batchInEpoch { continue }  // resuming inside this epoch
                 trace?.span("next batch", "data", waitStart)
@@ -368,9 +392,10 @@ final class RankLoop<Task: TrainingTask> {
                 micro += 1
                 let boundary = micro == config.gradAccumulation || last
                 try settings.injectedFailure?.check(rank: comm.rank, step: globalStep)
-                let local = try trainBatch(samples, count: indices.count, synchronize: boundary)
+                let local = try trainBatch(samples, count: train.weight(of: indices), synchronize: boundary)
                 if boundary {
                     micro = 0
+                    if let lr = perStepSchedule.learningRate(step: globalStep) { optimizer.learningRate = lr }
                     try measure("optimizer step", "optimizer") { try ddp.step(optimizer, clipNorm: config.clipNorm, clipValue: config.clipValue) }
                     optimizer.zeroGrad()
                     stepSchedule?.step()
@@ -393,7 +418,7 @@ final class RankLoop<Task: TrainingTask> {
                     break training
                 }
                 if isCoordinator {
-                    progress.step(epoch: epoch, batch: batch, batches: batchesPerEpoch, loss: runningLoss,
+                    progress.step(epoch: epoch, batch: batch, batches: batchesPerEpoch, step: globalStep, loss: runningLoss,
                                   samplesPerSecond: trainSamplesSeen / max(trainSeconds, 1e-9), elapsed: Date().timeIntervalSince(epochStart))
                 }
                 if boundary {
@@ -416,7 +441,7 @@ final class RankLoop<Task: TrainingTask> {
             let decision = try decide(record)
             // The last epoch always ends with a checkpoint (also with --checkpoint-interval 0), so
             // resuming a finished run has nothing left to do.
-            let last = decision.stop || epoch == config.epochs
+            let last = decision.stop || epoch == totalEpochs
             if last || (config.checkpointInterval > 0 && epoch % config.checkpointInterval == 0) {
                 try saveCheckpoint(reason: "epoch", record: record)
             }
@@ -498,15 +523,15 @@ final class RankLoop<Task: TrainingTask> {
     }
 
     /// Forward and backward of one batch of `count` samples: this rank's loss sum and metrics.
-    private func trainBatch(_ batch: Task.Batch, count: Int, synchronize: Bool) throws -> BatchStatistics {
+    private func trainBatch(_ batch: Task.Batch, count: Double, synchronize: Bool) throws -> BatchStatistics {
         let forwardBackward = { () throws -> BatchStatistics in
             var log = MetricLog(self.metrics)
             try self.ddp.broadcastBuffersForTraining()
             let loss = self.measure("forward", "forward") { self.task.trainingStep(model: self.model, batch: batch, log: &log) }
             self.measure("backward", "backward") { (loss / Float(self.config.gradAccumulation)).backward() }
             var s = BatchStatistics()
-            s.lossSum = loss.doubleItem() * Double(count)
-            s.samples = Double(count)
+            s.lossSum = loss.doubleItem() * count
+            s.samples = count
             s.metrics.values = log.values
             return s
         }
@@ -538,8 +563,9 @@ final class RankLoop<Task: TrainingTask> {
         noGrad {
             for (indices, batch) in BatchLoader(sampler: sampler, batchSize: max(config.batchSize, 256), make: split.batch) {
                 let loss = task.evaluationStep(model: model, batch: batch, log: &log)
-                lossSum += loss.doubleItem() * Double(indices.count)
-                samples += Double(indices.count)
+                let weight = split.weight(of: indices)
+                lossSum += loss.doubleItem() * weight
+                samples += weight
             }
         }
         let (p, totals) = try MetricTotals.reduce(log.values, metrics, prefix: [lossSum, samples], comm: comm)
@@ -595,6 +621,7 @@ final class RankLoop<Task: TrainingTask> {
             if let x = epochMetrics.value(m) { extra["train_\(m.name)"] = x }
             if let x = v?.metrics.value(m) { extra["val_\(m.name)"] = x }
         }
+        if train.unit != "samples" { extra["\(train.unit)_per_s"] = epochLoss.samples / max(seconds, 1e-9) }
         let record = EpochRecord(epoch: epoch, step: globalStep, trainLoss: epochLoss.sum / max(epochLoss.samples, 1),
                                  trainAccuracy: metrics.contains(.accuracy) ? epochMetrics.value(.accuracy) ?? 0 : nil,
                                  valLoss: v?.loss, valAccuracy: metrics.contains(.accuracy) ? v?.metrics.value(.accuracy) : nil,
@@ -602,12 +629,13 @@ final class RankLoop<Task: TrainingTask> {
                                  samplesPerSecond: epochLoss.samples / max(seconds, 1e-9), extra: extra)
         history.append(record)
         if isCoordinator {
-            var line = String(format: "epoch %d/%d  train loss %.4f", epoch + 1, config.epochs, record.trainLoss)
+            var line = config.maxSteps.map { String(format: "step %d/%d  train loss %.4f", globalStep, $0, record.trainLoss) }
+                ?? String(format: "epoch %d/%d  train loss %.4f", epoch + 1, config.epochs, record.trainLoss)
             if let a = record.trainAccuracy { line += String(format: " acc %.4f", a) }
             if let v = record.valLoss { line += String(format: "  val loss %.4f", v) }
             if let a = record.valAccuracy { line += String(format: " acc %.4f", a) }
-            for k in extra.keys.sorted() { line += String(format: "  %@ %.4g", k, extra[k]!) }
-            line += String(format: "  lr %.4g  %.1fs  %.0f samples/s", record.lr, seconds, record.samplesPerSecond)
+            for k in extra.keys.sorted() where !k.hasSuffix("_per_s") { line += String(format: "  %@ %.4g", k, extra[k]!) }
+            line += String(format: "  lr %.4g  %.1fs  %.0f %@/s", record.lr, seconds, record.samplesPerSecond, train.unit)
             Console.writeLine(line)
         }
         try Trainer.onRankZero(comm) { try writing("metrics.jsonl") { try appendMetrics(record) } }
@@ -737,7 +765,7 @@ final class RankLoop<Task: TrainingTask> {
         if let v = summary.valAccuracy { line += String(format: ", val accuracy %.4f", v) }
         if let t = summary.testAccuracy { line += String(format: ", test accuracy %.4f", t) }
         if let t = summary.testLoss, summary.testAccuracy == nil { line += String(format: ", test loss %.4f", t) }
-        line += String(format: ", %.0f samples/s, %.1fs (%@)", summary.samplesPerSecond, wall, "\(stop)")
+        line += String(format: ", %.0f %@/s, %.1fs (%@)", summary.samplesPerSecond, train.unit, wall, "\(stop)")
         Console.writeLine(line)
         Console.writeLine("run directory: \(runDir) (summary.json, metrics.jsonl, report.html\(wroteFinalWeights ? ", final.safetensors" : ""))")
         return summary
@@ -752,7 +780,10 @@ final class RankLoop<Task: TrainingTask> {
         let weights = model.stateDict()
         let finite = weights.values.allSatisfy { !$0.dtype.isFloatingPoint || $0.doubleScalars.allSatisfy(\.isFinite) }
         if finite {
-            try Safetensors.save(weights, metadata: ["format": "pt", "model": task.name],
+            // The task's state (a language model's tokenizer) travels with the weights.
+            var metadata = ["format": "pt", "model": task.name]
+            if let state = try task.checkpointState(), let text = String(data: state, encoding: .utf8) { metadata["task_state"] = text }
+            try Safetensors.save(weights, metadata: metadata,
                                  to: (runDir as NSString).appendingPathComponent("final.safetensors"))
             wroteFinalWeights = true
         } else {
@@ -774,12 +805,13 @@ final class RankLoop<Task: TrainingTask> {
 /// forms, so a resumed run needs only the epoch number. The schedules drive an optimizer of their
 /// own with no parameters; the trainer copies the rate.
 struct EpochSchedule {
-    let kind: ScheduleName, base: Double, warmup: Int
+    let kind: ScheduleName, base: Double, warmup: Int, bySteps: Bool
     private let warmupSchedule: LinearLR?
     private let main: LRScheduler?
 
     init(config: TrainerConfig) {
         kind = config.schedule
+        bySteps = config.maxSteps != nil
         base = config.lr
         warmup = config.warmupEpochs
         let shadow = { Optimizer(paramGroups: [ParamGroup(params: [], learningRate: config.lr)]) }
@@ -792,12 +824,41 @@ struct EpochSchedule {
         }
     }
 
-    /// nil when another schedule (one-cycle, plateau) owns the rate, or none does (`none`
-    /// after any warm-up: the rate is the options' `lr` unless a callback changes it).
+    /// nil when another schedule (one-cycle, plateau, or any when training by steps) owns the
+    /// rate, or none does (`none` after any warm-up: the rate is the options' `lr` unless a
+    /// callback changes it).
     func learningRate(epoch: Int) -> Double? {
-        guard [.none, .step, .cosine].contains(kind) else { return nil }
+        guard [.none, .step, .cosine].contains(kind) && !bySteps else { return nil }
         if epoch < warmup, let warmupSchedule { return warmupSchedule.closedFormLR(epoch: epoch)![0] }
         if epoch == warmup && warmup > 0 && main == nil { return base }
         return main?.closedFormLR(epoch: epoch - warmup)![0]
+    }
+}
+
+/// Training by steps (`maxSteps`): the learning rate of each optimizer step, as nanoGPT's
+/// `get_lr`: a linear warm-up `lr·(s+1)/(w+1)` over `warmupSteps`, then `cosine` from `lr`
+/// down to `minLr` at the last step, `step` (÷10 at each third) or `none` (constant). One-cycle
+/// and plateau keep their own.
+struct StepSchedule {
+    let kind: ScheduleName, lr: Double, minLr: Double, warmup: Int, total: Int?
+
+    init(config: TrainerConfig) {
+        kind = config.schedule
+        lr = config.lr
+        minLr = config.minLr ?? config.lr / 10
+        warmup = config.warmupSteps
+        total = config.maxSteps
+    }
+
+    /// The rate of step `s` (0-based), nil when not training by steps or another schedule owns it.
+    func learningRate(step s: Int) -> Double? {
+        guard let total, [.none, .step, .cosine].contains(kind) else { return nil }
+        if s < warmup { return lr * Double(s + 1) / Double(warmup + 1) }
+        let span = max(1, total - warmup), into = Double(min(s - warmup, span)) / Double(span)
+        switch kind {
+        case .cosine: return minLr + 0.5 * (1 + cos(Double.pi * into)) * (lr - minLr)
+        case .step: return lr * pow(0.1, Double(min(2, Int(into * 3))))
+        default: return lr
+        }
     }
 }

@@ -70,12 +70,23 @@ public typealias PairBatch = (input: Tensor, target: Tensor)
 public struct TaskData<Batch>: @unchecked Sendable {
     public let count: Int
     public let batch: ([Int]) -> Batch
+    /// What the loss of the samples at some indices averages over (the tokens of a language
+    /// model's windows); nil: the number of samples. Losses and `.mean` metrics combine over
+    /// batches and ranks weighted by it, and throughput counts it.
+    public let weight: (([Int]) -> Double)?
+    /// What `weight` counts, for progress lines and `summary.json` (`samples`, `tokens`).
+    public let unit: String
 
     /// `count` samples; `batch(indices)` gathers the ones at those indices.
-    public init(count: Int, batch: @escaping ([Int]) -> Batch) {
+    public init(count: Int, weight: (([Int]) -> Double)? = nil, unit: String = "samples", batch: @escaping ([Int]) -> Batch) {
         self.count = count
         self.batch = batch
+        self.weight = weight
+        self.unit = unit
     }
+
+    /// The weight of the samples at `indices`.
+    func weight(of indices: [Int]) -> Double { weight?(indices) ?? Double(indices.count) }
 }
 
 extension TaskData where Batch == PairBatch {
@@ -130,6 +141,8 @@ public struct Metric: Sendable, Equatable {
         case sum
         /// Largest or smallest value recorded.
         case max, min
+        /// `exp` of the mean (perplexity, from per-token losses recorded as for `.mean`).
+        case exponentiatedMean
     }
     public let name: String
     public let reduction: Reduction
@@ -165,7 +178,7 @@ public struct MetricLog: Sendable {
         }
         let old = values[name]
         switch reduction {
-        case .mean, .sum: values[name] = ((old?.value ?? 0) + value, (old?.count ?? 0) + count)
+        case .mean, .sum, .exponentiatedMean: values[name] = ((old?.value ?? 0) + value, (old?.count ?? 0) + count)
         case .max: values[name] = (Swift.max(old?.value ?? -.infinity, value), (old?.count ?? 0) + count)
         case .min: values[name] = (Swift.min(old?.value ?? .infinity, value), (old?.count ?? 0) + count)
         }

@@ -1,0 +1,165 @@
+import Foundation
+
+/// Turns text into token ids and back. `CharTokenizer` (one token per character of a corpus's
+/// alphabet) and `ByteTokenizer` (the 256 byte values) are Ember's; both are `Codable` so a
+/// run saves its tokenizer beside its weights and `trainer sample` reads it back.
+public protocol Tokenizer: Sendable {
+    var vocabularySize: Int { get }
+    func encode(_ text: String) throws -> [Int]
+    func decode(_ tokens: [Int]) -> String
+}
+
+/// One token per Unicode scalar of the corpus's alphabet, in sorted order (nanoGPT's
+/// character-level Shakespeare tokenizer).
+public struct CharTokenizer: Tokenizer, Codable, Equatable {
+    /// The alphabet: token `i` is `symbols[i]`.
+    public let symbols: [String]
+    private let index: [Unicode.Scalar: Int]
+
+    /// The alphabet of `corpus`.
+    public init(corpus: String) {
+        self.init(symbols: Set(corpus.unicodeScalars).sorted().map { String($0) })
+    }
+
+    public init(symbols: [String]) {
+        self.symbols = symbols
+        index = Dictionary(symbols.enumerated().compactMap { i, s in s.unicodeScalars.first.map { ($0, i) } }, uniquingKeysWith: { a, _ in a })
+    }
+
+    public var vocabularySize: Int { symbols.count }
+
+    /// The text's tokens; a character outside the alphabet is an error naming it.
+    public func encode(_ text: String) throws -> [Int] {
+        var out: [Int] = []
+        out.reserveCapacity(text.unicodeScalars.count)
+        for s in text.unicodeScalars {
+            guard let i = index[s] else {
+                throw DataError("the character \(String(reflecting: String(s))) is not in the tokenizer's alphabet of \(symbols.count) characters")
+            }
+            out.append(i)
+        }
+        return out
+    }
+
+    public func decode(_ tokens: [Int]) -> String {
+        tokens.map { $0 >= 0 && $0 < symbols.count ? symbols[$0] : "\u{FFFD}" }.joined()
+    }
+
+    enum CodingKeys: String, CodingKey { case kind, symbols }
+    public init(from decoder: Decoder) throws {
+        self.init(symbols: try decoder.container(keyedBy: CodingKeys.self).decode([String].self, forKey: .symbols))
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode("char", forKey: .kind)
+        try c.encode(symbols, forKey: .symbols)
+    }
+    public static func == (a: Self, b: Self) -> Bool { a.symbols == b.symbols }
+}
+
+/// The 256 byte values of the text's UTF-8 as tokens: any text, no vocabulary to build.
+public struct ByteTokenizer: Tokenizer, Codable, Equatable {
+    public init() {}
+    public var vocabularySize: Int { 256 }
+    public func encode(_ text: String) throws -> [Int] { text.utf8.map { Int($0) } }
+    public func decode(_ tokens: [Int]) -> String {
+        String(decoding: tokens.map { UInt8(clamping: $0) }, as: UTF8.self)
+    }
+}
+
+/// Reading a tokenizer saved by either kind (`{"kind": "char", ...}` or `{"kind": "byte"}`).
+public enum SavedTokenizer {
+    public static func decode(_ data: Data) throws -> Tokenizer {
+        struct Kind: Decodable { let kind: String }
+        let kind = try JSONDecoder().decode(Kind.self, from: data).kind
+        switch kind {
+        case "char": return try JSONDecoder().decode(CharTokenizer.self, from: data)
+        case "byte": return ByteTokenizer()
+        default: throw DataError("unknown tokenizer kind '\(kind)' (known: char, byte)")
+        }
+    }
+
+    public static func encode(_ tokenizer: Tokenizer) throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        if let c = tokenizer as? CharTokenizer { return try e.encode(c) }
+        return try e.encode(["kind": "byte"])
+    }
+}
+
+/// Next-token samples over a token stream: sample `i` is the window of `blockSize` tokens and
+/// the same window shifted by one as its targets, both int64 `[blockSize]`.
+///
+/// `TokenWindows(tokens, blockSize: T)` has a window at every offset (training: a sampler
+/// shuffles the offsets, so every rank's shard of an epoch is disjoint from the others').
+/// `TokenWindows(tokens, blockSize: T, covering: true)` tiles the stream with non-overlapping
+/// windows so that every next-token prediction is made exactly once (evaluation): the last
+/// window is aligned to the end and its targets already predicted are `ignoreIndex`.
+public struct TokenWindows: Dataset, @unchecked Sendable {
+    public let tokens: [Int32]
+    public let blockSize: Int
+    public let covering: Bool
+    /// The target of a position another window already predicts (cross-entropy skips it).
+    public static let ignoreIndex = -100
+
+    public init(_ tokens: [Int], blockSize: Int, covering: Bool = false) throws {
+        guard blockSize >= 1 else { throw DataError("token windows need a block size of at least 1, got \(blockSize)") }
+        guard tokens.count > blockSize else {
+            throw DataError("\(tokens.count) tokens are too few for windows of \(blockSize) tokens and their next-token targets (need at least \(blockSize + 1))")
+        }
+        self.tokens = tokens.map { Int32(truncatingIfNeeded: $0) }
+        self.blockSize = blockSize
+        self.covering = covering
+    }
+
+    /// Next-token predictions in the stream (each made once by a covering set of windows).
+    public var predictions: Int { tokens.count - 1 }
+
+    public var count: Int {
+        covering ? (predictions + blockSize - 1) / blockSize : tokens.count - blockSize
+    }
+
+    /// Where window `i` starts, and how many of its first targets another window predicts.
+    private func window(_ i: Int) -> (start: Int, skip: Int) {
+        guard covering else { return (i, 0) }
+        let start = i * blockSize
+        let last = tokens.count - 1 - blockSize
+        return start <= last ? (start, 0) : (last, start - last)
+    }
+
+    public subscript(_ i: Int) -> (input: Tensor, target: Tensor) {
+        let b = batch([i])
+        return (b.input[0], b.target[0])
+    }
+
+    public func batch(_ indices: [Int]) -> (input: Tensor, target: Tensor) {
+        var input = [Int](), target = [Int]()
+        input.reserveCapacity(indices.count * blockSize)
+        target.reserveCapacity(indices.count * blockSize)
+        for i in indices {
+            require(i >= 0 && i < count, "TokenWindows: window \(i) is out of range (\(count) windows)")
+            let (start, skip) = window(i)
+            for k in 0..<blockSize {
+                input.append(Int(tokens[start + k]))
+                target.append(k < skip ? Self.ignoreIndex : Int(tokens[start + k + 1]))
+            }
+        }
+        return (Tensor(indices: input, shape: [indices.count, blockSize]), Tensor(indices: target, shape: [indices.count, blockSize]))
+    }
+
+    /// The number of targets the windows at `indices` count (all but the ignored ones).
+    public func predictions(in indices: [Int]) -> Int {
+        indices.reduce(0) { $0 + blockSize - window($1).skip }
+    }
+}
+
+/// A text file's contents (plain, or gzip-compressed), as a String; invalid UTF-8 is an error
+/// naming the file.
+public enum TextFile {
+    public static func read(_ path: String) throws -> String {
+        let data = try FileBytes.read(path)
+        guard let text = String(data: data, encoding: .utf8) else { throw DataError.file(path, "is not UTF-8 text") }
+        guard !text.isEmpty else { throw DataError.file(path, "is empty") }
+        return text
+    }
+}

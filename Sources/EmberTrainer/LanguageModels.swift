@@ -1,0 +1,191 @@
+@_spi(Checks) import Ember
+import Foundation
+
+/// A GPT in the shape of nanoGPT's: token and learned position embeddings, `nLayer` pre-norm
+/// transformer blocks (Ember's `TransformerEncoderLayer` with causal attention, GELU and a
+/// 4× MLP, no biases), a final layer norm and a linear head, tied to the token embedding by
+/// default. Weights start as nanoGPT's: normal(0, 0.02), the residual projections scaled by
+/// 1/√(2·nLayer).
+public final class GPT: Module {
+    public let tokenEmbedding: Embedding
+    public let positionEmbedding: Embedding
+    public let blocks: [TransformerEncoderLayer]
+    public let norm: LayerNorm
+    /// The output layer; nil when it is tied to `tokenEmbedding`.
+    public let head: Linear?
+    let drop: Dropout
+    public let vocabularySize: Int, blockSize: Int
+
+    public init(vocabularySize: Int, blockSize: Int, nLayer: Int, nHead: Int, nEmbd: Int, dropout: Double = 0,
+                tieEmbeddings: Bool = true, generators g: ModelGenerators) {
+        self.vocabularySize = vocabularySize
+        self.blockSize = blockSize
+        tokenEmbedding = Embedding(numEmbeddings: vocabularySize, embeddingDim: nEmbd, generator: g.weights)
+        positionEmbedding = Embedding(numEmbeddings: blockSize, embeddingDim: nEmbd, generator: g.weights)
+        // The layers draw their dropout masks from this rank's generator; their weights are
+        // drawn again below from the weight generator.
+        blocks = (0..<nLayer).map { _ in
+            TransformerEncoderLayer(dModel: nEmbd, nhead: nHead, dimFeedforward: 4 * nEmbd, dropout: dropout, activation: .gelu,
+                                    batchFirst: true, normFirst: true, bias: false, generator: g.dropout)
+        }
+        norm = LayerNorm(normalizedShape: [nEmbd], bias: false)
+        head = tieEmbeddings ? nil : Linear(inFeatures: nEmbd, outFeatures: vocabularySize, bias: false, generator: g.weights)
+        drop = Dropout(p: dropout, generator: g.dropout)
+        super.init()
+        noGrad {
+            for (key, p) in namedParameters() where p.rank == 2 {
+                let residual = key.hasSuffix("out_proj.weight") || key.hasSuffix("linear2.weight")
+                Init.normal(p, std: residual ? 0.02 / (2 * Double(nLayer)).squareRoot() : 0.02, generator: g.weights)
+            }
+        }
+    }
+
+    /// Logits `[B, T, vocabularySize]` for int64 tokens `[B, T]` (T ≤ blockSize).
+    public override func forward(_ idx: Tensor) -> Tensor {
+        require(idx.rank == 2 && idx.dtype == .int64, "GPT expects int64 tokens [batch, time], got \(idx.dtype) \(idx.shape)")
+        let t = idx.shape[1]
+        require(t <= blockSize, "GPT: \(t) tokens exceed the block size \(blockSize)")
+        var x = drop(tokenEmbedding(idx) + positionEmbedding(Tensor.arange(t)))
+        for block in blocks { x = block(x, isCausal: true) }
+        x = norm(x)
+        return head.map { $0(x) } ?? x.matmul(tokenEmbedding.weight, transposeB: true)
+    }
+}
+
+/// The text a language model trains on: tokenized, split in order (training first, then
+/// validation, then test, each the given fraction of the tokens), as next-token windows.
+struct PreparedText: @unchecked Sendable {
+    let tokenizer: Tokenizer
+    let train: TokenWindows
+    let val: TokenWindows?
+    let test: TokenWindows?
+    let source: String
+    let tokens: Int
+
+    init(_ config: TrainerConfig, dataDirectory: String?) throws {
+        let path: String
+        switch try DataSpec.parse(config.data) {
+        case .shakespeare: path = try Shakespeare.bundledPath(dataDirectory: dataDirectory)
+        case .text(let p): path = p
+        default: throw ConfigError("--model \(config.model) trains on text: use --data shakespeare or text:PATH")
+        }
+        let text = try TextFile.read(path)
+        tokenizer = config.tokenizer == "byte" ? ByteTokenizer() : CharTokenizer(corpus: text)
+        let ids = try tokenizer.encode(text)
+        let n = ids.count
+        let nVal = Int((Double(n) * config.valFraction).rounded()), nTest = Int((Double(n) * config.testFraction).rounded())
+        let nTrain = n - nVal - nTest
+        func windows(_ range: Range<Int>, covering: Bool, what: String) throws -> TokenWindows? {
+            guard !range.isEmpty else { return nil }
+            do { return try TokenWindows(Array(ids[range]), blockSize: config.blockSize, covering: covering) } catch let e as DataError {
+                throw DataError("--data \(config.data): the \(what) split (\(range.count) tokens): \(e.description); lower --block-size or change the fractions")
+            }
+        }
+        guard let train = try windows(0..<nTrain, covering: false, what: "training") else {
+            throw DataError("--data \(config.data): no training tokens left after the validation and test splits")
+        }
+        self.train = train
+        val = try windows(nTrain..<(nTrain + nVal), covering: true, what: "validation")
+        test = try windows((nTrain + nVal)..<n, covering: true, what: "test")
+        source = config.data
+        tokens = n
+    }
+}
+
+/// A language model (`--model gpt`) as a task: next-token cross-entropy over every position,
+/// loss per token (exact over ranks), perplexity, tokens/s; AdamW decays matrices only.
+struct LanguageModelTask: TrainingTask, @unchecked Sendable {
+    let config: TrainerConfig
+    let text: PreparedText
+
+    var name: String { config.model.rawValue }
+    var metrics: [Metric] { [Metric("perplexity", .exponentiatedMean)] }
+
+    func makeModel(generators g: ModelGenerators) throws -> Module {
+        GPT(vocabularySize: text.tokenizer.vocabularySize, blockSize: config.blockSize, nLayer: config.nLayer, nHead: config.nHead,
+            nEmbd: config.nEmbd, dropout: config.dropout, tieEmbeddings: config.tieEmbeddings ?? true, generators: g)
+    }
+
+    static func data(_ w: TokenWindows) -> TaskData<PairBatch> {
+        TaskData(count: w.count, weight: { Double(w.predictions(in: $0)) }, unit: "tokens") { w.batch($0) }
+    }
+
+    func trainingData() -> TaskData<PairBatch> { Self.data(text.train) }
+    func validationData() -> TaskData<PairBatch>? { text.val.map(Self.data) }
+    func testData() -> TaskData<PairBatch>? { text.test.map(Self.data) }
+
+    func trainingStep(model: Module, batch: PairBatch, log: inout MetricLog) -> Tensor {
+        let logits = model(batch.input)
+        let targets = batch.target.flatten()
+        let loss = Losses.crossEntropy(logits.reshape([-1, logits.shape[2]]), targets, ignoreIndex: TokenWindows.ignoreIndex)
+        let counted = Double(targets.intScalars.filter { $0 != TokenWindows.ignoreIndex }.count)
+        log.record("perplexity", loss.doubleItem() * counted, count: counted)
+        return loss
+    }
+
+    /// AdamW (or Adam) with weight decay on the matrices (and embeddings) only, as nanoGPT.
+    func makeOptimizer(model: Module, options c: TrainerConfig) throws -> Optimizer {
+        guard [.adam, .adamw].contains(c.optimizer) else { return OptimizerChoice.make(c, model.parameters()) }
+        let params = model.parameters()
+        let h = { (decay: Double) in Adam.Hyperparameters(betas: (c.beta1 ?? 0.9, c.beta2 ?? 0.999), weightDecay: decay) }
+        let groups = [ParamGroup(params: params.filter { $0.rank >= 2 }, learningRate: c.lr, hyperparameters: h(c.weightDecay)),
+                      ParamGroup(params: params.filter { $0.rank < 2 }, learningRate: c.lr, hyperparameters: h(0))]
+        return c.optimizer == .adamw ? AdamW(paramGroups: groups) : Adam(paramGroups: groups)
+    }
+
+    /// The tokenizer travels with every checkpoint (and final.safetensors' metadata).
+    func checkpointState() throws -> Data? { try SavedTokenizer.encode(text.tokenizer) }
+}
+
+/// `trainer sample`: text from a language model's checkpoint (or run directory).
+public enum Sampling {
+    public struct Options {
+        public var prompt = "\n", tokens = 500, temperature = 0.8, topK: Int? = 200, seed: UInt64 = 1337
+        public init() {}
+    }
+
+    /// The prompt continued by `options.tokens` tokens, drawn from the model's distribution
+    /// (scaled by the temperature, cut to the top k), seeded.
+    public static func sample(checkpoint path: String, options o: Options) throws -> String {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+            throw ConfigError("--checkpoint \(path): no such checkpoint or run directory")
+        }
+        let checkpoint = FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Checkpoints.stateFile))
+            ? try Checkpoints.load(path)
+            : try Checkpoints.latestValid(runDir: path) { Console.writeLine("warning: \($0)", error: true) }
+        let config = checkpoint.state.config
+        guard config.model.isLanguageModel, let saved = checkpoint.state.taskState else {
+            throw ConfigError("checkpoint \(checkpoint.path) is of --model \(config.model), not a language model: trainer sample needs one (\(ModelName.languageModels.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let tokenizer = try SavedTokenizer.decode(saved)
+        guard o.temperature > 0 && o.temperature.isFinite else { throw ConfigError("--temperature must be positive (got \(o.temperature))") }
+        if let k = o.topK, k < 1 { throw ConfigError("--top-k must be at least 1 (got \(k))") }
+        guard o.tokens >= 0 else { throw ConfigError("--tokens must not be negative (got \(o.tokens))") }
+        var context: [Int]
+        do { context = try tokenizer.encode(o.prompt) } catch let e as DataError { throw ConfigError("--prompt: \(e.description)") }
+        guard !context.isEmpty else { throw ConfigError("--prompt is empty") }
+        let g = Generator(seed: o.seed)
+        let model = GPT(vocabularySize: tokenizer.vocabularySize, blockSize: config.blockSize, nLayer: config.nLayer, nHead: config.nHead,
+                        nEmbd: config.nEmbd, dropout: 0, tieEmbeddings: config.tieEmbeddings ?? true,
+                        generators: ModelGenerators(weights: Generator(seed: 0), dropout: g))
+        try model.loadStateDict(checkpoint.model)
+        model.eval()
+        var generated: [Int] = []
+        noGrad {
+            for _ in 0..<o.tokens {
+                let window = Array(context.suffix(config.blockSize))
+                let logits = model(Tensor(indices: window, shape: [1, window.count]))[0][window.count - 1] / o.temperature
+                var scaled = logits
+                if let k = o.topK, k < logits.count {
+                    let kth = logits.topk(k).values.scalars.last!
+                    scaled = logits.maskedFill(logits.lt(Double(kth)), -.infinity)
+                }
+                let next = scaled.softmax(dim: 0).multinomial(1, generator: g).intScalars[0]
+                context.append(next)
+                generated.append(next)
+            }
+        }
+        return o.prompt + tokenizer.decode(generated)
+    }
+}
