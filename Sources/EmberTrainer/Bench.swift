@@ -5,7 +5,7 @@ import Foundation
 /// `trainer bench`: full training steps (zeroGrad, forward, loss, backward, optimizer step) of
 /// fixed models on synthetic data, timed after a warm-up.
 public enum Bench {
-    public static let models = ["seednet", "mlp", "cnn"]
+    public static let models = ["seednet", "mlp", "cnn", "gpt"]
 
     public struct Result {
         public let name: String
@@ -23,6 +23,8 @@ public enum Bench {
         /// by waiting for the gradient reductions), what `synchronize()` still does after that
         /// (nothing, unless gradients are pending) and the optimizer step, on this rank (when asked for).
         public var phases: [Double]?
+        /// Tokens per sample, for language models (the line then shows `tokens_per_s` too).
+        public var tokensPerSample: Int?
 
         public var phaseLine: String? {
             phases.map { p in
@@ -35,6 +37,7 @@ public enum Bench {
                    name, world, threads, samplesPerSecond, stepMilliseconds, blasFraction * 100, peakResidentMB, blasKernel)
                 + (world > 1 ? " overlap=\(overlap ? "on" : "off") transport=\(transport) sharded_step=\(shardedStep ? "on" : "off")" : "")
                 + (optimizer == "sgd" ? "" : " optimizer=\(optimizer)")
+                + (tokensPerSample.map { String(format: " tokens_per_s=%.0f", samplesPerSecond * Double($0)) } ?? "")
         }
     }
 
@@ -50,6 +53,12 @@ public enum Bench {
         case "seednet":
             let m = preset([10], 1)
             return (m, Tensor.randn([100, 10], generator: g), Tensor.randn([100, 1], generator: g), 100, { Losses.mse($0, $1) }, 0.01, 0)
+        case "gpt":
+            // nanoGPT's character-level model: vocabulary 76, 64 tokens, 4 pre-norm blocks of width 128.
+            let m = GPT(vocabularySize: 76, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128,
+                        generators: ModelGenerators(weights: g, dropout: Generator(seed: 1)))
+            return (m, Tensor.randint(high: 76, [32, 64], generator: g), Tensor.randint(high: 76, [32, 64], generator: g), 32,
+                    { Losses.crossEntropy($0.reshape([-1, 76]), $1.flatten()) }, 0.001, 0)
         case "mlp":
             let m = preset([784], 10)
             return (m, Tensor.randn([64, 784], generator: g), Tensor.randint(high: 10, [64], generator: g), 64, { Losses.crossEntropy($0, $1) }, 0.01, 0.9)
@@ -68,7 +77,8 @@ public enum Bench {
         let s = setup(name, generator: Generator(seed: 0))
         let sharded = shardedStep ?? DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize)
         let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: sharded)
-        let optimizer: Optimizer = kind == "adam" ? Adam(parameters: s.model.parameters(), learningRate: 0.001)
+        let optimizer: Optimizer = name == "gpt" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001, weightDecay: 0.1)
+            : kind == "adam" ? Adam(parameters: s.model.parameters(), learningRate: 0.001)
             : SGD(parameters: s.model.parameters(), learningRate: s.lr, momentum: s.momentum)
         var phaseNanoseconds = [UInt64](repeating: 0, count: 4)
         var timing = false
@@ -115,7 +125,8 @@ public enum Bench {
         result.overlap = overlap
         result.shardedStep = ddp.shardsOptimizerStep
         result.transport = (comm as? TransportSelecting)?.transportName ?? "mpi"
-        result.optimizer = kind
+        result.optimizer = name == "gpt" ? "adamw" : kind
+        if name == "gpt" { result.tokensPerSample = 64 }
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result
     }

@@ -12,6 +12,9 @@ void *ember_set_current_backward(void *run);
 
 /// Square roots of `n` values (in place when `out == in`), vectorised.
 void ember_sqrt_f32(float *out, const float *in, long n);
+/// GELU (exact form, to float32 precision) and its gradient `grad · (Φ(x) + x φ(x))`, vectorised.
+void ember_gelu_f32(float *out, const float *x, long n);
+void ember_gelu_backward_f32(float *out, const float *grad, const float *x, long n);
 void ember_sqrt_f64(double *out, const double *in, long n);
 /// One step of SGD with momentum over `n` elements (see VectorMath.c); the arrays must not overlap.
 void ember_sgd_momentum_f32(float *p, const float *g, float *buf, long n, float lr, float momentum, float damp, float wd);

@@ -114,11 +114,22 @@ enum Kernels {
 
     static func unary(_ op: UnaryOp, _ x: Tensor) -> Tensor {
         let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+        if case .gelu = op, x.dtype == .float32 {
+            ember_gelu_f32(out.pointer(Float.self), x.pointer(Float.self), x.count)
+            return out
+        }
         switch x.dtype {
         case .float32: unaryFloat(op, x.pointer(Float.self), out.pointer(Float.self), x.count)
         case .float64: unaryFloat(op, x.pointer(Double.self), out.pointer(Double.self), x.count)
         case .int64: stop("unary op \(op) needs a floating-point tensor; convert with .to(.float32)")
         }
+        return out
+    }
+
+    /// GELU's gradient `g · (Φ(x) + x φ(x))` for float32 in one vectorised pass (Activations.c).
+    static func geluBackward(_ g: Tensor, _ x: Tensor) -> Tensor {
+        let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+        ember_gelu_backward_f32(out.pointer(Float.self), g.pointer(Float.self), x.pointer(Float.self), x.count)
         return out
     }
 

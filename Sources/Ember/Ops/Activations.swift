@@ -35,6 +35,9 @@ extension Tensor {
     /// Gaussian error linear unit, exact form `x * Φ(x)` (PyTorch's default).
     public func gelu() -> Tensor {
         unaryOp(.gelu, "GeluBackward") { x, _, g in
+            if !GradMode.isEnabled && x.dtype == .float32 && g.dtype == .float32 && g.shape == x.shape {
+                return Kernels.geluBackward(g, x)
+            }
             // Φ(x) + x φ(x), with φ the standard normal density.
             let cdf = (x * x.scalarLike(0.70710678118654752440)).erf() * 0.5 + 0.5
             let pdf = (x * x * -0.5).exp() * x.scalarLike(0.39894228040143267794)
