@@ -837,7 +837,7 @@ struct EpochSchedule {
 
 /// Training by steps (`maxSteps`): the learning rate of each optimizer step, as nanoGPT's
 /// `get_lr`: a linear warm-up `lr·(s+1)/(w+1)` over `warmupSteps`, then `cosine` from `lr`
-/// down to `minLr` at the last step, `step` (÷10 at each third) or `none` (constant). One-cycle
+/// down to `minLr` at the last step (nanoGPT reaches it one step later), `step` (÷10 at each third) or `none` (constant). One-cycle
 /// and plateau keep their own.
 struct StepSchedule {
     let kind: ScheduleName, lr: Double, minLr: Double, warmup: Int, total: Int?
@@ -854,7 +854,8 @@ struct StepSchedule {
     func learningRate(step s: Int) -> Double? {
         guard let total, [.none, .step, .cosine].contains(kind) else { return nil }
         if s < warmup { return lr * Double(s + 1) / Double(warmup + 1) }
-        let span = max(1, total - warmup), into = Double(min(s - warmup, span)) / Double(span)
+        // The cosine reaches `minLr` at the last step (total - 1).
+        let span = max(1, total - 1 - warmup), into = Double(min(s - warmup, span)) / Double(span)
         switch kind {
         case .cosine: return minLr + 0.5 * (1 + cos(Double.pi * into)) * (lr - minLr)
         case .step: return lr * pow(0.1, Double(min(2, Int(into * 3))))

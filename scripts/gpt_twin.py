@@ -1,0 +1,88 @@
+"""PyTorch twin of `trainer train --model gpt` (nanoGPT's model and CPU Shakespeare recipe) on
+the bundled corpus with the same split, for side-by-side time and quality:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 scripts/gpt_twin.py [--steps 2000] [--threads 1]
+
+Model: token + learned position embeddings, 4 pre-LN blocks (width 128, 4 heads, causal SDPA,
+MLP 512 with exact GELU, no biases), final LayerNorm, head tied to the token embedding.
+Recipe: batch 12 random windows of 64, AdamW lr 1e-3 (β2 0.99, weight decay 0.1 on matrices),
+100 warm-up steps then cosine to 1e-4 at the last step, clip 1.0. Prints the validation loss
+over the whole last 10% of the corpus (every next-character prediction once), and the time.
+"""
+import argparse, gzip, math, os, time
+import torch, torch.nn as nn, torch.nn.functional as F
+
+p = argparse.ArgumentParser()
+p.add_argument("--steps", type=int, default=2000)
+p.add_argument("--threads", type=int, default=1)
+args = p.parse_args()
+torch.set_num_threads(args.threads)
+torch.manual_seed(1337)
+here = os.path.dirname(os.path.abspath(__file__))
+text = gzip.open(os.path.join(here, "..", "examples", "data", "shakespeare.txt.gz"), "rt").read()
+chars = sorted(set(text)); stoi = {c: i for i, c in enumerate(chars)}
+data = torch.tensor([stoi[c] for c in text], dtype=torch.long)
+n_val = round(len(data) * 0.1); train, val = data[:-n_val], data[-n_val:]
+T, B, V, C, L, H = 64, 12, len(chars), 128, 4, 4
+
+class Block(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.ln1, s.ln2 = nn.LayerNorm(C, bias=False), nn.LayerNorm(C, bias=False)
+        s.attn, s.proj = nn.Linear(C, 3 * C, bias=False), nn.Linear(C, C, bias=False)
+        s.fc, s.fc2 = nn.Linear(C, 4 * C, bias=False), nn.Linear(4 * C, C, bias=False)
+    def forward(s, x):
+        b, t, c = x.shape
+        q, k, v = (z.view(b, t, H, c // H).transpose(1, 2) for z in s.attn(s.ln1(x)).split(c, dim=2))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).contiguous().view(b, t, c)
+        x = x + s.proj(y)
+        return x + s.fc2(F.gelu(s.fc(s.ln2(x))))
+
+class GPT(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.wte, s.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
+        s.h = nn.ModuleList([Block() for _ in range(L)])
+        s.ln = nn.LayerNorm(C, bias=False)
+        s.head = nn.Linear(C, V, bias=False); s.head.weight = s.wte.weight
+        for n, w in s.named_parameters():
+            if w.dim() == 2: nn.init.normal_(w, std=0.02 / math.sqrt(2 * L) if n.endswith(("proj.weight", "fc2.weight")) else 0.02)
+    def forward(s, idx):
+        x = s.wte(idx) + s.wpe(torch.arange(idx.shape[1]))
+        for blk in s.h: x = blk(x)
+        return s.head(s.ln(x))
+
+m = GPT()
+decay = [w for w in m.parameters() if w.dim() >= 2]; rest = [w for w in m.parameters() if w.dim() < 2]
+opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99))
+def lr_at(it, warm=100, lr=1e-3, lo=1e-4):
+    if it < warm: return lr * (it + 1) / (warm + 1)
+    # The cosine reaches `lo` at the last step, as Ember's StepSchedule.
+    return lo + 0.5 * (1 + math.cos(math.pi * min(1, (it - warm) / (args.steps - 1 - warm)))) * (lr - lo)
+
+@torch.no_grad()
+def val_loss():
+    m.eval(); total, count = 0.0, 0
+    preds = len(val) - 1
+    starts = list(range(0, preds, T))
+    for i in range(0, len(starts), 256):
+        xs, ys = [], []
+        for s0 in starts[i:i + 256]:
+            s = min(s0, len(val) - 1 - T); skip = s0 - s
+            xs.append(val[s:s + T]); y = val[s + 1:s + T + 1].clone(); y[:skip] = -100; ys.append(y)
+        x, y = torch.stack(xs), torch.stack(ys)
+        total += F.cross_entropy(m(x).view(-1, V), y.view(-1), ignore_index=-100, reduction="sum").item()
+        count += (y != -100).sum().item()
+    m.train(); return total / count
+
+t0 = time.time()
+for it in range(args.steps):
+    for g in opt.param_groups: g["lr"] = lr_at(it)
+    ix = torch.randint(len(train) - T, (B,))
+    x = torch.stack([train[i:i + T] for i in ix]); y = torch.stack([train[i + 1:i + T + 1] for i in ix])
+    loss = F.cross_entropy(m(x).view(-1, V), y.view(-1))
+    opt.zero_grad(set_to_none=True); loss.backward()
+    torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step()
+    if it % 250 == 0: print(f"step {it} loss {loss.item():.4f} {time.time() - t0:.1f}s", flush=True)
+train_s = time.time() - t0
+print(f"pytorch gpt steps={args.steps} threads={args.threads} train_s={train_s:.1f} tokens_per_s={args.steps * B * T / train_s:.0f} val_loss={val_loss():.4f}")
