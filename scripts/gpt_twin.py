@@ -9,7 +9,7 @@ Recipe: batch 12 random windows of 64, AdamW lr 1e-3 (β2 0.99, weight decay 0.1
 100 warm-up steps then cosine to 1e-4 at the last step, clip 1.0. Prints the validation loss
 over the whole last 10% of the corpus (every next-character prediction once), and the time.
 """
-import argparse, gzip, math, os, time
+import argparse, gzip, math, os, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 p = argparse.ArgumentParser()
@@ -25,36 +25,11 @@ data = torch.tensor([stoi[c] for c in text], dtype=torch.long)
 n_val = round(len(data) * 0.1); train, val = data[:-n_val], data[-n_val:]
 T, B, V, C, L, H = 64, 12, len(chars), 128, 4, 4
 
-class Block(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.ln1, s.ln2 = nn.LayerNorm(C, bias=False), nn.LayerNorm(C, bias=False)
-        s.attn, s.proj = nn.Linear(C, 3 * C, bias=False), nn.Linear(C, C, bias=False)
-        s.fc, s.fc2 = nn.Linear(C, 4 * C, bias=False), nn.Linear(4 * C, C, bias=False)
-    def forward(s, x):
-        b, t, c = x.shape
-        q, k, v = (z.view(b, t, H, c // H).transpose(1, 2) for z in s.attn(s.ln1(x)).split(c, dim=2))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).contiguous().view(b, t, c)
-        x = x + s.proj(y)
-        return x + s.fc2(F.gelu(s.fc(s.ln2(x))))
+sys.path.insert(0, os.path.join(here, "..", "examples", "pytorch"))
+from gpt_model import GPT, adamw  # noqa: E402
 
-class GPT(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.wte, s.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
-        s.h = nn.ModuleList([Block() for _ in range(L)])
-        s.ln = nn.LayerNorm(C, bias=False)
-        s.head = nn.Linear(C, V, bias=False); s.head.weight = s.wte.weight
-        for n, w in s.named_parameters():
-            if w.dim() == 2: nn.init.normal_(w, std=0.02 / math.sqrt(2 * L) if n.endswith(("proj.weight", "fc2.weight")) else 0.02)
-    def forward(s, idx):
-        x = s.wte(idx) + s.wpe(torch.arange(idx.shape[1]))
-        for blk in s.h: x = blk(x)
-        return s.head(s.ln(x))
-
-m = GPT()
-decay = [w for w in m.parameters() if w.dim() >= 2]; rest = [w for w in m.parameters() if w.dim() < 2]
-opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99))
+m = GPT(vocab=V, block=T, layers=L, heads=H, width=C)
+opt = adamw(m, lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
 def lr_at(it, warm=100, lr=1e-3, lo=1e-4):
     if it < warm: return lr * (it + 1) / (warm + 1)
     # The cosine reaches `lo` at the last step, as Ember's StepSchedule.

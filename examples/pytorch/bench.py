@@ -22,6 +22,11 @@ import torch.nn.functional as F
 
 def make(name):
     g = torch.Generator().manual_seed(0)
+    if name == "gpt":
+        from gpt_model import GPT
+        model = GPT(vocab=76, block=64, layers=4, heads=4, width=128)
+        loss = lambda out, y: F.cross_entropy(out.view(-1, 76), y.view(-1))
+        return model, torch.randint(0, 76, (32, 64), generator=g), torch.randint(0, 76, (32, 64), generator=g), 32, loss, 0.001, 0.0
     if name == "seednet":
         model = nn.Sequential(nn.Linear(10, 5), nn.ReLU(), nn.Linear(5, 1))
         return model, torch.randn(100, 10, generator=g), torch.randn(100, 1, generator=g), 100, F.mse_loss, 0.01, 0.0
@@ -39,7 +44,9 @@ def run(name, steps, warmup, threads, rank=0, world=1, optimizer="sgd"):
     model, x, y, batch, loss_fn, lr, momentum = make(name)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
-    if optimizer == "adam":
+    if name == "gpt":
+        opt = torch.optim.AdamW(model.parameters(), lr=0.001, weight_decay=0.1)
+    elif optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=0.001)
     else:
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
@@ -65,7 +72,8 @@ def run(name, steps, warmup, threads, rank=0, world=1, optimizer="sgd"):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if rank == 0:
         print(f"{name} world={world} threads={threads} samples_per_s={batch * world / step_s:.0f} "
-              f"step_ms={step_s * 1000:.3f} peak_rss_mb={rss:.1f}" + (" optimizer=adam" if optimizer == "adam" else ""), flush=True)
+              f"step_ms={step_s * 1000:.3f} peak_rss_mb={rss:.1f}" + (" optimizer=adam" if optimizer == "adam" else "")
+              + (f" optimizer=adamw tokens_per_s={batch * world * 64 / step_s:.0f}" if name == "gpt" else ""), flush=True)
 
 
 def worker(rank, world, args):

@@ -129,6 +129,21 @@ run_bad_input_tests() {
     row "a diverged resume keeps final.safetensors" 3 "loss became" "$work/r-good/final.safetensors" "$t" train --resume latest --run-dir "$work/r-good" --epochs 4 --lr 1e30
     expect "resuming removes a killed run's stray temporaries" /dev/null test ! -e "$work/r-good/checkpoints/.tmp-step-99999999-12345"
 
+    # Language models: text data, sampling.
+    printf 'ab' > "$d/tiny.txt"
+    printf '\xff\xfe not text' > "$d/binary.txt"
+    local lm=(--model gpt --n-layer 1 --n-embd 16 --n-head 2 --max-steps 4 --eval-interval 2 --warmup-steps 1)
+    row "gpt on a text too short for one window" 2 "too few" "$work/r-lm1" "$t" train "${lm[@]}" --data "text:$d/tiny.txt" --run-dir "$work/r-lm1"
+    row "gpt on a file that is not UTF-8" 2 "is not UTF-8 text" "$work/r-lm2" "$t" train "${lm[@]}" --data "text:$d/binary.txt" --run-dir "$work/r-lm2"
+    row "gpt on a missing text file" 2 "no such file" "$work/r-lm3" "$t" train "${lm[@]}" --data "text:$d/none.txt" --run-dir "$work/r-lm3"
+    row "gpt on image data" 2 "trains on text" - "$t" train --model gpt --data mnist5k
+    row "a cnn on text" 2 "only the language models" - "$t" train --model cnn --data shakespeare
+    row "--n-head that does not divide --n-embd" 2 "must be divisible by --n-head 3" - "$t" train --model gpt --n-head 3
+    row "--warmup-steps without --max-steps" 2 "apply to training by steps" - "$t" train --model mlp --warmup-steps 5
+    row "sample from a classifier's run" 2 "not a language model" "$work/r-good" "$t" sample --checkpoint "$work/r-good"
+    row "sample with a character outside the vocabulary" 2 "not in the tokenizer's alphabet" "$work/lm" "$t" sample --checkpoint "$work/lm" --prompt "ROMEO~"
+    row "sample with --temperature 0" 2 "--temperature must be positive" "$work/lm" "$t" sample --checkpoint "$work/lm" --temperature 0
+
     # Library API mistakes in a release build: each stops with its message.
     local mistakes=.build/release/APIMistakes name expected
     while IFS=$'\t' read -r name expected; do

@@ -74,6 +74,20 @@ run_integration_tests() {
     expect "--shard-optimizer: checkpoint, resume, and final weights bitwise equal to the unsharded run" "$work/sharded.log" \
         bash -c "grep -q 'optimizer step sharded' '$work/sharded.log' && cmp -s '$work/unsharded/final.safetensors' '$work/sharded/final.safetensors'"
 
+    # 1c. A language model (--model gpt) on the bundled Shakespeare under mpirun: training by
+    # steps, validation on the whole split, a sample that continues the prompt; and the same
+    # run as threads gives bitwise the same weights.
+    local lm=(--model gpt --n-layer 2 --n-embd 32 --n-head 2 --max-steps 40 --eval-interval 20 --warmup-steps 5 --batch-size 6)
+    launch/mpirun -n 2 "$trainer" train "${lm[@]}" --run-dir "$work/lm" > "$work/lm.log" 2>&1
+    expect "mpirun -n 2, gpt on Shakespeare: 40 steps, validation every 20 with loss per token and perplexity, tokens/s" "$work/lm.log" \
+        bash -c "grep -q 'step 40/40  train loss' '$work/lm.log' && grep -q 'val_perplexity' '$work/lm.log' && grep -q 'tokens/s' '$work/lm.log' && [ \$(wc -l < '$work/lm/metrics.jsonl') -eq 2 ]"
+    "$trainer" train "${lm[@]}" --local-ranks 2 --run-dir "$work/lm-threads" > "$work/lm-threads.log" 2>&1
+    expect "gpt: two ranks as threads train to bitwise the weights of two mpirun ranks" "$work/lm-threads.log" \
+        cmp -s "$work/lm/final.safetensors" "$work/lm-threads/final.safetensors"
+    "$trainer" sample --checkpoint "$work/lm" --prompt "ROMEO:" --tokens 80 --seed 3 > "$work/lm-sample.log" 2>&1
+    expect "trainer sample: continues the prompt with 80 characters from the run's tokenizer" "$work/lm-sample.log" \
+        bash -c "head -c 6 '$work/lm-sample.log' | grep -q 'ROMEO:' && [ \$(wc -c < '$work/lm-sample.log') -ge 86 ] && ! grep -q error '$work/lm-sample.log'"
+
     # 2. Small jobs: one process, 2 and 4 ranks.
     "$trainer" train --epochs 1 --run-dir "$work/single" > "$work/single.log" 2>&1
     expect "single process: cnn on the bundled MNIST subset writes summary.json with test_accuracy" "$work/single.log" \
