@@ -155,6 +155,57 @@ layer("layerNormNoBias", nn.LayerNorm([4], bias=False), [2, 3, 4])
 layer("embeddingPadding", nn.Embedding(10, 3, padding_idx=4), None, index_input=torch.tensor([[1, 4, 4], [9, 0, 4]]))
 layer("geluTanh", nn.GELU(approximate="tanh"), [3, 4])
 
+# Recurrent layers with learnable initial states (parameters `h0`, `c0` of the wrapper, so their
+# gradients are checked too); outputs and final states concatenated. Unequal lengths go through
+# PyTorch's packed sequences.
+
+
+class WrapState(nn.Module):
+    def __init__(self, module, h0_shape, c0_shape, fn):
+        super().__init__()
+        self.m = module
+        self.h0 = nn.Parameter(torch.zeros(h0_shape))
+        self.c0 = nn.Parameter(torch.zeros(c0_shape)) if c0_shape else None
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(self, x)
+
+
+def flat_outputs(out, state):
+    parts = [out] + (list(state) if isinstance(state, tuple) else [state])
+    return torch.cat([t.flatten() for t in parts])
+
+
+def recurrent(name, module, x_shape, layers_dirs, hidden, batch, cell=None, lengths=None, lstm=False, proj=0):
+    h0 = [layers_dirs, batch, proj or hidden]
+    c0 = [layers_dirs, batch, hidden] if lstm else None
+    def fn(m, x):
+        state = (m.h0, m.c0) if lstm else m.h0
+        if lengths is None:
+            return flat_outputs(*m.m(x, state))
+        packed = nn.utils.rnn.pack_padded_sequence(x, torch.tensor(lengths), batch_first=m.m.batch_first, enforce_sorted=False)
+        out, st = m.m(packed, state)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=m.m.batch_first, total_length=x_shape[1 if m.m.batch_first else 0])
+        return flat_outputs(out, st)
+    layer(name, WrapState(module, h0, c0, fn), x_shape)
+
+
+recurrent("rnnTanh", nn.RNN(3, 4, num_layers=2), [5, 2, 3], 2, 4, 2)
+recurrent("rnnReluBidirectional", nn.RNN(3, 4, nonlinearity="relu", bidirectional=True, batch_first=True), [2, 5, 3], 2, 4, 2)
+recurrent("lstm", nn.LSTM(3, 4), [5, 2, 3], 1, 4, 2, lstm=True)
+recurrent("lstmDeepBidirectional", nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True), [2, 5, 3], 4, 4, 2, lstm=True)
+recurrent("lstmProjection", nn.LSTM(3, 5, proj_size=2, num_layers=2), [4, 2, 3], 2, 5, 2, lstm=True, proj=2)
+recurrent("lstmNoBias", nn.LSTM(3, 4, bias=False), [4, 3, 3], 1, 4, 3, lstm=True)
+recurrent("gru", nn.GRU(3, 4, num_layers=2, batch_first=True), [2, 5, 3], 2, 4, 2)
+recurrent("gruBidirectional", nn.GRU(3, 4, bidirectional=True), [5, 2, 3], 2, 4, 2)
+recurrent("lstmLengths", nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True), [3, 5, 3], 4, 4, 3, lstm=True, lengths=[5, 2, 4])
+recurrent("gruLengths", nn.GRU(3, 4, bidirectional=True), [5, 3, 3], 2, 4, 3, lengths=[3, 5, 1])
+recurrent("rnnLengths", nn.RNN(3, 4), [4, 2, 3], 1, 4, 2, lengths=[2, 4])
+layer("lstmCell", WrapState(nn.LSTMCell(3, 4), [2, 4], [2, 4], lambda m, x: torch.cat([t.flatten() for t in m.m(x, (m.h0, m.c0))])), [2, 3])
+layer("gruCell", WrapState(nn.GRUCell(3, 4), [2, 4], None, lambda m, x: m.m(x, m.h0)), [2, 3])
+layer("rnnCell", WrapState(nn.RNNCell(3, 4, nonlinearity="relu"), [2, 4], None, lambda m, x: m.m(x, m.h0)), [2, 3])
+
 # Losses: one case per function and option, every reduction.
 losses = []
 

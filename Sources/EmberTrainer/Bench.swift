@@ -5,7 +5,7 @@ import Foundation
 /// `trainer bench`: full training steps (zeroGrad, forward, loss, backward, optimizer step) of
 /// fixed models on synthetic data, timed after a warm-up.
 public enum Bench {
-    public static let models = ["seednet", "mlp", "cnn", "gpt"]
+    public static let models = ["seednet", "mlp", "cnn", "gpt", "lstm"]
 
     public struct Result {
         public let name: String
@@ -59,6 +59,12 @@ public enum Bench {
                         generators: ModelGenerators(weights: g, dropout: Generator(seed: 1)))
             return (m, Tensor.randint(high: 76, [32, 64], generator: g), Tensor.randint(high: 76, [32, 64], generator: g), 32,
                     { Losses.crossEntropy($0.reshape([-1, 76]), $1.flatten()) }, 0.001, 0)
+        case "lstm":
+            // Embedding 76→128, LSTM 128→256, Linear 256→76 over 64 tokens.
+            let m = CharLSTM(vocabularySize: 76, embeddingDim: 128, hiddenSize: 256, numLayers: 1,
+                             generators: ModelGenerators(weights: g, dropout: Generator(seed: 1)))
+            return (m, Tensor.randint(high: 76, [32, 64], generator: g), Tensor.randint(high: 76, [32, 64], generator: g), 32,
+                    { Losses.crossEntropy($0.reshape([-1, 76]), $1.flatten()) }, 0.001, 0)
         case "mlp":
             let m = preset([784], 10)
             return (m, Tensor.randn([64, 784], generator: g), Tensor.randint(high: 10, [64], generator: g), 64, { Losses.crossEntropy($0, $1) }, 0.01, 0.9)
@@ -78,6 +84,7 @@ public enum Bench {
         let sharded = shardedStep ?? DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize)
         let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: sharded)
         let optimizer: Optimizer = name == "gpt" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001, weightDecay: 0.1)
+            : name == "lstm" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001)
             : kind == "adam" ? Adam(parameters: s.model.parameters(), learningRate: 0.001)
             : SGD(parameters: s.model.parameters(), learningRate: s.lr, momentum: s.momentum)
         var phaseNanoseconds = [UInt64](repeating: 0, count: 4)
@@ -125,8 +132,8 @@ public enum Bench {
         result.overlap = overlap
         result.shardedStep = ddp.shardsOptimizerStep
         result.transport = (comm as? TransportSelecting)?.transportName ?? "mpi"
-        result.optimizer = name == "gpt" ? "adamw" : kind
-        if name == "gpt" { result.tokensPerSample = 64 }
+        result.optimizer = ["gpt", "lstm"].contains(name) ? "adamw" : kind
+        if ["gpt", "lstm"].contains(name) { result.tokensPerSample = 64 }
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result
     }

@@ -71,6 +71,8 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public var nHead = 4
     public var nEmbd = 128
     public var blockSize = 64
+    /// The LSTM's hidden size (`--model lstm`).
+    public var hiddenSize = 256
     /// Share the token embedding with the output layer (nil: yes, as nanoGPT).
     public var tieEmbeddings: Bool? = nil
     /// The language models' tokens: `char` (the corpus's characters) or `byte` (256 values).
@@ -101,6 +103,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         valFraction = 0.1
         testFraction = 0
         logInterval = 50
+        if model == .lstm { nLayer = 1 }
     }
 
     /// The presets' names (`ModelName.presets`).
@@ -226,7 +229,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
             let text = (try? DataSpec.parse(data))?.isText ?? false
             if model.isLanguageModel && !text { try fail("--model \(model) trains on text: use --data shakespeare (bundled) or text:PATH, not \(data)") }
             if !model.isLanguageModel && text { try fail("--data \(data) is text, which only the language models (--model \(ModelName.languageModels.map(\.rawValue).joined(separator: ", "))) train on") }
-            if model.isLanguageModel && nEmbd % nHead != 0 { try fail("--n-embd \(nEmbd) must be divisible by --n-head \(nHead)") }
+            if model == .gpt && nEmbd % nHead != 0 { try fail("--n-embd \(nEmbd) must be divisible by --n-head \(nHead)") }
         }
     }
 

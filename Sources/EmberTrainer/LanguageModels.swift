@@ -52,6 +52,41 @@ public final class GPT: Module {
     }
 }
 
+/// A recurrent character model: token embedding, an LSTM (`numLayers` of `hiddenSize`, batch
+/// first) and a linear head over every position.
+public final class CharLSTM: Module {
+    public let embedding: Embedding
+    public let lstm: LSTM
+    public let head: Linear
+
+    public init(vocabularySize: Int, embeddingDim: Int, hiddenSize: Int, numLayers: Int, dropout: Double = 0, generators g: ModelGenerators) {
+        embedding = Embedding(numEmbeddings: vocabularySize, embeddingDim: embeddingDim, generator: g.weights)
+        lstm = LSTM(inputSize: embeddingDim, hiddenSize: hiddenSize, numLayers: numLayers, batchFirst: true, dropout: dropout, generator: g.weights)
+        head = Linear(inFeatures: hiddenSize, outFeatures: vocabularySize, generator: g.weights)
+        super.init()
+    }
+
+    /// Logits `[B, T, vocabularySize]` for int64 tokens `[B, T]`.
+    public override func forward(_ idx: Tensor) -> Tensor {
+        require(idx.rank == 2 && idx.dtype == .int64, "CharLSTM expects int64 tokens [batch, time], got \(idx.dtype) \(idx.shape)")
+        return head(lstm(embedding(idx)).output)
+    }
+}
+
+/// The language-model presets' models, from the options.
+enum LanguageModelFactory {
+    static func make(_ c: TrainerConfig, vocabularySize: Int, generators g: ModelGenerators, dropout: Double? = nil) -> Module {
+        switch c.model {
+        case .lstm:
+            return CharLSTM(vocabularySize: vocabularySize, embeddingDim: c.nEmbd, hiddenSize: c.hiddenSize, numLayers: c.nLayer,
+                            dropout: dropout ?? c.dropout, generators: g)
+        default:
+            return GPT(vocabularySize: vocabularySize, blockSize: c.blockSize, nLayer: c.nLayer, nHead: c.nHead, nEmbd: c.nEmbd,
+                       dropout: dropout ?? c.dropout, tieEmbeddings: c.tieEmbeddings ?? true, generators: g)
+        }
+    }
+}
+
 /// The text a language model trains on: tokenized, split in order (training first, then
 /// validation, then test, each the given fraction of the tokens), as next-token windows.
 struct PreparedText: @unchecked Sendable {
@@ -92,7 +127,7 @@ struct PreparedText: @unchecked Sendable {
     }
 }
 
-/// A language model (`--model gpt`) as a task: next-token cross-entropy over every position,
+/// A language model (`--model gpt` or `lstm`) as a task: next-token cross-entropy over every position,
 /// loss per token (exact over ranks), perplexity, tokens/s; AdamW decays matrices only.
 struct LanguageModelTask: TrainingTask, @unchecked Sendable {
     let config: TrainerConfig
@@ -102,8 +137,7 @@ struct LanguageModelTask: TrainingTask, @unchecked Sendable {
     var metrics: [Metric] { [Metric("perplexity", .exponentiatedMean)] }
 
     func makeModel(generators g: ModelGenerators) throws -> Module {
-        GPT(vocabularySize: text.tokenizer.vocabularySize, blockSize: config.blockSize, nLayer: config.nLayer, nHead: config.nHead,
-            nEmbd: config.nEmbd, dropout: config.dropout, tieEmbeddings: config.tieEmbeddings ?? true, generators: g)
+        LanguageModelFactory.make(config, vocabularySize: text.tokenizer.vocabularySize, generators: g)
     }
 
     static func data(_ w: TokenWindows) -> TaskData<PairBatch> {
@@ -166,9 +200,8 @@ public enum Sampling {
         do { context = try tokenizer.encode(o.prompt) } catch let e as DataError { throw ConfigError("--prompt: \(e.description)") }
         guard !context.isEmpty else { throw ConfigError("--prompt is empty") }
         let g = Generator(seed: o.seed)
-        let model = GPT(vocabularySize: tokenizer.vocabularySize, blockSize: config.blockSize, nLayer: config.nLayer, nHead: config.nHead,
-                        nEmbd: config.nEmbd, dropout: 0, tieEmbeddings: config.tieEmbeddings ?? true,
-                        generators: ModelGenerators(weights: Generator(seed: 0), dropout: g))
+        let model = LanguageModelFactory.make(config, vocabularySize: tokenizer.vocabularySize,
+                                              generators: ModelGenerators(weights: Generator(seed: 0), dropout: g), dropout: 0)
         try model.loadStateDict(checkpoint.model)
         model.eval()
         var generated: [Int] = []

@@ -66,7 +66,7 @@ public struct TrainerOption: @unchecked Sendable {
     /// Every option, in the order `--help` and docs/trainer.md list them.
     public static let all: [TrainerOption] = [
         value("model", \.model, "NAME", "`cnn`",
-              "`seednet`, `mlp`, `cnn` (LeNet-5), `resnet-small`, `sequential` with a `layers` list in the config, `gpt` (a character-level transformer language model with its own defaults: docs/language-models.md), or a model registered under a name (`ModelRegistry`)",
+              "`seednet`, `mlp`, `cnn` (LeNet-5), `resnet-small`, `sequential` with a `layers` list in the config, `gpt` (a character-level transformer language model) or `lstm` (a recurrent one), with their own defaults (docs/language-models.md), or a model registered under a name (`ModelRegistry`)",
               check: { ModelName.all.contains($0) ? nil : "\($0) is not one of \(ModelName.all.map(\.rawValue).joined(separator: ", "))" }),
         value("data", \.data, "SPEC", "`mnist5k` (`shakespeare` for gpt)", "`mnist5k` (bundled), `synthetic`, `csv:PATH`, `idx:DIR`, `npy:DIR`; for the language models `shakespeare` (bundled) or `text:PATH` (plain or gzipped; the last `--val-fraction` is validation)",
               check: { spec in (try? DataSpec.parse(spec)) == nil ? "\(spec) is not understood; use mnist5k, synthetic, csv:PATH, idx:DIR, npy:DIR, shakespeare or text:PATH" : nil }),
@@ -143,9 +143,10 @@ public struct TrainerOption: @unchecked Sendable {
               check: { $0 >= 0 ? nil : "must not be negative (got \($0))" }),
         optional("minLr", \.minLr, "X", "lr / 10 (gpt: 1e-4)", "with `--max-steps` and `--schedule cosine`: the rate at the last step",
                  check: { $0 >= 0 && $0.isFinite ? nil : "must be a non-negative number (got \($0))" }),
-        value("nLayer", \.nLayer, "N", "4", "gpt: transformer blocks", check: { (1...256).contains($0) ? nil : "must be between 1 and 256 (got \($0))" }),
+        value("nLayer", \.nLayer, "N", "4 (lstm: 1)", "gpt: transformer blocks; lstm: LSTM layers", check: { (1...256).contains($0) ? nil : "must be between 1 and 256 (got \($0))" }),
         value("nHead", \.nHead, "N", "4", "gpt: attention heads per block", check: { (1...256).contains($0) ? nil : "must be between 1 and 256 (got \($0))" }),
-        value("nEmbd", \.nEmbd, "N", "128", "gpt: the width (embedding size)", check: { (1...65536).contains($0) ? nil : "must be between 1 and 65536 (got \($0))" }),
+        value("nEmbd", \.nEmbd, "N", "128", "language models: the embedding size (gpt: the width)", check: { (1...65536).contains($0) ? nil : "must be between 1 and 65536 (got \($0))" }),
+        value("hiddenSize", \.hiddenSize, "N", "256", "lstm: the LSTM's hidden size", check: { (1...65536).contains($0) ? nil : "must be between 1 and 65536 (got \($0))" }),
         value("blockSize", \.blockSize, "N", "64", "language models: tokens of context per sample",
               check: { (1...65536).contains($0) ? nil : "must be between 1 and 65536 (got \($0))" }),
         value("tokenizer", \.tokenizer, "KIND", "`char`", "language models: `char` (one token per character of the corpus) or `byte` (the 256 byte values of its UTF-8)",
@@ -290,10 +291,10 @@ public struct ModelName: ChoiceName {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
     public static let seednet: Self = "seednet", mlp: Self = "mlp", cnn: Self = "cnn", resnetSmall: Self = "resnet-small", sequential: Self = "sequential"
-    public static let gpt: Self = "gpt"
-    public static let presets: [Self] = [.seednet, .mlp, .cnn, .resnetSmall, .sequential, .gpt]
+    public static let gpt: Self = "gpt", lstm: Self = "lstm"
+    public static let presets: [Self] = [.seednet, .mlp, .cnn, .resnetSmall, .sequential, .gpt, .lstm]
     /// The presets that train on text (`--data shakespeare` or `text:PATH`) by steps.
-    public static let languageModels: [Self] = [.gpt]
+    public static let languageModels: [Self] = [.gpt, .lstm]
     public var isLanguageModel: Bool { Self.languageModels.contains(self) }
     /// The presets and the registered models.
     public static var all: [Self] { presets + ModelRegistry.names.map(Self.init(rawValue:)) }

@@ -81,7 +81,7 @@ struct Sample: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Time training steps of the benchmark models; one line per model.")
-    @Option(help: "seednet, mlp, cnn, gpt, or all.") var model = "all"
+    @Option(help: "seednet, mlp, cnn, gpt, lstm, or all.") var model = "all"
     @Option(help: "Timed steps.") var steps = 200
     @Option(help: "Untimed warm-up steps.") var warmup = 20
     @Option(help: "BLAS threads per rank.") var threads = 1

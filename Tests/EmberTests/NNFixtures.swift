@@ -145,6 +145,29 @@ let layerTable: [String: () -> Module] = {
     t["layerNormNoBias"] = { LayerNorm(normalizedShape: [4], bias: false) }
     t["embeddingPadding"] = { Embedding(numEmbeddings: 10, embeddingDim: 3, paddingIdx: 4) }
     t["geluTanh"] = { GELU(approximate: "tanh") }
+    // Recurrent layers with learnable initial states, as the generator's WrapState.
+    func flat(_ parts: [Tensor]) -> Tensor { Tensor.cat(parts.map { $0.flatten() }) }
+    t["rnnTanh"] = { WrapState(RNN(inputSize: 3, hiddenSize: 4, numLayers: 2), h0: [2, 2, 4]) { m, x, h, _ in let r = m(x, h); return flat([r.output, r.hN]) } }
+    t["rnnReluBidirectional"] = { WrapState(RNN(inputSize: 3, hiddenSize: 4, nonlinearity: "relu", batchFirst: true, bidirectional: true), h0: [2, 2, 4]) { m, x, h, _ in
+        let r = m(x, h); return flat([r.output, r.hN]) } }
+    t["lstm"] = { WrapState(LSTM(inputSize: 3, hiddenSize: 4), h0: [1, 2, 4], c0: [1, 2, 4]) { m, x, h, c in
+        let r = m(x, (h, c!)); return flat([r.output, r.state.h, r.state.c]) } }
+    t["lstmDeepBidirectional"] = { WrapState(LSTM(inputSize: 3, hiddenSize: 4, numLayers: 2, batchFirst: true, bidirectional: true), h0: [4, 2, 4], c0: [4, 2, 4]) { m, x, h, c in
+        let r = m(x, (h, c!)); return flat([r.output, r.state.h, r.state.c]) } }
+    t["lstmProjection"] = { WrapState(LSTM(inputSize: 3, hiddenSize: 5, numLayers: 2, projSize: 2), h0: [2, 2, 2], c0: [2, 2, 5]) { m, x, h, c in
+        let r = m(x, (h, c!)); return flat([r.output, r.state.h, r.state.c]) } }
+    t["lstmNoBias"] = { WrapState(LSTM(inputSize: 3, hiddenSize: 4, bias: false), h0: [1, 3, 4], c0: [1, 3, 4]) { m, x, h, c in
+        let r = m(x, (h, c!)); return flat([r.output, r.state.h, r.state.c]) } }
+    t["gru"] = { WrapState(GRU(inputSize: 3, hiddenSize: 4, numLayers: 2, batchFirst: true), h0: [2, 2, 4]) { m, x, h, _ in let r = m(x, h); return flat([r.output, r.hN]) } }
+    t["gruBidirectional"] = { WrapState(GRU(inputSize: 3, hiddenSize: 4, bidirectional: true), h0: [2, 2, 4]) { m, x, h, _ in let r = m(x, h); return flat([r.output, r.hN]) } }
+    t["lstmLengths"] = { WrapState(LSTM(inputSize: 3, hiddenSize: 4, numLayers: 2, batchFirst: true, bidirectional: true), h0: [4, 3, 4], c0: [4, 3, 4]) { m, x, h, c in
+        let r = m(x, (h, c!), lengths: [5, 2, 4]); return flat([r.output, r.state.h, r.state.c]) } }
+    t["gruLengths"] = { WrapState(GRU(inputSize: 3, hiddenSize: 4, bidirectional: true), h0: [2, 3, 4]) { m, x, h, _ in
+        let r = m(x, h, lengths: [3, 5, 1]); return flat([r.output, r.hN]) } }
+    t["rnnLengths"] = { WrapState(RNN(inputSize: 3, hiddenSize: 4), h0: [1, 2, 4]) { m, x, h, _ in let r = m(x, h, lengths: [2, 4]); return flat([r.output, r.hN]) } }
+    t["lstmCell"] = { WrapState(LSTMCell(inputSize: 3, hiddenSize: 4), h0: [2, 4], c0: [2, 4]) { m, x, h, c in let r = m(x, (h, c!)); return flat([r.h, r.c]) } }
+    t["gruCell"] = { WrapState(GRUCell(inputSize: 3, hiddenSize: 4), h0: [2, 4]) { m, x, h, _ in m(x, h) } }
+    t["rnnCell"] = { WrapState(RNNCell(inputSize: 3, hiddenSize: 4, nonlinearity: "relu"), h0: [2, 4]) { m, x, h, _ in m(x, h) } }
     return t
 }()
 
@@ -187,4 +210,20 @@ final class Wrap<M: Module>: Module {
 /// The generator's `wave`: sin of the flat index, a float mask both sides can build.
 func wave(_ shape: [Int]) -> Tensor {
     Tensor((0..<shape.reduce(1, *)).map { Foundation.sin(Double($0)) }, shape: shape, dtype: .float64)
+}
+
+/// A recurrent layer with learnable initial states `h0` (and `c0`), like the generator's WrapState.
+final class WrapState<M: Module>: Module {
+    let m: M
+    @Parameter var h0: Tensor
+    @OptionalParameter var c0: Tensor?
+    let body: (M, Tensor, Tensor, Tensor?) -> Tensor
+    init(_ m: M, h0: [Int], c0: [Int]? = nil, _ body: @escaping (M, Tensor, Tensor, Tensor?) -> Tensor) {
+        self.m = m
+        _h0 = Parameter(wrappedValue: Tensor.zeros(h0))
+        _c0 = OptionalParameter(wrappedValue: c0.map { Tensor.zeros($0) })
+        self.body = body
+        super.init()
+    }
+    override func forward(_ x: Tensor) -> Tensor { body(m, x, h0, c0) }
 }

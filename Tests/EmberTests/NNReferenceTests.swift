@@ -37,12 +37,14 @@ final class NNReferenceTests: XCTestCase {
         }
     }
 
-    /// The attention and transformer layers in float64: PyTorch's values to ~1e-10, and
+    /// The attention, transformer and recurrent layers in float64: PyTorch's values to ~1e-10, and
     /// finite differences for the input gradient (gradcheck).
     func testAttentionAndTransformerLayersInFloat64() throws {
         let names = ["mhaSelf", "mhaWeights", "mhaHeadWeights", "mhaCausal", "mhaKeyPadding", "mhaKeyPaddingCausal", "mhaAdditiveMask",
                      "mha3DMask", "mhaCross", "mhaUnbatched", "encoderLayer", "encoderLayerNormFirst", "encoderLayerSeqFirst", "encoder",
-                     "decoderLayer", "decoderLayerNormFirst", "rmsNorm", "rmsNormEps", "layerNormNoBias", "geluTanh"]
+                     "decoderLayer", "decoderLayerNormFirst", "rmsNorm", "rmsNormEps", "layerNormNoBias", "geluTanh",
+                     "rnnTanh", "rnnReluBidirectional", "lstm", "lstmDeepBidirectional", "lstmProjection", "lstmNoBias", "gru",
+                     "gruBidirectional", "lstmLengths", "gruLengths", "rnnLengths", "lstmCell", "gruCell", "rnnCell"]
         for c in fixtures.layers where names.contains(c.name) {
             let module = layerTable[c.name]!().to(.float64)
             try module.loadStateDict(c.state.tensors(.float64))

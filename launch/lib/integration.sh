@@ -113,8 +113,8 @@ run_integration_tests() {
 
     # 2b. The benchmark tool: every model's line, phases, and the two-rank form (not timed).
     "$trainer" bench --steps 3 --warmup 1 --phases > "$work/bench.log" 2>&1
-    expect "trainer bench: one line per model with samples/s, BLAS share and kernel, and phase times" "$work/bench.log" \
-        bash -c "[ \$(grep -cE '^(seednet|mlp|cnn) world=1 threads=1 samples_per_s=[0-9]+ step_ms=[0-9.]+ blas_pct=[0-9.]+ peak_rss_mb=[0-9.]+ blas_kernel=' '$work/bench.log') -eq 3 ] && [ \$(grep -c 'phases_us forward=' '$work/bench.log') -eq 3 ]"
+    expect "trainer bench: one line per model with samples/s, BLAS share and kernel, and phase times; tokens/s for gpt and lstm" "$work/bench.log" \
+        bash -c "[ \$(grep -cE '^(seednet|mlp|cnn|gpt|lstm) world=1 threads=1 samples_per_s=[0-9]+ step_ms=[0-9.]+ blas_pct=[0-9.]+ peak_rss_mb=[0-9.]+ blas_kernel=' '$work/bench.log') -eq 5 ] && [ \$(grep -c 'phases_us forward=' '$work/bench.log') -eq 5 ] && [ \$(grep -cE '^(gpt|lstm) .*tokens_per_s=[0-9]+' '$work/bench.log') -eq 2 ]"
     launch/mpirun -n 2 "$trainer" bench --model mlp --steps 3 --warmup 1 > "$work/bench2.log" 2>&1
     expect "mpirun -n 2 trainer bench: global samples/s; overlap (off: ranks fill the cores), transport and sharding decided for the job" "$work/bench2.log" \
         grep -qE "^mlp world=2 .* overlap=off transport=auto sharded_step=on$" "$work/bench2.log"

@@ -89,6 +89,8 @@ open class Module {
     private func collect(_ value: Any, _ label: String, into entries: inout [(String, Entry)]) {
         switch value {
         case let p as Parameter: entries.append((label, .parameter(p)))
+        case let list as ParameterList:
+            for (name, p) in list.entries { entries.append((name, .parameter(p))) }
         case let p as OptionalParameter: entries.append((label, .optionalParameter(p)))
         case let b as Buffer: entries.append((label, .buffer(b)))
         case let b as OptionalBuffer: entries.append((label, .optionalBuffer(b)))

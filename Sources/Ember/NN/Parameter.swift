@@ -45,3 +45,16 @@ public final class OptionalParameter {
         self.wrappedValue?.requiresGrad = true
     }
 }
+
+/// Parameters under names of their own (`weight_ih_l0`, `bias_hh_l1_reverse`, …), for modules
+/// whose parameters depend on their arguments, like the recurrent layers. A `ParameterList`
+/// property's entries join the module's parameters under exactly these names (the property's
+/// own name is not a prefix), in the order appended.
+public final class ParameterList {
+    public private(set) var entries: [(name: String, parameter: Parameter)] = []
+    public init() {}
+
+    public func append(_ name: String, _ value: Tensor) { entries.append((name, Parameter(wrappedValue: value))) }
+
+    public subscript(_ name: String) -> Tensor? { entries.first { $0.name == name }?.parameter.wrappedValue }
+}
