@@ -9,11 +9,9 @@
 #define EMBER_CLONES
 #endif
 
-// e^x for x <= 0 (as GELU needs it: e^(-x²/2)), relative error below 2e-7 down to the
-// smallest normal float; below that it is 0. Cody-Waite range reduction and Cephes' degree-6
-// polynomial for expf.
-static inline float exp_nonpositive(float x) {
-    x = x < -87.0f ? -87.0f : x;
+// e^x for x in [-87, 88], relative error below 2e-7: Cody-Waite range reduction and Cephes'
+// degree-6 polynomial for expf.
+static inline float exp_bounded(float x) {
     float n = __builtin_rintf(x * 1.44269504088896341f);
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
@@ -26,6 +24,21 @@ static inline float exp_nonpositive(float x) {
     p = p * r * r + r + 1.0f;
     union { uint32_t u; float f; } scale = { .u = (uint32_t)((int32_t)n + 127) << 23 };
     return p * scale.f;
+}
+
+// e^x for x <= 0 (as GELU needs it: e^(-x²/2)); 0 below float's smallest normal numbers.
+static inline float exp_nonpositive(float x) { return exp_bounded(x < -87.0f ? -87.0f : x); }
+
+// The recurrent gates' functions over float's whole range (absolute error about 1e-7).
+static inline float sigmoid_fast(float x) {
+    x = x < -87.0f ? -87.0f : (x > 87.0f ? 87.0f : x);
+    return 1.0f / (1.0f + exp_bounded(-x));
+}
+static inline float tanh_fast(float x) {
+    float a = x < 0 ? -x : x;
+    float e = exp_bounded(a > 43.0f ? -86.0f : -2.0f * a);
+    float t = (1.0f - e) / (1.0f + e);
+    return x < 0 ? -t : t;
 }
 
 // Φ(x), the standard normal CDF, from erf by Abramowitz and Stegun 7.1.26 (absolute error
@@ -51,5 +64,85 @@ EMBER_CLONES void ember_gelu_backward_f32(float *restrict out, const float *rest
         float v = x[i];
         float gauss = exp_nonpositive(-0.5f * v * v);
         out[i] = grad[i] * (normal_cdf(v, gauss) + v * gauss * 0.39894228040143267794f);
+    }
+}
+
+// One step of the recurrent cells for the rows whose `active` flag is set (the others are left
+// alone): `xp` and `hh` are the input and recurrent products (biases included as the cell
+// needs), `gates` receives the activated gates, then the new state. Backward takes the step's
+// gates and states and the gradient reaching its output, and writes the gradient of the gate
+// pre-activations into `dxp` (input side) and `dhh` (recurrent side).
+
+EMBER_CLONES void ember_lstm_step_f32(long n, long h, const float *restrict xp, const float *restrict hh, const float *restrict c_prev,
+                                      float *restrict gates, float *restrict c_next, float *restrict y, const unsigned char *active) {
+    for (long r = 0; r < n; r++) {
+        if (!active[r]) continue;
+        const float *a = xp + r * 4 * h, *b = hh + r * 4 * h;
+        float *g = gates + r * 4 * h;
+        for (long j = 0; j < h; j++) {
+            float i = sigmoid_fast(a[j] + b[j]), f = sigmoid_fast(a[h + j] + b[h + j]);
+            float gg = tanh_fast(a[2 * h + j] + b[2 * h + j]), o = sigmoid_fast(a[3 * h + j] + b[3 * h + j]);
+            float c = f * c_prev[r * h + j] + i * gg;
+            g[j] = i; g[h + j] = f; g[2 * h + j] = gg; g[3 * h + j] = o;
+            c_next[r * h + j] = c;
+            y[r * h + j] = o * tanh_fast(c);
+        }
+    }
+}
+
+EMBER_CLONES void ember_lstm_step_backward_f32(long n, long h, const float *restrict gates, const float *restrict c_prev,
+                                               const float *restrict c_next, const float *restrict dy, float *restrict dc,
+                                               float *restrict dxp, float *restrict dhh, const unsigned char *active) {
+    for (long r = 0; r < n; r++) {
+        if (!active[r]) continue;
+        const float *g = gates + r * 4 * h;
+        float *p = dxp + r * 4 * h, *q = dhh + r * 4 * h;
+        for (long j = 0; j < h; j++) {
+            float i = g[j], f = g[h + j], gg = g[2 * h + j], o = g[3 * h + j];
+            float tc = tanh_fast(c_next[r * h + j]);
+            float d = dy[r * h + j];
+            float dct = dc[r * h + j] + d * o * (1 - tc * tc);
+            float di = dct * gg * i * (1 - i), df = dct * c_prev[r * h + j] * f * (1 - f);
+            float dg = dct * i * (1 - gg * gg), dout = d * tc * o * (1 - o);
+            p[j] = q[j] = di; p[h + j] = q[h + j] = df; p[2 * h + j] = q[2 * h + j] = dg; p[3 * h + j] = q[3 * h + j] = dout;
+            dc[r * h + j] = dct * f;
+        }
+    }
+}
+
+// GRU: `hh` is h W_hhᵀ without its bias, `b_hh` (may be NULL) is added here (b_hn sits inside r ⊙ ·).
+EMBER_CLONES void ember_gru_step_f32(long n, long h, const float *restrict xp, const float *restrict hh, const float *restrict b_hh,
+                                     const float *restrict h_prev, float *restrict gates, float *restrict hhn, float *restrict h_next,
+                                     const unsigned char *active) {
+    for (long r = 0; r < n; r++) {
+        if (!active[r]) continue;
+        const float *a = xp + r * 3 * h, *b = hh + r * 3 * h;
+        float *g = gates + r * 3 * h;
+        for (long j = 0; j < h; j++) {
+            float br = b_hh ? b_hh[j] : 0, bz = b_hh ? b_hh[h + j] : 0, bn = b_hh ? b_hh[2 * h + j] : 0;
+            float hn = b[2 * h + j] + bn;
+            float rr = sigmoid_fast(a[j] + b[j] + br), z = sigmoid_fast(a[h + j] + b[h + j] + bz);
+            float nn = tanh_fast(a[2 * h + j] + rr * hn);
+            g[j] = rr; g[h + j] = z; g[2 * h + j] = nn;
+            hhn[r * h + j] = hn;
+            h_next[r * h + j] = (1 - z) * nn + z * h_prev[r * h + j];
+        }
+    }
+}
+
+EMBER_CLONES void ember_gru_step_backward_f32(long n, long h, const float *restrict gates, const float *restrict hhn,
+                                              const float *restrict h_prev, const float *restrict dy,
+                                              float *restrict dxp, float *restrict dhh, const unsigned char *active) {
+    for (long r = 0; r < n; r++) {
+        if (!active[r]) continue;
+        const float *g = gates + r * 3 * h;
+        float *p = dxp + r * 3 * h, *q = dhh + r * 3 * h;
+        for (long j = 0; j < h; j++) {
+            float rr = g[j], z = g[h + j], nn = g[2 * h + j], d = dy[r * h + j];
+            float dn = d * (1 - z) * (1 - nn * nn);
+            float dr = dn * hhn[r * h + j] * rr * (1 - rr);
+            float dz = d * (h_prev[r * h + j] - nn) * z * (1 - z);
+            p[j] = q[j] = dr; p[h + j] = q[h + j] = dz; p[2 * h + j] = dn; q[2 * h + j] = dn * rr;
+        }
     }
 }

@@ -87,6 +87,24 @@ final class LanguageModelTests: XCTestCase {
         XCTAssertThrowsError(try Sampling.sample(checkpoint: root + "/s", options: o)) { XCTAssertTrue("\($0)".contains("\"Z\""), "\($0)") }
     }
 
+    /// `--model lstm`: the recurrent preset trains on the same text (two ranks as threads), its
+    /// weights carry PyTorch's keys, and its checkpoints sample.
+    func testTheLSTMPresetTrainsAndSamples() throws {
+        var c = config("lstm", steps: 24)
+        c.model = .lstm
+        (c.nLayer, c.nEmbd, c.hiddenSize) = (2, 8, 16)
+        let summary = try Trainer.train(c)
+        let lines = String(decoding: FileManager.default.contents(atPath: root + "/lstm/metrics.jsonl")!, as: UTF8.self).split(separator: "\n")
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        XCTAssertLessThan(summary.valLoss!, first["val_loss"] as! Double)
+        let state = try Safetensors.load(root + "/lstm/final.safetensors").tensors
+        XCTAssertEqual(state["lstm.weight_ih_l1"]?.shape, [64, 16])
+        XCTAssertEqual(state["lstm.weight_hh_l0"]?.shape, [64, 16])
+        var o = Sampling.Options()
+        (o.prompt, o.tokens) = ("JULIET", 20)
+        XCTAssertEqual(try Sampling.sample(checkpoint: root + "/lstm", options: o).unicodeScalars.count, 26)
+    }
+
     func testTextDataNeedsALanguageModelAndViceVersa() {
         var c = TrainerConfig()
         c.data = "shakespeare"

@@ -22,6 +22,15 @@ import torch.nn.functional as F
 
 def make(name):
     g = torch.Generator().manual_seed(0)
+    if name == "lstm":
+        class CharLSTM(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embedding, self.lstm, self.head = nn.Embedding(76, 128), nn.LSTM(128, 256, batch_first=True), nn.Linear(256, 76)
+            def forward(self, idx):
+                return self.head(self.lstm(self.embedding(idx))[0])
+        loss = lambda out, y: F.cross_entropy(out.view(-1, 76), y.view(-1))
+        return CharLSTM(), torch.randint(0, 76, (32, 64), generator=g), torch.randint(0, 76, (32, 64), generator=g), 32, loss, 0.001, 0.0
     if name == "gpt":
         from gpt_model import GPT
         model = GPT(vocab=76, block=64, layers=4, heads=4, width=128)
@@ -46,6 +55,8 @@ def run(name, steps, warmup, threads, rank=0, world=1, optimizer="sgd"):
         model = nn.parallel.DistributedDataParallel(model)
     if name == "gpt":
         opt = torch.optim.AdamW(model.parameters(), lr=0.001, weight_decay=0.1)
+    elif name == "lstm":
+        opt = torch.optim.AdamW(model.parameters(), lr=0.001)
     elif optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=0.001)
     else:
@@ -73,7 +84,7 @@ def run(name, steps, warmup, threads, rank=0, world=1, optimizer="sgd"):
     if rank == 0:
         print(f"{name} world={world} threads={threads} samples_per_s={batch * world / step_s:.0f} "
               f"step_ms={step_s * 1000:.3f} peak_rss_mb={rss:.1f}" + (" optimizer=adam" if optimizer == "adam" else "")
-              + (f" optimizer=adamw tokens_per_s={batch * world * 64 / step_s:.0f}" if name == "gpt" else ""), flush=True)
+              + (f" optimizer=adamw tokens_per_s={batch * world * 64 / step_s:.0f}" if name in ("gpt", "lstm") else ""), flush=True)
 
 
 def worker(rank, world, args):

@@ -88,6 +88,12 @@ run_integration_tests() {
     expect "trainer sample: continues the prompt with 80 characters from the run's tokenizer" "$work/lm-sample.log" \
         bash -c "head -c 6 '$work/lm-sample.log' | grep -q 'ROMEO:' && [ \$(wc -c < '$work/lm-sample.log') -ge 86 ] && ! grep -q error '$work/lm-sample.log'"
 
+    launch/mpirun -n 2 "$trainer" train --model lstm --n-embd 16 --hidden-size 32 --max-steps 20 --eval-interval 10 --warmup-steps 2 \
+        --batch-size 6 --run-dir "$work/lstm" > "$work/lstm.log" 2>&1
+    "$trainer" sample --checkpoint "$work/lstm" --prompt "JULIET:" --tokens 40 > "$work/lstm-sample.log" 2>&1
+    expect "mpirun -n 2, lstm on Shakespeare: trains by steps and samples" "$work/lstm-sample.log" \
+        bash -c "grep -q 'step 20/20  train loss' '$work/lstm.log' && head -c 7 '$work/lstm-sample.log' | grep -q 'JULIET:' && [ \$(wc -c < '$work/lstm-sample.log') -ge 47 ]"
+
     # 2. Small jobs: one process, 2 and 4 ranks.
     "$trainer" train --epochs 1 --run-dir "$work/single" > "$work/single.log" 2>&1
     expect "single process: cnn on the bundled MNIST subset writes summary.json with test_accuracy" "$work/single.log" \

@@ -15,6 +15,15 @@ void ember_sqrt_f32(float *out, const float *in, long n);
 /// GELU (exact form, to float32 precision) and its gradient `grad · (Φ(x) + x φ(x))`, vectorised.
 void ember_gelu_f32(float *out, const float *x, long n);
 void ember_gelu_backward_f32(float *out, const float *grad, const float *x, long n);
+/// One step of an LSTM or GRU cell for the active rows, forward and backward (Activations.c).
+void ember_lstm_step_f32(long n, long h, const float *xp, const float *hh, const float *c_prev, float *gates, float *c_next,
+                         float *y, const unsigned char *active);
+void ember_lstm_step_backward_f32(long n, long h, const float *gates, const float *c_prev, const float *c_next, const float *dy,
+                                  float *dc, float *dxp, float *dhh, const unsigned char *active);
+void ember_gru_step_f32(long n, long h, const float *xp, const float *hh, const float *b_hh, const float *h_prev, float *gates,
+                        float *hhn, float *h_next, const unsigned char *active);
+void ember_gru_step_backward_f32(long n, long h, const float *gates, const float *hhn, const float *h_prev, const float *dy,
+                                 float *dxp, float *dhh, const unsigned char *active);
 void ember_sqrt_f64(double *out, const double *in, long n);
 /// One step of SGD with momentum over `n` elements (see VectorMath.c); the arrays must not overlap.
 void ember_sgd_momentum_f32(float *p, const float *g, float *buf, long n, float lr, float momentum, float damp, float wd);

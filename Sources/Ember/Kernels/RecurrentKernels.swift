@@ -1,3 +1,5 @@
+import CEmberSupport
+
 /// One layer of a recurrent network in one direction, over a whole sequence: the input
 /// projection of every time step is one matrix product, each step one product for all gates and
 /// one pass of gate arithmetic, and backward through time runs the same way (no graph node per
@@ -19,9 +21,26 @@ enum RecurrentCell: Sendable, Equatable {
 /// What the forward pass keeps for the backward pass (all row-major, by processing step `s`
 /// unless noted): activated gates `[T, N, G·H]`, states `h` before each step and after the last
 /// `[T+1, N, P]`, LSTM cells `[T+1, N, H]`, GRU's `W_hn h + b_hn` `[T, N, H]`, the LSTM's
-/// unprojected `o·tanh(c)` `[T, N, H]` when it projects.
-struct RecurrentTape<T: FloatElement> {
-    var gates: [T], hs: [T], cs: [T], hhn: [T], raw: [T]
+/// unprojected `o·tanh(c)` `[T, N, H]` when it projects. Raw buffers: the step loops index them
+/// without bounds checks.
+final class RecurrentTape<T: FloatElement> {
+    let gates: UnsafeMutablePointer<T>, hs: UnsafeMutablePointer<T>, cs: UnsafeMutablePointer<T>
+    let hhn: UnsafeMutablePointer<T>, raw: UnsafeMutablePointer<T>
+    private let counts: [Int]
+
+    init(_ d: RecurrentShape, projects: Bool) {
+        let (tn, n, h, p) = (d.steps * d.batch, d.batch, d.hidden, d.output)
+        counts = [tn * d.gateWidth, (d.steps + 1) * n * p, d.cell == .lstm ? (d.steps + 1) * n * h : 0,
+                  d.cell == .gru ? tn * h : 0, projects ? tn * h : 0]
+        let buffers = counts.map { count -> UnsafeMutablePointer<T> in
+            let b = UnsafeMutablePointer<T>.allocate(capacity: Swift.max(count, 1))
+            b.initialize(repeating: 0, count: Swift.max(count, 1))
+            return b
+        }
+        (gates, hs, cs, hhn, raw) = (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4])
+    }
+
+    deinit { for b in [gates, hs, cs, hhn, raw] { b.deallocate() } }
 }
 
 struct RecurrentShape {
@@ -43,81 +62,95 @@ extension Kernels {
                                                   cN: UnsafeMutablePointer<T>?) -> RecurrentTape<T> {
         let (tn, n, h, p, gw) = (d.steps * d.batch, d.batch, d.hidden, d.output, d.gateWidth)
         // Every step's input projection in one product (plus both biases where they simply add).
-        var xp = [T](repeating: 0, count: tn * gw)
-        xp.withUnsafeMutableBufferPointer { gemm(false, true, m: tn, n: gw, k: d.input, x, lda: d.input, wIH, ldb: d.input, beta: 0, $0.baseAddress!, ldc: gw) }
-        for r in 0..<tn {
-            for j in 0..<gw {
-                var b: T = bIH?[j] ?? 0
-                if d.cell != .gru { b += bHH?[j] ?? 0 }
-                xp[r * gw + j] += b
+        let xp = UnsafeMutablePointer<T>.allocate(capacity: tn * gw), hh = UnsafeMutablePointer<T>.allocate(capacity: n * gw)
+        let rawStep = UnsafeMutablePointer<T>.allocate(capacity: n * h), projected = UnsafeMutablePointer<T>.allocate(capacity: n * p)
+        rawStep.initialize(repeating: 0, count: n * h)
+        defer { for b in [xp, hh, rawStep, projected] { b.deallocate() } }
+        gemm(false, true, m: tn, n: gw, k: d.input, x, lda: d.input, wIH, ldb: d.input, beta: 0, xp, ldc: gw)
+        if bIH != nil || (bHH != nil && d.cell != .gru) {
+            let bias = (0..<gw).map { j in (bIH?[j] ?? 0) + (d.cell != .gru ? bHH?[j] ?? 0 : 0) }
+            bias.withUnsafeBufferPointer { b in
+                for r in 0..<tn {
+                    let row = xp + r * gw
+                    for j in 0..<gw { row[j] += b[j] }
+                }
             }
         }
-        var tape = RecurrentTape<T>(gates: [T](repeating: 0, count: tn * gw), hs: [T](repeating: 0, count: (d.steps + 1) * n * p),
-                                    cs: d.cell == .lstm ? [T](repeating: 0, count: (d.steps + 1) * n * h) : [],
-                                    hhn: d.cell == .gru ? [T](repeating: 0, count: tn * h) : [],
-                                    raw: wHR != nil ? [T](repeating: 0, count: tn * h) : [])
-        for i in 0..<(n * p) { tape.hs[i] = h0[i] }
-        if d.cell == .lstm { for i in 0..<(n * h) { tape.cs[i] = c0?[i] ?? 0 } }
-        var hh = [T](repeating: 0, count: n * gw), rawStep = [T](repeating: 0, count: n * h), projected = [T](repeating: 0, count: n * p)
+        let tape = RecurrentTape<T>(d, projects: wHR != nil)
+        let (gates, hs, cs, hhn) = (tape.gates, tape.hs, tape.cs, tape.hhn)
+        hs.update(from: h0, count: n * p)
+        if d.cell == .lstm { if let c0 { cs.update(from: c0, count: n * h) } }
+        var active = [UInt8](repeating: 1, count: n)
+        let fast = T.self == Float.self && (d.cell == .lstm || d.cell == .gru)
         for s in 0..<d.steps {
             let t = d.time(s)
-            tape.hs.withUnsafeBufferPointer { hs in
-                hh.withUnsafeMutableBufferPointer { gemm(false, true, m: n, n: gw, k: p, hs.baseAddress! + s * n * p, lda: p, wHH, ldb: p, beta: 0, $0.baseAddress!, ldc: gw) }
+            let a = xp + t * n * gw, g = gates + s * n * gw
+            let hPrev = hs + s * n * p, hNext = hs + (s + 1) * n * p
+            gemm(false, true, m: n, n: gw, k: p, hPrev, lda: p, wHH, ldb: p, beta: 0, hh, ldc: gw)
+            for row in 0..<n { active[row] = d.active(row, t) ? 1 : 0 }
+            // A row past its length keeps its state.
+            for row in 0..<n where active[row] == 0 {
+                (hNext + row * p).update(from: hPrev + row * p, count: p)
+                if d.cell == .lstm { (cs + (s + 1) * n * h + row * h).update(from: cs + s * n * h + row * h, count: h) }
             }
-            for row in 0..<n {
-                let prev = s * n * p + row * p, next = (s + 1) * n * p + row * p
-                let outRow = (t * n + row) * p
-                guard d.active(row, t) else {
-                    for j in 0..<p { tape.hs[next + j] = tape.hs[prev + j]; out[outRow + j] = 0 }
-                    if d.cell == .lstm { for j in 0..<h { tape.cs[(s + 1) * n * h + row * h + j] = tape.cs[s * n * h + row * h + j] } }
-                    continue
+            let lstmOut = wHR == nil ? hNext : rawStep
+            if fast {
+                func f(_ q: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(q).assumingMemoryBound(to: Float.self) }
+                if d.cell == .lstm {
+                    ember_lstm_step_f32(n, h, f(a), f(hh), f(cs + s * n * h), f(g), f(cs + (s + 1) * n * h), f(lstmOut), active)
+                } else {
+                    ember_gru_step_f32(n, h, f(a), f(hh), bHH.map { UnsafeRawPointer($0).assumingMemoryBound(to: Float.self) }, f(hPrev), f(g),
+                                       f(hhn + s * n * h), f(hNext), active)
                 }
-                let a = (t * n + row) * gw, g = (s * n + row) * gw, hr = row * gw
-                switch d.cell {
-                case .rnnTanh, .rnnRelu:
-                    for j in 0..<h {
-                        let v = xp[a + j] + hh[hr + j]
-                        let y = d.cell == .rnnTanh ? T.tanh(v) : Swift.max(v, 0)
-                        tape.gates[g + j] = y
-                        tape.hs[next + j] = y
-                    }
-                case .lstm:
-                    let cPrev = s * n * h + row * h, cNext = (s + 1) * n * h + row * h
-                    for j in 0..<h {
-                        let i = logistic(xp[a + j] + hh[hr + j]), f = logistic(xp[a + h + j] + hh[hr + h + j])
-                        let gg = T.tanh(xp[a + 2 * h + j] + hh[hr + 2 * h + j]), o = logistic(xp[a + 3 * h + j] + hh[hr + 3 * h + j])
-                        let c = f * tape.cs[cPrev + j] + i * gg
-                        (tape.gates[g + j], tape.gates[g + h + j], tape.gates[g + 2 * h + j], tape.gates[g + 3 * h + j]) = (i, f, gg, o)
-                        tape.cs[cNext + j] = c
-                        let y = o * T.tanh(c)
-                        if wHR == nil { tape.hs[next + j] = y } else { rawStep[row * h + j] = y }
-                    }
-                case .gru:
-                    for j in 0..<h {
-                        let hn = hh[hr + 2 * h + j] + (bHH?[2 * h + j] ?? 0)
-                        let r = logistic(xp[a + j] + hh[hr + j] + (bHH?[j] ?? 0))
-                        let z = logistic(xp[a + h + j] + hh[hr + h + j] + (bHH?[h + j] ?? 0))
-                        let nn = T.tanh(xp[a + 2 * h + j] + r * hn)
-                        (tape.gates[g + j], tape.gates[g + h + j], tape.gates[g + 2 * h + j]) = (r, z, nn)
-                        tape.hhn[(s * n + row) * h + j] = hn
-                        tape.hs[next + j] = (1 - z) * nn + z * tape.hs[prev + j]
+            } else {
+                for row in 0..<n where active[row] != 0 {
+                    let ar = a + row * gw, hr = hh + row * gw, gr = g + row * gw
+                    switch d.cell {
+                    case .rnnTanh, .rnnRelu:
+                        for j in 0..<h {
+                            let v = ar[j] + hr[j]
+                            let y = d.cell == .rnnTanh ? T.tanh(v) : Swift.max(v, 0)
+                            gr[j] = y
+                            hNext[row * p + j] = y
+                        }
+                    case .lstm:
+                        let cPrev = cs + s * n * h + row * h, cNext = cs + (s + 1) * n * h + row * h
+                        for j in 0..<h {
+                            let i = logistic(ar[j] + hr[j]), f = logistic(ar[h + j] + hr[h + j])
+                            let gg = T.tanh(ar[2 * h + j] + hr[2 * h + j]), o = logistic(ar[3 * h + j] + hr[3 * h + j])
+                            let c = f * cPrev[j] + i * gg
+                            (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]) = (i, f, gg, o)
+                            cNext[j] = c
+                            lstmOut[row * h + j] = o * T.tanh(c)
+                        }
+                    case .gru:
+                        for j in 0..<h {
+                            let hn = hr[2 * h + j] + (bHH?[2 * h + j] ?? 0)
+                            let r = logistic(ar[j] + hr[j] + (bHH?[j] ?? 0))
+                            let z = logistic(ar[h + j] + hr[h + j] + (bHH?[h + j] ?? 0))
+                            let nn = T.tanh(ar[2 * h + j] + r * hn)
+                            (gr[j], gr[h + j], gr[2 * h + j]) = (r, z, nn)
+                            hhn[(s * n + row) * h + j] = hn
+                            hNext[row * p + j] = (1 - z) * nn + z * hPrev[row * p + j]
+                        }
                     }
                 }
             }
             if let wHR {
                 // The LSTM's projection: h = (o·tanh c) W_hrᵀ for the rows that took the step.
-                gemm(false, true, m: n, n: p, k: h, rawStep, lda: h, wHR, ldb: h, beta: 0, &projected, ldc: p)
-                for row in 0..<n where d.active(row, t) {
-                    for j in 0..<h { tape.raw[(s * n + row) * h + j] = rawStep[row * h + j] }
-                    for j in 0..<p { tape.hs[(s + 1) * n * p + row * p + j] = projected[row * p + j] }
+                gemm(false, true, m: n, n: p, k: h, rawStep, lda: h, wHR, ldb: h, beta: 0, projected, ldc: p)
+                for row in 0..<n where active[row] != 0 {
+                    (tape.raw + (s * n + row) * h).update(from: rawStep + row * h, count: h)
+                    (hNext + row * p).update(from: projected + row * p, count: p)
                 }
             }
-            for row in 0..<n where d.active(row, t) {
-                for j in 0..<p { out[(t * n + row) * p + j] = tape.hs[(s + 1) * n * p + row * p + j] }
+            for row in 0..<n {
+                let o = out + (t * n + row) * p
+                if active[row] != 0 { o.update(from: hNext + row * p, count: p) } else { o.update(repeating: 0, count: p) }
             }
         }
-        for i in 0..<(n * p) { hN[i] = tape.hs[d.steps * n * p + i] }
-        if let cN { for i in 0..<(n * h) { cN[i] = tape.cs[d.steps * n * h + i] } }
+        hN.update(from: hs + d.steps * n * p, count: n * p)
+        if let cN { cN.update(from: cs + d.steps * n * h, count: n * h) }
         return tape
     }
 
@@ -130,82 +163,97 @@ extension Kernels {
                                                    dWIH: UnsafeMutablePointer<T>, dWHH: UnsafeMutablePointer<T>,
                                                    dBIH: UnsafeMutablePointer<T>, dBHH: UnsafeMutablePointer<T>, dWHR: UnsafeMutablePointer<T>?) {
         let (tn, n, h, p, gw) = (d.steps * d.batch, d.batch, d.hidden, d.output, d.gateWidth)
-        var dXP = [T](repeating: 0, count: tn * gw), dHH = [T](repeating: 0, count: tn * gw)
-        var dh = Array(UnsafeBufferPointer(start: gH, count: n * p))
-        var dc = d.cell == .lstm ? (gC.map { Array(UnsafeBufferPointer(start: $0, count: n * h)) } ?? [T](repeating: 0, count: n * h)) : []
-        var dRaw = [T](repeating: 0, count: n * h), next = [T](repeating: 0, count: n * p)
+        func buffer(_ count: Int) -> UnsafeMutablePointer<T> {
+            let b = UnsafeMutablePointer<T>.allocate(capacity: Swift.max(count, 1))
+            b.initialize(repeating: 0, count: Swift.max(count, 1))
+            return b
+        }
+        let dXP = buffer(tn * gw), dHH = buffer(tn * gw), dRaw = buffer(n * h), masked = buffer(n * p)
+        var dh = buffer(n * p), next = buffer(n * p)
+        let dc = buffer(n * h)
+        defer { for b in [dXP, dHH, dRaw, masked, dh, next, dc] { b.deallocate() } }
+        dh.update(from: gH, count: n * p)
+        if d.cell == .lstm, let gC { dc.update(from: gC, count: n * h) }
+        let (gates, hs, cs, hhn) = (tape.gates, tape.hs, tape.cs, tape.hhn)
         if let dWHR { dWHR.update(repeating: 0, count: p * h) }
+        var active = [UInt8](repeating: 1, count: n)
+        let fast = T.self == Float.self && (d.cell == .lstm || d.cell == .gru)
         for s in stride(from: d.steps - 1, through: 0, by: -1) {
             let t = d.time(s)
-            for row in 0..<n where d.active(row, t) {
+            for row in 0..<n { active[row] = d.active(row, t) ? 1 : 0 }
+            for row in 0..<n where active[row] != 0 {
                 for j in 0..<p { dh[row * p + j] += gOut[(t * n + row) * p + j] }
             }
             if let wHR, let dWHR {
-                // Through the projection: d(raw) = dh W_hr, dW_hr += dhᵀ raw (inactive rows of raw are 0).
-                gemm(false, false, m: n, n: h, k: p, dh, lda: p, wHR, ldb: h, beta: 0, &dRaw, ldc: h)
-                tape.raw.withUnsafeBufferPointer { raw in
-                    var masked = dh
-                    for row in 0..<n where !d.active(row, t) { for j in 0..<p { masked[row * p + j] = 0 } }
-                    gemm(true, false, m: p, n: h, k: n, masked, lda: p, raw.baseAddress! + s * n * h, ldb: h, beta: 1, dWHR, ldc: h)
-                }
+                // Through the projection: d(raw) = dh W_hr, dW_hr += dhᵀ raw (inactive rows left out).
+                gemm(false, false, m: n, n: h, k: p, dh, lda: p, wHR, ldb: h, beta: 0, dRaw, ldc: h)
+                for row in 0..<n { for j in 0..<p { masked[row * p + j] = active[row] != 0 ? dh[row * p + j] : 0 } }
+                gemm(true, false, m: p, n: h, k: n, masked, lda: p, tape.raw + s * n * h, ldb: h, beta: 1, dWHR, ldc: h)
             }
-            for row in 0..<n where d.active(row, t) {
-                let a = (t * n + row) * gw, g = (s * n + row) * gw
-                switch d.cell {
-                case .rnnTanh, .rnnRelu:
-                    for j in 0..<h {
-                        let y = tape.gates[g + j], dy = dh[row * p + j]
-                        let pre = d.cell == .rnnTanh ? dy * (1 - y * y) : (y > 0 ? dy : 0)
-                        dXP[a + j] = pre
-                        dHH[g + j] = pre
-                    }
-                case .lstm:
-                    let cPrev = s * n * h + row * h, cNext = (s + 1) * n * h + row * h
-                    for j in 0..<h {
-                        let (i, f, gg, o) = (tape.gates[g + j], tape.gates[g + h + j], tape.gates[g + 2 * h + j], tape.gates[g + 3 * h + j])
-                        let tc = T.tanh(tape.cs[cNext + j])
-                        let dy = wHR == nil ? dh[row * p + j] : dRaw[row * h + j]
-                        let dcTotal = dc[row * h + j] + dy * o * (1 - tc * tc)
-                        let di = dcTotal * gg * i * (1 - i), df = dcTotal * tape.cs[cPrev + j] * f * (1 - f)
-                        let dg = dcTotal * i * (1 - gg * gg), dOut = dy * tc * o * (1 - o)
-                        (dXP[a + j], dXP[a + h + j], dXP[a + 2 * h + j], dXP[a + 3 * h + j]) = (di, df, dg, dOut)
-                        (dHH[g + j], dHH[g + h + j], dHH[g + 2 * h + j], dHH[g + 3 * h + j]) = (di, df, dg, dOut)
-                        dc[row * h + j] = dcTotal * f
-                    }
-                case .gru:
-                    for j in 0..<h {
-                        let (r, z, nn) = (tape.gates[g + j], tape.gates[g + h + j], tape.gates[g + 2 * h + j])
-                        let hPrev = tape.hs[s * n * p + row * p + j], dy = dh[row * p + j]
-                        let dnPre = dy * (1 - z) * (1 - nn * nn)
-                        let drPre = dnPre * tape.hhn[(s * n + row) * h + j] * r * (1 - r)
-                        let dzPre = dy * (hPrev - nn) * z * (1 - z)
-                        (dXP[a + j], dXP[a + h + j], dXP[a + 2 * h + j]) = (drPre, dzPre, dnPre)
-                        (dHH[g + j], dHH[g + h + j], dHH[g + 2 * h + j]) = (drPre, dzPre, dnPre * r)
+            let g = gates + s * n * gw, dxp = dXP + t * n * gw, dhh = dHH + s * n * gw
+            let dy = wHR == nil ? dh : dRaw
+            if fast {
+                func f(_ q: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(q).assumingMemoryBound(to: Float.self) }
+                if d.cell == .lstm {
+                    ember_lstm_step_backward_f32(n, h, f(g), f(cs + s * n * h), f(cs + (s + 1) * n * h), f(dy), f(dc), f(dxp), f(dhh), active)
+                } else {
+                    ember_gru_step_backward_f32(n, h, f(g), f(hhn + s * n * h), f(hs + s * n * p), f(dh), f(dxp), f(dhh), active)
+                }
+            } else {
+                for row in 0..<n where active[row] != 0 {
+                    let gr = g + row * gw, pr = dxp + row * gw, qr = dhh + row * gw
+                    switch d.cell {
+                    case .rnnTanh, .rnnRelu:
+                        for j in 0..<h {
+                            let y = gr[j], dv = dh[row * p + j]
+                            let pre = d.cell == .rnnTanh ? dv * (1 - y * y) : (y > 0 ? dv : 0)
+                            (pr[j], qr[j]) = (pre, pre)
+                        }
+                    case .lstm:
+                        let cPrev = cs + s * n * h + row * h, cNext = cs + (s + 1) * n * h + row * h
+                        for j in 0..<h {
+                            let (i, f, gg, o) = (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j])
+                            let tc = T.tanh(cNext[j])
+                            let dv = dy[row * h + j]
+                            let dcTotal = dc[row * h + j] + dv * o * (1 - tc * tc)
+                            let di = dcTotal * gg * i * (1 - i), df = dcTotal * cPrev[j] * f * (1 - f)
+                            let dg = dcTotal * i * (1 - gg * gg), dOut = dv * tc * o * (1 - o)
+                            (pr[j], pr[h + j], pr[2 * h + j], pr[3 * h + j]) = (di, df, dg, dOut)
+                            (qr[j], qr[h + j], qr[2 * h + j], qr[3 * h + j]) = (di, df, dg, dOut)
+                            dc[row * h + j] = dcTotal * f
+                        }
+                    case .gru:
+                        for j in 0..<h {
+                            let (r, z, nn) = (gr[j], gr[h + j], gr[2 * h + j])
+                            let hPrev = hs[s * n * p + row * p + j], dv = dh[row * p + j]
+                            let dnPre = dv * (1 - z) * (1 - nn * nn)
+                            let drPre = dnPre * hhn[(s * n + row) * h + j] * r * (1 - r)
+                            let dzPre = dv * (hPrev - nn) * z * (1 - z)
+                            (pr[j], pr[h + j], pr[2 * h + j]) = (drPre, dzPre, dnPre)
+                            (qr[j], qr[h + j], qr[2 * h + j]) = (drPre, dzPre, dnPre * r)
+                        }
                     }
                 }
             }
             // dh before the step: through W_hh for the rows that took it (plus GRU's z·dh), as is otherwise.
-            dHH.withUnsafeBufferPointer { dhh in
-                gemm(false, false, m: n, n: p, k: gw, dhh.baseAddress! + s * n * gw, lda: gw, wHH, ldb: p, beta: 0, &next, ldc: p)
-            }
+            gemm(false, false, m: n, n: p, k: gw, dhh, lda: gw, wHH, ldb: p, beta: 0, next, ldc: p)
             for row in 0..<n {
-                if d.active(row, t) {
-                    if d.cell == .gru { for j in 0..<p { next[row * p + j] += dh[row * p + j] * tape.gates[(s * n + row) * gw + h + j] } }
+                if active[row] != 0 {
+                    if d.cell == .gru { for j in 0..<p { next[row * p + j] += dh[row * p + j] * g[row * gw + h + j] } }
                 } else {
-                    for j in 0..<p { next[row * p + j] = dh[row * p + j] }
+                    (next + row * p).update(from: dh + row * p, count: p)
                 }
             }
             swap(&dh, &next)
         }
-        for i in 0..<(n * p) { dh0[i] = dh[i] }
-        if let dc0 { for i in 0..<(n * h) { dc0[i] = dc.isEmpty ? 0 : dc[i] } }
+        dh0.update(from: dh, count: n * p)
+        if let dc0 { dc0.update(from: dc, count: n * h) }
         // The weights' gradients, each one product over every step.
         gemm(true, false, m: gw, n: d.input, k: tn, dXP, lda: gw, x, ldb: d.input, beta: 0, dWIH, ldc: d.input)
-        tape.hs.withUnsafeBufferPointer { hs in
-            gemm(true, false, m: gw, n: p, k: tn, dHH, lda: gw, hs.baseAddress!, ldb: p, beta: 0, dWHH, ldc: p)
-        }
+        gemm(true, false, m: gw, n: p, k: tn, dHH, lda: gw, hs, ldb: p, beta: 0, dWHH, ldc: p)
         gemm(false, false, m: tn, n: d.input, k: gw, dXP, lda: gw, wIH, ldb: d.input, beta: 0, dx, ldc: d.input)
-        for j in 0..<gw { dBIH[j] = 0; dBHH[j] = 0 }
+        dBIH.update(repeating: 0, count: gw)
+        dBHH.update(repeating: 0, count: gw)
         for r in 0..<tn {
             for j in 0..<gw { dBIH[j] += dXP[r * gw + j]; dBHH[j] += dHH[r * gw + j] }
         }
