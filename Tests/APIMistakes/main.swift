@@ -46,6 +46,24 @@ let cases: [(name: String, expected: String, run: () -> Void)] = [
         _ = SGD(paramGroups: [ParamGroup(params: [Tensor([1], requiresGrad: true)], learningRate: 0.1,
                                          options: SGD.Hyperparameters().values.merging(["momentm": 0.9]) { a, _ in a })])
     }),
+    ("attention-heads-do-not-divide", "MultiheadAttention: embedDim 10 must be divisible by numHeads 3", {
+        _ = MultiheadAttention(embedDim: 10, numHeads: 3)
+    }),
+    ("attention-mask-and-causal", "give attnMask or isCausal, not both", {
+        _ = Tensor.scaledDotProductAttention(x, x, x, attnMask: .additive(Tensor.zeros([2, 2])), isCausal: true)
+    }),
+    ("lstm-wrong-input-size", "LSTM(inputSize: 4) got input whose last dimension is 3", {
+        _ = LSTM(inputSize: 4, hiddenSize: 8)(Tensor.zeros([5, 2, 3]))
+    }),
+    ("lstm-bad-lengths", "lengths must give each of the 2 sequences a length in 1...5, got [6, 1]", {
+        _ = LSTM(inputSize: 3, hiddenSize: 8)(Tensor.zeros([5, 2, 3]), lengths: [6, 1])
+    }),
+    ("einsum-repeated-index", "repeats an index within one operand", { _ = Tensor.einsum("ii->", Tensor.zeros([2, 2])) }),
+    ("topk-too-large", "topk: k = 5 is out of range for dimension -1 of size 3", { _ = x.topk(5) }),
+    ("gelu-unknown-approximation", "GELUApproximation: \"fast\" is not one of \"none\", \"tanh\"", { _ = GELU(approximate: "fast") }),
+    ("multinomial-too-many-without-replacement", "cannot draw 2 samples without replacement from row 0", {
+        _ = Tensor([1, 0, 0]).multinomial(2)
+    }),
 ]
 
 let arguments = CommandLine.arguments.dropFirst()
