@@ -19,6 +19,8 @@ public enum Bench {
         /// steps faster), "shm" or "mpi".
         public var transport = "mpi"
         public var optimizer = "sgd"
+        /// `--deterministic`: samples per micro-batch (nil: the ordinary data-parallel step).
+        public var microBatch: Int?
         /// Mean microseconds per step in forward (with zeroGrad and the loss), backward (which ends
         /// by waiting for the gradient reductions), what `synchronize()` still does after that
         /// (nothing, unless gradients are pending) and the optimizer step, on this rank (when asked for).
@@ -37,6 +39,7 @@ public enum Bench {
                    name, world, threads, samplesPerSecond, stepMilliseconds, blasFraction * 100, peakResidentMB, blasKernel)
                 + (world > 1 ? " overlap=\(overlap ? "on" : "off") transport=\(transport) sharded_step=\(shardedStep ? "on" : "off")" : "")
                 + (optimizer == "sgd" ? "" : " optimizer=\(optimizer)")
+                + (microBatch.map { " deterministic=on micro_batch=\($0)" } ?? "")
                 + (tokensPerSample.map { String(format: " tokens_per_s=%.0f", samplesPerSecond * Double($0)) } ?? "")
         }
     }
@@ -74,15 +77,26 @@ public enum Bench {
         }
     }
 
+    /// The batch per rank of a benchmark model.
+    public static func batch(of name: String) -> Int { setup(name, generator: Generator(seed: 0)).batch }
+
     /// Runs one model for `steps` timed steps after `warmup` untimed ones.
     /// `shardedStep` nil decides as the trainer does (`DataParallel.shardingPaysOff`); sharded,
     /// the synchronize phase is 0 and the optimizer phase is the whole sharded step. `optimizer: "adam"` trains with Adam (lr 0.001) in place of the model's SGD.
+    /// `deterministicMicroBatch` times `--deterministic`'s step instead: this rank's batch in
+    /// micro-batches of that size, their gradients summed exactly over the ranks.
     public static func run(_ name: String, steps: Int, warmup: Int, threads: Int, comm: Communicator, overlap: Bool = true,
-                           shardedStep: Bool? = nil, optimizer kind: String = "sgd", phases timePhases: Bool = false) throws -> Result {
+                           shardedStep: Bool? = nil, optimizer kind: String = "sgd", phases timePhases: Bool = false,
+                           deterministicMicroBatch: Int? = nil) throws -> Result {
         setNumThreads(threads)
         let s = setup(name, generator: Generator(seed: 0))
-        let sharded = shardedStep ?? DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize)
+        let micro = deterministicMicroBatch
+        if let micro, s.batch % micro != 0 { throw ConfigError("--micro-batch \(micro) must divide \(name)'s batch of \(s.batch)") }
+        let sharded = micro == nil && (shardedStep ?? DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize))
         let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: sharded)
+        let params = s.model.parameters()
+        if micro != nil { for p in params { p.setGradientDestination(nil) } }
+        let exact = micro == nil ? nil : try ExactGradientSum(params: params, comm: comm)
         let optimizer: Optimizer = name == "gpt" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001, weightDecay: 0.1)
             : name == "lstm" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001)
             : kind == "adam" ? Adam(parameters: s.model.parameters(), learningRate: 0.001)
@@ -95,7 +109,25 @@ public enum Bench {
             phaseNanoseconds[phase] += now - start
             start = now
         }
+        func deterministicStep(_ micro: Int) throws {
+            var t = DispatchTime.now().uptimeNanoseconds
+            let count = s.batch / micro
+            var grads = [[Tensor]](repeating: [], count: params.count)
+            for k in 0..<count {
+                ddp.noSync {
+                    s.loss(s.model(s.x.narrow(dim: 0, start: k * micro, length: micro)), s.y.narrow(dim: 0, start: k * micro, length: micro)).backward()
+                }
+                for (i, p) in params.enumerated() { grads[i].append(p.grad ?? Tensor.zeros(p.shape)); p.grad = nil }
+            }
+            lap(1, since: &t)
+            try exact!.mean(grads, count: count * comm.worldSize)
+            lap(2, since: &t)
+            optimizer.step()
+            optimizer.zeroGrad()
+            lap(3, since: &t)
+        }
         func step() throws {
+            if let micro { return try deterministicStep(micro) }
             var t = DispatchTime.now().uptimeNanoseconds
             optimizer.zeroGrad()
             let loss = s.loss(try ddp(s.x), s.y)
@@ -133,6 +165,7 @@ public enum Bench {
         result.shardedStep = ddp.shardsOptimizerStep
         result.transport = (comm as? TransportSelecting)?.transportName ?? "mpi"
         result.optimizer = ["gpt", "lstm"].contains(name) ? "adamw" : kind
+        result.microBatch = micro
         if ["gpt", "lstm"].contains(name) { result.tokensPerSample = 64 }
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result

@@ -75,6 +75,14 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public var hiddenSize = 256
     /// Share the token embedding with the output layer (nil: yes, as nanoGPT).
     public var tieEmbeddings: Bool? = nil
+    /// The same result on any number of ranks (`--deterministic`): fixed micro-batches of the
+    /// global batch, gradients summed exactly (docs/distributed.md).
+    public var deterministic = false
+    /// With `deterministic`: samples per optimizer step over all ranks.
+    public var globalBatchSize: Int? = nil
+    /// With `deterministic`: samples per micro-batch (nil: the global batch / 12 when that
+    /// divides it, else / 4, / 2, or 1).
+    public var microBatchSize: Int? = nil
     /// The language models' tokens: `char` (the corpus's characters) or `byte` (256 values).
     public var tokenizer = "char"
 
@@ -121,7 +129,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         c.layers = []
         c.numClasses = 1; c.momentum = 0; c.clipNorm = 1; c.clipValue = 1; c.patience = 1; c.beta1 = 0.9; c.beta2 = 0.999
         c.runDir = ""; c.resume = ""; c.overlap = false; c.shardOptimizer = false; c.trace = ""
-        c.maxSteps = 1; c.minLr = 0; c.tieEmbeddings = true
+        c.maxSteps = 1; c.minLr = 0; c.tieEmbeddings = true; c.globalBatchSize = 1; c.microBatchSize = 1
         return c
     }
 
@@ -221,6 +229,15 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
             try fail("--monitor \(monitor) needs a validation split (--val-fraction > 0)")
         }
         for (i, spec) in (layers ?? []).enumerated() { try spec.validate(index: i) }
+        if deterministic {
+            guard let g = globalBatchSize else { try fail("--deterministic needs --global-batch-size N (the samples of one step over all ranks, whatever their number)") }
+            if let m = microBatchSize, g % m != 0 { try fail("--micro-batch-size \(m) must divide --global-batch-size \(g)") }
+            if gradAccumulation != 1 { try fail("--grad-accumulation does not apply with --deterministic (the micro-batches are the accumulation)") }
+            if shardOptimizer == true { try fail("--shard-optimizer does not apply with --deterministic (every rank takes the whole step)") }
+            if threads > 1 { try fail("--threads \(threads): --deterministic runs one BLAS thread per rank (products split over threads may round differently)") }
+        } else if globalBatchSize != nil || microBatchSize != nil {
+            try fail("--global-batch-size and --micro-batch-size apply with --deterministic")
+        }
         if maxSteps == nil && (warmupSteps > 0 || minLr != nil) { try fail("--warmup-steps and --min-lr apply to training by steps (--max-steps N)") }
         if let maxSteps, warmupSteps >= maxSteps { try fail("--warmup-steps must be below --max-steps (got \(warmupSteps) with --max-steps \(maxSteps))") }
         if let minLr, minLr > lr { try fail("--min-lr \(minLr) is above --lr \(lr)") }

@@ -96,7 +96,7 @@ public enum Trainer {
         }
         // Ranks per node: the launcher's word, else MPI's shared-memory split.
         let ranksHere = launch.localSize ?? (comm as? NodeTopology)?.ranksOnThisNode ?? 1
-        setNumThreads(config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / ranksHere))
+        setNumThreads(config.deterministic ? 1 : config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / ranksHere))
         if comm.rank == 0 {
             // Forced kernel families can cost more than half the speed (docs/benchmarks.md).
             let forced = settings.blasCoreType.map {

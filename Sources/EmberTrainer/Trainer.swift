@@ -246,6 +246,10 @@ final class RankLoop<Task: TrainingTask> {
     private(set) var resumed = false
     /// The timeline (`--trace`), nil when not tracing.
     private var trace: TraceRecorder?
+    /// `--deterministic`: how global batches split into micro-batches and over the ranks, and
+    /// the exact sum of their gradients.
+    let plan: DeterministicPlan?
+    let exactSum: ExactGradientSum?
 
     init(config: TrainerConfig, comm: Communicator, task: Task, runDir: String, resume: LoadedCheckpoint?, log: Logger,
          settings: LaunchSettings, callbacks: [TrainingCallback]) throws {
@@ -268,9 +272,13 @@ final class RankLoop<Task: TrainingTask> {
         var launch = settings.launch
         if launch.localSize == nil, let topology = comm as? NodeTopology, comm.worldSize > 1 { launch.localSize = topology.ranksOnThisNode }
         let overlap = config.overlap ?? launch.overlapPaysOff(threadsPerRank: numThreads, cores: ProcessInfo.processInfo.activeProcessorCount)
+        plan = config.deterministic ? try DeterministicPlan(config, rank: comm.rank, worldSize: comm.worldSize) : nil
         ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: config.bucketKB * 1024, overlap: overlap,
-                               shardOptimizerStep: config.shardOptimizer
+                               shardOptimizerStep: config.deterministic ? false : config.shardOptimizer
                                    ?? DataParallel.shardingPaysOff(parameterCount: model.parameterCount, worldSize: comm.worldSize))
+        // Deterministic steps sum gradients themselves: none is born in a (prescaled) bucket.
+        if config.deterministic { for p in model.parameters() { p.setGradientDestination(nil) } }
+        exactSum = config.deterministic ? try ExactGradientSum(params: model.parameters(), comm: comm) : nil
         optimizer = try task.makeOptimizer(model: model, options: config)
         epochSchedule = EpochSchedule(config: config)
         perStepSchedule = StepSchedule(config: config)
@@ -283,6 +291,7 @@ final class RankLoop<Task: TrainingTask> {
 
     /// Batches in one pass over the training data (per rank).
     var dataBatchesPerEpoch: Int {
+        if let plan { return train.count / plan.globalBatch }
         let perRank = (train.count + comm.worldSize - 1) / comm.worldSize
         return (perRank + config.batchSize - 1) / config.batchSize
     }
@@ -342,7 +351,8 @@ final class RankLoop<Task: TrainingTask> {
         // Older checkpoints kept only the correct count, as the accuracy's sum.
         epochMetrics = s.epochMetrics.map(MetricTotals.init(stored:))
             ?? MetricTotals(stored: metrics.contains(.accuracy) && s.epochSums[2] > 0 ? ["accuracy": [s.epochSums[1], s.epochSums[2]]] : [:])
-        if s.worldSize == comm.worldSize {
+        if s.worldSize == comm.worldSize || plan != nil {
+            // (A deterministic run counts global batches, the same on any world size.)
             batchInEpoch = s.batchInEpoch
             if comm.rank < s.generatorStates.count { dropoutGenerator.stateWords = s.generatorStates[comm.rank] }
         } else {
@@ -362,8 +372,11 @@ final class RankLoop<Task: TrainingTask> {
 
     func run() throws -> RunSummary {
         let start = Date()
-        let sampler = DistributedSampler(count: train.count, rank: comm.rank, worldSize: comm.worldSize, shuffle: true, seed: config.seed)
-        let loader = BatchLoader(sampler: sampler, batchSize: config.batchSize, make: train.batch)
+        let sampler: Sampler = plan.map { MicroBatchSampler(datasetCount: train.count, plan: $0, seed: config.seed) }
+            ?? DistributedSampler(count: train.count, rank: comm.rank, worldSize: comm.worldSize, shuffle: true, seed: config.seed)
+        // Deterministic steps gather their micro-batches themselves: the loader hands out indices.
+        let loader = BatchLoader(sampler: sampler, batchSize: plan.map { $0.perRank * $0.microBatch } ?? config.batchSize,
+                                 make: { [plan, train] indices in plan == nil ? train.batch(indices) : nil })
         var progress = ProgressReporter(interactive: settings.interactive, logInterval: config.logInterval, totalEpochs: totalEpochs,
                                         maxSteps: config.maxSteps, unit: train.unit)
         var stop: StopReason = .completed
@@ -392,17 +405,27 @@ final class RankLoop<Task: TrainingTask> {
                 micro += 1
                 let boundary = micro == config.gradAccumulation || last
                 try settings.injectedFailure?.check(rank: comm.rank, step: globalStep)
-                let local = try trainBatch(samples, count: train.weight(of: indices), synchronize: boundary)
+                let local = try plan.map { plan in try measure("deterministic step", "step") { try deterministicBatch(indices: indices, plan: plan) } }
+                    ?? trainBatch(samples!, count: train.weight(of: indices), synchronize: boundary)
                 if boundary {
                     micro = 0
                     if let lr = perStepSchedule.learningRate(step: globalStep) { optimizer.learningRate = lr }
-                    try measure("optimizer step", "optimizer") { try ddp.step(optimizer, clipNorm: config.clipNorm, clipValue: config.clipValue) }
+                    try measure("optimizer step", "optimizer") {
+                        if plan != nil {
+                            // Every rank holds the same summed gradients and takes the same step.
+                            if let c = config.clipValue { GradClip.clipValue(model.parameters(), clipValue: c) }
+                            if let c = config.clipNorm { GradClip.clipNorm(model.parameters(), maxNorm: c) }
+                            optimizer.step()
+                        } else {
+                            try ddp.step(optimizer, clipNorm: config.clipNorm, clipValue: config.clipValue)
+                        }
+                    }
                     optimizer.zeroGrad()
                     stepSchedule?.step()
                     globalStep += 1
                 }
                 // One small allreduce per batch: exact global loss and metrics, and agreement on a stop.
-                let g = try measure("metrics (waiting for every rank)", "sync") { try reduce(local) }
+                let g = try plan == nil ? measure("metrics (waiting for every rank)", "sync") { try reduce(local) } : local
                 trace?.span("batch \(batch)", "step", waitStart, args: ["step": Double(globalStep)])
                 trace?.stepEnded()
                 epochLoss.sum += g.lossSum
@@ -555,6 +578,7 @@ final class RankLoop<Task: TrainingTask> {
 
     /// Global loss and metrics of a split; each rank evaluates its share, no sample twice.
     func evaluate(_ split: TaskData<Task.Batch>) throws -> (loss: Double, metrics: MetricTotals) {
+        if plan != nil { return try deterministicEvaluate(split) }
         model.eval()
         defer { model.train() }
         let sampler = DistributedEvalSampler(count: split.count, rank: comm.rank, worldSize: comm.worldSize)

@@ -93,11 +93,13 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
     @Flag(help: "Also measure DataLoader throughput on MNIST-shaped data.") var loader = false
     @Flag(help: "Also print rank 0's mean time per step in forward, backward, synchronize and optimizer step.") var phases = false
+    @Flag(help: "Time --deterministic's step: micro-batches, gradients summed exactly (docs/distributed.md).") var deterministic = false
+    @Option(help: "With --deterministic: samples per micro-batch (default: the model's whole batch per rank).") var microBatch: Int?
 
     func run() throws {
         let models = model == "all" ? EmberTrainer.Bench.models : [model]
         guard models.allSatisfy(EmberTrainer.Bench.models.contains) else {
-            TrainingCommandLine.fail(ConfigError("--model \(model) is not one of seednet, mlp, cnn, all"), status: 2)
+            TrainingCommandLine.fail(ConfigError("--model \(model) is not one of \(EmberTrainer.Bench.models.joined(separator: ", ")), all"), status: 2)
         }
         guard ["sgd", "adam"].contains(optimizer) else { TrainingCommandLine.fail(ConfigError("--optimizer \(optimizer) is not one of sgd, adam"), status: 2) }
         guard steps > 0, warmup >= 0, threads > 0 else { TrainingCommandLine.fail(ConfigError("--steps and --threads must be positive, --warmup non-negative"), status: 2) }
@@ -108,7 +110,8 @@ struct Bench: ParsableCommand {
             for name in models {
                 let overlaps = overlap ?? settings.launch.overlapPaysOff(threadsPerRank: threads, cores: ProcessInfo.processInfo.activeProcessorCount)
                 let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm,
-                                                        overlap: overlaps, shardedStep: shardOptimizer, optimizer: optimizer, phases: phases)
+                                                        overlap: overlaps, shardedStep: shardOptimizer, optimizer: optimizer, phases: phases,
+                                                        deterministicMicroBatch: deterministic ? microBatch ?? EmberTrainer.Bench.batch(of: name) : nil)
                 if comm.rank == 0 { print(result.line) }
                 if comm.rank == 0, let line = result.phaseLine { print(line) }
             }

@@ -1,0 +1,82 @@
+import XCTest
+import Foundation
+import Ember
+@testable import EmberTrainer
+
+/// `--deterministic`: bitwise the same weights, optimizer state and metrics on any world size
+/// that divides the micro-batches (ranks as threads here; launch/test runs mpirun too).
+final class DeterministicTests: XCTestCase {
+    var root = ""
+    override func setUpWithError() throws {
+        root = NSTemporaryDirectory() + "ember-det-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: root) }
+
+    func config(_ name: String, ranks: Int, model: ModelName = .mlp, epochs: Int = 2) -> TrainerConfig {
+        var c = TrainerConfig()
+        (c.model, c.data, c.syntheticSamples, c.epochs) = (model, "synthetic", model == .mlp ? 300 : 72, epochs)
+        (c.deterministic, c.globalBatchSize, c.dropout, c.optimizer, c.lr) = (true, 24, model == .mlp ? 0.3 : 0, .adam, 0.002)
+        c.localRanks = ranks
+        c.runDir = root + "/" + name
+        c.logLevel = "warning"
+        return c
+    }
+
+    func file(_ run: String, _ name: String) -> Data? { FileManager.default.contents(atPath: root + "/" + run + "/" + name) }
+
+    /// metrics.jsonl without the timings.
+    func metrics(_ run: String) throws -> [[String: Double]] {
+        try String(decoding: file(run, "metrics.jsonl")!, as: UTF8.self).split(separator: "\n").map { line in
+            let d = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            return d.filter { !["epoch_s", "samples_per_s"].contains($0.key) }.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        }
+    }
+
+    func testMLPWithDropoutIsBitwiseTheSameOnOneTwoAndThreeRanks() throws {
+        for n in [1, 2, 3] { _ = try Trainer.train(config("mlp\(n)", ranks: n)) }
+        XCTAssertNotNil(file("mlp1", "final.safetensors"))
+        for n in [2, 3] {
+            XCTAssertEqual(file("mlp1", "final.safetensors"), file("mlp\(n)", "final.safetensors"), "\(n) ranks")
+            XCTAssertEqual(try metrics("mlp1"), try metrics("mlp\(n)"), "\(n) ranks")
+        }
+        // The optimizer state too: the latest checkpoints' optimizer tensors agree.
+        let a = try Checkpoints.latestValid(runDir: root + "/mlp1") { _ in }, b = try Checkpoints.latestValid(runDir: root + "/mlp3") { _ in }
+        for (k, t) in a.optimizer { XCTAssertEqual(t.scalars, b.optimizer[k]?.scalars, k) }
+    }
+
+    func testBatchNormRunningStatisticsAgreeAcrossWorldSizes() throws {
+        for n in [1, 2] { _ = try Trainer.train(config("bn\(n)", ranks: n, model: .resnetSmall, epochs: 1)) }
+        XCTAssertEqual(file("bn1", "final.safetensors"), file("bn2", "final.safetensors"))
+    }
+
+    /// Stopped after one epoch on two ranks, resumed on three: the uninterrupted run's bits.
+    func testResumingOnAnotherWorldSizeContinuesBitwise() throws {
+        _ = try Trainer.train(config("whole", ranks: 1, epochs: 3))
+        var part = config("part", ranks: 2, epochs: 3)
+        _ = try Trainer.fit(PresetTask(config: part, data: try DataPreparation.prepare(part)), options: part,
+                            callbacks: { [StopAtEpoch(1)] })
+        part.resume = "latest"
+        part.localRanks = 3
+        let summary = try Trainer.train(part) { $0.localRanks = 3 }
+        XCTAssertEqual(summary.epochs, 3)
+        XCTAssertEqual(file("whole", "final.safetensors"), file("part", "final.safetensors"))
+    }
+
+    func testAWorldSizeThatDoesNotShareTheMicroBatchesIsNamed() throws {
+        var c = config("odd", ranks: 3)
+        c.globalBatchSize = 10  // 2 micro-batches of 5
+        XCTAssertThrowsError(try Trainer.train(c)) { XCTAssertTrue("\($0)".contains("2 micro-batches of 5 (global batch 10) cannot be shared by 3 ranks; use 1, 2 ranks"), "\($0)") }
+        var d = TrainerConfig()
+        d.deterministic = true
+        XCTAssertThrowsError(try d.validate()) { XCTAssertTrue("\($0)".contains("--deterministic needs --global-batch-size"), "\($0)") }
+    }
+}
+
+/// Asks training to stop at the end of epoch `epoch` (1-based count of finished epochs).
+final class StopAtEpoch: TrainingCallback {
+    let epoch: Int
+    init(_ epoch: Int) { self.epoch = epoch }
+    var ranks: CallbackRanks { .everyRank }
+    func epochEnded(_ context: TrainingContext) { if context.epoch + 1 == epoch { context.requestStop("test stop") } }
+}
