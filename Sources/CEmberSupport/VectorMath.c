@@ -69,3 +69,7 @@ EMBER_CLONES void ember_fixed_accumulate_f32(double *restrict acc, const float *
 EMBER_CLONES void ember_fixed_unscale_f32(float *restrict out, const double *restrict acc, long n, double factor) {
     for (long i = 0; i < n; i++) out[i] = (float)(acc[i] * factor);
 }
+
+EMBER_CLONES void ember_fixed_store_f32(double *restrict acc, const float *restrict x, long n, double scale) {
+    for (long i = 0; i < n; i++) acc[i] = __builtin_rint((double)x[i] * scale);
+}

@@ -114,10 +114,11 @@ public enum Bench {
             let count = s.batch / micro
             var grads = [[Tensor]](repeating: [], count: params.count)
             for k in 0..<count {
+                exact!.prepare(microBatch: k)
                 ddp.noSync {
                     s.loss(s.model(s.x.narrow(dim: 0, start: k * micro, length: micro)), s.y.narrow(dim: 0, start: k * micro, length: micro)).backward()
                 }
-                for (i, p) in params.enumerated() { grads[i].append(p.grad ?? Tensor.zeros(p.shape)); p.grad = nil }
+                for (i, g) in exact!.collect(microBatch: k).enumerated() { grads[i].append(g) }
             }
             lap(1, since: &t)
             try exact!.mean(grads, count: count * comm.worldSize)

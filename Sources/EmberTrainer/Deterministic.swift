@@ -70,6 +70,10 @@ final class ExactGradientSum {
     let params: [Tensor]
     let acc: Tensor
     let views: [Tensor]
+    /// Where micro-batch k's gradient of parameter p is born (`slots[k][p]`), and where the mean
+    /// lands: buffers made once, so a step allocates nothing.
+    private var slots: [[Tensor]] = []
+    private let means: [Tensor]
 
     init(params: [Tensor], comm: Communicator) throws {
         self.comm = comm
@@ -81,8 +85,30 @@ final class ExactGradientSum {
             return acc.flatView(offset: offset, shape: [p.count])
         }
         self.acc = acc
+        means = params.map { Tensor.zeros($0.shape, dtype: $0.dtype) }
         // Integers in doubles sum exactly in any order: shared memory's order is as good as MPI's.
         if let selectable = comm as? TransportSelecting, selectable.usesSharedMemory { selectable.transport = .sharedMemory }
+    }
+
+    /// Points every parameter's gradient at micro-batch `k`'s slots (call before its backward,
+    /// with the gradients cleared).
+    func prepare(microBatch k: Int) {
+        while slots.count <= k { slots.append(params.map { Tensor.zeros($0.shape, dtype: $0.dtype) }) }
+        for (p, slot) in zip(params, slots[k]) {
+            p.grad = nil
+            p.setGradientDestination(slot)
+        }
+    }
+
+    /// Micro-batch `k`'s gradients as backward left them (a parameter it did not reach: zeros).
+    func collect(microBatch k: Int) -> [Tensor] {
+        params.enumerated().map { i, p in
+            let g = p.grad
+            p.grad = nil
+            p.setGradientDestination(nil)
+            if let g, g !== slots[k][i] { slots[k][i].copy_(g) } else if g == nil { slots[k][i].fill(0) }
+            return slots[k][i]
+        }
     }
 
     /// `local[p][k]`: this rank's gradient of parameter p from its k-th micro-batch. Writes the
@@ -91,13 +117,13 @@ final class ExactGradientSum {
         // The grid of each parameter, from its largest magnitude on any rank (a maximum: no order changes it).
         let largest = try comm.allreduceMax(local.map { micro in micro.reduce(0.0) { Swift.max($0, FixedPointSum.largestMagnitude($1)) } })
         let scales = largest.map { FixedPointSum.scale(largest: $0, terms: count) }
-        acc.fill(0)
-        for (p, micro) in local.enumerated() { for g in micro { FixedPointSum.accumulate(g, into: views[p], scale: scales[p]) } }
+        for (p, micro) in local.enumerated() {
+            for (k, g) in micro.enumerated() { FixedPointSum.accumulate(g, into: views[p], scale: scales[p], first: k == 0) }
+        }
         try comm.allreduce(acc, op: .sum)
         for (p, t) in params.enumerated() {
-            let g = Tensor.zeros(t.shape, dtype: t.dtype)
-            FixedPointSum.unscale(views[p], into: g, factor: 1 / (scales[p] * Double(count)))
-            t.grad = g
+            FixedPointSum.unscale(views[p], into: means[p], factor: 1 / (scales[p] * Double(count)))
+            t.grad = means[p]
         }
     }
 
@@ -133,15 +159,13 @@ extension RankLoop {
             // Every micro-batch starts from the step's running statistics; they are combined below.
             for (bn, s) in zip(norms, start) { noGrad { bn.runningMean!.copy_(s.0); bn.runningVar!.copy_(s.1) } }
             var log = MetricLog(metrics)
+            exactSum!.prepare(microBatch: k)
             let loss = ddp.noSync { () -> Tensor in
                 let loss = task.trainingStep(model: model, batch: train.batch(chunk), log: &log)
                 loss.backward()
                 return loss
             }
-            for (p, t) in params.enumerated() {
-                grads[p].append(t.grad ?? Tensor.zeros(t.shape, dtype: t.dtype))
-                t.grad = nil
-            }
+            for (p, g) in exactSum!.collect(microBatch: k).enumerated() { grads[p].append(g) }
             let weight = train.weight(of: chunk)
             var row = [loss.doubleItem() * weight, weight]
             for m in metrics { let v = log.values[m.name]; row += [v?.value ?? 0, v?.count ?? 0] }

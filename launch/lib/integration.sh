@@ -94,6 +94,43 @@ run_integration_tests() {
     expect "mpirun -n 2, lstm on Shakespeare: trains by steps and samples" "$work/lstm-sample.log" \
         bash -c "grep -q 'step 20/20  train loss' '$work/lstm.log' && head -c 7 '$work/lstm-sample.log' | grep -q 'JULIET:' && [ \$(wc -c < '$work/lstm-sample.log') -ge 47 ]"
 
+    # 1d. --deterministic: one process, mpirun -n 2, 3, 4 and ranks as threads train to bitwise
+    # the same weights and metrics (mlp with dropout; resnet-small with batch norm); a run stopped
+    # with SIGTERM on two ranks and resumed on four ends with the uninterrupted run's bits.
+    cat > "$work/same-metrics.py" <<'PY'
+import json, sys
+def load(p): return [{k: v for k, v in json.loads(l).items() if k not in ("epoch_s", "samples_per_s")} for l in open(p)]
+runs = [load(p) for p in sys.argv[1:]]
+sys.exit(0 if all(r == runs[0] for r in runs) and runs[0] else 1)
+PY
+    local det=(--model mlp --dropout 0.2 --data synthetic --synthetic-samples 600 --epochs 3 --deterministic --global-batch-size 48)
+    "$trainer" train "${det[@]}" --run-dir "$work/det1" > "$work/det1.log" 2>&1
+    local det_runs=("$work/det1")
+    for n in 2 3 4; do
+        launch/mpirun -n "$n" "$trainer" train "${det[@]}" --run-dir "$work/det-mpi$n" > "$work/det-mpi$n.log" 2>&1
+        "$trainer" train "${det[@]}" --local-ranks "$n" --run-dir "$work/det-threads$n" > "$work/det-threads$n.log" 2>&1
+        det_runs+=("$work/det-mpi$n" "$work/det-threads$n")
+    done
+    expect "--deterministic, mlp with dropout: 1 process, mpirun -n 2/3/4 and 2/3/4 threads give bitwise equal weights and metrics" "$work/det-mpi4.log" \
+        bash -c 'for r in "${@:2}"; do cmp -s "$1/final.safetensors" "$r/final.safetensors" || exit 1; done; python3 "'"$work"'/same-metrics.py" "${@/%//metrics.jsonl}"' _ "${det_runs[@]}"
+    local detbn=(--model resnet-small --data synthetic --synthetic-samples 240 --epochs 1 --deterministic --global-batch-size 24)
+    "$trainer" train "${detbn[@]}" --run-dir "$work/detbn1" > "$work/detbn1.log" 2>&1
+    launch/mpirun -n 2 "$trainer" train "${detbn[@]}" --run-dir "$work/detbn2" > "$work/detbn2.log" 2>&1
+    "$trainer" train "${detbn[@]}" --local-ranks 3 --run-dir "$work/detbn3" > "$work/detbn3.log" 2>&1
+    launch/mpirun -n 4 "$trainer" train "${detbn[@]}" --run-dir "$work/detbn4" > "$work/detbn4.log" 2>&1
+    expect "--deterministic, resnet-small (batch norm): 1 process, mpirun -n 2, 3 threads, mpirun -n 4 give bitwise equal weights and running statistics" "$work/detbn4.log" \
+        bash -c "cmp -s '$work/detbn1/final.safetensors' '$work/detbn2/final.safetensors' && cmp -s '$work/detbn1/final.safetensors' '$work/detbn3/final.safetensors' && cmp -s '$work/detbn1/final.safetensors' '$work/detbn4/final.safetensors'"
+    local detlong=(--model mlp --dropout 0.2 --data synthetic --synthetic-samples 600 --epochs 30 --deterministic --global-batch-size 48 --checkpoint-interval 0)
+    "$trainer" train "${detlong[@]}" --run-dir "$work/det-whole" > "$work/det-whole.log" 2>&1
+    launch/mpirun -n 2 "$trainer" train "${detlong[@]}" --run-dir "$work/det-split" > "$work/det-split.log" 2>&1 &
+    job=$!
+    for _ in $(seq 1 300); do [ -f "$work/det-split/metrics.jsonl" ] && [ "$(wc -l < "$work/det-split/metrics.jsonl")" -ge 3 ] && break; sleep 0.05; done
+    kill -TERM "$job"
+    wait "$job"
+    launch/mpirun -n 4 "$trainer" train --resume latest --run-dir "$work/det-split" > "$work/det-resume.log" 2>&1
+    expect "--deterministic: stopped by SIGTERM on 2 ranks mid-epoch, resumed on 4: bitwise the uninterrupted run's weights and metrics" "$work/det-resume.log" \
+        bash -c "grep -q 'interrupted' '$work/det-split.log' && cmp -s '$work/det-whole/final.safetensors' '$work/det-split/final.safetensors' && python3 '$work/same-metrics.py' '$work/det-whole/metrics.jsonl' '$work/det-split/metrics.jsonl'"
+
     # 2. Small jobs: one process, 2 and 4 ranks.
     "$trainer" train --epochs 1 --run-dir "$work/single" > "$work/single.log" 2>&1
     expect "single process: cnn on the bundled MNIST subset writes summary.json with test_accuracy" "$work/single.log" \

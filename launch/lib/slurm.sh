@@ -171,6 +171,14 @@ PY
     expect "Slurm: 2 nodes × 2 ranks train to the weights of 1 node × 4 ranks (within 1e-5), the start-up check seeing 2 nodes" "$jobs/two-nodes.log" \
         bash -c "grep -q '4 ranks on 2 nodes' '$jobs/two-nodes.log' && python3 '$work/compare-weights.py' '$jobs/one-node/final.safetensors' '$jobs/two-nodes/final.safetensors'"
 
+    # --deterministic over srun on two nodes: bitwise the weights of one process.
+    local det=(--model mlp --dropout 0.2 --data synthetic --synthetic-samples 600 --epochs 2 --deterministic --global-batch-size 48)
+    "$repo_dir/$trainer" train "${det[@]}" --run-dir "$jobs/det-one" > "$jobs/det-one.log" 2>&1
+    OMPI_MCA_btl=self,tcp srun --mpi=pmix -N2 --ntasks-per-node=2 --overcommit "$repo_dir/$trainer" train "${det[@]}" \
+        --run-dir "$jobs/det-two-nodes" > "$jobs/det-two-nodes.log" 2>&1
+    expect "Slurm: --deterministic on 2 nodes × 2 ranks: bitwise the weights of one process" "$jobs/det-two-nodes.log" \
+        cmp -s "$jobs/det-one/final.safetensors" "$jobs/det-two-nodes/final.safetensors"
+
     slurm_stop "$d"
     expect "Slurm: every daemon the tests started is stopped" /dev/null bash -c "sleep 0.5; ! pgrep -f 'slurm(ctl)?d -f $d' >/dev/null && { [ -z '${slurm_started_munge:-}' ] || [ ! -e /proc/${slurm_started_munge:-0} ] || grep -q '^State:[[:space:]]*Z' /proc/${slurm_started_munge:-0}/status; }"
 }

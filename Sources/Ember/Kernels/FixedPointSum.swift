@@ -18,10 +18,15 @@ public enum FixedPointSum {
         return Double(ember_absmax_f32(t.pointer(Float.self), t.count))
     }
 
-    /// `acc += round(t · scale)` elementwise; `acc` is float64 of `t`'s element count.
-    public static func accumulate(_ t: Tensor, into acc: Tensor, scale: Double) {
+    /// `acc += round(t · scale)` elementwise (`acc = …` when `first`); `acc` is float64 of
+    /// `t`'s element count.
+    public static func accumulate(_ t: Tensor, into acc: Tensor, scale: Double, first: Bool = false) {
         require(t.dtype == .float32 && acc.dtype == .float64 && acc.count == t.count, "FixedPointSum.accumulate: a float32 tensor into a float64 one of its size")
-        ember_fixed_accumulate_f32(acc.pointer(Double.self), t.pointer(Float.self), t.count, scale)
+        if first {
+            ember_fixed_store_f32(acc.pointer(Double.self), t.pointer(Float.self), t.count, scale)
+        } else {
+            ember_fixed_accumulate_f32(acc.pointer(Double.self), t.pointer(Float.self), t.count, scale)
+        }
     }
 
     /// `out = acc · factor` as float32 (`factor` = 1 / (scale · divisor) for a mean).
