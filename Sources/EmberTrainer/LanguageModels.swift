@@ -61,9 +61,13 @@ public final class CharLSTM: Module {
 
     public init(vocabularySize: Int, embeddingDim: Int, hiddenSize: Int, numLayers: Int, dropout: Double = 0, generators g: ModelGenerators) {
         embedding = Embedding(numEmbeddings: vocabularySize, embeddingDim: embeddingDim, generator: g.weights)
-        lstm = LSTM(inputSize: embeddingDim, hiddenSize: hiddenSize, numLayers: numLayers, batchFirst: true, dropout: dropout, generator: g.weights)
+        // Dropout between the LSTM's layers draws from this rank's generator; its weights are
+        // drawn again below from the weight generator (PyTorch's uniform ±1/√hiddenSize).
+        lstm = LSTM(inputSize: embeddingDim, hiddenSize: hiddenSize, numLayers: numLayers, batchFirst: true, dropout: dropout, generator: g.dropout)
         head = Linear(inFeatures: hiddenSize, outFeatures: vocabularySize, generator: g.weights)
         super.init()
+        let bound = 1 / Double(hiddenSize).squareRoot()
+        noGrad { for p in lstm.parameters() { Init.uniform(p, low: -bound, high: bound, generator: g.weights) } }
     }
 
     /// Logits `[B, T, vocabularySize]` for int64 tokens `[B, T]`.

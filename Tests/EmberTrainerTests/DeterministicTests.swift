@@ -29,7 +29,7 @@ final class DeterministicTests: XCTestCase {
     func metrics(_ run: String) throws -> [[String: Double]] {
         try String(decoding: file(run, "metrics.jsonl")!, as: UTF8.self).split(separator: "\n").map { line in
             let d = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-            return d.filter { !["epoch_s", "samples_per_s"].contains($0.key) }.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+            return d.filter { $0.key != "epoch_s" && !$0.key.hasSuffix("_per_s") }.compactMapValues { ($0 as? NSNumber)?.doubleValue }
         }
     }
 
@@ -48,6 +48,27 @@ final class DeterministicTests: XCTestCase {
     func testBatchNormRunningStatisticsAgreeAcrossWorldSizes() throws {
         for n in [1, 2] { _ = try Trainer.train(config("bn\(n)", ranks: n, model: .resnetSmall, epochs: 1)) }
         XCTAssertEqual(file("bn1", "final.safetensors"), file("bn2", "final.safetensors"))
+    }
+
+    /// The language models too: gpt (attention and residual dropout) and a two-layer lstm
+    /// (dropout between the layers), on 1 and 3 ranks.
+    func testLanguageModelsWithDropoutAgreeAcrossWorldSizes() throws {
+        let text = String(repeating: "ROMEO: to be or not to be.\nJULIET: that is the question.\n", count: 30)
+        try text.write(toFile: root + "/corpus.txt", atomically: true, encoding: .utf8)
+        for model in [ModelName.gpt, .lstm] {
+            for n in [1, 3] {
+                var c = TrainerConfig(model: model)
+                c.data = "text:" + root + "/corpus.txt"
+                (c.nLayer, c.nHead, c.nEmbd, c.hiddenSize, c.blockSize, c.dropout) = (2, 2, 16, 16, 16, 0.2)
+                (c.maxSteps, c.evalInterval, c.warmupSteps) = (6, 3, 1)
+                (c.deterministic, c.globalBatchSize, c.localRanks) = (true, 12, n)
+                c.runDir = root + "/\(model)\(n)"
+                c.logLevel = "warning"
+                _ = try Trainer.train(c)
+            }
+            XCTAssertEqual(file("\(model)1", "final.safetensors"), file("\(model)3", "final.safetensors"), "\(model)")
+            XCTAssertEqual(try metrics("\(model)1"), try metrics("\(model)3"), "\(model)")
+        }
     }
 
     /// Stopped after one epoch on two ranks, resumed on three: the uninterrupted run's bits.
