@@ -95,8 +95,7 @@ public enum Bench {
         let sharded = micro == nil && (shardedStep ?? DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize))
         let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: sharded)
         let params = s.model.parameters()
-        if micro != nil { for p in params { p.setGradientDestination(nil) } }
-        let exact = micro == nil ? nil : try ExactGradientSum(params: params, comm: comm)
+        let exact = micro == nil ? nil : try ddp.deterministicGradients()
         let optimizer: Optimizer = name == "gpt" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001, weightDecay: 0.1)
             : name == "lstm" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001)
             : kind == "adam" ? Adam(parameters: s.model.parameters(), learningRate: 0.001)
@@ -112,16 +111,13 @@ public enum Bench {
         func deterministicStep(_ micro: Int) throws {
             var t = DispatchTime.now().uptimeNanoseconds
             let count = s.batch / micro
-            var grads = [[Tensor]](repeating: [], count: params.count)
             for k in 0..<count {
-                exact!.prepare(microBatch: k)
-                ddp.noSync {
+                exact!.microBatch(k) {
                     s.loss(s.model(s.x.narrow(dim: 0, start: k * micro, length: micro)), s.y.narrow(dim: 0, start: k * micro, length: micro)).backward()
                 }
-                for (i, g) in exact!.collect(microBatch: k).enumerated() { grads[i].append(g) }
             }
             lap(1, since: &t)
-            try exact!.mean(grads, count: count * comm.worldSize)
+            try exact!.reduce(microBatches: count * comm.worldSize)
             lap(2, since: &t)
             optimizer.step()
             optimizer.zeroGrad()

@@ -6,9 +6,8 @@ import Foundation
 /// ranks ran it. Every global batch (the same on any world size: one permutation per epoch, cut
 /// in order) is split into `M` micro-batches; rank r computes micro-batches r·M/W ..< (r+1)·M/W,
 /// each exactly as any rank would (same shapes, one BLAS thread, dropout drawn from a generator
-/// seeded by (seed, step, micro-batch)). Gradients are summed exactly: each micro-batch's is
-/// rounded onto a fixed-point grid fixed by the global largest magnitude (an allreduce of
-/// maxima, which no order changes), so the sums, in doubles below 2^53, are exact in any order.
+/// seeded by (seed, step, micro-batch)). Gradients are summed exactly (`DeterministicGradients`
+/// in EmberDistributed).
 /// Losses, metrics and batch-norm running statistics are gathered per micro-batch and combined
 /// in micro-batch order. Every rank then takes the same optimizer step.
 struct DeterministicPlan {
@@ -62,71 +61,8 @@ struct MicroBatchSampler: Sampler {
     mutating func setEpoch(_ epoch: Int) { self.epoch = epoch }
 }
 
-/// Sums of per-micro-batch gradients that are the same whatever rank computed which part. The
-/// accumulator is the communicator's reduction buffer (a shared segment when every rank is on
-/// this node), made once.
-final class ExactGradientSum {
-    let comm: Communicator
-    let params: [Tensor]
-    let acc: Tensor
-    let views: [Tensor]
-    /// Where micro-batch k's gradient of parameter p is born (`slots[k][p]`), and where the mean
-    /// lands: buffers made once, so a step allocates nothing.
-    private var slots: [[Tensor]] = []
-    private let means: [Tensor]
-
-    init(params: [Tensor], comm: Communicator) throws {
-        self.comm = comm
-        self.params = params
-        let acc = try comm.reductionBuffer(count: params.reduce(0) { $0 + $1.count }, dtype: .float64)
-        var offset = 0
-        views = params.map { p in
-            defer { offset += p.count }
-            return acc.flatView(offset: offset, shape: [p.count])
-        }
-        self.acc = acc
-        means = params.map { Tensor.zeros($0.shape, dtype: $0.dtype) }
-        // Integers in doubles sum exactly in any order: shared memory's order is as good as MPI's.
-        if let selectable = comm as? TransportSelecting, selectable.usesSharedMemory { selectable.transport = .sharedMemory }
-    }
-
-    /// Points every parameter's gradient at micro-batch `k`'s slots (call before its backward,
-    /// with the gradients cleared).
-    func prepare(microBatch k: Int) {
-        while slots.count <= k { slots.append(params.map { Tensor.zeros($0.shape, dtype: $0.dtype) }) }
-        for (p, slot) in zip(params, slots[k]) {
-            p.grad = nil
-            p.setGradientDestination(slot)
-        }
-    }
-
-    /// Micro-batch `k`'s gradients as backward left them (a parameter it did not reach: zeros).
-    func collect(microBatch k: Int) -> [Tensor] {
-        params.enumerated().map { i, p in
-            let g = p.grad
-            p.grad = nil
-            p.setGradientDestination(nil)
-            if let g, g !== slots[k][i] { slots[k][i].copy_(g) } else if g == nil { slots[k][i].fill(0) }
-            return slots[k][i]
-        }
-    }
-
-    /// `local[p][k]`: this rank's gradient of parameter p from its k-th micro-batch. Writes the
-    /// mean over all `count` micro-batches of every rank into `params[p].grad`.
-    func mean(_ local: [[Tensor]], count: Int) throws {
-        // The grid of each parameter, from its largest magnitude on any rank (a maximum: no order changes it).
-        let largest = try comm.allreduceMax(local.map { micro in micro.reduce(0.0) { Swift.max($0, FixedPointSum.largestMagnitude($1)) } })
-        let scales = largest.map { FixedPointSum.scale(largest: $0, terms: count) }
-        for (p, micro) in local.enumerated() {
-            for (k, g) in micro.enumerated() { FixedPointSum.accumulate(g, into: views[p], scale: scales[p], first: k == 0) }
-        }
-        try comm.allreduce(acc, op: .sum)
-        for (p, t) in params.enumerated() {
-            FixedPointSum.unscale(views[p], into: means[p], factor: 1 / (scales[p] * Double(count)))
-            t.grad = means[p]
-        }
-    }
-
+/// Per-micro-batch values (losses, metrics) combined in micro-batch order.
+enum MicroBatchRows {
     /// Rows of per-micro-batch values from every rank, in micro-batch order (ranks hold
     /// contiguous runs), each column summed in that order.
     static func gatheredSums(_ rows: [[Double]], width: Int, comm: Communicator) throws -> (sums: [Double], rows: [[Double]]) {
@@ -146,11 +82,8 @@ extension RankLoop {
     /// batch, their gradients summed exactly over every rank into each parameter's `.grad`, and
     /// the global statistics (the same bits on every world size).
     func deterministicBatch(indices: [Int], plan: DeterministicPlan) throws -> BatchStatistics {
-        let params = model.parameters()
         let norms = batchNorms
         let start = norms.map { ($0.runningMean!.clone(), $0.runningVar!.clone(), $0.numBatchesTracked?.clone()) }
-        require(params.allSatisfy { $0.dtype == .float32 }, "--deterministic trains float32 parameters")
-        var grads = [[Tensor]](repeating: [], count: params.count)
         var rows: [[Double]] = []
         var normRows: [[Double]] = []
         for k in 0..<plan.perRank {
@@ -159,24 +92,22 @@ extension RankLoop {
             // Every micro-batch starts from the step's running statistics; they are combined below.
             for (bn, s) in zip(norms, start) { noGrad { bn.runningMean!.copy_(s.0); bn.runningVar!.copy_(s.1) } }
             var log = MetricLog(metrics)
-            exactSum!.prepare(microBatch: k)
-            let loss = ddp.noSync { () -> Tensor in
+            let loss = exactGradients!.microBatch(k) { () -> Tensor in
                 let loss = task.trainingStep(model: model, batch: train.batch(chunk), log: &log)
                 loss.backward()
                 return loss
             }
-            for (p, g) in exactSum!.collect(microBatch: k).enumerated() { grads[p].append(g) }
             let weight = train.weight(of: chunk)
             var row = [loss.doubleItem() * weight, weight]
             for m in metrics { let v = log.values[m.name]; row += [v?.value ?? 0, v?.count ?? 0] }
             rows.append(row)
             normRows.append(norms.flatMap { $0.runningMean!.doubleScalars + $0.runningVar!.doubleScalars })
         }
-        try exactSum!.mean(grads, count: plan.microBatches)
+        try exactGradients!.reduce(microBatches: plan.microBatches)
         try combineRunningStatistics(norms, start: start, rows: normRows, plan: plan)
         // Losses and metrics: per micro-batch, summed in micro-batch order.
         let width = 2 + 2 * metrics.count
-        let (sums, _) = try ExactGradientSum.gatheredSums(rows, width: width, comm: comm)
+        let (sums, _) = try MicroBatchRows.gatheredSums(rows, width: width, comm: comm)
         var totals = MetricTotals()
         for (i, m) in metrics.enumerated() where sums[3 + 2 * i] > 0 {
             totals.values[m.name] = (sums[2 + 2 * i], sums[3 + 2 * i])

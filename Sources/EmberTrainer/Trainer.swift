@@ -249,7 +249,7 @@ final class RankLoop<Task: TrainingTask> {
     /// `--deterministic`: how global batches split into micro-batches and over the ranks, and
     /// the exact sum of their gradients.
     let plan: DeterministicPlan?
-    let exactSum: ExactGradientSum?
+    let exactGradients: DeterministicGradients?
 
     init(config: TrainerConfig, comm: Communicator, task: Task, runDir: String, resume: LoadedCheckpoint?, log: Logger,
          settings: LaunchSettings, callbacks: [TrainingCallback]) throws {
@@ -276,9 +276,7 @@ final class RankLoop<Task: TrainingTask> {
         ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: config.bucketKB * 1024, overlap: overlap,
                                shardOptimizerStep: config.deterministic ? false : config.shardOptimizer
                                    ?? DataParallel.shardingPaysOff(parameterCount: model.parameterCount, worldSize: comm.worldSize))
-        // Deterministic steps sum gradients themselves: none is born in a (prescaled) bucket.
-        if config.deterministic { for p in model.parameters() { p.setGradientDestination(nil) } }
-        exactSum = config.deterministic ? try ExactGradientSum(params: model.parameters(), comm: comm) : nil
+        exactGradients = config.deterministic ? try ddp.deterministicGradients() : nil
         optimizer = try task.makeOptimizer(model: model, options: config)
         epochSchedule = EpochSchedule(config: config)
         perStepSchedule = StepSchedule(config: config)
