@@ -61,16 +61,35 @@ struct MicroBatchSampler: Sampler {
     mutating func setEpoch(_ epoch: Int) { self.epoch = epoch }
 }
 
-/// Per-micro-batch values (losses, metrics) combined in micro-batch order.
+/// Per-micro-batch values (losses, metrics) combined in micro-batch order. A row is
+/// `[loss sum, weight, value, count (per metric)…]`.
 enum MicroBatchRows {
-    /// Rows of per-micro-batch values from every rank, in micro-batch order (ranks hold
-    /// contiguous runs), each column summed in that order.
-    static func gatheredSums(_ rows: [[Double]], width: Int, comm: Communicator) throws -> (sums: [Double], rows: [[Double]]) {
+    /// Every rank's rows (each rank's a contiguous run), in micro-batch order.
+    static func gathered(_ rows: [[Double]], width: Int, comm: Communicator) throws -> [[Double]] {
         let all = try comm.allgather(rows.flatMap { $0 }).flatMap { $0 }
-        let ordered = stride(from: 0, to: all.count, by: max(width, 1)).map { Array(all[$0..<($0 + width)]) }
-        var sums = [Double](repeating: 0, count: width)
-        for r in ordered { for j in 0..<width { sums[j] += r[j] } }
-        return (sums, ordered)
+        return stride(from: 0, to: all.count, by: max(width, 1)).map { Array(all[$0..<($0 + width)]) }
+    }
+
+    /// The rows combined in their order: sums of losses, weights and `.mean`/`.sum` metrics,
+    /// extremes of `.max`/`.min` ones.
+    static func combine(_ rows: [[Double]], metrics: [Metric]) -> (lossSum: Double, weight: Double, metrics: MetricTotals) {
+        var lossSum = 0.0, weight = 0.0
+        var totals = MetricTotals()
+        for row in rows {
+            lossSum += row[0]
+            weight += row[1]
+            var values: [String: (value: Double, count: Double)] = [:]
+            for (i, m) in metrics.enumerated() where row[3 + 2 * i] > 0 { values[m.name] = (row[2 + 2 * i], row[3 + 2 * i]) }
+            totals.add(values, metrics)
+        }
+        return (lossSum, weight, totals)
+    }
+
+    /// One row from a step's or an evaluation's loss and metric log.
+    static func row(loss: Double, weight: Double, log: MetricLog, metrics: [Metric]) -> [Double] {
+        var row = [loss * weight, weight]
+        for m in metrics { let v = log.values[m.name]; row += [v?.value ?? 0, v?.count ?? 0] }
+        return row
     }
 }
 
@@ -97,23 +116,15 @@ extension RankLoop {
                 loss.backward()
                 return loss
             }
-            let weight = train.weight(of: chunk)
-            var row = [loss.doubleItem() * weight, weight]
-            for m in metrics { let v = log.values[m.name]; row += [v?.value ?? 0, v?.count ?? 0] }
-            rows.append(row)
+            rows.append(MicroBatchRows.row(loss: loss.doubleItem(), weight: train.weight(of: chunk), log: log, metrics: metrics))
             normRows.append(norms.flatMap { $0.runningMean!.doubleScalars + $0.runningVar!.doubleScalars })
         }
         try exactGradients!.reduce(microBatches: plan.microBatches)
         try combineRunningStatistics(norms, start: start, rows: normRows, plan: plan)
         // Losses and metrics: per micro-batch, summed in micro-batch order.
-        let width = 2 + 2 * metrics.count
-        let (sums, _) = try MicroBatchRows.gatheredSums(rows, width: width, comm: comm)
-        var totals = MetricTotals()
-        for (i, m) in metrics.enumerated() where sums[3 + 2 * i] > 0 {
-            totals.values[m.name] = (sums[2 + 2 * i], sums[3 + 2 * i])
-        }
+        let c = MicroBatchRows.combine(try MicroBatchRows.gathered(rows, width: 2 + 2 * metrics.count, comm: comm), metrics: metrics)
         let flags = try comm.allreduceMax([StopSignal.received != 0 ? 1 : 0, context.stopReason != nil ? 1 : 0])
-        return BatchStatistics(lossSum: sums[0], samples: sums[1], stopSignal: flags[0] > 0, stopRequest: flags[1] > 0, metrics: totals)
+        return BatchStatistics(lossSum: c.lossSum, samples: c.weight, stopSignal: flags[0] > 0, stopRequest: flags[1] > 0, metrics: c.metrics)
     }
 
     /// Running statistics as if the micro-batches had gone through one after another: each
@@ -162,23 +173,17 @@ extension RankLoop {
                 let indices = Array((c * chunk)..<min(split.count, (c + 1) * chunk))
                 var log = MetricLog(metrics)
                 let loss = task.evaluationStep(model: model, batch: split.batch(indices), log: &log)
-                let weight = split.weight(of: indices)
-                var row = [loss.doubleItem() * weight, weight]
-                for m in metrics { let v = log.values[m.name]; row += [v?.value ?? 0, v?.count ?? 0] }
-                rows.append(row)
+                rows.append(MicroBatchRows.row(loss: loss.doubleItem(), weight: split.weight(of: indices), log: log, metrics: metrics))
             }
         }
-        // Pad to equal shares (allgather needs them), marking padding with NaN weight.
-        while rows.count < most { rows.append([Double](repeating: .nan, count: width)) }
+        // Pad to equal shares (allgather needs them); padding rows are never read.
+        while rows.count < most { rows.append([Double](repeating: 0, count: width)) }
         let gathered = try comm.allgather(rows.flatMap { $0 })
-        var sums = [Double](repeating: 0, count: width)
-        for c in 0..<chunks {
+        let ordered = (0..<chunks).map { c -> [Double] in
             let (r, k) = (c % comm.worldSize, c / comm.worldSize)
-            let row = gathered[r][(k * width)..<((k + 1) * width)]
-            for (j, v) in row.enumerated() { sums[j] += v }
+            return Array(gathered[r][(k * width)..<((k + 1) * width)])
         }
-        var totals = MetricTotals()
-        for (i, m) in metrics.enumerated() where sums[3 + 2 * i] > 0 { totals.values[m.name] = (sums[2 + 2 * i], sums[3 + 2 * i]) }
-        return (sums[1] > 0 ? sums[0] / sums[1] : .nan, totals)
+        let c = MicroBatchRows.combine(ordered, metrics: metrics)
+        return (c.weight > 0 ? c.lossSum / c.weight : .nan, c.metrics)
     }
 }
