@@ -101,3 +101,17 @@ final class StopAtEpoch: TrainingCallback {
     var ranks: CallbackRanks { .everyRank }
     func epochEnded(_ context: TrainingContext) { if context.epoch + 1 == epoch { context.requestStop("test stop") } }
 }
+
+final class MicroBatchRowsTests: XCTestCase {
+    /// Losses and `.mean` metrics add in row order; `.max`/`.min` metrics keep their extremes.
+    func testRowsCombineByEachMetricsReduction() {
+        let metrics = [Metric("accuracy"), Metric("worst", .max), Metric("best", .min)]
+        let rows: [[Double]] = [[2.0, 4, 3, 4, 0.5, 4, 0.25, 4], [1.0, 4, 1, 4, 0.75, 4, 0.5, 4]]
+        let c = MicroBatchRows.combine(rows, metrics: metrics)
+        XCTAssertEqual(c.lossSum, 3)
+        XCTAssertEqual(c.weight, 8)
+        XCTAssertEqual(c.metrics.value(metrics[0]), 0.5)
+        XCTAssertEqual(c.metrics.value(metrics[1]), 0.75)
+        XCTAssertEqual(c.metrics.value(metrics[2]), 0.25)
+    }
+}

@@ -125,3 +125,20 @@ final class StopAfter: TrainingCallback {
     var ranks: CallbackRanks { .everyRank }
     func stepEnded(_ context: TrainingContext) { if context.step == step { context.requestStop("test stop") } }
 }
+
+/// Training by steps: nanoGPT's warm-up, then a cosine that reaches the floor at the last step.
+final class StepScheduleTests: XCTestCase {
+    func testWarmupThenCosineToTheFloorAtTheLastStep() {
+        var c = TrainerConfig(model: .gpt)
+        (c.maxSteps, c.warmupSteps, c.lr, c.minLr) = (2000, 100, 1e-3, 1e-4)
+        let s = StepSchedule(config: c)
+        XCTAssertEqual(s.learningRate(step: 0)!, 1e-3 * 1 / 101, accuracy: 1e-15)
+        XCTAssertEqual(s.learningRate(step: 99)!, 1e-3 * 100 / 101, accuracy: 1e-15)
+        XCTAssertEqual(s.learningRate(step: 100)!, 1e-3, accuracy: 1e-15)
+        let mid = 100 + (1999 - 100) / 2
+        XCTAssertEqual(s.learningRate(step: mid)!, 1e-4 + 0.5 * (1 + cos(Double.pi * Double(mid - 100) / 1899)) * 9e-4, accuracy: 1e-15)
+        XCTAssertEqual(s.learningRate(step: 1999)!, 1e-4, accuracy: 1e-15)
+        c.maxSteps = nil
+        XCTAssertNil(StepSchedule(config: c).learningRate(step: 5), "by epochs, the epoch schedule owns the rate")
+    }
+}
