@@ -39,15 +39,21 @@ public enum CheckpointTools {
         }
     }
 
-    /// Loss and accuracy of a checkpoint's model on a split of its data (or of `data`).
-    public static func evaluate(checkpoint path: String, data: String?, split: String, dataDirectory: String? = nil) throws -> String {
+    /// What `--checkpoint PATH` names: a checkpoint directory, or a run directory's latest good
+    /// checkpoint (warning about the ones skipped).
+    static func checkpoint(_ path: String) throws -> LoadedCheckpoint {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
             throw ConfigError("--checkpoint \(path): no such checkpoint or run directory")
         }
-        let checkpoint = FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Checkpoints.stateFile))
+        return FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Checkpoints.stateFile))
             ? try Checkpoints.load(path)
             : try Checkpoints.latestValid(runDir: path) { Console.writeLine("warning: \($0)", error: true) }
+    }
+
+    /// Loss and accuracy of a checkpoint's model on a split of its data (or of `data`).
+    public static func evaluate(checkpoint path: String, data: String?, split: String, dataDirectory: String? = nil) throws -> String {
+        let checkpoint = try checkpoint(path)
         var config = checkpoint.state.config
         if let data { config.data = data }
         let prepared = try DataPreparation.prepare(config, dataDirectory: dataDirectory)

@@ -185,13 +185,7 @@ public enum Sampling {
     /// The prompt continued by `options.tokens` tokens, drawn from the model's distribution
     /// (scaled by the temperature, cut to the top k), seeded.
     public static func sample(checkpoint path: String, options o: Options) throws -> String {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
-            throw ConfigError("--checkpoint \(path): no such checkpoint or run directory")
-        }
-        let checkpoint = FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Checkpoints.stateFile))
-            ? try Checkpoints.load(path)
-            : try Checkpoints.latestValid(runDir: path) { Console.writeLine("warning: \($0)", error: true) }
+        let checkpoint = try CheckpointTools.checkpoint(path)
         let config = checkpoint.state.config
         guard config.model.isLanguageModel, let saved = checkpoint.state.taskState else {
             throw ConfigError("checkpoint \(checkpoint.path) is of --model \(config.model), not a language model: trainer sample needs one (\(ModelName.languageModels.map(\.rawValue).joined(separator: ", ")))")

@@ -5,13 +5,7 @@ import Ember
 
 /// `--deterministic`: bitwise the same weights, optimizer state and metrics on any world size
 /// that divides the micro-batches (ranks as threads here; launch/test runs mpirun too).
-final class DeterministicTests: XCTestCase {
-    var root = ""
-    override func setUpWithError() throws {
-        root = NSTemporaryDirectory() + "ember-det-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: root) }
+final class DeterministicTests: RunDirectoryTestCase {
 
     func config(_ name: String, ranks: Int, model: ModelName = .mlp, epochs: Int = 2) -> TrainerConfig {
         var c = TrainerConfig()
@@ -22,8 +16,6 @@ final class DeterministicTests: XCTestCase {
         c.logLevel = "warning"
         return c
     }
-
-    func file(_ run: String, _ name: String) -> Data? { FileManager.default.contents(atPath: root + "/" + run + "/" + name) }
 
     /// metrics.jsonl without the timings.
     func metrics(_ run: String) throws -> [[String: Double]] {

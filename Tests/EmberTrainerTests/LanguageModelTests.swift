@@ -5,18 +5,13 @@ import Ember
 
 /// `--model gpt` end to end on a small text: training by steps, per-token validation over the
 /// ranks, bitwise resume, sampling.
-final class LanguageModelTests: XCTestCase {
-    var root = ""
-
+final class LanguageModelTests: RunDirectoryTestCase {
     override func setUpWithError() throws {
-        root = NSTemporaryDirectory() + "ember-lm-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try super.setUpWithError()
         // A learnable text: a few lines repeated.
         let text = String(repeating: "ROMEO: to be or not to be.\nJULIET: that is the question.\n", count: 60)
         try text.write(toFile: root + "/corpus.txt", atomically: true, encoding: .utf8)
     }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: root) }
 
     func config(_ name: String, steps: Int = 12, ranks: Int = 2) -> TrainerConfig {
         var c = TrainerConfig(model: .gpt)

@@ -81,6 +81,8 @@ extension Kernels {
         hs.update(from: h0, count: n * p)
         if d.cell == .lstm { if let c0 { cs.update(from: c0, count: n * h) } }
         var active = [UInt8](repeating: 1, count: n)
+        // Float32 LSTM and GRU gates run in C (Activations.c, vectorised); the loops below are
+        // the same arithmetic for float64 (fixtures, gradcheck) and for the plain RNN.
         let fast = T.self == Float.self && (d.cell == .lstm || d.cell == .gru)
         for s in 0..<d.steps {
             let t = d.time(s)
