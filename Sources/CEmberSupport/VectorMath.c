@@ -49,27 +49,3 @@ EMBER_ADAM(ember_adam_f64, double)
     }
 EMBER_SGD_MOMENTUM(ember_sgd_momentum_f32, float)
 EMBER_SGD_MOMENTUM(ember_sgd_momentum_f64, double)
-
-// Exact sums for --deterministic: the largest magnitude of a gradient, and its values rounded
-// onto the grid `scale` (a power of two) and added into a double accumulator, where sums of
-// integers below 2^53 are exact in any order; then the accumulated grid values back as floats.
-EMBER_CLONES float ember_absmax_f32(const float *x, long n) {
-    float m = 0;
-    for (long i = 0; i < n; i++) {
-        float a = __builtin_fabsf(x[i]);
-        m = a > m ? a : m;
-    }
-    return m;
-}
-
-EMBER_CLONES void ember_fixed_accumulate_f32(double *restrict acc, const float *restrict x, long n, double scale) {
-    for (long i = 0; i < n; i++) acc[i] += __builtin_rint((double)x[i] * scale);
-}
-
-EMBER_CLONES void ember_fixed_unscale_f32(float *restrict out, const double *restrict acc, long n, double factor) {
-    for (long i = 0; i < n; i++) out[i] = (float)(acc[i] * factor);
-}
-
-EMBER_CLONES void ember_fixed_store_f32(double *restrict acc, const float *restrict x, long n, double scale) {
-    for (long i = 0; i < n; i++) acc[i] = __builtin_rint((double)x[i] * scale);
-}

@@ -89,6 +89,12 @@ public protocol Communicator: AnyObject, Sendable {
     /// asks for the same size. `MPICommunicator` places it in memory the ranks of one node
     /// share, so its collectives read other ranks' values in place.
     func reductionBuffer(count: Int, dtype: DType) throws -> Tensor
+    /// Sums float32 buffers held across the ranks in one global order, rank 0's `terms` first
+    /// (in the order given), then rank 1's, and so on, into `out` on every rank: the bits one
+    /// process gets adding them all in that order, whatever the number of ranks. Every rank
+    /// passes the same number of terms of `count` values; `out` is not one of them. Reads the
+    /// terms in place when they and `out` are `reductionBuffer`s (same offsets on every rank).
+    func orderedSum(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>) throws
 }
 
 extension Communicator {

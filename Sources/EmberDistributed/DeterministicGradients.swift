@@ -1,16 +1,16 @@
-import Ember
+@_spi(Checks) import Ember
 
 /// Gradients whose sum over micro-batches and ranks has the same bits on any world size:
 /// DataParallel's deterministic switch (`ddp.deterministicGradients()`), and what
 /// `trainer train --deterministic` runs.
 ///
 /// Split a global batch into micro-batches computed the same way wherever they run (same shapes;
-/// randomness seeded by the micro-batch's index, not the rank); run each of this rank's through
+/// randomness seeded by the micro-batch's index, not the rank), the same number on every rank,
+/// rank r holding the r-th contiguous run of them; run each of this rank's through
 /// `microBatch(k) { … backward … }`; then `reduce(microBatches:)` leaves in every parameter's
-/// `.grad` the mean over all micro-batches of all ranks, summed exactly: each micro-batch's
-/// gradient is rounded onto a power-of-two grid fixed by the global largest magnitude (an
-/// allreduce of maxima, which no order changes), and the grid values, integers in doubles below
-/// 2^53, add exactly in any order (`FixedPointSum`).
+/// `.grad` the mean over all micro-batches of all ranks, added in micro-batch order
+/// (`Communicator.orderedSum`): the bits of one process accumulating the micro-batches one after
+/// another, on every world size.
 ///
 /// ```swift
 /// let exact = try ddp.deterministicGradients()
@@ -24,14 +24,14 @@ public final class DeterministicGradients {
     let comm: Communicator
     let params: [Tensor]
     let ddp: DataParallel?
-    /// The accumulator: the communicator's reduction buffer (a shared segment on one node).
-    let acc: Tensor
-    let views: [Tensor]
-    /// Where micro-batch k's gradient of parameter p is born (`slots[k][p]`), and where the mean
-    /// lands: buffers made once, so a step allocates nothing.
-    private var slots: [[Tensor]] = []
+    private let total: Int
+    /// Micro-batch k's gradients, all parameters in one flat reduction buffer (shared memory
+    /// on one node, where the sum reads them in place), and its per-parameter views, where the
+    /// gradients are born: made once, so a step allocates nothing.
+    private var slots: [(flat: Tensor, views: [Tensor])] = []
     private var filled = 0
-    private let means: [Tensor]
+    /// Where the mean lands; each parameter's `.grad` is a view of it.
+    private let mean: (flat: Tensor, views: [Tensor])
 
     /// Reduces the float32 `params` over `communicator`'s ranks; `ddp` (if any) is kept from
     /// synchronising during micro-batches.
@@ -42,58 +42,57 @@ public final class DeterministicGradients {
         self.comm = communicator
         self.params = params
         self.ddp = ddp
-        let acc = try communicator.reductionBuffer(count: params.reduce(0) { $0 + $1.count }, dtype: .float64)
-        var offset = 0
-        views = params.map { p in
-            defer { offset += p.count }
-            return acc.flatView(offset: offset, shape: [p.count])
-        }
-        self.acc = acc
-        means = params.map { Tensor.zeros($0.shape, dtype: $0.dtype) }
-        // Integers in doubles sum exactly in any order: shared memory's order is as good as MPI's.
+        total = params.reduce(0) { $0 + $1.count }
+        mean = try Self.flatBuffer(params, total: total, communicator)
+        // The order of the sum is fixed whatever the transport; shared memory reads in place.
         if let selectable = communicator as? TransportSelecting, selectable.usesSharedMemory { selectable.transport = .sharedMemory }
     }
 
+    private static func flatBuffer(_ params: [Tensor], total: Int, _ comm: Communicator) throws -> (flat: Tensor, views: [Tensor]) {
+        let flat = try comm.reductionBuffer(count: total, dtype: .float32)
+        var offset = 0
+        return (flat, params.map { p in
+            defer { offset += p.count }
+            return flat.flatView(offset: offset, shape: p.shape)
+        })
+    }
+
     /// Runs `body` (forward and backward of this rank's `k`-th micro-batch of the step, counted
-    /// from 0) with every gradient born in that micro-batch's own buffer.
-    public func microBatch<R>(_ k: Int, _ body: () throws -> R) rethrows -> R {
-        while slots.count <= k { slots.append(params.map { Tensor.zeros($0.shape, dtype: $0.dtype) }) }
-        for (p, slot) in zip(params, slots[k]) {
+    /// from 0) with every gradient born in that micro-batch's own buffer. The first use of a new
+    /// `k` allocates its buffer, collectively: every rank runs the same micro-batch indices.
+    public func microBatch<R>(_ k: Int, _ body: () throws -> R) throws -> R {
+        while slots.count <= k { slots.append(try Self.flatBuffer(params, total: total, comm)) }
+        for (p, slot) in zip(params, slots[k].views) {
             p.grad = nil
             p.setGradientDestination(slot)
         }
         let result = try ddp.map { d in try d.noSync(body) } ?? body()
         for (i, p) in params.enumerated() {
-            let g = p.grad
+            let g = p.grad, slot = slots[k].views[i]
             p.grad = nil
             p.setGradientDestination(nil)
-            if let g, g !== slots[k][i] { slots[k][i].copy_(g) } else if g == nil { slots[k][i].fill(0) }
+            if let g, g !== slot { slot.copy_(g) } else if g == nil { slot.fill(0) }
         }
         filled = Swift.max(filled, k + 1)
         return result
     }
 
-    /// The mean over `count` micro-batches (every rank's together) into each parameter's
-    /// `.grad`: the same bits on every rank and on every world size. Collective.
+    /// The mean over `count` micro-batches (every rank's together; `count` = this rank's
+    /// micro-batches × the world size) into each parameter's `.grad`: the same bits on every
+    /// rank and on every world size. Collective.
     public func reduce(microBatches count: Int) throws {
-        let mine = slots.prefix(filled)
-        let largest = try comm.allreduceMax(params.indices.map { p in mine.reduce(0.0) { Swift.max($0, FixedPointSum.largestMagnitude($1[p])) } })
-        let scales = largest.map { FixedPointSum.scale(largest: $0, terms: count) }
-        for p in params.indices {
-            if mine.isEmpty { views[p].fill(0) }
-            for (k, micro) in mine.enumerated() { FixedPointSum.accumulate(micro[p], into: views[p], scale: scales[p], first: k == 0) }
+        guard filled * comm.worldSize == count else {
+            throw CommunicatorError.mismatch("deterministic gradients: reduce(microBatches: \(count)) on \(comm.worldSize) ranks needs \(count / comm.worldSize) micro-batches on every rank (the same number on each), but rank \(comm.rank) ran \(filled)")
         }
-        try comm.allreduce(acc, op: .sum)
-        for (p, t) in params.enumerated() {
-            FixedPointSum.unscale(views[p], into: means[p], factor: 1 / (scales[p] * Double(count)))
-            t.grad = means[p]
-        }
+        try comm.orderedSum(slots.prefix(filled).map { $0.flat.mutablePointer(Float.self) }, count: total, into: mean.flat.mutablePointer(Float.self))
+        if count > 1 { ReduceOp.average(mean.flat.mutablePointer(Float.self), count: total, world: count) }
+        for (p, t) in params.enumerated() { t.grad = mean.views[p] }
         filled = 0
     }
 }
 
 extension DataParallel {
-    /// The deterministic switch: micro-batch gradients summed exactly (`DeterministicGradients`)
+    /// The deterministic switch: micro-batch gradients added in micro-batch order (`DeterministicGradients`)
     /// instead of the buckets. Gradients stop being born in the (prescaled) buckets.
     public func deterministicGradients() throws -> DeterministicGradients {
         let params = module.parameters()

@@ -41,7 +41,7 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
     private var scratchBuffer: UnsafeMutableRawPointer?
     private var scratchBytes = 0
     /// Set when all ranks share this node and shared memory is wanted (`SharedMemorySetting`).
-    private var shared: SharedMemoryReducer?
+    private(set) var shared: SharedMemoryReducer?
     public typealias Transport = ReductionTransport
     /// The transport reductions of `reductionBuffer`s use now (`.mpi` without shared memory).
     /// Change it only between collectives, identically on every rank (DataParallel's tuner does);
@@ -163,7 +163,7 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
     }
 
     /// Runs one MPI call on the communication queue under the watchdog.
-    private func call(_ operation: String, _ body: () throws -> Int32) throws {
+    func call(_ operation: String, _ body: () throws -> Int32) throws {
         collectives += 1
         heartbeats?.entering(collectives)
         watch.lock(); current = (operation, Date(), collectives); watch.unlock()
@@ -250,7 +250,7 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
     }
 
     /// A receive buffer kept between calls (used on the queue only).
-    private func scratch(bytes: Int) -> UnsafeMutableRawPointer {
+    func scratch(bytes: Int) -> UnsafeMutableRawPointer {
         if scratchBytes < bytes {
             scratchBuffer?.deallocate()
             scratchBuffer = .allocate(byteCount: bytes, alignment: 64)

@@ -134,6 +134,18 @@ final class SharedMemoryReducer {
         // barrier (gatherShards, or any MPI collective), by which time every owner has summed.
     }
 
+    /// This rank's shard of the sum of every rank's `terms` (each a segment and offset, the same
+    /// on every rank), rank by rank and each rank's in order, into its part of `target`.
+    func orderedSumShard(_ terms: [(Segment, Int)], count: Int, into target: (Segment, Int)) {
+        let shard = Shards.range(count: count, rank: rank, world: world)
+        barrier()  // every rank's terms are written
+        let inputs = (0..<world).flatMap { r in
+            terms.map { ($0.0.bases[r] + $0.1).assumingMemoryBound(to: Float.self) + shard.lowerBound }
+        }
+        OrderedSum.add(inputs, count: shard.count, into: (target.0.bases[rank] + target.1).assumingMemoryBound(to: Float.self) + shard.lowerBound)
+        // No barrier after: gatherShards' first barrier orders the owners' sums before the copies.
+    }
+
     /// Copies every other rank's shard from that rank's part into this rank's.
     func gatherShards<T: FloatElement>(_ s: Segment, offset: Int, count: Int, _ type: T.Type) {
         let all = parts(s, offset, T.self)

@@ -84,7 +84,7 @@ public enum Bench {
     /// `shardedStep` nil decides as the trainer does (`DataParallel.shardingPaysOff`); sharded,
     /// the synchronize phase is 0 and the optimizer phase is the whole sharded step. `optimizer: "adam"` trains with Adam (lr 0.001) in place of the model's SGD.
     /// `deterministicMicroBatch` times `--deterministic`'s step instead: this rank's batch in
-    /// micro-batches of that size, their gradients summed exactly over the ranks.
+    /// micro-batches of that size, their gradients added in micro-batch order over the ranks.
     public static func run(_ name: String, steps: Int, warmup: Int, threads: Int, comm: Communicator, overlap: Bool = true,
                            shardedStep: Bool? = nil, optimizer kind: String = "sgd", phases timePhases: Bool = false,
                            deterministicMicroBatch: Int? = nil) throws -> Result {
@@ -112,7 +112,7 @@ public enum Bench {
             var t = DispatchTime.now().uptimeNanoseconds
             let count = s.batch / micro
             for k in 0..<count {
-                exact!.microBatch(k) {
+                try exact!.microBatch(k) {
                     s.loss(s.model(s.x.narrow(dim: 0, start: k * micro, length: micro)), s.y.narrow(dim: 0, start: k * micro, length: micro)).backward()
                 }
             }

@@ -76,7 +76,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     /// Share the token embedding with the output layer (nil: yes, as nanoGPT).
     public var tieEmbeddings: Bool? = nil
     /// The same result on any number of ranks (`--deterministic`): fixed micro-batches of the
-    /// global batch, gradients summed exactly (docs/distributed.md).
+    /// global batch, gradients added in micro-batch order (docs/distributed.md).
     public var deterministic = false
     /// With `deterministic`: samples per optimizer step over all ranks.
     public var globalBatchSize: Int? = nil

@@ -6,7 +6,7 @@ import Foundation
 /// ranks ran it. Every global batch (the same on any world size: one permutation per epoch, cut
 /// in order) is split into `M` micro-batches; rank r computes micro-batches r·M/W ..< (r+1)·M/W,
 /// each exactly as any rank would (same shapes, one BLAS thread, dropout drawn from a generator
-/// seeded by (seed, step, micro-batch)). Gradients are summed exactly (`DeterministicGradients`
+/// seeded by (seed, step, micro-batch)). Gradients are added in micro-batch order (`DeterministicGradients`
 /// in EmberDistributed).
 /// Losses, metrics and batch-norm running statistics are gathered per micro-batch and combined
 /// in micro-batch order. Every rank then takes the same optimizer step.
@@ -98,7 +98,7 @@ extension RankLoop {
     var batchNorms: [BatchNorm] { model.namedModules().compactMap { $0.1 as? BatchNorm }.filter { $0.runningMean != nil } }
 
     /// One deterministic step's forward and backward: this rank's micro-batches of the global
-    /// batch, their gradients summed exactly over every rank into each parameter's `.grad`, and
+    /// batch, their gradients added in micro-batch order over every rank into each `.grad`, and
     /// the global statistics (the same bits on every world size).
     func deterministicBatch(indices: [Int], plan: DeterministicPlan) throws -> BatchStatistics {
         let norms = batchNorms
@@ -111,7 +111,7 @@ extension RankLoop {
             // Every micro-batch starts from the step's running statistics; they are combined below.
             for (bn, s) in zip(norms, start) { noGrad { bn.runningMean!.copy_(s.0); bn.runningVar!.copy_(s.1) } }
             var log = MetricLog(metrics)
-            let loss = exactGradients!.microBatch(k) { () -> Tensor in
+            let loss = try exactGradients!.microBatch(k) { () -> Tensor in
                 let loss = task.trainingStep(model: model, batch: train.batch(chunk), log: &log)
                 loss.backward()
                 return loss

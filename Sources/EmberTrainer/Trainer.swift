@@ -247,7 +247,7 @@ final class RankLoop<Task: TrainingTask> {
     /// The timeline (`--trace`), nil when not tracing.
     private var trace: TraceRecorder?
     /// `--deterministic`: how global batches split into micro-batches and over the ranks, and
-    /// the exact sum of their gradients.
+    /// the ordered sum of their gradients.
     let plan: DeterministicPlan?
     let exactGradients: DeterministicGradients?
 

@@ -93,7 +93,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
     @Flag(help: "Also measure DataLoader throughput on MNIST-shaped data.") var loader = false
     @Flag(help: "Also print rank 0's mean time per step in forward, backward, synchronize and optimizer step.") var phases = false
-    @Flag(help: "Time --deterministic's step: micro-batches, gradients summed exactly (docs/distributed.md).") var deterministic = false
+    @Flag(help: "Time --deterministic's step: micro-batches, gradients added in micro-batch order (docs/distributed.md).") var deterministic = false
     @Option(help: "With --deterministic: samples per micro-batch (default: the model's whole batch per rank).") var microBatch: Int?
 
     func run() throws {

@@ -69,31 +69,3 @@ final class LanguageOpTests: XCTestCase {
     }
 }
 
-/// FixedPointSum: the same bits whatever the order or grouping of the terms.
-final class FixedPointSumTests: XCTestCase {
-    func testSumsAreExactInAnyOrder() {
-        let g = Generator(seed: 9)
-        let terms = (0..<12).map { i in Tensor.randn([1000], generator: g) * Float(1 + i % 5) }
-        let largest = terms.map { FixedPointSum.largestMagnitude($0) }.max()!
-        let scale = FixedPointSum.scale(largest: largest, terms: terms.count)
-        func sum(_ order: [Int], groups: Int) -> [Float] {
-            // Partial sums per group, then the groups' partials added (as ranks do).
-            let size = order.count / groups
-            let partials = (0..<groups).map { k -> Tensor in
-                let acc = Tensor.zeros([1000], dtype: .float64)
-                for i in order[(k * size)..<((k + 1) * size)] { FixedPointSum.accumulate(terms[i], into: acc, scale: scale) }
-                return acc
-            }
-            let total = partials.reversed().reduce(Tensor.zeros([1000], dtype: .float64), +)
-            let out = Tensor.zeros([1000])
-            FixedPointSum.unscale(total, into: out, factor: 1 / scale)
-            return out.scalars
-        }
-        let reference = sum(Array(0..<12), groups: 1)
-        XCTAssertEqual(reference, sum(Array((0..<12).reversed()), groups: 3))
-        XCTAssertEqual(reference, sum([5, 1, 9, 0, 11, 3, 2, 8, 7, 4, 10, 6], groups: 4))
-        // And close to the float sum.
-        let plain = terms.reduce(Tensor.zeros([1000]), +).scalars
-        for (a, b) in zip(reference, plain) { XCTAssertEqual(a, b, accuracy: 1e-4) }
-    }
-}

@@ -12,11 +12,6 @@ void *ember_set_current_backward(void *run);
 
 /// Square roots of `n` values (in place when `out == in`), vectorised.
 void ember_sqrt_f32(float *out, const float *in, long n);
-/// `--deterministic`'s exact gradient sums (VectorMath.c).
-float ember_absmax_f32(const float *x, long n);
-void ember_fixed_accumulate_f32(double *acc, const float *x, long n, double scale);
-void ember_fixed_store_f32(double *acc, const float *x, long n, double scale);
-void ember_fixed_unscale_f32(float *out, const double *acc, long n, double factor);
 /// GELU (exact form, to float32 precision) and its gradient `grad · (Φ(x) + x φ(x))`, vectorised.
 void ember_gelu_f32(float *out, const float *x, long n);
 void ember_gelu_backward_f32(float *out, const float *grad, const float *x, long n);
