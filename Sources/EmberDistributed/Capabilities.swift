@@ -24,11 +24,16 @@ public protocol TransportSelecting: Communicator {
     var usesSharedMemory: Bool { get }
     /// Whether the transport is left to DataParallel's tuner (true) or fixed by the settings.
     var transportIsTuned: Bool { get }
+    /// Whether `.sharedMemory` means shared memory within each node and MPI between nodes.
+    var spansNodes: Bool { get }
 }
 
 extension TransportSelecting {
-    /// For logs and benchmark lines: "auto" (tuned), "shm" or "mpi".
-    public var transportName: String { transportIsTuned ? "auto" : transport.rawValue }
+    public var spansNodes: Bool { false }
+    /// For logs and benchmark lines: "auto" (tuned), "shm", "shm+mpi" (two levels) or "mpi".
+    public var transportName: String {
+        transportIsTuned ? "auto" : spansNodes && transport == .sharedMemory ? "shm+mpi" : transport.rawValue
+    }
 }
 
 extension Communicator {

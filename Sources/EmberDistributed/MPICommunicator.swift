@@ -42,6 +42,8 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
     private var scratchBytes = 0
     /// Set when all ranks share this node and shared memory is wanted (`SharedMemorySetting`).
     private(set) var shared: SharedMemoryReducer?
+    /// Set when the job spans nodes of equally many ranks: shared memory within each, MPI between.
+    private(set) var hierarchy: HierarchicalReducer?
     public typealias Transport = ReductionTransport
     /// The transport reductions of `reductionBuffer`s use now (`.mpi` without shared memory).
     /// Change it only between collectives, identically on every rank (DataParallel's tuner does);
@@ -65,6 +67,15 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
                 isShuttingDown: @escaping @Sendable () -> Bool = { false }) throws {
         self.isShuttingDown = isShuttingDown
         if !MPICommunicator.initialized {
+            // Open MPI spins while it waits. With more ranks than cores on a node, the spinning
+            // ranks starve the ones that would make progress: under `srun --overcommit` a
+            // two-node mlp ran 15× slower here. `mpirun --oversubscribe` yields by itself.
+            let env = ProcessInfo.processInfo.environment
+            if let local = LaunchEnvironment.detect(env).localSize, local > ProcessInfo.processInfo.activeProcessorCount,
+               env["OMPI_MCA_mpi_yield_when_idle"] == nil {
+                setenv("OMPI_MCA_mpi_yield_when_idle", "1", 1)
+                MPICommunicator.yieldsWhenIdle = true
+            }
             var provided: Int32 = 0
             var argc = CommandLine.argc
             var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
@@ -89,12 +100,21 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
             transport = shared == nil ? .mpi : .sharedMemory
             transportIsTuned = shared != nil && sharedMemory.enabled == nil
         }
+        // Across nodes the two-level sum is always used when it can be (it adds in another
+        // order than a flat MPI allreduce, so it is not switched by timing).
+        if shared == nil, worldSize >= 4, sharedMemory.enabled != false {
+            hierarchy = try HierarchicalReducer(world: ember_mpi_comm_world(), rank: rank, worldSize: worldSize, limit: sharedMemory.limitBytes)
+            if hierarchy != nil { transport = .sharedMemory }
+        }
         heartbeats = Heartbeats(comm: ember_mpi_comm_world(), rank: rank, worldSize: worldSize)
         (ranksOnThisNode, nodes) = MPICommunicator.topology()
         startWatchdog()
     }
 
     public private(set) var ranksOnThisNode = 1, nodes = 1
+    /// Whether this process asked Open MPI to yield its core while waiting (more ranks than
+    /// cores on this node, by the launcher's count).
+    public private(set) static var yieldsWhenIdle = false
 
     /// Ranks on this node (a shared-memory split of the world) and nodes (one leader each).
     private static func topology() -> (Int, Int) {
@@ -112,21 +132,40 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
 
     /// Whether reductions of `reductionBuffer`s can go through shared memory (all ranks on one node).
     public var usesSharedMemory: Bool { shared != nil }
+    /// Whether they go through shared memory within each node and MPI between nodes.
+    public var spansNodes: Bool { hierarchy != nil }
 
     /// Shuts MPI down; call once at the end of the program.
     public func finalize() {
         queue.sync {
             shared?.free()
+            hierarchy?.free()
             heartbeats?.free()
             _ = MPI_Finalize()
         }
     }
 
     public func reductionBuffer(count: Int, dtype: DType) throws -> Tensor {
-        guard let shared, let segment = try queue.sync(execute: { try shared.allocate(bytes: count * dtype.byteSize) }) else {
-            return Tensor.zeros([count], dtype: dtype)
+        let bytes = count * dtype.byteSize
+        if let shared, let segment = try queue.sync(execute: { try shared.allocate(bytes: bytes) }) {
+            return Tensor(external: segment.bases[rank], shape: [count], dtype: dtype, owner: segment)
         }
-        return Tensor(external: segment.bases[rank], shape: [count], dtype: dtype, owner: segment)
+        if let hierarchy, let segment = try queue.sync(execute: { try hierarchy.allocate(bytes: bytes) }) {
+            return Tensor(external: segment.bases[hierarchy.localRank], shape: [count], dtype: dtype, owner: segment)
+        }
+        return Tensor.zeros([count], dtype: dtype)
+    }
+
+    /// Sums (averages) `count` values at `buffer` over the job in two levels, when the buffer is
+    /// in one of the hierarchy's segments; false, having done nothing, otherwise.
+    private func acrossNodes<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int, op: ReduceOp, _ operation: String) throws -> Bool {
+        guard op == .sum || op == .average, transport == .sharedMemory, let hierarchy,
+              let (segment, offset) = hierarchy.node.locate(buffer, bytes: count * MemoryLayout<T>.stride) else { return false }
+        require(count <= Int(Int32.max), "\(operation) of more than 2^31 values in one call")
+        try call(operation + " (shared memory within \(hierarchy.nodes) nodes, MPI between)") {
+            hierarchy.allreduce(segment, offset: offset, count: count, average: op == .average, worldSize: worldSize, T.self)
+        }
+        return true
     }
 
     /// Runs `body` under the watchdog when `count` values at `buffer` lie in a shared segment.
@@ -190,6 +229,7 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
                shared.reduceShard(segment, offset: offset, count: count, average: op == .average, T.self)
                shared.gatherShards(segment, offset: offset, count: count, T.self)
            }) { return }
+        if try acrossNodes(buffer, count: count, op: op, "allreduce(\(op.rawValue), \(count) values)") { return }
         require(count <= Int(Int32.max), "allreduce of more than 2^31 values in one call")
         let mpiOp: MPI_Op
         switch op {
@@ -212,6 +252,8 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
            try inSharedMemory(buffer, count: count, "reduce-scatter(\(op.rawValue), \(count) values)", { shared, segment, offset in
                shared.reduceShard(segment, offset: offset, count: count, average: op == .average, T.self)
            }) { return }
+        // Across nodes the whole buffer is reduced: a superset of the shard.
+        if try acrossNodes(buffer, count: count, op: op, "reduce-scatter(\(op.rawValue), \(count) values)") { return }
         require(count <= Int(Int32.max), "reduce-scatter of more than 2^31 values in one call")
         let n = worldSize
         let shards = (0..<n).map { Shards.range(count: count, rank: $0, world: n) }
@@ -313,13 +355,29 @@ public struct LaunchEnvironment: Sendable, CustomStringConvertible {
                                      announcedWorldSize: size, localSize: env["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init))
         }
         if let size = env["PMIX_SIZE"].flatMap(Int.init) ?? env["SLURM_NTASKS"].flatMap(Int.init), env["SLURM_PROCID"] != nil {
-            return LaunchEnvironment(launcher: "srun (Slurm job \(env["SLURM_JOB_ID"] ?? "?"))", announcedWorldSize: size)
+            return LaunchEnvironment(launcher: "srun (Slurm job \(env["SLURM_JOB_ID"] ?? "?"))", announcedWorldSize: size,
+                                     localSize: slurmTasks(onNode: env["SLURM_NODEID"].flatMap(Int.init), env["SLURM_STEP_TASKS_PER_NODE"]))
         }
         if let size = env["PMI_SIZE"].flatMap(Int.init) {
             return LaunchEnvironment(launcher: "PMI launcher (mpiexec/hydra)", announcedWorldSize: size,
                                      localSize: env["MPI_LOCALNRANKS"].flatMap(Int.init))
         }
         return LaunchEnvironment(launcher: nil, announcedWorldSize: nil)
+    }
+
+    /// This node's entry of Slurm's tasks per node ("2(x3),1": two on each of the first three
+    /// nodes, then one).
+    static func slurmTasks(onNode node: Int?, _ list: String?) -> Int? {
+        guard let node, let list else { return nil }
+        var first = 0
+        for entry in list.split(separator: ",") {
+            let parts = entry.split(separator: "(")
+            guard let tasks = Int(parts[0]) else { return nil }
+            let repeats = parts.count > 1 ? Int(parts[1].dropFirst().dropLast()) ?? 1 : 1
+            if node < first + repeats { return tasks }
+            first += repeats
+        }
+        return nil
     }
 
     /// Whether overlapping gradient allreduces with backward should pay off, the default for

@@ -98,6 +98,14 @@ final class SharedMemoryReducer {
         return segment
     }
 
+    /// Frees one segment (collective, like `allocate`).
+    func release(_ segment: Segment) {
+        segments.removeAll { $0 === segment }
+        allocated -= segment.byteCount
+        var w: MPI_Win? = segment.window
+        MPI_Win_free(&w)
+    }
+
     /// The segment and offset of `bytes` bytes at `pointer` in this rank's parts, if they are there.
     func locate(_ pointer: UnsafeRawPointer, bytes: Int) -> (Segment, Int)? {
         for s in segments {
@@ -187,10 +195,7 @@ final class SharedMemoryReducer {
         if let stage, stage.byteCount >= bytes { return stage }
         if bytes <= refusedStaging { return nil }
         if let old = stage {
-            segments.removeAll { $0 === old }
-            allocated -= old.byteCount
-            var w: MPI_Win? = old.window
-            MPI_Win_free(&w)
+            release(old)
             stage = nil
         }
         stage = try allocate(bytes: bytes)

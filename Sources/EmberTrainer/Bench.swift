@@ -169,8 +169,8 @@ public enum Bench {
     }
 
     /// Gradient averaging through DataParallel's buckets against one raw allreduce of the same
-    /// bytes, both over MPI (like for like), then `synchronize()` over shared memory when the
-    /// ranks share a node. Returns a line: `allreduce world=W bytes=B raw_ms=… … efficiency=…`.
+    /// bytes, both over MPI (like for like), then `synchronize()` over shared memory when the ranks
+    /// share a node or within each node. Returns a line: `allreduce world=W bytes=B raw_ms=… … efficiency=…`.
     public static func allreduce(comm: Communicator, megabytes: Double = 4, iterations: Int = 30) throws -> String {
         // A model of 32 equal layers holding `megabytes` of float32 parameters.
         let perLayer = max(1, Int(megabytes * 1_048_576 / 4 / 32))
@@ -207,9 +207,9 @@ public enum Bench {
         var line = String(format: "allreduce world=%d bytes=%d buckets=%d raw_ms=%.3f buckets_ms=%.3f synchronize_ms=%.3f transport_efficiency=%.2f efficiency=%.2f",
                           comm.worldSize, total * 4, ddp.bucketSizes.count, rawSeconds * 1000, transportSeconds * 1000, bucketSeconds * 1000,
                           rawSeconds / transportSeconds, rawSeconds / bucketSeconds)
-        if let mpi, mpi.usesSharedMemory {
+        if let mpi, mpi.usesSharedMemory || mpi.spansNodes {
             mpi.transport = .sharedMemory
-            line += String(format: " shm_synchronize_ms=%.3f", try time {
+            line += String(format: mpi.spansNodes ? " shm_mpi_synchronize_ms=%.3f" : " shm_synchronize_ms=%.3f", try time {
                 for p in params where p.grad == nil { p.grad = Tensor.onesLike(p) }
                 try ddp.synchronize()
             } * 1000)

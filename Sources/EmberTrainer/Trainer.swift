@@ -516,7 +516,8 @@ final class RankLoop<Task: TrainingTask> {
         let topology = comm as? NodeTopology
         let perNode = topology?.ranksOnThisNode ?? 1, nodes = topology?.nodes ?? 1
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let load = perNode * numThreads > cores ? " (more threads than cores: ranks will wait for each other)" : ""
+        let load = perNode * numThreads > cores ? " (more threads than cores: ranks will wait for each other"
+            + (MPICommunicator.yieldsWhenIdle ? ", yielding their cores while they do: OMPI_MCA_mpi_yield_when_idle=1)" : ")") : ""
         log.info("start-up check: \(comm.worldSize) rank\(comm.worldSize == 1 ? "" : "s") on \(nodes) node\(nodes == 1 ? "" : "s") (\(perNode) on this one), \(numThreads) BLAS thread\(numThreads == 1 ? "" : "s") per rank on \(cores) cores\(load)")
         log.info("\(String(format: "start-up check: executable %08x, configuration %08x, weights %08x: the same on every rank", UInt32(mine[0]), UInt32(mine[1]), UInt32(mine[2])))")
     }
@@ -537,6 +538,7 @@ final class RankLoop<Task: TrainingTask> {
             let transport = switch (comm as? TransportSelecting)?.transportName {
             case "auto": " through shared memory or MPI's transport, whichever makes steps faster (tried again every 500 steps)"
             case "shm": " through shared memory (one node)"
+            case "shm+mpi": " through shared memory within each node and MPI between nodes"
             default: ""
             }
             log.info("gradients: \(ddp.bucketSizes.count) allreduce bucket(s) of up to \(config.bucketKB) KiB, \(ddp.overlap ? "overlapped with backward" : "after backward (ranks fill this node's cores)")\(transport)\(sharding)")

@@ -94,6 +94,16 @@ final class CommunicatorTests: XCTestCase {
         let slurm = LaunchEnvironment.detect(["SLURM_PROCID": "0", "SLURM_NTASKS": "8", "SLURM_JOB_ID": "42"])
         XCTAssertTrue("\(slurm)".contains("srun"))
         XCTAssertEqual(slurm.announcedWorldSize, 8)
+        XCTAssertNil(slurm.localSize)
+        // srun's tasks per node: "2(x3),1" is two on each of nodes 0-2, then one on node 3.
+        func srun(node: Int, _ list: String) -> Int? {
+            LaunchEnvironment.detect(["SLURM_PROCID": "0", "SLURM_NTASKS": "7", "SLURM_NODEID": "\(node)", "SLURM_STEP_TASKS_PER_NODE": list]).localSize
+        }
+        XCTAssertEqual(srun(node: 0, "4"), 4)
+        XCTAssertEqual(srun(node: 2, "2(x3),1"), 2)
+        XCTAssertEqual(srun(node: 3, "2(x3),1"), 1)
+        XCTAssertEqual(srun(node: 1, "3,1"), 1)
+        XCTAssertNil(srun(node: 4, "2(x3),1"))
     }
 
     func testOverlapIsOffOnlyWhenOneNodesRanksFillItsCores() {

@@ -143,10 +143,16 @@ run_slurm_tests() {
     expect "Slurm: a trainer started alone in a two-task allocation stops, naming srun --mpi=pmix" "$jobs/lone-$id.out" \
         bash -c "grep -q 'announced 2 tasks but MPI started a world of 1' '$jobs/lone-$id.out' && [ ! -e '$jobs/lone' ]"
 
-    # Two nodes of two ranks train to the weights of one node of four. (Open MPI's shared-memory
-    # transport cannot tell the two virtual nodes apart, so this pair talks over TCP.)
+    # Two nodes of two ranks train to the weights of one node of four, through Ember's two-level
+    # reduction (shared memory within each node, MPI between) and through MPI alone. (Open MPI's
+    # shared-memory transport cannot tell the two virtual nodes apart, so they talk over TCP.)
     OMPI_MCA_btl=self,tcp srun --mpi=pmix -N2 --ntasks-per-node=2 --overcommit "$repo_dir/$trainer" train --model mlp --data synthetic --epochs 2 \
         --run-dir "$jobs/two-nodes" > "$jobs/two-nodes.log" 2>&1
+    OMPI_MCA_btl=self,tcp srun --mpi=pmix -N2 --ntasks-per-node=2 --overcommit "$repo_dir/$trainer" check-ddp > "$jobs/ddp-two-nodes.log" 2>&1
+    expect "Slurm: 2 nodes × 2 ranks: DDP through the two-level reduction equals single-process training (step sharded or not)" "$jobs/ddp-two-nodes.log" \
+        bash -c "[ \$(grep -c PASS '$jobs/ddp-two-nodes.log') -eq 8 ] && ! grep -q FAIL '$jobs/ddp-two-nodes.log'"
+    EMBER_SHARED_MEMORY=0 OMPI_MCA_btl=self,tcp srun --mpi=pmix -N2 --ntasks-per-node=2 --overcommit "$repo_dir/$trainer" train --model mlp --data synthetic --epochs 2 \
+        --run-dir "$jobs/two-nodes-mpi" > "$jobs/two-nodes-mpi.log" 2>&1
     OMPI_MCA_btl=self,tcp srun --mpi=pmix -N1 -n4 --overcommit "$repo_dir/$trainer" train --model mlp --data synthetic --epochs 2 \
         --run-dir "$jobs/one-node" > "$jobs/one-node.log" 2>&1
     cat > "$work/compare-weights.py" <<'PY'
@@ -168,8 +174,12 @@ worst = max(max(abs(x - y) for x, y in zip(one[k], two[k])) / max(max(abs(x) for
 print("largest relative difference", worst)
 sys.exit(0 if set(one) == set(two) and worst <= 1e-5 else 1)
 PY
-    expect "Slurm: 2 nodes × 2 ranks train to the weights of 1 node × 4 ranks (within 1e-5), the start-up check seeing 2 nodes" "$jobs/two-nodes.log" \
-        bash -c "grep -q '4 ranks on 2 nodes' '$jobs/two-nodes.log' && python3 '$work/compare-weights.py' '$jobs/one-node/final.safetensors' '$jobs/two-nodes/final.safetensors'"
+    expect "Slurm: 2 nodes × 2 ranks train to the weights of 1 node × 4 ranks (within 1e-5), the start-up check seeing 2 nodes, gradients through shared memory within each node and MPI between" "$jobs/two-nodes.log" \
+        bash -c "grep -q '4 ranks on 2 nodes' '$jobs/two-nodes.log' && grep -q 'shared memory within each node and MPI between nodes' '$jobs/two-nodes.log' && python3 '$work/compare-weights.py' '$jobs/one-node/final.safetensors' '$jobs/two-nodes/final.safetensors'"
+    expect "Slurm: 2 nodes × 2 ranks with EMBER_SHARED_MEMORY=0 (MPI alone) train to the same weights (within 1e-5)" "$jobs/two-nodes-mpi.log" \
+        bash -c "! grep -q 'shared memory within each node' '$jobs/two-nodes-mpi.log' && python3 '$work/compare-weights.py' '$jobs/one-node/final.safetensors' '$jobs/two-nodes-mpi/final.safetensors'"
+    expect "Slurm: srun with 4 tasks on a 2-core node makes waiting ranks yield their cores (Open MPI would spin)" "$jobs/one-node.log" \
+        grep -q 'OMPI_MCA_mpi_yield_when_idle=1' "$jobs/one-node.log"
 
     # --deterministic over srun on two nodes: bitwise the weights of one process.
     local det=(--model mlp --dropout 0.2 --data synthetic --synthetic-samples 600 --epochs 2 --deterministic --global-batch-size 48)
