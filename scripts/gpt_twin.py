@@ -6,8 +6,10 @@ the bundled corpus with the same split, for side-by-side time and quality:
 Model: token + learned position embeddings, 4 pre-LN blocks (width 128, 4 heads, causal SDPA,
 MLP 512 with exact GELU, no biases), final LayerNorm, head tied to the token embedding.
 Recipe: batch 12 random windows of 64, AdamW lr 1e-3 (β2 0.99, weight decay 0.1 on matrices),
-100 warm-up steps then cosine to 1e-4 at the last step, clip 1.0. Prints the validation loss
-over the whole last 10% of the corpus (every next-character prediction once), and the time.
+100 warm-up steps then cosine to 1e-4 at the last step, clip 1.0. Validates over the whole last
+10% of the corpus (every next-character prediction once) every --eval-interval steps and at the
+end, as `trainer train` does (0: at the end only), and prints the times with and without the
+validations.
 """
 import argparse, gzip, math, os, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -15,6 +17,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 p = argparse.ArgumentParser()
 p.add_argument("--steps", type=int, default=2000)
 p.add_argument("--threads", type=int, default=1)
+p.add_argument("--eval-interval", type=int, default=250)
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(1337)
@@ -51,6 +54,7 @@ def val_loss():
     m.train(); return total / count
 
 t0 = time.time()
+eval_s, last_val = 0.0, None
 for it in range(args.steps):
     for g in opt.param_groups: g["lr"] = lr_at(it)
     ix = torch.randint(len(train) - T, (B,))
@@ -58,6 +62,10 @@ for it in range(args.steps):
     loss = F.cross_entropy(m(x).view(-1, V), y.view(-1))
     opt.zero_grad(set_to_none=True); loss.backward()
     torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step()
-    if it % 250 == 0: print(f"step {it} loss {loss.item():.4f} {time.time() - t0:.1f}s", flush=True)
-train_s = time.time() - t0
-print(f"pytorch gpt steps={args.steps} threads={args.threads} train_s={train_s:.1f} tokens_per_s={args.steps * B * T / train_s:.0f} val_loss={val_loss():.4f}")
+    if (args.eval_interval and (it + 1) % args.eval_interval == 0) or it + 1 == args.steps:
+        e0 = time.time(); last_val = val_loss(); eval_s += time.time() - e0
+        print(f"step {it + 1} loss {loss.item():.4f} val loss {last_val:.4f} {time.time() - t0:.1f}s", flush=True)
+wall_s = time.time() - t0
+train_s = wall_s - eval_s
+print(f"pytorch gpt steps={args.steps} threads={args.threads} wall_s={wall_s:.1f} train_s={train_s:.1f} eval_s={eval_s:.1f} "
+      f"tokens_per_s={args.steps * B * T / train_s:.0f} val_loss={last_val:.4f}")

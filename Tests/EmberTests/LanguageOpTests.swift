@@ -52,6 +52,33 @@ final class LanguageOpTests: XCTestCase {
         }
     }
 
+    /// Self-attention from the packed projection (MultiheadAttention's fast path) against the
+    /// general path on the same weights: values and gradients, causal or not, float32 and
+    /// float64; and float64 gradcheck and gradgradcheck of the packed op itself.
+    func testPackedSelfAttentionMatchesTheGeneralPath() throws {
+        for dtype in [DType.float32, .float64] {
+            for causal in [false, true] {
+                let mha = MultiheadAttention(embedDim: 12, numHeads: 3, batchFirst: true, generator: Generator(seed: 5)).to(dtype)
+                let x = Tensor.randn([2, 7, 12], dtype: dtype, generator: Generator(seed: 6)).requiresGrad_()
+                let w = Tensor.randn([2, 7, 12], dtype: dtype, generator: Generator(seed: 7))
+                let packed = mha(x, x, x, needWeights: false, isCausal: causal).output
+                // needWeights takes the general path (split, per-head copies, fused softmax).
+                let general = mha(x, x, x, needWeights: true, isCausal: causal).output
+                let tol = dtype == .float64 ? 1e-12 : 1e-5
+                XCTAssertTrue(packed.allClose(general, rtol: tol, atol: tol), "\(dtype) causal \(causal)")
+                let params = [x] + mha.parameters()
+                let gp = try grad(of: [(packed * w).sum()], wrt: params)
+                let gg = try grad(of: [(general * w).sum()], wrt: params)
+                for (a, b) in zip(gp, gg) { XCTAssertTrue(a!.allClose(b!, rtol: tol * 10, atol: tol * 10), "\(dtype) causal \(causal)") }
+            }
+        }
+        let qkv = Tensor.randn([2, 5, 18], dtype: .float64, generator: Generator(seed: 8)).requiresGrad_()
+        for causal in [false, true] {
+            XCTAssertTrue(try gradcheck({ Tensor.packedSelfAttention($0[0], numHeads: 3, causal: causal) }, inputs: [qkv]))
+            XCTAssertTrue(try gradgradcheck({ Tensor.packedSelfAttention($0[0], numHeads: 3, causal: causal) }, inputs: [qkv]))
+        }
+    }
+
     func testAFullyMaskedRowAttendsToNothing() {
         let q = Tensor.randn([2, 3]), k = Tensor.randn([4, 3]), v = Tensor.randn([4, 2])
         let allowed = Tensor([1, 1, 0, 0, 0, 0, 0, 0], shape: [2, 4])

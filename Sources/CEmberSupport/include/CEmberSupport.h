@@ -12,6 +12,12 @@ void *ember_set_current_backward(void *run);
 
 /// Square roots of `n` values (in place when `out == in`), vectorised.
 void ember_sqrt_f32(float *out, const float *in, long n);
+/// Layer normalisation of `rows` float32 rows of `width` (w, b may be NULL), and its gradient
+/// (`dw`, `db` accumulated into zeroed buffers) (Normalization.c).
+void ember_layer_norm_f32(const float *x, const float *w, const float *b, float *y, float *mean, float *rstd,
+                          long rows, long width, float eps);
+void ember_layer_norm_backward_f32(const float *g, const float *x, const float *mean, const float *rstd, const float *w,
+                                   float *dx, float *dw, float *db, long rows, long width);
 /// GELU (exact form, to float32 precision) and its gradient `grad · (Φ(x) + x φ(x))`, vectorised.
 void ember_gelu_f32(float *out, const float *x, long n);
 void ember_gelu_backward_f32(float *out, const float *grad, const float *x, long n);

@@ -1,8 +1,10 @@
+import CEmberSupport
+
 extension Kernels {
     /// Layer normalisation of `rows` rows of `width` elements: `y = (x - mean) * rstd * w + b`
     /// per row, with the row's mean and `rstd = 1/sqrt(var + eps)` (biased variance) saved for
     /// the backward pass. Two passes over each row (mean, then centred squares) keep the
-    /// variance accurate.
+    /// variance accurate. Float32 runs in C (Normalization.c), vectorised.
     static func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, rows: Int, width: Int, eps: Double)
         -> (y: Tensor, mean: Tensor, rstd: Tensor) {
         let y = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
@@ -28,8 +30,8 @@ extension Kernels {
         }
         switch x.dtype {
         case .float32:
-            run(x.pointer(Float.self), y.pointer(Float.self), mean.pointer(Float.self), rstd.pointer(Float.self),
-                weight.map { UnsafePointer($0.pointer(Float.self)) }, bias.map { UnsafePointer($0.pointer(Float.self)) })
+            ember_layer_norm_f32(x.pointer(Float.self), weight?.pointer(Float.self), bias?.pointer(Float.self), y.pointer(Float.self),
+                                 mean.pointer(Float.self), rstd.pointer(Float.self), rows, width, Float(eps))
         case .float64:
             run(x.pointer(Double.self), y.pointer(Double.self), mean.pointer(Double.self), rstd.pointer(Double.self),
                 weight.map { UnsafePointer($0.pointer(Double.self)) }, bias.map { UnsafePointer($0.pointer(Double.self)) })
@@ -69,8 +71,8 @@ extension Kernels {
         }
         switch x.dtype {
         case .float32:
-            run(g.pointer(Float.self), x.pointer(Float.self), mean.pointer(Float.self), rstd.pointer(Float.self),
-                weight.map { UnsafePointer($0.pointer(Float.self)) }, dx.pointer(Float.self), dw.pointer(Float.self), db.pointer(Float.self))
+            ember_layer_norm_backward_f32(g.pointer(Float.self), x.pointer(Float.self), mean.pointer(Float.self), rstd.pointer(Float.self),
+                                          weight?.pointer(Float.self), dx.pointer(Float.self), dw.pointer(Float.self), db.pointer(Float.self), rows, width)
         case .float64:
             run(g.pointer(Double.self), x.pointer(Double.self), mean.pointer(Double.self), rstd.pointer(Double.self),
                 weight.map { UnsafePointer($0.pointer(Double.self)) }, dx.pointer(Double.self), dw.pointer(Double.self), db.pointer(Double.self))

@@ -82,9 +82,18 @@ public final class MultiheadAttention: Module {
         require(k.shape[0] == n && v.shape[0] == n && v.shape[1] == s,
                 "MultiheadAttention: key \(key.shape) and value \(value.shape) do not match query \(query.shape) in batch or length")
 
-        let (qp, kp, vp) = project(q, k, v, selfAttention: query === key && key === value)
+        let selfAttention = query === key && key === value
+        let mask = combinedMask(attnMask, keyPaddingMask, n: n, l: l, s: s, causal: isCausal, dtype: q.dtype)
+        // Self-attention without weights to return, masks beyond the causal one or dropout (the
+        // common case: GPT, encoders in evaluation) attends straight from the packed projection.
+        if selfAttention, let w = inProjWeight, mask == nil, !needWeights, dropout == 0 || !isTraining {
+            let qkv = q.matmul(w, transposeB: true)
+            let attended = Tensor.packedSelfAttention(inProjBias.map { qkv + $0 } ?? qkv, numHeads: numHeads, causal: isCausal)
+            let out = outProj(attended)
+            return (unbatched ? out.squeeze(0) : (batchFirst ? out : out.transpose(0, 1)), nil)
+        }
+        let (qp, kp, vp) = project(q, k, v, selfAttention: selfAttention)
         func heads(_ t: Tensor, _ len: Int) -> Tensor { t.reshape([n, len, numHeads, headDim]).transpose(1, 2) }
-        let mask = combinedMask(attnMask, keyPaddingMask, n: n, l: l, s: s, causal: isCausal, dtype: qp.dtype)
         let (attended, weights) = Tensor.attention(heads(qp, l), heads(kp, s), heads(vp, s), attnMask: mask.map { .additive($0) },
                                                     dropoutP: isTraining ? dropout : 0, isCausal: isCausal && mask == nil,
                                                     scale: nil, generator: generator)

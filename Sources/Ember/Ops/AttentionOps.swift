@@ -109,3 +109,80 @@ public enum AttentionMask {
         .allowed(Tensor.ones([l, s], dtype: dtype).tril())
     }
 }
+
+/// Self-attention straight from the packed projection `nn.MultiheadAttention` makes.
+extension Tensor {
+    /// `qkv [N, L, 3E]` (each position's query, key and value side by side, as `in_proj_weight`
+    /// produces them) → the heads' outputs side by side, `[N, L, E]`: `numHeads` heads of
+    /// `E / numHeads` columns, scaled by `1/sqrt(E / numHeads)`, causal or not, no mask, no
+    /// dropout. The same as splitting, attending per head and merging, without copying any of
+    /// it: each head's products read its columns in place (BLAS leading dimensions) and write
+    /// their results where the merged output and the packed gradient keep them.
+    static func packedSelfAttention(_ qkv: Tensor, numHeads: Int, causal: Bool) -> Tensor {
+        let (n, l, e) = (qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3)
+        let d = e / numHeads, batch = n * numHeads
+        let scale = 1 / Double(d).squareRoot()
+        /// Where head h of sample b starts in `qkv`'s block `which` (0 query, 1 key, 2 value);
+        /// its rows are 3E apart.
+        func at(_ b: Int, _ h: Int, _ which: Int) -> Int { b * l * 3 * e + which * e + h * d }
+        func products(_ body: (Int, Int, Int) -> Void) {
+            for b in 0..<n { for h in 0..<numHeads { body(b, h, b * numHeads + h) } }
+        }
+        let scores = Tensor(uninitializedShape: [batch, l, l], dtype: qkv.dtype)
+        let out = Tensor(uninitializedShape: [n, l, e], dtype: qkv.dtype)
+        func forward<T: FloatElement>(_ type: T.Type) -> Tensor {
+            let x = qkv.pointer(T.self), s = scores.pointer(T.self)
+            products { b, h, i in
+                Kernels.gemm(false, true, m: l, n: l, k: d, x + at(b, h, 0), lda: 3 * e, x + at(b, h, 1), ldb: 3 * e, beta: 0, s + i * l * l, ldc: l)
+            }
+            let p = Kernels.attentionSoftmax(scores, scale: scale, mask: nil, causal: causal, batch: batch, rows: l, cols: l)
+            let pp = p.pointer(T.self), o = out.pointer(T.self)
+            products { b, h, i in
+                Kernels.gemm(false, false, m: l, n: d, k: l, pp + i * l * l, lda: l, x + at(b, h, 2), ldb: 3 * e, beta: 0, o + b * l * e + h * d, ldc: e)
+            }
+            return p
+        }
+        let weights: Tensor
+        switch qkv.dtype {
+        case .float32: weights = forward(Float.self)
+        case .float64: weights = forward(Double.self)
+        case .int64: stop("attention needs a floating-point tensor")
+        }
+        return out.recordOp("PackedSelfAttentionBackward", [qkv]) { g in
+            if GradMode.isEnabled {
+                // Under createGraph: the same gradient from recorded ops, differentiable again.
+                func heads(_ t: Tensor) -> Tensor { t.reshape([n, l, numHeads, d]).transpose(1, 2).reshape([batch, l, d]) }
+                func merged(_ t: Tensor) -> Tensor { t.reshape([n, numHeads, l, d]).transpose(1, 2).reshape([n, l, e]) }
+                let parts = qkv.split(e, dim: -1)
+                let (q, k, v) = (heads(parts[0]), heads(parts[1]), heads(parts[2]))
+                let p = q.matmul(k, transposeB: true).attentionSoftmax(scale: scale, mask: nil, causal: causal)
+                let go = heads(g)
+                let dp = go.matmul(v, transposeB: true)
+                let ds = p * (dp - (dp * p).sum(dim: -1, keepDim: true)) * scale
+                return [Tensor.cat([merged(ds.matmul(k)), merged(ds.matmul(q, transposeA: true)), merged(p.matmul(go, transposeA: true))], dim: -1)]
+            }
+            let dqkv = Tensor(uninitializedShape: qkv.shape, dtype: qkv.dtype)
+            let dWeights = Tensor(uninitializedShape: [batch, l, l], dtype: qkv.dtype)
+            func backward<T: FloatElement>(_ type: T.Type) {
+                let x = qkv.pointer(T.self), gp = g.pointer(T.self), dx = dqkv.pointer(T.self)
+                let p = weights.pointer(T.self), dp = dWeights.pointer(T.self)
+                products { b, h, i in
+                    let go = gp + b * l * e + h * d
+                    Kernels.gemm(false, true, m: l, n: l, k: d, go, lda: e, x + at(b, h, 2), ldb: 3 * e, beta: 0, dp + i * l * l, ldc: l)
+                    Kernels.gemm(true, false, m: l, n: d, k: l, p + i * l * l, lda: l, go, ldb: e, beta: 0, dx + at(b, h, 2), ldc: 3 * e)
+                }
+                let ds = Kernels.attentionSoftmaxBackward(dWeights, weights, cols: l, scale: scale).pointer(T.self)
+                products { b, h, i in
+                    Kernels.gemm(false, false, m: l, n: d, k: l, ds + i * l * l, lda: l, x + at(b, h, 1), ldb: 3 * e, beta: 0, dx + at(b, h, 0), ldc: 3 * e)
+                    Kernels.gemm(true, false, m: l, n: d, k: l, ds + i * l * l, lda: l, x + at(b, h, 0), ldb: 3 * e, beta: 0, dx + at(b, h, 1), ldc: 3 * e)
+                }
+            }
+            switch qkv.dtype {
+            case .float32: backward(Float.self)
+            case .float64: backward(Double.self)
+            case .int64: break
+            }
+            return [dqkv]
+        }
+    }
+}
