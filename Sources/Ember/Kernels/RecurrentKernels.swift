@@ -32,15 +32,28 @@ final class RecurrentTape<T: FloatElement> {
         let (tn, n, h, p) = (d.steps * d.batch, d.batch, d.hidden, d.output)
         counts = [tn * d.gateWidth, (d.steps + 1) * n * p, d.cell == .lstm ? (d.steps + 1) * n * h : 0,
                   d.cell == .gru ? tn * h : 0, projects ? tn * h : 0]
-        let buffers = counts.map { count -> UnsafeMutablePointer<T> in
-            let b = UnsafeMutablePointer<T>.allocate(capacity: Swift.max(count, 1))
-            b.initialize(repeating: 0, count: Swift.max(count, 1))
-            return b
-        }
+        let buffers = counts.map { RecurrentTape.zeroed($0) }
         (gates, hs, cs, hhn, raw) = (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4])
     }
 
-    deinit { for b in [gates, hs, cs, hhn, raw] { b.deallocate() } }
+    deinit { for (b, count) in zip([gates, hs, cs, hhn, raw], counts) { RecurrentTape.release(b, count) } }
+
+    /// `count` zeroed values from the caching allocator: a training step reuses the pages of the
+    /// last one instead of taking fresh ones from the kernel (a tenth of an LSTM step faulting
+    /// pages in when these came from `malloc`).
+    static func zeroed(_ count: Int) -> UnsafeMutablePointer<T> {
+        let b = uninitialized(count)
+        b.initialize(repeating: 0, count: Swift.max(count, 1))
+        return b
+    }
+
+    static func uninitialized(_ count: Int) -> UnsafeMutablePointer<T> {
+        BufferCache.shared.take(Swift.max(count, 1) * MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: Swift.max(count, 1))
+    }
+
+    static func release(_ b: UnsafeMutablePointer<T>, _ count: Int) {
+        BufferCache.shared.give(UnsafeMutableRawPointer(b), Swift.max(count, 1) * MemoryLayout<T>.stride)
+    }
 }
 
 struct RecurrentShape {
@@ -62,10 +75,11 @@ extension Kernels {
                                                   cN: UnsafeMutablePointer<T>?) -> RecurrentTape<T> {
         let (tn, n, h, p, gw) = (d.steps * d.batch, d.batch, d.hidden, d.output, d.gateWidth)
         // Every step's input projection in one product (plus both biases where they simply add).
-        let xp = UnsafeMutablePointer<T>.allocate(capacity: tn * gw), hh = UnsafeMutablePointer<T>.allocate(capacity: n * gw)
-        let rawStep = UnsafeMutablePointer<T>.allocate(capacity: n * h), projected = UnsafeMutablePointer<T>.allocate(capacity: n * p)
+        let sizes = [tn * gw, n * gw, n * h, n * p]
+        let scratch = sizes.map { RecurrentTape<T>.uninitialized($0) }
+        let (xp, hh, rawStep, projected) = (scratch[0], scratch[1], scratch[2], scratch[3])
         rawStep.initialize(repeating: 0, count: n * h)
-        defer { for b in [xp, hh, rawStep, projected] { b.deallocate() } }
+        defer { for (b, count) in zip(scratch, sizes) { RecurrentTape.release(b, count) } }
         gemm(false, true, m: tn, n: gw, k: d.input, x, lda: d.input, wIH, ldb: d.input, beta: 0, xp, ldc: gw)
         if bIH != nil || (bHH != nil && d.cell != .gru) {
             let bias = (0..<gw).map { j in (bIH?[j] ?? 0) + (d.cell != .gru ? bHH?[j] ?? 0 : 0) }
@@ -165,15 +179,12 @@ extension Kernels {
                                                    dWIH: UnsafeMutablePointer<T>, dWHH: UnsafeMutablePointer<T>,
                                                    dBIH: UnsafeMutablePointer<T>, dBHH: UnsafeMutablePointer<T>, dWHR: UnsafeMutablePointer<T>?) {
         let (tn, n, h, p, gw) = (d.steps * d.batch, d.batch, d.hidden, d.output, d.gateWidth)
-        func buffer(_ count: Int) -> UnsafeMutablePointer<T> {
-            let b = UnsafeMutablePointer<T>.allocate(capacity: Swift.max(count, 1))
-            b.initialize(repeating: 0, count: Swift.max(count, 1))
-            return b
-        }
-        let dXP = buffer(tn * gw), dHH = buffer(tn * gw), dRaw = buffer(n * h), masked = buffer(n * p)
-        var dh = buffer(n * p), next = buffer(n * p)
-        let dc = buffer(n * h)
-        defer { for b in [dXP, dHH, dRaw, masked, dh, next, dc] { b.deallocate() } }
+        let sizes = [tn * gw, tn * gw, n * h, n * p, n * p, n * p, n * h]
+        let scratch = sizes.map { RecurrentTape<T>.zeroed($0) }
+        let (dXP, dHH, dRaw, masked) = (scratch[0], scratch[1], scratch[2], scratch[3])
+        var (dh, next) = (scratch[4], scratch[5])
+        let dc = scratch[6]
+        defer { for (b, count) in zip(scratch, sizes) { RecurrentTape.release(b, count) } }
         dh.update(from: gH, count: n * p)
         if d.cell == .lstm, let gC { dc.update(from: gC, count: n * h) }
         let (gates, hs, cs, hhn) = (tape.gates, tape.hs, tape.cs, tape.hhn)
