@@ -95,6 +95,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also print rank 0's mean time per step in forward, backward, synchronize and optimizer step.") var phases = false
     @Flag(help: "Time --deterministic's step: micro-batches, gradients added in micro-batch order (docs/distributed.md).") var deterministic = false
     @Option(help: "With --deterministic: samples per micro-batch (default: the model's whole batch per rank).") var microBatch: Int?
+    @Option(help: "With --deterministic: alternate this many rounds of the default step and the deterministic one in this run, and print the ratio of their samples/s (medians).")
+    var compare: Int?
 
     func run() throws {
         let models = model == "all" ? EmberTrainer.Bench.models : [model]
@@ -103,17 +105,38 @@ struct Bench: ParsableCommand {
         }
         guard ["sgd", "adam"].contains(optimizer) else { TrainingCommandLine.fail(ConfigError("--optimizer \(optimizer) is not one of sgd, adam"), status: 2) }
         guard steps > 0, warmup >= 0, threads > 0 else { TrainingCommandLine.fail(ConfigError("--steps and --threads must be positive, --warmup non-negative"), status: 2) }
+        if let compare, !deterministic || compare < 1 {
+            TrainingCommandLine.fail(ConfigError(compare < 1 ? "--compare needs at least 1 round, got \(compare)" : "--compare compares --deterministic with the default step: add --deterministic"), status: 2)
+        }
         do {
             let settings = try LaunchSettings.current()
             let comm = try settings.communicator()
             defer { (comm as? FinalizingCommunicator)?.finalize() }
             for name in models {
                 let overlaps = overlap ?? settings.launch.overlapPaysOff(threadsPerRank: threads, cores: ProcessInfo.processInfo.activeProcessorCount)
-                let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm,
-                                                        overlap: overlaps, shardedStep: shardOptimizer, optimizer: optimizer, phases: phases,
-                                                        deterministicMicroBatch: deterministic ? microBatch ?? EmberTrainer.Bench.batch(of: name) : nil)
-                if comm.rank == 0 { print(result.line) }
-                if comm.rank == 0, let line = result.phaseLine { print(line) }
+                func time(deterministic: Bool) throws -> EmberTrainer.Bench.Result {
+                    let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm,
+                                                            overlap: overlaps, shardedStep: shardOptimizer, optimizer: optimizer, phases: phases,
+                                                            deterministicMicroBatch: deterministic ? microBatch ?? EmberTrainer.Bench.batch(of: name) : nil)
+                    if comm.rank == 0 { print(result.line) }
+                    if comm.rank == 0, let line = result.phaseLine { print(line) }
+                    return result
+                }
+                guard let compare else {
+                    _ = try time(deterministic: deterministic)
+                    continue
+                }
+                // Side by side in one process: the machine's drift hits both modes alike.
+                var plain: [Double] = [], exact: [Double] = []
+                for _ in 0..<compare {
+                    plain.append(try time(deterministic: false).samplesPerSecond)
+                    exact.append(try time(deterministic: true).samplesPerSecond)
+                }
+                func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+                if comm.rank == 0 {
+                    print(String(format: "%@ world=%d deterministic_ratio=%.2f default_samples_per_s=%.0f deterministic_samples_per_s=%.0f rounds=%d",
+                                 name, comm.worldSize, median(exact) / median(plain), median(plain), median(exact), compare))
+                }
             }
             if loader && comm.rank == 0 { print(EmberTrainer.Bench.loader()) }
             if allreduce {

@@ -161,6 +161,9 @@ PY
     launch/mpirun -n 2 "$trainer" bench --model mlp --steps 3 --warmup 1 > "$work/bench2.log" 2>&1
     expect "mpirun -n 2 trainer bench: global samples/s; overlap (off: ranks fill the cores), transport and sharding decided for the job" "$work/bench2.log" \
         grep -qE "^mlp world=2 .* overlap=off transport=auto sharded_step=on$" "$work/bench2.log"
+    launch/mpirun -n 2 "$trainer" bench --model mlp --steps 3 --warmup 1 --deterministic --compare 1 > "$work/bench-compare.log" 2>&1
+    expect "mpirun -n 2 trainer bench --deterministic --compare: both modes timed in one run, and their ratio" "$work/bench-compare.log" \
+        bash -c "grep -q 'deterministic=on' '$work/bench-compare.log' && grep -qE '^mlp world=2 deterministic_ratio=[0-9.]+ default_samples_per_s=[0-9]+ deterministic_samples_per_s=[0-9]+ rounds=1$' '$work/bench-compare.log'"
     launch/mpirun -n 2 "$trainer" bench --model mlp --steps 3 --warmup 1 --no-shard-optimizer --optimizer adam > "$work/bench3.log" 2>&1
     expect "mpirun -n 2 trainer bench --no-shard-optimizer --optimizer adam" "$work/bench3.log" \
         grep -qE "^mlp world=2 .* sharded_step=off optimizer=adam$" "$work/bench3.log"

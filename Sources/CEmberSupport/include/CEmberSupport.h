@@ -12,6 +12,12 @@ void *ember_set_current_backward(void *run);
 
 /// Square roots of `n` values (in place when `out == in`), vectorised.
 void ember_sqrt_f32(float *out, const float *in, long n);
+/// `C [m, n] = A [m, k] · B` with B laid out once by `ember_pack_product_f32` (from W [n, k] as
+/// Wᵀ when `transposed`, else W [k, n]) into `n·k` floats, 64-byte aligned; n a multiple of 32
+/// (PackedProduct.c). Only where `ember_packed_product_available()` (AVX-512).
+int ember_packed_product_available(void);
+void ember_pack_product_f32(const float *w, long k, long n, int transposed, float *p);
+void ember_packed_product_f32(long m, long n, long k, const float *a, long lda, const float *p, float *c, long ldc);
 /// Layer normalisation of `rows` float32 rows of `width` (w, b may be NULL), and its gradient
 /// (`dw`, `db` accumulated into zeroed buffers) (Normalization.c).
 void ember_layer_norm_f32(const float *x, const float *w, const float *b, float *y, float *mean, float *rstd,

@@ -171,10 +171,15 @@ extension Tensor {
                     Kernels.gemm(false, true, m: l, n: l, k: d, go, lda: e, x + at(b, h, 2), ldb: 3 * e, beta: 0, dp + i * l * l, ldc: l)
                     Kernels.gemm(true, false, m: l, n: d, k: l, p + i * l * l, lda: l, go, ldb: e, beta: 0, dx + at(b, h, 2), ldc: 3 * e)
                 }
-                let ds = Kernels.attentionSoftmaxBackward(dWeights, weights, cols: l, scale: scale).pointer(T.self)
-                products { b, h, i in
-                    Kernels.gemm(false, false, m: l, n: d, k: l, ds + i * l * l, lda: l, x + at(b, h, 1), ldb: 3 * e, beta: 0, dx + at(b, h, 0), ldc: 3 * e)
-                    Kernels.gemm(true, false, m: l, n: d, k: l, ds + i * l * l, lda: l, x + at(b, h, 0), ldb: 3 * e, beta: 0, dx + at(b, h, 1), ldc: 3 * e)
+                // Kept alive while its pointer is used: a freed buffer goes back to the cache,
+                // where another rank's thread may take it at once.
+                let dScores = Kernels.attentionSoftmaxBackward(dWeights, weights, cols: l, scale: scale)
+                withExtendedLifetime(dScores) {
+                    let ds = dScores.pointer(T.self)
+                    products { b, h, i in
+                        Kernels.gemm(false, false, m: l, n: d, k: l, ds + i * l * l, lda: l, x + at(b, h, 1), ldb: 3 * e, beta: 0, dx + at(b, h, 0), ldc: 3 * e)
+                        Kernels.gemm(true, false, m: l, n: d, k: l, ds + i * l * l, lda: l, x + at(b, h, 0), ldb: 3 * e, beta: 0, dx + at(b, h, 1), ldc: 3 * e)
+                    }
                 }
             }
             switch qkv.dtype {
