@@ -94,7 +94,8 @@ public protocol Communicator: AnyObject, Sendable {
     /// process gets adding them all in that order, whatever the number of ranks. Every rank
     /// passes the same number of terms of `count` values; `out` is not one of them. Reads the
     /// terms in place when they and `out` are `reductionBuffer`s (same offsets on every rank).
-    func orderedSum(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>) throws
+    /// `divisor` > 1 divides the sum (each rank its shard, before the shards are gathered).
+    func orderedSum(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>, dividedBy divisor: Int) throws
 }
 
 extension Communicator {

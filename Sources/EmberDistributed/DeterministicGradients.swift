@@ -84,8 +84,8 @@ public final class DeterministicGradients {
         guard filled * comm.worldSize == count else {
             throw CommunicatorError.mismatch("deterministic gradients: reduce(microBatches: \(count)) on \(comm.worldSize) ranks needs \(count / comm.worldSize) micro-batches on every rank (the same number on each), but rank \(comm.rank) ran \(filled)")
         }
-        try comm.orderedSum(slots.prefix(filled).map { $0.flat.mutablePointer(Float.self) }, count: total, into: mean.flat.mutablePointer(Float.self))
-        if count > 1 { ReduceOp.average(mean.flat.mutablePointer(Float.self), count: total, world: count) }
+        try comm.orderedSum(slots.prefix(filled).map { $0.flat.mutablePointer(Float.self) }, count: total, into: mean.flat.mutablePointer(Float.self),
+                            dividedBy: count)
         for (p, t) in params.enumerated() { t.grad = mean.views[p] }
         filled = 0
     }

@@ -7,19 +7,28 @@ import CMPI
 /// every rank's terms in the global order (rank by rank, each rank's in its order), then the
 /// shards are gathered: the per-element additions are the same ones a single process makes.
 enum OrderedSum {
-    /// `out = terms[0] + terms[1] + …`, left to right, element by element (zero for no terms).
-    static func add(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>) {
+    /// `out = (terms[0] + terms[1] + …) / divisor`, left to right, element by element (zero for
+    /// no terms).
+    static func add(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>, dividedBy divisor: Int = 1) {
         guard !terms.isEmpty else { return out.update(repeating: 0, count: count) }
         let inputs = terms.map { Optional($0) }
         ember_sum_f32(out, inputs, Int32(inputs.count), count)
+        if divisor > 1 { ReduceOp.average(out, count: count, world: divisor) }
+    }
+}
+
+extension Communicator {
+    /// `orderedSum` without a divisor.
+    public func orderedSum(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>) throws {
+        try orderedSum(terms, count: count, into: out, dividedBy: 1)
     }
 }
 
 extension Communicator {
     /// Any communicator: each rank's terms broadcast in turn and added in order. Correct, not
     /// fast; the library's communicators override it.
-    public func orderedSum(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>) throws {
-        guard worldSize > 1 else { return OrderedSum.add(terms, count: count, into: out) }
+    public func orderedSum(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>, dividedBy divisor: Int) throws {
+        guard worldSize > 1 else { return OrderedSum.add(terms, count: count, into: out, dividedBy: divisor) }
         let incoming = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(count, 1))
         defer { incoming.deallocate() }
         var first = true
@@ -32,12 +41,13 @@ extension Communicator {
             }
         }
         if first { out.update(repeating: 0, count: count) }
+        if divisor > 1 { ReduceOp.average(out, count: count, world: divisor) }
     }
 }
 
 extension LocalCommunicator {
     /// Threads read each other's terms where they are.
-    public func orderedSum(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>) throws {
+    public func orderedSum(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>, dividedBy divisor: Int) throws {
         try queue.sync {
             let list = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: Swift.max(terms.count, 1))
             defer { list.deallocate() }
@@ -49,7 +59,7 @@ extension LocalCommunicator {
                 let theirs = world.slots[r]!.assumingMemoryBound(to: UnsafeMutablePointer<Float>.self)
                 return (0..<terms.count).map { theirs[$0] + shard.lowerBound }
             }
-            OrderedSum.add(inputs, count: shard.count, into: out + shard.lowerBound)
+            OrderedSum.add(inputs, count: shard.count, into: out + shard.lowerBound, dividedBy: divisor)
             // Every rank has read the lists and the terms before any list is freed.
             try world.barrier(rank: rank, operation: "ordered sum")
             try gatherShards(out, count: count)
@@ -61,15 +71,15 @@ extension MPICommunicator {
     /// On one node, straight from every rank's shared segments; otherwise every rank sends each
     /// of its terms' shards to their owners (one `MPI_Alltoallv` per term), owners add, and the
     /// shards are gathered. Terms per rank multiply the bytes sent, unlike an allreduce.
-    public func orderedSum(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>) throws {
-        guard worldSize > 1 else { return OrderedSum.add(terms, count: count, into: out) }
+    public func orderedSum(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>, dividedBy divisor: Int) throws {
+        guard worldSize > 1 else { return OrderedSum.add(terms, count: count, into: out, dividedBy: divisor) }
         try queue.sync {
             let bytes = count * MemoryLayout<Float>.stride
             if transport == .sharedMemory, let shared, let target = shared.locate(out, bytes: bytes) {
                 let located = terms.compactMap { shared.locate($0, bytes: bytes) }
                 if located.count == terms.count {
                     try call("ordered sum (\(terms.count) terms of \(count) values, shared memory)") {
-                        shared.orderedSumShard(located, count: count, into: target)
+                        shared.orderedSumShard(located, count: count, into: target, dividedBy: divisor)
                         shared.gatherShards(target.0, offset: target.1, count: count, Float.self)
                         return ember_mpi_success()
                     }
@@ -91,7 +101,7 @@ extension MPICommunicator {
                                   received, &receiveCounts, &receiveOffsets, ember_mpi_float(), ember_mpi_comm_world())
                 }
             }
-            OrderedSum.add((0..<(n * terms.count)).map { received + $0 * mine.count }, count: mine.count, into: out + mine.lowerBound)
+            OrderedSum.add((0..<(n * terms.count)).map { received + $0 * mine.count }, count: mine.count, into: out + mine.lowerBound, dividedBy: divisor)
             try gatherShards(out, count: count)
         }
     }

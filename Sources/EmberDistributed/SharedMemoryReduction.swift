@@ -144,13 +144,14 @@ final class SharedMemoryReducer {
 
     /// This rank's shard of the sum of every rank's `terms` (each a segment and offset, the same
     /// on every rank), rank by rank and each rank's in order, into its part of `target`.
-    func orderedSumShard(_ terms: [(Segment, Int)], count: Int, into target: (Segment, Int)) {
+    func orderedSumShard(_ terms: [(Segment, Int)], count: Int, into target: (Segment, Int), dividedBy divisor: Int) {
         let shard = Shards.range(count: count, rank: rank, world: world)
         barrier()  // every rank's terms are written
         let inputs = (0..<world).flatMap { r in
             terms.map { ($0.0.bases[r] + $0.1).assumingMemoryBound(to: Float.self) + shard.lowerBound }
         }
-        OrderedSum.add(inputs, count: shard.count, into: (target.0.bases[rank] + target.1).assumingMemoryBound(to: Float.self) + shard.lowerBound)
+        OrderedSum.add(inputs, count: shard.count, into: (target.0.bases[rank] + target.1).assumingMemoryBound(to: Float.self) + shard.lowerBound,
+                       dividedBy: divisor)
         // No barrier after: gatherShards' first barrier orders the owners' sums before the copies.
     }
 
