@@ -88,8 +88,11 @@ run_integration_tests() {
     expect "trainer sample: continues the prompt with 80 characters from the run's tokenizer" "$work/lm-sample.log" \
         bash -c "head -c 6 '$work/lm-sample.log' | grep -q 'ROMEO:' && [ \$(wc -c < '$work/lm-sample.log') -ge 86 ] && ! grep -q error '$work/lm-sample.log'"
 
-    launch/mpirun -n 2 "$trainer" train --model lstm --n-embd 16 --hidden-size 32 --max-steps 20 --eval-interval 10 --warmup-steps 2 \
-        --batch-size 6 --run-dir "$work/lstm" > "$work/lstm.log" 2>&1
+    local lstm=(--model lstm --n-embd 16 --hidden-size 32 --max-steps 20 --eval-interval 10 --warmup-steps 2 --batch-size 6)
+    launch/mpirun -n 2 "$trainer" train "${lstm[@]}" --run-dir "$work/lstm" > "$work/lstm.log" 2>&1
+    "$trainer" train "${lstm[@]}" --local-ranks 2 --run-dir "$work/lstm-threads" > "$work/lstm-threads.log" 2>&1
+    expect "lstm: two ranks as threads train to bitwise the weights of two mpirun ranks (recurrent weight packed once per sequence)" "$work/lstm-threads.log" \
+        cmp -s "$work/lstm/final.safetensors" "$work/lstm-threads/final.safetensors"
     "$trainer" sample --checkpoint "$work/lstm" --prompt "JULIET:" --tokens 40 > "$work/lstm-sample.log" 2>&1
     expect "mpirun -n 2, lstm on Shakespeare: trains by steps and samples" "$work/lstm-sample.log" \
         bash -c "grep -q 'step 20/20  train loss' '$work/lstm.log' && head -c 7 '$work/lstm-sample.log' | grep -q 'JULIET:' && [ \$(wc -c < '$work/lstm-sample.log') -ge 47 ]"

@@ -32,7 +32,8 @@ final class RecurrentTape<T: FloatElement> {
         let (tn, n, h, p) = (d.steps * d.batch, d.batch, d.hidden, d.output)
         counts = [tn * d.gateWidth, (d.steps + 1) * n * p, d.cell == .lstm ? (d.steps + 1) * n * h : 0,
                   d.cell == .gru ? tn * h : 0, projects ? tn * h : 0]
-        let buffers = counts.map { RecurrentTape.zeroed($0) }
+        // Every step writes every row unless lengths stop some: only then must the rest be zero.
+        let buffers = counts.map { d.lengths == nil ? RecurrentTape.uninitialized($0) : RecurrentTape.zeroed($0) }
         (gates, hs, cs, hhn, raw) = (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4])
     }
 
@@ -49,6 +50,16 @@ final class RecurrentTape<T: FloatElement> {
 
     static func uninitialized(_ count: Int) -> UnsafeMutablePointer<T> {
         BufferCache.shared.take(Swift.max(count, 1) * MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: Swift.max(count, 1))
+    }
+
+    /// `into[i] += values[i]`, vectorised for float32 (this generic loop stays scalar).
+    static func add(_ values: UnsafePointer<T>, into target: UnsafeMutablePointer<T>, _ count: Int) {
+        if T.self == Float.self {
+            let t = UnsafeMutableRawPointer(target).assumingMemoryBound(to: Float.self)
+            ember_add_f32(t, t, UnsafeRawPointer(values).assumingMemoryBound(to: Float.self), count)
+        } else {
+            for i in 0..<count { target[i] += values[i] }
+        }
     }
 
     static func release(_ b: UnsafeMutablePointer<T>, _ count: Int) {
@@ -128,7 +139,7 @@ extension Kernels {
         defer { recurrent.release() }
         let (gates, hs, cs, hhn) = (tape.gates, tape.hs, tape.cs, tape.hhn)
         hs.update(from: h0, count: n * p)
-        if d.cell == .lstm { if let c0 { cs.update(from: c0, count: n * h) } }
+        if d.cell == .lstm { if let c0 { cs.update(from: c0, count: n * h) } else { cs.update(repeating: 0, count: n * h) } }
         var active = [UInt8](repeating: 1, count: n)
         // Float32 LSTM and GRU gates run in C (Activations.c, vectorised); the loops below are
         // the same arithmetic for float64 (fixtures, gradcheck) and for the plain RNN.
@@ -215,7 +226,8 @@ extension Kernels {
                                                    dBIH: UnsafeMutablePointer<T>, dBHH: UnsafeMutablePointer<T>, dWHR: UnsafeMutablePointer<T>?) {
         let (tn, n, h, p, gw) = (d.steps * d.batch, d.batch, d.hidden, d.output, d.gateWidth)
         let sizes = [tn * gw, tn * gw, n * h, n * p, n * p, n * p, n * h]
-        let scratch = sizes.map { RecurrentTape<T>.zeroed($0) }
+        // The two per-step gradient tapes are written whole unless lengths stop some rows.
+        let scratch = sizes.enumerated().map { i, count in i < 2 && d.lengths == nil ? RecurrentTape<T>.uninitialized(count) : RecurrentTape<T>.zeroed(count) }
         let (dXP, dHH, dRaw, masked) = (scratch[0], scratch[1], scratch[2], scratch[3])
         var (dh, next) = (scratch[4], scratch[5])
         let dc = scratch[6]
@@ -231,9 +243,7 @@ extension Kernels {
         for s in stride(from: d.steps - 1, through: 0, by: -1) {
             let t = d.time(s)
             for row in 0..<n { active[row] = d.active(row, t) ? 1 : 0 }
-            for row in 0..<n where active[row] != 0 {
-                for j in 0..<p { dh[row * p + j] += gOut[(t * n + row) * p + j] }
-            }
+            for row in 0..<n where active[row] != 0 { RecurrentTape.add(gOut + (t * n + row) * p, into: dh + row * p, p) }
             if let wHR, let dWHR {
                 // Through the projection: d(raw) = dh W_hr, dW_hr += dhᵀ raw (inactive rows left out).
                 gemm(false, false, m: n, n: h, k: p, dh, lda: p, wHR, ldb: h, beta: 0, dRaw, ldc: h)
@@ -305,7 +315,8 @@ extension Kernels {
         dBIH.update(repeating: 0, count: gw)
         dBHH.update(repeating: 0, count: gw)
         for r in 0..<tn {
-            for j in 0..<gw { dBIH[j] += dXP[r * gw + j]; dBHH[j] += dHH[r * gw + j] }
+            RecurrentTape.add(dXP + r * gw, into: dBIH, gw)
+            RecurrentTape.add(dHH + r * gw, into: dBHH, gw)
         }
     }
 }
