@@ -146,3 +146,55 @@ EMBER_CLONES void ember_gru_step_backward_f32(long n, long h, const float *restr
         }
     }
 }
+
+// softmax(scale·s + mask) over each row of `cols` (rows of `batch` blocks of `rows`), causal or
+// not, as Kernels.attentionSoftmax; `mask` (additive, may be NULL) advances `mask_stride` per
+// block (0: one [rows, cols] mask for all). A row with nothing to attend to is zeros; NaN scores
+// give NaN weights. Sums may be added in any order (vector lanes).
+EMBER_CLONES void ember_attention_softmax_f32(const float *restrict s, const float *restrict mask, long mask_stride,
+                                              float *restrict out, long batch, long rows, long cols, float scale, int causal) {
+#pragma clang fp reassociate(on)
+    for (long b = 0; b < batch; b++) {
+        for (long r = 0; r < rows; r++) {
+            const float *src = s + (b * rows + r) * cols;
+            const float *add = mask ? mask + b * mask_stride + r * cols : 0;
+            float *dst = out + (b * rows + r) * cols;
+            long width = causal ? (r + 1 < cols ? r + 1 : cols) : cols;
+            float top = -__builtin_inff();
+            int nan = 0;
+            for (long c = 0; c < width; c++) {
+                float z = src[c] * scale + (add ? add[c] : 0.0f);
+                dst[c] = z;
+                nan |= z != z;
+                top = z > top ? z : top;
+            }
+            if (nan || top == -__builtin_inff()) {
+                // NaN scores make their row's weights NaN (as exp would); masked columns stay 0.
+                for (long c = 0; c < cols; c++) dst[c] = nan && c < width ? __builtin_nanf("") : 0.0f;
+                continue;
+            }
+            float total = 0;
+            for (long c = 0; c < width; c++) {
+                float e = exp_nonpositive(dst[c] - top);
+                dst[c] = e;
+                total += e;
+            }
+            const float inv = 1.0f / total;
+            for (long c = 0; c < width; c++) dst[c] *= inv;
+            for (long c = width; c < cols; c++) dst[c] = 0;
+        }
+    }
+}
+
+// Its gradient with respect to the logits: scale·p·(g - Σ g·p) per row.
+EMBER_CLONES void ember_attention_softmax_backward_f32(const float *restrict g, const float *restrict p, float *restrict out,
+                                                       long n, long cols, float scale) {
+#pragma clang fp reassociate(on)
+    for (long r = 0; r < n; r++) {
+        const float *gr = g + r * cols, *pr = p + r * cols;
+        float *dr = out + r * cols;
+        float dot = 0;
+        for (long c = 0; c < cols; c++) dot += gr[c] * pr[c];
+        for (long c = 0; c < cols; c++) dr[c] = scale * pr[c] * (gr[c] - dot);
+    }
+}

@@ -18,6 +18,11 @@ void ember_sqrt_f32(float *out, const float *in, long n);
 int ember_packed_product_available(void);
 void ember_pack_product_f32(const float *w, long k, long n, int transposed, float *p);
 void ember_packed_product_f32(long m, long n, long k, const float *a, long lda, const float *p, float *c, long ldc);
+/// Attention's fused scale-mask-softmax over rows of `cols` and its gradient, float32, vectorised
+/// (Activations.c; Kernels.attentionSoftmax keeps the float64 loops).
+void ember_attention_softmax_f32(const float *s, const float *mask, long mask_stride, float *out, long batch, long rows, long cols,
+                                 float scale, int causal);
+void ember_attention_softmax_backward_f32(const float *g, const float *p, float *out, long n, long cols, float scale);
 /// Layer normalisation of `rows` float32 rows of `width` (w, b may be NULL), and its gradient
 /// (`dw`, `db` accumulated into zeroed buffers) (Normalization.c).
 void ember_layer_norm_f32(const float *x, const float *w, const float *b, float *y, float *mean, float *rstd,

@@ -1,9 +1,12 @@
+import CEmberSupport
+
 extension Kernels {
     /// `softmax(scale * scores + mask)` over the last axis of `scores` viewed as `[batch, rows,
     /// cols]`, in one pass per row. `mask` (optional, additive) is `[rows, cols]` shared by every
     /// batch or `[batch, rows, cols]`; `causal` keeps column `j` of row `i` only when `j <= i`,
     /// without a mask tensor: the other columns are neither read nor exponentiated. A row with
-    /// nothing left to attend to is all zeros (PyTorch's "safe softmax" for attention).
+    /// nothing left to attend to is all zeros (PyTorch's "safe softmax" for attention). Float32
+    /// runs in C (Activations.c), vectorised; these loops are float64's.
     static func attentionSoftmax(_ scores: Tensor, scale: Double, mask: Tensor?, causal: Bool,
                                  batch: Int, rows: Int, cols: Int) -> Tensor {
         let out = Tensor(uninitializedShape: scores.shape, dtype: scores.dtype)
@@ -40,7 +43,9 @@ extension Kernels {
             }
         }
         switch scores.dtype {
-        case .float32: run(scores.pointer(Float.self), out.pointer(Float.self), mask.map { UnsafePointer($0.pointer(Float.self)) })
+        case .float32:
+            ember_attention_softmax_f32(scores.pointer(Float.self), mask?.pointer(Float.self), maskStride, out.pointer(Float.self),
+                                        batch, rows, cols, Float(scale), causal ? 1 : 0)
         case .float64: run(scores.pointer(Double.self), out.pointer(Double.self), mask.map { UnsafePointer($0.pointer(Double.self)) })
         case .int64: stop("attention needs floating-point tensors")
         }
@@ -62,7 +67,7 @@ extension Kernels {
             }
         }
         switch p.dtype {
-        case .float32: run(g.pointer(Float.self), p.pointer(Float.self), out.pointer(Float.self))
+        case .float32: ember_attention_softmax_backward_f32(g.pointer(Float.self), p.pointer(Float.self), out.pointer(Float.self), n, cols, Float(scale))
         case .float64: run(g.pointer(Double.self), p.pointer(Double.self), out.pointer(Double.self))
         case .int64: stop("attention needs floating-point tensors")
         }
