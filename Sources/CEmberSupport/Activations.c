@@ -1,13 +1,9 @@
 #include "CEmberSupport.h"
+#include "Clones.h"
 #include <stdint.h>
 
 // GELU for float32 without libm calls, so the loops vectorise: libm's erff and expf are
 // scalar calls and were a third of a small transformer's training step.
-#if defined(__x86_64__) && defined(__linux__)
-#define EMBER_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define EMBER_CLONES
-#endif
 
 // e^x for x in [-87, 88], relative error below 2e-7: Cody-Waite range reduction and Cephes'
 // degree-6 polynomial for expf.

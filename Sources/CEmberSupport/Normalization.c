@@ -1,12 +1,8 @@
 #include "CEmberSupport.h"
+#include "Clones.h"
 
 // Layer normalisation of float32 rows, vectorised (LayerNormKernels.swift keeps the float64
 // loops). The row sums may be added in any order: vector lanes, not one running total.
-#if defined(__x86_64__) && defined(__linux__)
-#define EMBER_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define EMBER_CLONES
-#endif
 
 EMBER_CLONES void ember_layer_norm_f32(const float *restrict x, const float *restrict w, const float *restrict b,
                                        float *restrict y, float *restrict mean, float *restrict rstd,

@@ -1,4 +1,5 @@
 #include "CEmberSupport.h"
+#include "Clones.h"
 #include <sched.h>
 #include <string.h>
 
@@ -26,11 +27,6 @@ void ember_shm_barrier(int *counters, int rank, int world, int epoch, long spin_
     }
 }
 
-#if defined(__x86_64__) && defined(__linux__)
-#define EMBER_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define EMBER_CLONES
-#endif
 
 // out[i] = a[i] + b[i], where `out` may be `a` or `b` exactly (never overlapping partly), which is
 // why vectorising is safe; the compiler, unable to prove it, emitted scalar adds (30 µs instead

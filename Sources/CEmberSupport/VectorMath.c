@@ -1,11 +1,5 @@
 #include "CEmberSupport.h"
-
-// Compiled for the CPU it runs on (the rest of the build targets baseline x86-64: SSE2).
-#if defined(__x86_64__) && defined(__linux__)
-#define EMBER_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define EMBER_CLONES
-#endif
+#include "Clones.h"
 
 // Swift's squareRoot() on Linux keeps a libm fallback (for errno) after each sqrt instruction,
 // which stops loops from being vectorised; clang's elementwise builtin sets no errno, so these

@@ -80,7 +80,7 @@ struct RecurrentProduct<T: FloatElement> {
         (self.w, self.n, self.k, self.transposed) = (w, n, k, transposed)
         guard T.self == Float.self, n % 32 == 0, k > 0, ember_packed_product_available() != 0 else { packed = nil; return }
         let p = BufferCache.shared.take(n * k * MemoryLayout<Float>.stride).bindMemory(to: Float.self, capacity: n * k)
-        ember_pack_product_f32(UnsafeRawPointer(w).assumingMemoryBound(to: Float.self), k, n, transposed ? 1 : 0, p)
+        ember_pack_product_f32(floats(w), k, n, transposed ? 1 : 0, p)
         packed = p
     }
 
@@ -89,16 +89,19 @@ struct RecurrentProduct<T: FloatElement> {
         guard let packed else {
             return Kernels.gemm(false, transposed, m: m, n: n, k: k, a, lda: lda, w, ldb: transposed ? k : n, beta: 0, c, ldc: ldc)
         }
-        let started = KernelProfile.isEnabled ? KernelProfile.now() : 0
-        defer { if KernelProfile.isEnabled { KernelProfile.blasNanoseconds.add(KernelProfile.now() - started, ordering: .relaxed) } }
-        ember_packed_product_f32(m, n, k, UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), lda, packed,
-                                 UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc)
+        KernelProfile.countingAsBLAS {
+            ember_packed_product_f32(m, n, k, floats(a), lda, packed, floats(c), ldc)
+        }
     }
 
     func release() {
         if let packed { BufferCache.shared.give(UnsafeMutableRawPointer(packed), n * k * MemoryLayout<Float>.stride) }
     }
 }
+
+/// A float32 view of a generic buffer, for the C kernels of the float32 paths.
+private func floats<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+private func floats<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
 
 struct RecurrentShape {
     let steps: Int, batch: Int, input: Int, hidden: Int, output: Int, cell: RecurrentCell, reverse: Bool
@@ -157,12 +160,11 @@ extension Kernels {
             }
             let lstmOut = wHR == nil ? hNext : rawStep
             if fast {
-                func f(_ q: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(q).assumingMemoryBound(to: Float.self) }
                 if d.cell == .lstm {
-                    ember_lstm_step_f32(n, h, f(a), f(hh), f(cs + s * n * h), f(g), f(cs + (s + 1) * n * h), f(lstmOut), active)
+                    ember_lstm_step_f32(n, h, floats(a), floats(hh), floats(cs + s * n * h), floats(g), floats(cs + (s + 1) * n * h), floats(lstmOut), active)
                 } else {
-                    ember_gru_step_f32(n, h, f(a), f(hh), bHH.map { UnsafeRawPointer($0).assumingMemoryBound(to: Float.self) }, f(hPrev), f(g),
-                                       f(hhn + s * n * h), f(hNext), active)
+                    ember_gru_step_f32(n, h, floats(a), floats(hh), bHH.map(floats), floats(hPrev), floats(g),
+                                       floats(hhn + s * n * h), floats(hNext), active)
                 }
             } else {
                 for row in 0..<n where active[row] != 0 {
@@ -253,11 +255,10 @@ extension Kernels {
             let g = gates + s * n * gw, dxp = dXP + t * n * gw, dhh = dHH + s * n * gw
             let dy = wHR == nil ? dh : dRaw
             if fast {
-                func f(_ q: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(q).assumingMemoryBound(to: Float.self) }
                 if d.cell == .lstm {
-                    ember_lstm_step_backward_f32(n, h, f(g), f(cs + s * n * h), f(cs + (s + 1) * n * h), f(dy), f(dc), f(dxp), f(dhh), active)
+                    ember_lstm_step_backward_f32(n, h, floats(g), floats(cs + s * n * h), floats(cs + (s + 1) * n * h), floats(dy), floats(dc), floats(dxp), floats(dhh), active)
                 } else {
-                    ember_gru_step_backward_f32(n, h, f(g), f(hhn + s * n * h), f(hs + s * n * p), f(dh), f(dxp), f(dhh), active)
+                    ember_gru_step_backward_f32(n, h, floats(g), floats(hhn + s * n * h), floats(hs + s * n * p), floats(dh), floats(dxp), floats(dhh), active)
                 }
             } else {
                 for row in 0..<n where active[row] != 0 {
