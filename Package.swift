@@ -27,9 +27,12 @@ let package = Package(
         // loops the compiler would leave scalar in Swift (optimizer updates, square roots, sums),
         // and the shared-memory barrier.
         .target(name: "CEmberSupport"),
+        // The float32 matrix-product engine: oneDNN (Debian's libdnnl-dev), whose JIT picks kernels
+        // from the CPU's features (Sources/Ember/Kernels/Products.swift chooses between it and BLAS).
+        .target(name: "CEmberProducts", linkerSettings: [.linkedLibrary("dnnl")]),
         .target(
             name: "Ember",
-            dependencies: ["CBLAS", "CEmberSupport", "CZlib"]
+            dependencies: ["CBLAS", "CEmberSupport", "CEmberProducts", "CZlib"]
         ),
         // OpenMPI's mpi.h; macros such as MPI_COMM_WORLD reach Swift through inline functions.
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),

@@ -8,7 +8,7 @@ import re
 import statistics
 import sys
 
-TARGETS = {("seednet", 1): 5.0, ("mlp", 1): 2.0, ("cnn", 1): 1.5, ("mlp", 2): 3.0}
+TARGETS = {("seednet", 1): 5.0, ("mlp", 1): 2.0, ("cnn", 1): 1.5, ("gpt", 1): 1.2, ("lstm", 1): 1.0, ("mlp", 2): 3.0}
 
 
 def parse(path):
@@ -18,11 +18,11 @@ def parse(path):
         if m:
             scaling.setdefault(m.group(1) or "", []).append(float(m.group(2)))
             continue
-        m = re.match(r"^(seednet|mlp|cnn) world=(\d+) .*samples_per_s=(\d+).*peak_rss_mb=([\d.]+)", line)
+        m = re.match(r"^(seednet|mlp|cnn|gpt|lstm) world=(\d+) .*samples_per_s=(\d+).*peak_rss_mb=([\d.]+)", line)
         if not m:
             continue  # headers, "pinned"/"forced"/"memory" reference rows, loader and allreduce lines
         key = (m.group(1), int(m.group(2)))
-        (ember if "blas_kernel=" in line else torch)[key] = (float(m.group(3)), float(m.group(4)))
+        (ember if "products=" in line else torch)[key] = (float(m.group(3)), float(m.group(4)))
     return ember, torch, scaling
 
 
@@ -44,7 +44,7 @@ def bars(rows, x0, y0, width, scale_max, colour, label_fmt):
 def main(src, dst):
     ember, torch, scaling = parse(src)
     speed = []
-    for key in [("seednet", 1), ("mlp", 1), ("cnn", 1), ("mlp", 2), ("cnn", 2)]:
+    for key in [("seednet", 1), ("mlp", 1), ("cnn", 1), ("gpt", 1), ("lstm", 1), ("mlp", 2), ("cnn", 2)]:
         if key in ember and key in torch:
             name = f"{key[0]}, {key[1]} rank{'s' if key[1] > 1 else ''}"
             speed.append((name, ember[key][0] / torch[key][0], TARGETS.get(key)))

@@ -11,8 +11,10 @@ public enum Bench {
         public let name: String
         public let world: Int, threads: Int
         public let samplesPerSecond: Double, stepMilliseconds: Double
-        public let blasFraction: Double, peakResidentMB: Double
-        public var blasKernel = Ember.blasKernel
+        /// The share of the step spent in matrix products, and their speed there.
+        public let productFraction: Double, productGFLOPS: Double, peakResidentMB: Double
+        /// What the products ran on (`ProductEngine.description`: `onednn:avx512_core`).
+        public var products = ProductEngine.description
         public var overlap = false
         public var shardedStep = false
         /// How gradients travel between ranks: "auto" (shared memory or MPI, whichever makes
@@ -35,8 +37,8 @@ public enum Bench {
         }
 
         public var line: String {
-            String(format: "%@ world=%d threads=%d samples_per_s=%.0f step_ms=%.3f blas_pct=%.1f peak_rss_mb=%.1f blas_kernel=%@",
-                   name, world, threads, samplesPerSecond, stepMilliseconds, blasFraction * 100, peakResidentMB, blasKernel)
+            String(format: "%@ world=%d threads=%d samples_per_s=%.0f step_ms=%.3f products_pct=%.1f products_gflops=%.1f peak_rss_mb=%.1f products=%@",
+                   name, world, threads, samplesPerSecond, stepMilliseconds, productFraction * 100, productGFLOPS, peakResidentMB, products)
                 + (world > 1 ? " overlap=\(overlap ? "on" : "off") transport=\(transport) sharded_step=\(shardedStep ? "on" : "off")" : "")
                 + (optimizer == "sgd" ? "" : " optimizer=\(optimizer)")
                 + (microBatch.map { " deterministic=on micro_batch=\($0)" } ?? "")
@@ -94,7 +96,6 @@ public enum Bench {
         if let micro, s.batch % micro != 0 { throw ConfigError("--micro-batch \(micro) must divide \(name)'s batch of \(s.batch)") }
         let sharded = micro == nil && (shardedStep ?? DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize))
         let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: sharded)
-        let params = s.model.parameters()
         let exact = micro == nil ? nil : try ddp.deterministicGradients()
         let optimizer: Optimizer = name == "gpt" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001, weightDecay: 0.1)
             : name == "lstm" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001)
@@ -157,7 +158,9 @@ public enum Bench {
         let stepSeconds = elapsed / Double(steps)
         var result = Result(name: name, world: comm.worldSize, threads: threads,
                             samplesPerSecond: Double(s.batch * comm.worldSize) / stepSeconds, stepMilliseconds: stepSeconds * 1000,
-                            blasFraction: KernelProfile.blasSeconds / max(elapsed, 1e-9), peakResidentMB: peakResidentMegabytes())
+                            productFraction: KernelProfile.productSeconds / max(elapsed, 1e-9),
+                            productGFLOPS: KernelProfile.productOperations / max(KernelProfile.productSeconds, 1e-9) / 1e9,
+                            peakResidentMB: peakResidentMegabytes())
         result.overlap = overlap
         result.shardedStep = ddp.shardsOptimizerStep
         result.transport = (comm as? TransportSelecting)?.transportName ?? "mpi"

@@ -97,13 +97,7 @@ public enum Trainer {
         // Ranks per node: the launcher's word, else MPI's shared-memory split.
         let ranksHere = launch.localSize ?? (comm as? NodeTopology)?.ranksOnThisNode ?? 1
         setNumThreads(config.deterministic ? 1 : config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / ranksHere))
-        if comm.rank == 0 {
-            // Forced kernel families can cost more than half the speed (docs/benchmarks.md).
-            let forced = settings.blasCoreType.map {
-                " (forced by OPENBLAS_CORETYPE=\($0); this CPU's own may be faster, see docs/benchmarks.md)"
-            } ?? ""
-            log.info("BLAS: OpenBLAS \(blasKernel) kernels\(forced), \(numThreads) thread\(numThreads == 1 ? "" : "s") per rank")
-        }
+        if comm.rank == 0 { logProducts(log, blasCoreType: settings.blasCoreType) }
         do {
             return try sharingErrors(rank: comm.rank) {
                 try runRank(config, overrides: overrides, comm: comm, log: log, settings: settings, callbacks: callbacks(), makeTask: makeTask)

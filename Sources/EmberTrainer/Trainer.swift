@@ -518,7 +518,7 @@ final class RankLoop<Task: TrainingTask> {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let load = perNode * numThreads > cores ? " (more threads than cores: ranks will wait for each other"
             + (MPICommunicator.yieldsWhenIdle ? ", yielding their cores while they do: OMPI_MCA_mpi_yield_when_idle=1)" : ")") : ""
-        log.info("start-up check: \(comm.worldSize) rank\(comm.worldSize == 1 ? "" : "s") on \(nodes) node\(nodes == 1 ? "" : "s") (\(perNode) on this one), \(numThreads) BLAS thread\(numThreads == 1 ? "" : "s") per rank on \(cores) cores\(load)")
+        log.info("start-up check: \(comm.worldSize) rank\(comm.worldSize == 1 ? "" : "s") on \(nodes) node\(nodes == 1 ? "" : "s") (\(perNode) on this one), \(numThreads) product thread\(numThreads == 1 ? "" : "s") per rank on \(cores) cores\(load)")
         log.info("\(String(format: "start-up check: executable %08x, configuration %08x, weights %08x: the same on every rank", UInt32(mine[0]), UInt32(mine[1]), UInt32(mine[2])))")
     }
 

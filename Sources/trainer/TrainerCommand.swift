@@ -84,7 +84,7 @@ struct Bench: ParsableCommand {
     @Option(help: "seednet, mlp, cnn, gpt, lstm, or all.") var model = "all"
     @Option(help: "Timed steps.") var steps = 200
     @Option(help: "Untimed warm-up steps.") var warmup = 20
-    @Option(help: "BLAS threads per rank.") var threads = 1
+    @Option(help: "Product threads per rank (every library's).") var threads = 1
     @Flag(inversion: .prefixedNo, help: "Overlap gradient allreduces with backward (default: when the ranks leave cores free or span nodes).")
     var overlap: Bool?
     @Flag(inversion: .prefixedNo, help: "Shard the optimizer step over the ranks (default: with two or more ranks and at least 100,000 parameters).")
@@ -92,6 +92,7 @@ struct Bench: ParsableCommand {
     @Option(help: "sgd (each model's specified optimizer) or adam (Adam, lr 0.001).") var optimizer = "sgd"
     @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
     @Flag(help: "Also measure DataLoader throughput on MNIST-shaped data.") var loader = false
+    @Flag(help: "Only time the float32 matrix products of the models' shapes on each library (GFLOP/s), one line per shape.") var products = false
     @Flag(help: "Also print rank 0's mean time per step in forward, backward, synchronize and optimizer step.") var phases = false
     @Flag(help: "Time --deterministic's step: micro-batches, gradients added in micro-batch order (docs/distributed.md).") var deterministic = false
     @Option(help: "With --deterministic: samples per micro-batch (default: the model's whole batch per rank).") var microBatch: Int?
@@ -108,6 +109,7 @@ struct Bench: ParsableCommand {
         if let compare, !deterministic || compare < 1 {
             TrainingCommandLine.fail(ConfigError(compare < 1 ? "--compare needs at least 1 round, got \(compare)" : "--compare compares --deterministic with the default step: add --deterministic"), status: 2)
         }
+        if products { return EmberTrainer.Bench.products(threads: threads).forEach { print($0) } }
         do {
             let settings = try LaunchSettings.current()
             let comm = try settings.communicator()

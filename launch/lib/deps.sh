@@ -1,6 +1,7 @@
 # Sourced by launch/run and launch/test: makes sure the system packages Ember builds against are
-# installed (OpenBLAS for matrix products, OpenMPI for the distributed trainer).
-ember_packages=(libopenblas-dev libopenmpi-dev openmpi-bin zlib1g-dev pkg-config)
+# installed (oneDNN for float32 matrix products, OpenBLAS for float64, OpenMPI for the distributed
+# trainer).
+ember_packages=(libopenblas-dev libdnnl-dev libopenmpi-dev openmpi-bin zlib1g-dev pkg-config)
 # The tests also start a real Slurm (as root): launch/test asks for these too.
 ember_test_packages=(slurm-wlm munge)
 
@@ -14,7 +15,7 @@ ember_install_deps() {
         return 0
     fi
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "ember: missing system packages: ${missing[*]} (no apt-get here: install OpenBLAS and OpenMPI development files with your package manager)" >&2
+        echo "ember: missing system packages: ${missing[*]} (no apt-get here: install oneDNN, OpenBLAS and OpenMPI development files with your package manager)" >&2
         return 1
     fi
     if [ "$(id -u)" -ne 0 ]; then

@@ -149,8 +149,10 @@ PY
         expect "mpirun -n $n: training run completes with world_size $n" "$work/mpi$n.log" \
             grep -q "\"world_size\" : $n" "$work/mpi$n/summary.json"
     done
-    expect "start-up check: ranks and nodes, BLAS threads against cores, and one executable, configuration and weights on every rank" "$work/mpi2.log" \
-        bash -c "grep -q 'start-up check: 2 ranks on 1 node (2 on this one), 1 BLAS thread per rank on' '$work/mpi2.log' && grep -q 'the same on every rank' '$work/mpi2.log'"
+    expect "start-up check: ranks and nodes, product threads against cores, and one executable, configuration and weights on every rank" "$work/mpi2.log" \
+        bash -c "grep -q 'start-up check: 2 ranks on 1 node (2 on this one), 1 product thread per rank on' '$work/mpi2.log' && grep -q 'the same on every rank' '$work/mpi2.log'"
+    expect "start-up log: what the products run on (library and instruction set), never a silent fallback" "$work/mpi2.log" \
+        grep -qE "^products: (onednn|openblas):[A-Za-z0-9_]+ \(float64: openblas:[A-Za-z0-9_]+\), 1 thread per rank$" "$work/mpi2.log"
     launch/mpirun -n 1 "$trainer" train --model mlp --data synthetic --epochs 1 --run-dir "$work/mpmd" : \
         -n 1 "$trainer" train --model mlp --data synthetic --epochs 2 --run-dir "$work/mpmd" > "$work/mpmd.log" 2>&1
     status=$?
@@ -159,8 +161,8 @@ PY
 
     # 2b. The benchmark tool: every model's line, phases, and the two-rank form (not timed).
     "$trainer" bench --steps 3 --warmup 1 --phases > "$work/bench.log" 2>&1
-    expect "trainer bench: one line per model with samples/s, BLAS share and kernel, and phase times; tokens/s for gpt and lstm" "$work/bench.log" \
-        bash -c "[ \$(grep -cE '^(seednet|mlp|cnn|gpt|lstm) world=1 threads=1 samples_per_s=[0-9]+ step_ms=[0-9.]+ blas_pct=[0-9.]+ peak_rss_mb=[0-9.]+ blas_kernel=' '$work/bench.log') -eq 5 ] && [ \$(grep -c 'phases_us forward=' '$work/bench.log') -eq 5 ] && [ \$(grep -cE '^(gpt|lstm) .*tokens_per_s=[0-9]+' '$work/bench.log') -eq 2 ]"
+    expect "trainer bench: one line per model with samples/s, the products' share, speed and engine, and phase times; tokens/s for gpt and lstm" "$work/bench.log" \
+        bash -c "[ \$(grep -cE '^(seednet|mlp|cnn|gpt|lstm) world=1 threads=1 samples_per_s=[0-9]+ step_ms=[0-9.]+ products_pct=[0-9.]+ products_gflops=[0-9.]+ peak_rss_mb=[0-9.]+ products=[a-z]+:[a-z0-9_]+' '$work/bench.log') -eq 5 ] && [ \$(grep -c 'phases_us forward=' '$work/bench.log') -eq 5 ] && [ \$(grep -cE '^(gpt|lstm) .*tokens_per_s=[0-9]+' '$work/bench.log') -eq 2 ]"
     launch/mpirun -n 2 "$trainer" bench --model mlp --steps 3 --warmup 1 > "$work/bench2.log" 2>&1
     expect "mpirun -n 2 trainer bench: global samples/s; overlap (off: ranks fill the cores), transport and sharding decided for the job" "$work/bench2.log" \
         grep -qE "^mlp world=2 .* overlap=off transport=auto sharded_step=on$" "$work/bench2.log"

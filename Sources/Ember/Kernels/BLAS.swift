@@ -1,4 +1,5 @@
 import CBLAS
+import CEmberProducts
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -6,7 +7,7 @@ import Glibc
 
 extension Kernels {
     /// `C[b] = op(A[b]) · op(B[b])` for `batch` matrices stored back to back (a stride of 0 reuses
-    /// one matrix for every batch), through OpenBLAS. Transposes are BLAS flags, never copies.
+    /// one matrix for every batch). Transposes are flags of the product, never copies.
     static func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, batch: Int, m: Int, n: Int, k: Int,
                      transA: Bool, transB: Bool, strideA: Int, strideB: Int, alpha: Double = 1) {
         func run<T: FloatElement>(_ type: T.Type) {
@@ -24,12 +25,21 @@ extension Kernels {
     }
 
     /// Row-major `C = alpha·op(A)·op(B) + beta·C` on raw pointers with explicit leading
-    /// dimensions, so kernels can multiply sub-blocks of larger buffers in place.
+    /// dimensions, so kernels can multiply sub-blocks of larger buffers in place. Every matrix
+    /// product of Ember comes here: float32 runs on oneDNN (kernels picked from the CPU's
+    /// features), float64 on OpenBLAS; `ProductEngine` says which runs here.
     static func gemm<T: FloatElement>(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, alpha: T = 1,
                                       _ a: UnsafePointer<T>, lda: Int, _ b: UnsafePointer<T>, ldb: Int,
                                       beta: T, _ c: UnsafeMutablePointer<T>, ldc: Int) {
         guard m > 0, n > 0 else { return }
-        KernelProfile.countingAsBLAS { blas(transA, transB, m: m, n: n, k: k, alpha: alpha, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc) }
+        KernelProfile.countingProduct(flops: 2 * m * n * k) {
+            if T.self == Float.self, ProductEngine.float32 == .onednn,
+               ember_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, Float(alpha), floats(a), lda, floats(b), ldb,
+                           Float(beta), floats(c), ldc) == 0 {
+                return
+            }
+            blas(transA, transB, m: m, n: n, k: k, alpha: alpha, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc)
+        }
     }
 
     private static func blas<T: FloatElement>(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, alpha: T,
@@ -49,24 +59,30 @@ extension Kernels {
     }
 }
 
-/// Sets the number of threads OpenBLAS uses for matrix products. Process-wide (OpenBLAS has one
-/// pool): ranks running as threads share it, so set it once before they start.
+/// Sets the number of threads every library's matrix products use (OpenBLAS, oneDNN's OpenMP).
+/// Process-wide: ranks running as threads share it, so set it once before they start.
 public func setNumThreads(_ n: Int) {
     configuredThreads.store(max(1, n), ordering: .relaxed)
     openblas_set_num_threads(Int32(max(1, n)))
+    ember_products_set_threads(Int32(max(1, n)))
 }
 
-/// Threads OpenBLAS uses for matrix products (as set; kernels that parallelise themselves
-/// lower it for a moment, see `withSingleThreadedBLAS`).
+/// Threads matrix products use (as set; kernels that parallelise themselves lower it for a
+/// moment, see `withSingleThreadedBLAS`).
 public var numThreads: Int { configuredThreads.load(ordering: .relaxed) }
 
 private let configuredThreads = Atomic<Int>(Int(openblas_get_num_threads()))
 
-/// Runs `body` with OpenBLAS on one thread, for kernels that spread their own work over
+/// Runs `body` with products on one thread, for kernels that spread their own work over
 /// threads; the configured count comes back afterwards even if other threads do the same.
 func withSingleThreadedBLAS(_ body: () -> Void) {
     openblas_set_num_threads(1)
-    defer { openblas_set_num_threads(Int32(configuredThreads.load(ordering: .relaxed))) }
+    ember_products_set_threads(1)
+    defer {
+        let threads = Int32(configuredThreads.load(ordering: .relaxed))
+        openblas_set_num_threads(threads)
+        ember_products_set_threads(threads)
+    }
     body()
 }
 
@@ -74,30 +90,37 @@ func withSingleThreadedBLAS(_ body: () -> Void) {
 /// `OPENBLAS_CORETYPE` in the environment overrides its detection.
 public var blasKernel: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 
-/// Opt-in timing of matrix products, so benchmarks can report how much of a step is BLAS.
-/// Process-wide: enabling it times every thread's products (`trainer bench` turns it on for
-/// its timed steps only).
+/// Opt-in timing of matrix products, so benchmarks can report how much of a step they take and
+/// how fast they run. Process-wide: enabling it times every thread's products (`trainer bench`
+/// turns it on for its timed steps only).
 public enum KernelProfile {
     public static var isEnabled: Bool {
         get { enabled.load(ordering: .relaxed) }
         set { enabled.store(newValue, ordering: .relaxed) }
     }
     private static let enabled = Atomic<Bool>(false)
-    static let blasNanoseconds = Atomic<Int>(0)
+    static let productNanoseconds = Atomic<Int>(0)
+    static let productFlops = Atomic<Int>(0)
 
-    /// Seconds spent in BLAS products since the last reset (while enabled).
-    public static var blasSeconds: Double { Double(blasNanoseconds.load(ordering: .relaxed)) / 1e9 }
-    public static func reset() { blasNanoseconds.store(0, ordering: .relaxed) }
+    /// Seconds spent in matrix products since the last reset (while enabled).
+    public static var productSeconds: Double { Double(productNanoseconds.load(ordering: .relaxed)) / 1e9 }
+    /// Their floating-point operations (2·m·n·k each) since the last reset.
+    public static var productOperations: Double { Double(productFlops.load(ordering: .relaxed)) }
+    public static func reset() {
+        productNanoseconds.store(0, ordering: .relaxed)
+        productFlops.store(0, ordering: .relaxed)
+    }
 
     static func now() -> Int { Int(monotonicNanoseconds()) }
 
-    /// Runs a matrix product, its time counted in `blasSeconds` while enabled.
+    /// Runs a matrix product of `flops` operations, counted while enabled.
     @inline(__always)
-    static func countingAsBLAS(_ body: () -> Void) {
+    static func countingProduct(flops: Int, _ body: () -> Void) {
         guard isEnabled else { return body() }
         let started = now()
         body()
-        blasNanoseconds.add(now() - started, ordering: .relaxed)
+        productNanoseconds.add(now() - started, ordering: .relaxed)
+        productFlops.add(flops, ordering: .relaxed)
     }
 }
 
@@ -107,3 +130,7 @@ public func monotonicNanoseconds() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &t)
     return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
 }
+
+/// A float32 pointer view of a generic element pointer, for C kernels (callers check `T`).
+func floats<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+func floats<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }

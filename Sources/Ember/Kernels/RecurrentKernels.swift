@@ -89,7 +89,7 @@ struct RecurrentProduct<T: FloatElement> {
         guard let packed else {
             return Kernels.gemm(false, transposed, m: m, n: n, k: k, a, lda: lda, w, ldb: transposed ? k : n, beta: 0, c, ldc: ldc)
         }
-        KernelProfile.countingAsBLAS {
+        KernelProfile.countingProduct(flops: 2 * m * n * k) {
             ember_packed_product_f32(m, n, k, floats(a), lda, packed, floats(c), ldc)
         }
     }
@@ -100,8 +100,6 @@ struct RecurrentProduct<T: FloatElement> {
 }
 
 /// A float32 view of a generic buffer, for the C kernels of the float32 paths.
-private func floats<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
-private func floats<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
 
 struct RecurrentShape {
     let steps: Int, batch: Int, input: Int, hidden: Int, output: Int, cell: RecurrentCell, reverse: Bool

@@ -1,0 +1,31 @@
+#ifndef CEMBER_PRODUCTS_H
+#define CEMBER_PRODUCTS_H
+
+/// Ember's matrix-product engine (Products.c): oneDNN's matmul primitive, whose JIT picks its
+/// kernels from the CPU's feature flags (AMX, AVX-512, AVX2, SSE4.1), so a CPU newer than any
+/// table still gets its best instructions. Primitives are made once per shape and cached per thread.
+
+/// 1 when oneDNN runs on this machine (it always links; this says its engine started).
+int ember_products_available(void);
+/// The instruction set oneDNN's kernels use here: "avx512_core_amx", "avx512_core_bf16",
+/// "avx512_core", "avx2", ... (a static string).
+const char *ember_products_isa(void);
+/// The best instruction set this CPU offers for products, read from CPUID with oneDNN's names
+/// ("avx512_core_amx", "avx512_core_bf16", "avx512_core", "avx2", "sse41", "baseline"), so a
+/// library using less than that can be named.
+const char *ember_cpu_isa(void);
+/// oneDNN's version, "2.6.3".
+const char *ember_products_version(void);
+/// Threads each product may use (cores ÷ ranks); process-wide (as OpenBLAS's setting), read by
+/// every thread before its next product.
+void ember_products_set_threads(int threads);
+/// Row-major `C = alpha·op(A)·op(B) + beta·C`, float32, leading dimensions as BLAS. Returns 0 on
+/// success; non-zero when oneDNN cannot run it (the caller falls back to BLAS).
+int ember_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+                const float *b, long ldb, float beta, float *c, long ldc);
+/// Products made (primitives created) and run by the calling thread, for tests and benchmarks.
+long ember_products_created(void);
+/// The name of the kernel oneDNN chose for the last primitive this thread created ("brg:avx512_core").
+const char *ember_products_last_kernel(void);
+
+#endif

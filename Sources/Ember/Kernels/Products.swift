@@ -1,0 +1,94 @@
+import CEmberProducts
+import Synchronization
+
+/// Which library multiplies matrices on this machine, and with which instructions. This is the
+/// one place that knows: ops call `Kernels.gemm`, which asks here.
+///
+/// float32 products run on oneDNN's matmul primitive, whose JIT chooses its kernels from the
+/// CPU's feature flags (AMX, AVX-512, AVX2, SSE4.1) rather than from a table of CPU models, so a
+/// CPU newer than the library still gets its best instructions. float64 products (gradcheck,
+/// fixtures) run on OpenBLAS, whose float64 kernels oneDNN does not have.
+public enum ProductEngine {
+    public enum Library: String, Sendable {
+        case onednn, openblas
+    }
+
+    /// The library for float32 products: oneDNN where it starts, else OpenBLAS. Settable (by
+    /// launch code or a benchmark) to compare the two; process-wide.
+    public static var float32: Library {
+        get { Library(rawValue: chosen.load(ordering: .relaxed) == 0 ? "onednn" : "openblas")! }
+        set {
+            if newValue == .onednn, ember_products_available() == 0 { stop("oneDNN did not start on this machine") }
+            chosen.store(newValue == .onednn ? 0 : 1, ordering: .relaxed)
+        }
+    }
+    private static let chosen = Atomic<Int>(ember_products_available() != 0 ? 0 : 1)
+
+    /// What float32 products run on, `library:instructions`: `onednn:avx512_core_amx`,
+    /// `onednn:avx512_core`, `openblas:SkylakeX`. Benchmarks and the start-up log print it.
+    public static var description: String {
+        switch float32 {
+        case .onednn: "onednn:\(String(cString: ember_products_isa()))"
+        case .openblas: "openblas:\(blasKernel)"
+        }
+    }
+
+    /// What float64 products run on (OpenBLAS's kernel family).
+    public static var float64Description: String { "openblas:\(blasKernel)" }
+
+    /// The best instruction set this CPU has for products, in oneDNN's names.
+    public static var cpuInstructions: String { String(cString: ember_cpu_isa()) }
+
+    /// oneDNN's version ("2.6.3").
+    public static var oneDNNVersion: String { String(cString: ember_products_version()) }
+
+    /// The kernel oneDNN chose for the last product the calling thread prepared ("brg:avx512_core").
+    public static var lastKernel: String { String(cString: ember_products_last_kernel()) }
+
+    /// Products the calling thread has prepared (JIT-compiled) so far; each shape once.
+    public static var preparedOnThisThread: Int { ember_products_created() }
+
+    /// Why float32 products run below this CPU's best, in one line; nil when they do not.
+    public static var shortfall: String? {
+        let cpu = cpuInstructions
+        switch float32 {
+        case .onednn:
+            let used = String(cString: ember_products_isa())
+            guard rank(of: used) < rank(of: cpu) else { return nil }
+            return "float32 products run on oneDNN's \(used) kernels, below this CPU's \(cpu) (DNNL_MAX_CPU_ISA set?)"
+        case .openblas:
+            return "float32 products run on OpenBLAS \(blasKernel) kernels instead of oneDNN's \(String(cString: ember_products_isa()))"
+        }
+    }
+
+    /// oneDNN's instruction sets from weakest to strongest, for comparing two of them.
+    static func rank(of isa: String) -> Int {
+        ["baseline", "sse41", "avx", "avx2", "avx2_vnni", "avx512_core", "avx512_core_vnni",
+         "avx512_core_bf16", "avx512_core_amx"].firstIndex(of: isa) ?? 0
+    }
+}
+
+extension ProductEngine {
+    /// GFLOP/s of `C [m, n] = A [m, k] · B [k, n]` in float32 on `library`, the median of a few
+    /// rounds of about `seconds` / 5 each (for `trainer bench --products`).
+    public static func measure(m: Int, n: Int, k: Int, on library: Library, seconds: Double = 0.5) -> Double {
+        let saved = float32
+        float32 = library
+        defer { float32 = saved }
+        let a = Tensor.randn([m, k]), b = Tensor.randn([k, n]), c = Tensor.zeros([m, n])
+        func run(_ times: Int) -> Double {
+            let start = monotonicNanoseconds()
+            withExtendedLifetime((a, b)) {
+                for _ in 0..<times {
+                    Kernels.gemm(false, false, m: m, n: n, k: k, UnsafePointer(a.pointer(Float.self)), lda: k,
+                                 UnsafePointer(b.pointer(Float.self)), ldb: n, beta: 0, c.pointer(Float.self), ldc: n)
+                }
+            }
+            return Double(monotonicNanoseconds() - start) / 1e9
+        }
+        let once = max(run(3) / 3, 1e-7)
+        let times = max(1, Int(seconds / 5 / once))
+        let rounds = (0..<5).map { _ in run(times) }.sorted()
+        return 2 * Double(m * n * k) * Double(times) / rounds[2] / 1e9
+    }
+}
