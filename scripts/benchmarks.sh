@@ -3,36 +3,36 @@
 # the ratios (docs/benchmarks.svg).
 # Needs a release build (swift build -c release) and PyTorch (pip install torch).
 #
-# Some machines pin OpenBLAS to older kernels with OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE),
-# because old OpenBLAS builds misbehave on newer CPUs. PyTorch's MKL picks its kernels for the
-# CPU, so for a like-for-like comparison Ember's rows run with both variables unset, in these
-# commands only (each line names the kernel it got); a pinned row is printed for reference.
+# Ember runs as the machine is: its float32 products are oneDNN's, chosen from the CPU's features,
+# whatever OPENBLAS_CORETYPE says (it touches float64 only). PyTorch runs with its own MKL/oneDNN.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 steps=${STEPS:-500}
+lm_steps=$((steps / 5))
 out=${OUT:-.build/benchmarks.txt}
 mkdir -p "$(dirname "$out")"
-native=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
 {
+    echo "# matrix products of the models' shapes, GFLOP/s, one thread: oneDNN and OpenBLAS in one run"
+    .build/release/trainer bench --products
     echo "# single process, one thread"
-    "${native[@]}" .build/release/trainer bench --steps "$steps" --loader --phases
+    .build/release/trainer bench --steps "$steps" --loader --phases --model seednet
+    for m in mlp cnn; do .build/release/trainer bench --steps "$steps" --phases --model "$m"; done
+    for m in gpt lstm; do .build/release/trainer bench --steps "$lm_steps" --phases --model "$m"; done
     python3 examples/pytorch/bench.py --steps "$steps"
-    if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
-        echo "# for reference: OpenBLAS pinned by OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE"
-        .build/release/trainer bench --model mlp --steps "$steps" | sed 's/^/pinned /'
-    fi
+    for m in gpt lstm; do python3 examples/pytorch/bench.py --model "$m" --steps "$lm_steps"; done
     echo "# two processes, one thread each"
-    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --phases 2>/dev/null
-    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --overlap 2>/dev/null | sed 's/^/forced /'
-    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --no-shard-optimizer --phases 2>/dev/null | sed 's/^/unsharded /'
-    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model cnn --steps "$((steps / 2))" 2>/dev/null
+    launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --phases 2>/dev/null
+    launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --overlap 2>/dev/null | sed 's/^/forced /'
+    launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --no-shard-optimizer --phases 2>/dev/null | sed 's/^/unsharded /'
+    launch/mpirun -n 2 .build/release/trainer bench --model cnn --steps "$((steps / 2))" 2>/dev/null
+    launch/mpirun -n 2 .build/release/trainer bench --model gpt --steps "$lm_steps" 2>/dev/null
     python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" 2>/dev/null | grep world
     python3 examples/pytorch/bench.py --model cnn --world 2 --steps "$((steps / 2))" 2>/dev/null | grep world
     echo "# Adam in place of SGD (each model's optimizer step then weighs more)"
-    "${native[@]}" .build/release/trainer bench --steps "$steps" --optimizer adam --phases | sed 's/^/adam /'
+    .build/release/trainer bench --steps "$steps" --optimizer adam --phases | sed 's/^/adam /'
     python3 examples/pytorch/bench.py --steps "$steps" --optimizer adam | sed 's/^/adam /'
-    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --optimizer adam 2>/dev/null | sed 's/^/adam /'
-    "${native[@]}" launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --optimizer adam --no-shard-optimizer 2>/dev/null | sed 's/^/adam unsharded /'
+    launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --optimizer adam 2>/dev/null | sed 's/^/adam /'
+    launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --optimizer adam --no-shard-optimizer 2>/dev/null | sed 's/^/adam unsharded /'
     python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" --optimizer adam 2>/dev/null | grep world | sed 's/^/adam /'
     echo "# two-rank scaling of mlp, five alternating rounds: one rank; two ranks with the defaults (step sharded,"
     echo "# transport tuned); two unsharded; two unsharded over Open MPI's transport alone, as before shared memory"
@@ -42,10 +42,10 @@ native=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
     two() {
         local mpi=()
         if [ "${1:-}" = "-x" ]; then mpi=("$1" "$2"); shift 3; fi
-        "${native[@]}" launch/mpirun -n 2 "${mpi[@]}" .build/release/trainer bench --model mlp --steps 2000 "$@" 2>/dev/null | rate
+        launch/mpirun -n 2 "${mpi[@]}" .build/release/trainer bench --model mlp --steps 2000 "$@" 2>/dev/null | rate
     }
     for _ in 1 2 3 4 5; do
-        one=$("${native[@]}" .build/release/trainer bench --model mlp --steps 2000 | rate)
+        one=$(.build/release/trainer bench --model mlp --steps 2000 | rate)
         default=$(two) unsharded=$(two --no-shard-optimizer) mpi=$(two -x EMBER_SHARED_MEMORY=0 -- --no-shard-optimizer)
         echo "$one $default" | awk '{printf "scaling mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
         echo "$one $unsharded" | awk '{printf "scaling-unsharded mlp one=%d two=%d ratio=%.3f\n", $1, $2, $2 / $1}'
@@ -53,7 +53,7 @@ native=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
     done
     echo "# resident memory stays flat: peak after 1,000 and after 10,000 steps"
     for n in 1000 10000; do
-        "${native[@]}" .build/release/trainer bench --model mlp --steps "$n" | sed "s/^/memory steps=$n /"
+        .build/release/trainer bench --model mlp --steps "$n" | sed "s/^/memory steps=$n /"
     done
     echo "# gradient averaging against a raw MPI_Allreduce of the same 4 MiB"
     launch/mpirun -n 2 .build/release/trainer bench --model seednet --steps 10 --allreduce 2>/dev/null | grep allreduce
