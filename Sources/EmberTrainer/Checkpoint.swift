@@ -274,20 +274,45 @@ public enum Checkpoints {
         throw DataError("no usable checkpoint in \(directory(runDir: runDir)): \(problems.joined(separator: "; "))")
     }
 
-    /// Resolves `--resume`: "latest" (in `runDir`), a checkpoint directory, or a run directory.
-    public static func resolve(_ resume: String, runDir: String?, warn: (String) -> Void) throws -> (checkpoint: LoadedCheckpoint, runDir: String) {
+    /// Resolves `--resume`: "latest" (in `runDir`), a checkpoint directory, or a run directory;
+    /// with the run directory the checkpoint belongs to.
+    public static func resolve(_ resume: String, runDir: String?, warn: (String) -> Void) throws -> (checkpoint: LoadedCheckpoint, ownRunDir: String) {
+        let own = try ownRunDirectory(resume, runDir: runDir)
+        if resume != "latest", FileManager.default.fileExists(atPath: (resume as NSString).appendingPathComponent(stateFile)) {
+            return (try load(resume), own)
+        }
+        return (try latestValid(runDir: own, warn: warn), own)
+    }
+
+    /// The run directory `--resume` names: `runDir` for "latest", a checkpoint's run, or the
+    /// directory itself.
+    public static func ownRunDirectory(_ resume: String, runDir: String?) throws -> String {
         if resume == "latest" {
             guard let runDir else { throw ConfigError("--resume latest needs --run-dir (the run to continue)") }
-            return (try latestValid(runDir: runDir, warn: warn), runDir)
+            return runDir
         }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: resume, isDirectory: &isDir), isDir.boolValue else {
             throw ConfigError("--resume \(resume): no such checkpoint or run directory")
         }
         if FileManager.default.fileExists(atPath: (resume as NSString).appendingPathComponent(stateFile)) {
-            let run = ((resume as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
-            return (try load(resume), runDir ?? run)
+            return ((resume as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
         }
-        return (try latestValid(runDir: resume, warn: warn), runDir ?? resume)
+        return resume
+    }
+
+    /// The options of the checkpoint `--resume` names, read without loading its tensors (the
+    /// newest checkpoint whose state file reads): what a resumed run's flags go on top of.
+    public static func savedConfig(_ resume: String, runDir: String?) throws -> TrainerConfig {
+        let own = try ownRunDirectory(resume == "auto" ? "latest" : resume, runDir: runDir)
+        let candidates = resume != "latest" && resume != "auto" && FileManager.default.fileExists(atPath: (resume as NSString).appendingPathComponent(stateFile))
+            ? [resume] : list(runDir: own).reversed()
+        for path in candidates {
+            if let data = FileManager.default.contents(atPath: (path as NSString).appendingPathComponent(stateFile)),
+               let state = try? decoder.decode(CheckpointState.self, from: data) {
+                return state.config
+            }
+        }
+        throw DataError("no checkpoints in \(directory(runDir: own)) to resume from")
     }
 }

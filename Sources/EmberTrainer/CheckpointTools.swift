@@ -56,6 +56,7 @@ public enum CheckpointTools {
         let checkpoint = try checkpoint(path)
         var config = checkpoint.state.config
         if let data { config.data = data }
+        if config.model.isLanguageModel { return try evaluateLanguageModel(checkpoint, config: config, split: split, dataDirectory: dataDirectory) }
         let prepared = try DataPreparation.prepare(config, dataDirectory: dataDirectory)
         let model = try ModelFactory.make(config, sampleShape: prepared.sampleShape, outputs: prepared.outputs, generator: Generator(seed: 0))
         do { try model.loadStateDict(checkpoint.model) } catch {
@@ -82,6 +83,39 @@ public enum CheckpointTools {
             lines.append(prepared.task == .classification
                          ? String(format: "%@: %d samples, loss %.4f, accuracy %.4f", name, d.count, lossSum / n, correct / n)
                          : String(format: "%@: %d samples, loss %.4f", name, d.count, lossSum / n))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// A language model's loss per token and perplexity on each split, every next-token
+    /// prediction counted once (covering windows), with the run's own tokenizer.
+    static func evaluateLanguageModel(_ checkpoint: LoadedCheckpoint, config: TrainerConfig, split: String, dataDirectory: String?) throws -> String {
+        let text = try PreparedText(config, dataDirectory: dataDirectory)
+        let task = LanguageModelTask(config: config, text: text)
+        if let state = checkpoint.state.taskState { try task.restore(checkpointState: state) }
+        let model = LanguageModelFactory.make(config, vocabularySize: text.tokenizer.vocabularySize,
+                                              generators: ModelGenerators(weights: Generator(seed: 0), dropout: Generator(seed: 0)), dropout: 0)
+        do { try model.loadStateDict(checkpoint.model) } catch {
+            throw ConfigError("checkpoint \(checkpoint.path) does not fit a \(config.model) model: \(error)")
+        }
+        model.eval()
+        var lines: [String] = []
+        for (name, w) in [("train", Optional(text.train)), ("val", text.val), ("test", text.test)] where split == "all" || split == name {
+            guard let w else { lines.append("\(name): (no such split)"); continue }
+            let windows = try TokenWindows(ids: w.tokens, blockSize: config.blockSize, covering: true)
+            var log = MetricLog(task.metrics)
+            var lossSum = 0.0, tokens = 0.0
+            noGrad {
+                for start in stride(from: 0, to: windows.count, by: 64) {
+                    let indices = Array(start..<min(start + 64, windows.count))
+                    let (input, target) = windows.batch(indices)
+                    let counted = Double(windows.predictions(in: indices))
+                    lossSum += task.evaluationStep(model: model, batch: (input: input, target: target), log: &log).doubleItem() * counted
+                    tokens += counted
+                }
+            }
+            let loss = lossSum / max(tokens, 1)
+            lines.append(String(format: "%@: %.0f tokens, loss %.4f per token, perplexity %.2f", name, tokens, loss, exp(loss)))
         }
         return lines.joined(separator: "\n")
     }

@@ -21,9 +21,19 @@ public struct TrainOptions: ParsableArguments {
         }
     }
 
-    /// The options the flags (and `--config FILE`) give, on top of the defaults.
+    /// The options the flags (and `--config FILE`) give, on top of the defaults; when resuming,
+    /// on top of the run's own options (so `--resume latest --run-dir R` alone resumes any run).
     public func makeConfig() throws -> TrainerConfig {
         let parsed = try TrainerOption.parse(arguments)
+        if let resume = parsed.settings.last(where: { $0.0.key == "resume" })?.1 {
+            let runDir = parsed.settings.last(where: { $0.0.key == "runDir" })?.1
+            let fresh = resume == "auto" && Checkpoints.list(runDir: runDir ?? "").isEmpty
+            if !fresh {
+                var c = try Checkpoints.savedConfig(resume, runDir: runDir)
+                try apply(parsed.settings, to: &c)
+                return c
+            }
+        }
         // The model (a flag, or the config file's) picks the defaults the rest goes on top of.
         let fileModel = parsed.configFile.flatMap { FileManager.default.contents(atPath: $0) }
             .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["model"] as? String

@@ -238,6 +238,11 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         } else if globalBatchSize != nil || microBatchSize != nil {
             try fail("--global-batch-size and --micro-batch-size apply with --deterministic")
         }
+        // Counts beyond any real run overflow the arithmetic of epochs and schedules.
+        for (flag, value) in [("--max-steps", maxSteps ?? 0), ("--epochs", epochs), ("--eval-interval", evalInterval)] where value > Self.largestCount {
+            try fail("\(flag) \(value) is beyond what a run can do (at most \(Self.largestCount))")
+        }
+        if batchSize > Self.largestBatch { try fail("--batch-size \(batchSize) is beyond what a step can hold (at most \(Self.largestBatch))") }
         if maxSteps == nil && (warmupSteps > 0 || minLr != nil) { try fail("--warmup-steps and --min-lr apply to training by steps (--max-steps N)") }
         if let maxSteps, warmupSteps >= maxSteps { try fail("--warmup-steps must be below --max-steps (got \(warmupSteps) with --max-steps \(maxSteps))") }
         if let minLr, minLr > lr { try fail("--min-lr \(minLr) is above --lr \(lr)") }
@@ -247,8 +252,14 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
             if model.isLanguageModel && !text { try fail("--model \(model) trains on text: use --data shakespeare (bundled) or text:PATH, not \(data)") }
             if !model.isLanguageModel && text { try fail("--data \(data) is text, which only the language models (--model \(ModelName.languageModels.map(\.rawValue).joined(separator: ", "))) train on") }
             if model == .gpt && nEmbd % nHead != 0 { try fail("--n-embd \(nEmbd) must be divisible by --n-head \(nHead)") }
+            try MemoryEstimate.check(self)
         }
     }
+
+    /// The most steps, epochs or steps between validations a run may ask for (10^12).
+    public static let largestCount = 1_000_000_000_000
+    /// The largest batch a step may ask for.
+    public static let largestBatch = 1 << 24
 
     /// The config as pretty JSON (what `config.json` in the run directory holds).
     public func json() -> Data {

@@ -108,15 +108,20 @@ struct PreparedText: @unchecked Sendable {
         case .text(let p): path = p
         default: throw ConfigError("--model \(config.model) trains on text: use --data shakespeare or text:PATH")
         }
-        let text = try TextFile.read(path)
-        tokenizer = config.tokenizer == "byte" ? ByteTokenizer() : CharTokenizer(corpus: text)
-        let ids = try tokenizer.encode(text)
+        // 2 bytes a token (4 past 65,536 ids), shared by the three splits; the text and its
+        // 32-bit ids are let go once the compact stream is made.
+        let (tokenizer, ids): (Tokenizer, TokenIDs) = try {
+            let text = try TextFile.read(path)
+            let tokenizer: Tokenizer = config.tokenizer == "byte" ? ByteTokenizer() : CharTokenizer(corpus: text)
+            return (tokenizer, TokenIDs(try tokenizer.encodeIDs(text)))
+        }()
+        self.tokenizer = tokenizer
         let n = ids.count
         let nVal = Int((Double(n) * config.valFraction).rounded()), nTest = Int((Double(n) * config.testFraction).rounded())
         let nTrain = n - nVal - nTest
         func windows(_ range: Range<Int>, covering: Bool, what: String) throws -> TokenWindows? {
             guard !range.isEmpty else { return nil }
-            do { return try TokenWindows(Array(ids[range]), blockSize: config.blockSize, covering: covering) } catch let e as DataError {
+            do { return try TokenWindows(ids: ids.slice(range), blockSize: config.blockSize, covering: covering) } catch let e as DataError {
                 throw DataError("--data \(config.data): the \(what) split (\(range.count) tokens): \(e.description); lower --block-size or change the fractions")
             }
         }
@@ -173,6 +178,24 @@ struct LanguageModelTask: TrainingTask, @unchecked Sendable {
 
     /// The tokenizer travels with every checkpoint (and final.safetensors' metadata).
     func checkpointState() throws -> Data? { try SavedTokenizer.encode(text.tokenizer) }
+
+    /// A run resumed on text that tokenizes differently would silently train other characters
+    /// into the embeddings: refused, naming both.
+    func restore(checkpointState: Data) throws {
+        let saved = try SavedTokenizer.decode(checkpointState)
+        guard try SavedTokenizer.encode(saved) == SavedTokenizer.encode(text.tokenizer) else {
+            throw DataError("--data \(config.data) tokenizes differently from the run's text (\(TokenizerDescription.of(saved)) in the checkpoint, \(TokenizerDescription.of(text.tokenizer)) here): resume on the run's own text, or start a new run")
+        }
+    }
+}
+
+/// A tokenizer in a few words, for messages.
+enum TokenizerDescription {
+    static func of(_ t: Tokenizer) -> String {
+        guard let c = t as? CharTokenizer else { return "bytes" }
+        let sample = c.symbols.prefix(12).map { $0 == "\n" ? "\\n" : $0 }.joined()
+        return "\(c.vocabularySize) characters '\(sample)\(c.vocabularySize > 12 ? "…" : "")'"
+    }
 }
 
 /// `trainer sample`: text from a language model's checkpoint (or run directory).
@@ -182,16 +205,22 @@ public enum Sampling {
         public init() {}
     }
 
+    /// Below this temperature sampling is greedy (the most likely token): dividing the logits by
+    /// a smaller one overflows float32 and the draw would be over NaNs.
+    public static let greedyBelow = 1e-4
+
     /// The prompt continued by `options.tokens` tokens, drawn from the model's distribution
-    /// (scaled by the temperature, cut to the top k), seeded.
-    public static func sample(checkpoint path: String, options o: Options) throws -> String {
+    /// (scaled by the temperature, cut to the top k), seeded. `emit` receives the text as it is
+    /// made (the prompt first), so a long generation shows progress; the whole text is returned.
+    @discardableResult
+    public static func sample(checkpoint path: String, options o: Options, emit: (String) -> Void = { _ in }) throws -> String {
         let checkpoint = try CheckpointTools.checkpoint(path)
         let config = checkpoint.state.config
         guard config.model.isLanguageModel, let saved = checkpoint.state.taskState else {
             throw ConfigError("checkpoint \(checkpoint.path) is of --model \(config.model), not a language model: trainer sample needs one (\(ModelName.languageModels.map(\.rawValue).joined(separator: ", ")))")
         }
         let tokenizer = try SavedTokenizer.decode(saved)
-        guard o.temperature > 0 && o.temperature.isFinite else { throw ConfigError("--temperature must be positive (got \(o.temperature))") }
+        guard o.temperature >= 0 && o.temperature.isFinite else { throw ConfigError("--temperature must be 0 (greedy) or positive (got \(o.temperature))") }
         if let k = o.topK, k < 1 { throw ConfigError("--top-k must be at least 1 (got \(k))") }
         guard o.tokens >= 0 else { throw ConfigError("--tokens must not be negative (got \(o.tokens))") }
         var context: [Int]
@@ -202,21 +231,41 @@ public enum Sampling {
                                               generators: ModelGenerators(weights: Generator(seed: 0), dropout: g), dropout: 0)
         try model.loadStateDict(checkpoint.model)
         model.eval()
-        var generated: [Int] = []
+        var text = o.prompt
+        emit(o.prompt)
+        var pending: [Int] = []  // tokens whose text is not complete yet (part of a UTF-8 character)
         noGrad {
             for _ in 0..<o.tokens {
                 let window = Array(context.suffix(config.blockSize))
-                let logits = model(Tensor(indices: window, shape: [1, window.count]))[0][window.count - 1] / o.temperature
-                var scaled = logits
-                if let k = o.topK, k < logits.count {
-                    let kth = logits.topk(k).values.scalars.last!
-                    scaled = logits.maskedFill(logits.lt(Double(kth)), -.infinity)
-                }
-                let next = scaled.softmax(dim: 0).multinomial(1, generator: g).intScalars[0]
+                let next = draw(model(Tensor(indices: window, shape: [1, window.count]))[0][window.count - 1], o, g)
                 context.append(next)
-                generated.append(next)
+                pending.append(next)
+                let piece = tokenizer.decode(pending)
+                if !piece.hasSuffix("\u{FFFD}") || pending.count >= 4 {
+                    emit(piece)
+                    text += piece
+                    pending.removeAll()
+                }
             }
         }
-        return o.prompt + tokenizer.decode(generated)
+        if !pending.isEmpty {
+            let piece = tokenizer.decode(pending)
+            emit(piece)
+            text += piece
+        }
+        return text
+    }
+
+    /// One token from the last position's logits: greedy at a temperature near 0, else a draw
+    /// from the top k after dividing by the temperature.
+    static func draw(_ logits: Tensor, _ o: Options, _ g: Generator) -> Int {
+        if o.temperature < greedyBelow { return logits.argmax(dim: 0).intScalars[0] }
+        let scaled = logits / o.temperature
+        var kept = scaled
+        if let k = o.topK, k < scaled.count {
+            let kth = scaled.topk(k).values.scalars.last!
+            kept = scaled.maskedFill(scaled.lt(Double(kth)), -.infinity)
+        }
+        return kept.softmax(dim: 0).multinomial(1, generator: g).intScalars[0]
     }
 }

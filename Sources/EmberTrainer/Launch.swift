@@ -130,38 +130,45 @@ public enum Trainer {
         }
     }
 
-    /// One rank's whole run: resume lookup, run directory (rank 0), data, model, loop.
+    /// One rank's whole run: resume lookup, run directory (rank 0 locks and checks it), data,
+    /// model, loop.
     static func runRank<Task: TrainingTask>(_ initial: TrainerConfig, overrides: (inout TrainerConfig) -> Void, comm: Communicator,
                                             log: Logger, settings: LaunchSettings, callbacks: [TrainingCallback],
                                             makeTask: (TrainerConfig, LaunchSettings) throws -> Task) throws -> RunSummary {
-        var config = initial
-        var checkpoint: LoadedCheckpoint? = nil
-        var runDir = config.runDir
-        // `--resume auto` (what `launch/mpirun --max-restarts` passes): the latest checkpoint
-        // when there is one, else a fresh start in place of a start that died before its first.
-        let autoFresh = config.resume == "auto" && Checkpoints.list(runDir: config.runDir ?? "").isEmpty
-        if autoFresh { config.resume = nil }
-        if let resume = config.resume {
-            let resolved = try Checkpoints.resolve(resume == "auto" ? "latest" : resume, runDir: config.runDir) { message in
-                if comm.rank == 0 { log.warning("\(message)") }
-            }
-            checkpoint = resolved.checkpoint
-            runDir = resolved.runDir
-            config = resolved.checkpoint.state.config
-            overrides(&config)
-            config.resume = resume
-            config.runDir = runDir
-            try config.validate(forTask: !(Task.self == PresetTask.self))
+        let start = try resolveStart(initial, overrides: overrides, forTask: !(Task.self == PresetTask.self)) { message in
+            if comm.rank == 0 { log.warning("\(message)") }
         }
-        let dir = runDir ?? defaultRunDirectory()
+        let config = start.config, dir = start.runDir
+        if comm.rank == 0, let from = start.forkedFrom {
+            log.info("starting a new run in \(dir) from the checkpoint \(from) (its run directory is left as it is)")
+        }
         // Rank 0 alone touches the file system; everyone learns whether it worked. Nothing is
         // written until data and model are ready, so a start that fails leaves no trace.
-        try onRankZero(comm) { try checkRunDirectory(dir, resuming: checkpoint != nil, replacingFailedStart: autoFresh) }
+        var lock: RunDirectoryLock? = nil
+        try onRankZero(comm) {
+            lock = try RunDirectoryLock(directory: dir)
+            do {
+                try checkRunDirectory(dir, resuming: start.continuesRun, replacingFailedStart: start.replacesFailedStart || start.overAbandonedStart)
+                if let trace = config.trace { try checkTraceDirectory(trace) }
+            } catch {
+                lock?.release(failedStart: true)
+                throw error
+            }
+        }
+        var started = false
+        defer { lock?.release(failedStart: !started) }
         let task = try makeTask(config, settings)
-        let trainer = try RankLoop(config: config, comm: comm, task: task, runDir: dir, resume: checkpoint, log: log,
+        let trainer = try RankLoop(config: config, comm: comm, task: task, runDir: dir, resume: start.checkpoint, log: log,
                                    settings: settings, callbacks: callbacks)
         try trainer.startupCheck()
-        try onRankZero(comm) { try createRunDirectory(dir, config: config, resuming: checkpoint != nil || autoFresh) }
+        try onRankZero(comm) {
+            if start.overAbandonedStart {
+                log.warning("replacing what an earlier start that never reached a checkpoint left in \(dir)")
+                for name in ["metrics.jsonl", "config.resumed.json"] { try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent(name)) }
+            }
+            try createRunDirectory(dir, config: config, resuming: start.continuesRun || start.replacesFailedStart)
+        }
+        started = true
         return try trainer.run()
     }
 
@@ -190,11 +197,27 @@ public enum Trainer {
     /// Refuses to reuse another run's directory unless resuming, so nothing there is overwritten
     /// (`replacingFailedStart`: except what a start that died before its first checkpoint wrote).
     static func checkRunDirectory(_ dir: String, resuming: Bool, replacingFailedStart: Bool = false) throws {
-        var existing = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        var existing = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0 != RunDirectoryLock.fileName }
         if replacingFailedStart { existing.removeAll { failedStartFiles.contains($0) || $0.hasPrefix(".") } }
         if !resuming && !existing.isEmpty {
             throw ConfigError("run directory \(dir) is not empty (it holds \(existing.sorted().prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", ..." : "")); continue that run with --resume latest --run-dir \(dir), or choose another --run-dir")
         }
+    }
+
+    /// `--trace DIR` must be a directory this process can write, found out before anything else
+    /// is written; what the check made it removes again.
+    static func checkTraceDirectory(_ dir: String) throws {
+        let fm = FileManager.default
+        let existed = fm.fileExists(atPath: dir)
+        let probe = (dir as NSString).appendingPathComponent(".probe-\(getpid())")
+        do {
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try Data().write(to: URL(fileURLWithPath: probe))
+            try fm.removeItem(atPath: probe)
+        } catch {
+            throw ConfigError("--trace \(dir): cannot write a timeline there (\(RunDirectoryLock.reason(error)))")
+        }
+        if !existed { try? fm.removeItem(atPath: dir) }
     }
 
     /// Creates the run directory and writes `config.json` (`config.resumed.json` when resuming),

@@ -25,18 +25,26 @@ final class TraceRecorder {
     private var tracedSteps = 0
     /// Whether spans are being recorded now (the window of steps).
     private(set) var active = true
+    /// Why the timeline stopped early (a write failed: a full disk, say); training goes on.
+    private(set) var failure: String?
+    private let path: String
 
     /// Collective: the ranks align their clocks at a barrier.
     init(directory: String, steps: Int, comm: Communicator) throws {
         rank = comm.rank
         self.directory = directory
         self.steps = steps
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = (directory as NSString).appendingPathComponent("rank-\(comm.rank).json")
+        self.path = path
+        // A file that cannot be made stops this rank's timeline, not the run (nor the barrier,
+        // which every rank must reach).
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw IOFailure("cannot write the trace \(path): \(String(cString: strerror(errno)))") }
-        _ = "[]".withCString { write(fd, $0, 2) }
         self.fd = fd
+        if fd < 0 || "[]".withCString({ write(fd, $0, 2) }) != 2 {
+            failure = "cannot write \(path): \(String(cString: strerror(errno)))"
+            active = false
+        }
         try comm.barrier()
         origin = monotonicNanoseconds()
         meta("process_name", ["name": "rank \(rank)"])
@@ -44,7 +52,7 @@ final class TraceRecorder {
         meta("thread_name", ["name": "communication"], thread: 1)
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 
     static func now() -> UInt64 { monotonicNanoseconds() }
 
@@ -79,11 +87,13 @@ final class TraceRecorder {
     }
 
     /// After each optimizer step: writes what was recorded, and closes the window after `steps`.
-    func stepEnded() {
-        guard active else { return }
+    /// Returns why the timeline stopped when a write failed at this step (once).
+    func stepEnded() -> String? {
+        guard active else { return nil }
         tracedSteps += 1
         flush()
         if tracedSteps >= steps { active = false }
+        return failure
     }
 
     /// Appends the buffered events, keeping the file one valid JSON array: the closing bracket
@@ -93,11 +103,16 @@ final class TraceRecorder {
         let events = buffer
         buffer.removeAll(keepingCapacity: true)
         lock.unlock()
-        guard !events.isEmpty else { return }
+        guard !events.isEmpty, failure == nil, fd >= 0 else { return }
         let text = (wroteAny ? ",\n" : "\n") + events.joined(separator: ",\n") + "\n]"
         wroteAny = true
         let end = lseek(fd, 0, SEEK_END)
-        _ = text.withCString { pwrite(fd, $0, strlen($0), end - 1) }
+        let length = text.utf8.count
+        let written = text.withCString { pwrite(fd, $0, length, end - 1) }
+        if written != length {
+            failure = "cannot write \(path): \(written < 0 ? String(cString: strerror(errno)) : "short write (disk full?)")"
+            active = false
+        }
     }
 
     /// Rank 0, at the end: every rank's events in one file (`trace.json`).

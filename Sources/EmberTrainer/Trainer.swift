@@ -268,7 +268,12 @@ final class RankLoop<Task: TrainingTask> {
         }
         dropoutGenerator = Generator(seed: config.seed &+ 1000 &+ UInt64(comm.rank))
         model = try task.makeModel(generators: ModelGenerators(weights: Generator(seed: config.seed), dropout: dropoutGenerator))
-        if let resume { try model.loadStateDict(resume.model) }
+        if let resume {
+            // The task first: a task whose data means something else (another tokenizer) says so
+            // by name before the weights' shapes would.
+            if let state = resume.state.taskState { try task.restore(checkpointState: state) }
+            try model.loadStateDict(resume.model)
+        }
         var launch = settings.launch
         if launch.localSize == nil, let topology = comm as? NodeTopology, comm.worldSize > 1 { launch.localSize = topology.ranksOnThisNode }
         let overlap = config.overlap ?? launch.overlapPaysOff(threadsPerRank: numThreads, cores: ProcessInfo.processInfo.activeProcessorCount)
@@ -341,7 +346,6 @@ final class RankLoop<Task: TrainingTask> {
         globalStep = s.globalStep
         epoch = s.epoch
         best = s.best ?? []
-        if let state = s.taskState { try task.restore(checkpointState: state) }
         for (callback, state) in zip(allCallbacks, s.callbackStates ?? []) where callback.ranks == .everyRank || isCoordinator {
             if let state { try callback.restore(checkpointState: state) }
         }
@@ -425,7 +429,7 @@ final class RankLoop<Task: TrainingTask> {
                 // One small allreduce per batch: exact global loss and metrics, and agreement on a stop.
                 let g = try plan == nil ? measure("metrics (waiting for every rank)", "sync") { try reduce(local) } : local
                 trace?.span("batch \(batch)", "step", waitStart, args: ["step": Double(globalStep)])
-                trace?.stepEnded()
+                if let failure = trace?.stepEnded() { stopTrace(failure) }
                 epochLoss.sum += g.lossSum
                 epochLoss.samples += g.samples
                 epochMetrics.add(g.metrics.values, metrics)
@@ -606,6 +610,7 @@ final class RankLoop<Task: TrainingTask> {
     private func startTrace(_ dir: String) throws {
         let recorder = try TraceRecorder(directory: dir, steps: config.traceSteps, comm: comm)
         trace = recorder
+        if let failure = recorder.failure { return stopTrace(failure) }
         ddp.observer = { [unowned recorder] event in
             switch event {
             case .bucket(let i, let start, let end, let overlapped):
@@ -617,18 +622,31 @@ final class RankLoop<Task: TrainingTask> {
         if isCoordinator { log.info("tracing the first \(config.traceSteps) batches into \(dir)") }
     }
 
-    /// The end of a traced run: every rank's file complete, then rank 0 merges them and says
-    /// where the time went.
-    private func finishTrace() throws {
-        guard let trace, let dir = config.trace else { return }
-        trace.flush()
+    /// A timeline that cannot be written stops; the run goes on (a side feature never costs it).
+    private func stopTrace(_ why: String) {
+        log.warning("--trace stopped: \(why); training goes on without a timeline")
         ddp.observer = nil
-        try comm.barrier()
-        try Trainer.onRankZero(comm) {
-            let merged = try TraceRecorder.merge(directory: dir)
-            Console.writeLine("trace: \(merged) (open it in Perfetto or chrome://tracing)")
-            Console.writeLine(try TraceSummary.table(directory: dir))
-            try AtomicFile.write(Data(try TraceSummary.svg(directory: dir).utf8), to: (runDir as NSString).appendingPathComponent("timeline.svg"))
+        trace = nil
+    }
+
+    /// The end of a traced run: every rank's file complete, then rank 0 merges them and says
+    /// where the time went. Every rank takes part even when its own timeline stopped early (the
+    /// merge is collective); a failure is a warning, never the run's.
+    private func finishTrace() {
+        guard let dir = config.trace else { return }
+        trace?.flush()
+        if let failure = trace?.failure { stopTrace(failure) }
+        ddp.observer = nil
+        do {
+            try comm.barrier()
+            try Trainer.onRankZero(comm) {
+                let merged = try TraceRecorder.merge(directory: dir)
+                Console.writeLine("trace: \(merged) (open it in Perfetto or chrome://tracing)")
+                Console.writeLine(try TraceSummary.table(directory: dir))
+                try AtomicFile.write(Data(try TraceSummary.svg(directory: dir).utf8), to: (runDir as NSString).appendingPathComponent("timeline.svg"))
+            }
+        } catch {
+            if isCoordinator { log.warning("--trace: no timeline written: \((error as? SharedError)?.underlying ?? error); the run's results are unaffected") }
         }
     }
 
@@ -769,7 +787,7 @@ final class RankLoop<Task: TrainingTask> {
     }
 
     private func finish(stop: StopReason, wall: Double) throws -> RunSummary {
-        try finishTrace()
+        finishTrace()
         let t = try test.map { try evaluate($0) }
         let last = history.last
         var extra: [String: Double] = last?.extra ?? [:]

@@ -64,7 +64,7 @@ struct Sample: ParsableCommand {
     @Option(help: "A checkpoint directory, or a run directory (its latest good checkpoint).") var checkpoint: String
     @Option(help: "Text the generation continues (default: a new line).") var prompt = "\n"
     @Option(help: "Tokens to generate.") var tokens = 500
-    @Option(help: "Divides the logits: below 1 is more conservative, above 1 more varied.") var temperature = 0.8
+    @Option(help: "Divides the logits: below 1 is more conservative, above 1 more varied; 0 (or below 1e-4) picks the most likely token.") var temperature = 0.8
     @Option(name: .customLong("top-k"), help: "Draw only from the k most likely tokens (0: from all).") var topK = 200
     @Option(help: "Seed of the draws.") var seed: UInt64 = 1337
 
@@ -72,7 +72,10 @@ struct Sample: ParsableCommand {
         var o = Sampling.Options()
         (o.prompt, o.tokens, o.temperature, o.topK, o.seed) = (prompt, tokens, temperature, topK == 0 ? nil : topK, seed)
         do {
-            print(try Sampling.sample(checkpoint: checkpoint, options: o))
+            try Sampling.sample(checkpoint: checkpoint, options: o) { piece in
+                FileHandle.standardOutput.write(Data(piece.utf8))  // as it is made: a long run shows progress
+            }
+            print()
         } catch {
             TrainingCommandLine.fail(error, status: 2)
         }

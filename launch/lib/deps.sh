@@ -3,7 +3,7 @@
 # trainer).
 ember_packages=(libopenblas-dev libdnnl-dev libopenmpi-dev openmpi-bin zlib1g-dev pkg-config)
 # The tests also start a real Slurm (as root): launch/test asks for these too.
-ember_test_packages=(slurm-wlm munge)
+ember_test_packages=(slurm-wlm munge time)
 
 # ember_install_deps [PACKAGE...]: the build's packages and any given, installed when missing.
 ember_install_deps() {

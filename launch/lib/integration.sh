@@ -5,6 +5,7 @@
 trainer=.build/release/trainer
 source "$(dirname "${BASH_SOURCE[0]}")/bad-input.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/slurm.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/run-safety.sh"
 work=$(mktemp -d /tmp/ember-integration.XXXXXX)
 passed=0
 failed=0
@@ -357,6 +358,7 @@ sys.exit(0 if ranks == {0, 1} and want <= kinds and 'exposed_comm_ms' in open('$
     expect "launch/pbs.sh runs a 2-rank job into runs/<job>-<id>" "$work/pbs.log" grep -q '"world_size" : 2' "runs/ci-77/summary.json"
     rm -rf "runs/ci-77"
 
+    run_safety_tests
     run_slurm_tests
 
     echo

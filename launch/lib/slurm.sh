@@ -136,8 +136,8 @@ run_slurm_tests() {
     # Direct launch: srun --mpi=pmix sizes the ranks itself; a trainer alone in a two-task
     # allocation is refused with the fix.
     srun --mpi=pmix -N1 -n2 "$repo_dir/$trainer" train --model mlp --data synthetic --epochs 1 --run-dir "$jobs/srun" > "$jobs/srun.log" 2>&1
-    expect "Slurm: srun --mpi=pmix trains, one BLAS thread per rank on this node's two cores" "$jobs/srun.log" \
-        bash -c "grep -q '1 BLAS thread per rank' '$jobs/srun.log' && grep -q '\"world_size\" : 2' '$jobs/srun/summary.json'"
+    expect "Slurm: srun --mpi=pmix trains, one product thread per rank on this node's two cores" "$jobs/srun.log" \
+        bash -c "grep -q '1 product thread per rank' '$jobs/srun.log' && grep -q '\"world_size\" : 2' '$jobs/srun/summary.json'"
     id=$(sbatch --parsable -N1 -n2 -o "$jobs/lone-%j.out" --wrap "$repo_dir/$trainer train --model mlp --data synthetic --run-dir $jobs/lone")
     slurm_wait_job "$id" 60
     expect "Slurm: a trainer started alone in a two-task allocation stops, naming srun --mpi=pmix" "$jobs/lone-$id.out" \

@@ -66,15 +66,13 @@ public final class BatchLoader<Batch>: Sequence {
 
     /// Batches of indices for the current epoch.
     func batchIndices() -> [[Int]] {
-        let order = sampler.indices()
-        var batches = stride(from: 0, to: order.count, by: batchSize).map { Array(order[$0..<Swift.min($0 + batchSize, order.count)]) }
-        if dropLast, let last = batches.last, last.count < batchSize { batches.removeLast() }
-        return batches
+        let epoch = EpochBatches(sampler, batchSize: batchSize, dropLast: dropLast)
+        return (0..<epoch.count).map(epoch.indices)
     }
 
     public func makeIterator() -> AnyIterator<(indices: [Int], batch: Batch)> {
         sampler.setEpoch(epoch)
-        let batches = batchIndices()
+        let batches = EpochBatches(sampler, batchSize: batchSize, dropLast: dropLast)
         epoch += 1
         let make = self.make
         if !prefetch {
@@ -82,11 +80,37 @@ public final class BatchLoader<Batch>: Sequence {
             return AnyIterator {
                 guard i < batches.count else { return nil }
                 defer { i += 1 }
-                return (batches[i], make(batches[i]))
+                let indices = batches.indices(i)
+                return (indices, make(indices))
             }
         }
-        let producer = Prefetcher(count: batches.count) { (batches[$0], make(batches[$0])) }
+        let producer = Prefetcher(count: batches.count) { i in
+            let indices = batches.indices(i)
+            return (indices, make(indices))
+        }
         return AnyIterator { producer.next() }
+    }
+}
+
+/// An epoch's order cut into batches one at a time: a corpus of 40M windows would otherwise hold
+/// 3M small arrays (half a gigabyte) for the epoch. The order is kept in 32 bits where the
+/// sampler can make it so.
+struct EpochBatches: Sendable {
+    private let compact: [Int32]?, wide: [Int]
+    let batchSize: Int, count: Int
+
+    init(_ sampler: Sampler, batchSize: Int, dropLast: Bool) {
+        compact = sampler.compactIndices()
+        wide = compact == nil ? sampler.indices() : []
+        self.batchSize = batchSize
+        let n = compact?.count ?? wide.count
+        count = dropLast ? n / batchSize : (n + batchSize - 1) / batchSize
+    }
+
+    func indices(_ i: Int) -> [Int] {
+        let n = compact?.count ?? wide.count
+        let r = (i * batchSize)..<Swift.min((i + 1) * batchSize, n)
+        return compact.map { c in r.map { Int(c[$0]) } } ?? Array(wide[r])
     }
 }
 

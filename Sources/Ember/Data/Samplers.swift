@@ -5,7 +5,14 @@ public protocol Sampler {
     var count: Int { get }
     /// The indices for the current epoch.
     func indices() -> [Int]
+    /// The same indices as 32-bit integers, made without the 64-bit array (half the memory for
+    /// an epoch of tens of millions of windows); nil when the sampler has no such form.
+    func compactIndices() -> [Int32]?
     mutating func setEpoch(_ epoch: Int)
+}
+
+extension Sampler {
+    public func compactIndices() -> [Int32]? { nil }
 }
 
 /// `0, 1, ..., count-1`.
@@ -61,15 +68,27 @@ public struct DistributedSampler: Sampler, Sequence {
     }
 
     public func indices() -> [Int] {
-        var order = shuffle ? Ember.Generator(seed: epochSeed(seed, epoch)).permutation(datasetCount) : Array(0..<datasetCount)
+        share(shuffle ? Ember.Generator(seed: epochSeed(seed, epoch)).permutation(datasetCount) : Array(0..<datasetCount))
+    }
+
+    public func compactIndices() -> [Int32]? {
+        guard datasetCount <= Int(Int32.max) else { return nil }
+        return share(shuffle ? Ember.Generator(seed: epochSeed(seed, epoch)).permutation(datasetCount, as: Int32.self)
+                             : (0..<Int32(datasetCount)).map { $0 })
+    }
+
+    /// This rank's share of the epoch's whole order (padded or trimmed to equal shares).
+    private func share<T: FixedWidthInteger>(_ whole: [T]) -> [T] {
+        var order = whole
         let total = count * worldSize
         if total > order.count {
-            var padding: [Int] = []
+            var padding: [T] = []
             while padding.count < total - order.count { padding += order.prefix(total - order.count - padding.count) }
             order += padding
-        } else {
-            order = Array(order.prefix(total))
+        } else if total < order.count {
+            order.removeLast(order.count - total)
         }
+        if worldSize == 1 { return order }  // no second copy of a long epoch
         return stride(from: rank, to: total, by: worldSize).map { order[$0] }
     }
 

@@ -7,6 +7,12 @@ public protocol Tokenizer: Sendable {
     var vocabularySize: Int { get }
     func encode(_ text: String) throws -> [Int]
     func decode(_ tokens: [Int]) -> String
+    /// The text's tokens as 32-bit ids: what a corpus is stored as (4 bytes a token, not 8).
+    func encodeIDs(_ text: String) throws -> [Int32]
+}
+
+extension Tokenizer {
+    public func encodeIDs(_ text: String) throws -> [Int32] { try encode(text).map { Int32(truncatingIfNeeded: $0) } }
 }
 
 /// One token per Unicode scalar of the corpus's alphabet, in sorted order (nanoGPT's
@@ -29,14 +35,16 @@ public struct CharTokenizer: Tokenizer, Codable, Equatable {
     public var vocabularySize: Int { symbols.count }
 
     /// The text's tokens; a character outside the alphabet is an error naming it.
-    public func encode(_ text: String) throws -> [Int] {
-        var out: [Int] = []
-        out.reserveCapacity(text.unicodeScalars.count)
+    public func encode(_ text: String) throws -> [Int] { try encodeIDs(text).map(Int.init) }
+
+    public func encodeIDs(_ text: String) throws -> [Int32] {
+        var out: [Int32] = []
+        out.reserveCapacity(text.utf8.count)
         for s in text.unicodeScalars {
             guard let i = index[s] else {
                 throw DataError("the character \(String(reflecting: String(s))) is not in the tokenizer's alphabet of \(symbols.count) characters")
             }
-            out.append(i)
+            out.append(Int32(i))
         }
         return out
     }
@@ -62,6 +70,7 @@ public struct ByteTokenizer: Tokenizer, Codable, Equatable {
     public init() {}
     public var vocabularySize: Int { 256 }
     public func encode(_ text: String) throws -> [Int] { text.utf8.map { Int($0) } }
+    public func encodeIDs(_ text: String) throws -> [Int32] { text.utf8.map { Int32($0) } }
     public func decode(_ tokens: [Int]) -> String {
         String(decoding: tokens.map { UInt8(clamping: $0) }, as: UTF8.self)
     }
@@ -87,6 +96,46 @@ public enum SavedTokenizer {
     }
 }
 
+/// A corpus's token ids: 16-bit when every id fits (2 bytes a token: a 50 MB text takes 100 MB),
+/// else 32-bit; a part of it (`slice`) shares the storage.
+public struct TokenIDs: Sendable {
+    private enum Storage: Sendable { case narrow([UInt16]), wide([Int32]) }
+    private let storage: Storage
+    /// The part of the storage this stream is.
+    public let range: Range<Int>
+
+    public init(_ ids: [Int32]) {
+        if ids.allSatisfy({ $0 >= 0 && $0 <= Int32(UInt16.max) }) {
+            storage = .narrow(ids.map { UInt16(truncatingIfNeeded: $0) })
+        } else {
+            storage = .wide(ids)
+        }
+        range = 0..<ids.count
+    }
+
+    private init(storage: Storage, range: Range<Int>) {
+        self.storage = storage
+        self.range = range
+    }
+
+    public var count: Int { range.count }
+    /// Bytes a token takes (2 or 4).
+    public var bytesPerToken: Int { if case .narrow = storage { 2 } else { 4 } }
+
+    /// Token `i` of this stream.
+    public subscript(_ i: Int) -> Int {
+        switch storage {
+        case .narrow(let ids): Int(ids[range.lowerBound + i])
+        case .wide(let ids): Int(ids[range.lowerBound + i])
+        }
+    }
+
+    /// Tokens `r` of this stream, sharing the storage.
+    public func slice(_ r: Range<Int>) -> TokenIDs {
+        TokenIDs(storage: storage, range: (range.lowerBound + r.lowerBound)..<(range.lowerBound + r.upperBound))
+    }
+}
+
 /// Next-token samples over a token stream: sample `i` is the window of `blockSize` tokens and
 /// the same window shifted by one as its targets, both int64 `[blockSize]`.
 ///
@@ -96,18 +145,24 @@ public enum SavedTokenizer {
 /// windows so that every next-token prediction is made exactly once (evaluation): the last
 /// window is aligned to the end and its targets already predicted are `ignoreIndex`.
 public struct TokenWindows: Dataset, @unchecked Sendable {
-    public let tokens: [Int32]
+    /// The stream; the splits of one corpus share its storage.
+    public let tokens: TokenIDs
     public let blockSize: Int
     public let covering: Bool
     /// The target of a position another window already predicts (cross-entropy skips it).
     public static let ignoreIndex = -100
 
     public init(_ tokens: [Int], blockSize: Int, covering: Bool = false) throws {
+        try self.init(ids: TokenIDs(tokens.map { Int32(truncatingIfNeeded: $0) }), blockSize: blockSize, covering: covering)
+    }
+
+    /// Windows over a part of a token stream, sharing its storage (no copy).
+    public init(ids tokens: TokenIDs, blockSize: Int, covering: Bool = false) throws {
         guard blockSize >= 1 else { throw DataError("token windows need a block size of at least 1, got \(blockSize)") }
         guard tokens.count > blockSize else {
             throw DataError("\(tokens.count) tokens are too few for windows of \(blockSize) tokens and their next-token targets (need at least \(blockSize + 1))")
         }
-        self.tokens = tokens.map { Int32(truncatingIfNeeded: $0) }
+        self.tokens = tokens
         self.blockSize = blockSize
         self.covering = covering
     }
@@ -140,8 +195,8 @@ public struct TokenWindows: Dataset, @unchecked Sendable {
             require(i >= 0 && i < count, "TokenWindows: window \(i) is out of range (\(count) windows)")
             let (start, skip) = window(i)
             for k in 0..<blockSize {
-                input.append(Int(tokens[start + k]))
-                target.append(k < skip ? Self.ignoreIndex : Int(tokens[start + k + 1]))
+                input.append(tokens[start + k])
+                target.append(k < skip ? Self.ignoreIndex : tokens[start + k + 1])
             }
         }
         return (Tensor(indices: input, shape: [indices.count, blockSize]), Tensor(indices: target, shape: [indices.count, blockSize]))
@@ -156,9 +211,15 @@ public struct TokenWindows: Dataset, @unchecked Sendable {
 /// A text file's contents (plain, or gzip-compressed), as a String; invalid UTF-8 is an error
 /// naming the file.
 public enum TextFile {
+    /// Bytes of memory a byte of text costs while a corpus is prepared: its bytes, the String,
+    /// and a 32-bit token (at most one per byte).
+    public static let bytesPerTextByte = 6
+
     public static func read(_ path: String) throws -> String {
-        let data = try FileBytes.read(path)
-        guard let text = String(data: data, encoding: .utf8) else { throw DataError.file(path, "is not UTF-8 text") }
+        // The guard counts what the text will cost once decompressed and tokenized.
+        let data = try FileBytes.read(path, limit: DataLimits.maxDecompressedBytes / bytesPerTextByte)
+        // The standard library's validating decoder: one copy (Foundation's bridges through UTF-16).
+        guard let text = String(validating: data, as: UTF8.self) else { throw DataError.file(path, "is not UTF-8 text") }
         guard !text.isEmpty else { throw DataError.file(path, "is empty") }
         return text
     }

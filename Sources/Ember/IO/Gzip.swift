@@ -4,14 +4,15 @@ import Foundation
 /// Reading files that may be gzip-compressed.
 public enum FileBytes {
     /// The file's contents, decompressed when it starts with the gzip magic bytes.
-    public static func read(_ path: String) throws -> Data {
+    /// `limit`: the most bytes a compressed file may decompress to.
+    public static func read(_ path: String, limit: Int = DataLimits.maxDecompressedBytes) throws -> Data {
         guard FileManager.default.fileExists(atPath: path) else {
             throw DataError.file(path, "no such file")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError.file(path, "cannot be read (check its permissions)")
         }
-        return data.starts(with: [0x1f, 0x8b]) ? try gunzip(data, path: path) : data
+        return data.starts(with: [0x1f, 0x8b]) ? try gunzip(data, path: path, limit: limit) : data
     }
 
     /// Decompresses gzip data (multi-member streams included), refusing to produce more than

@@ -97,13 +97,21 @@ public final class Generator: @unchecked Sendable {
     }
 
     /// A random permutation of `0..<n` (Fisher-Yates).
-    public func permutation(_ n: Int) -> [Int] {
-        var p = Array(0..<n)
+    public func permutation(_ n: Int) -> [Int] { permutation(n, as: Int.self) }
+
+    /// The same permutation as `permutation(n)` (the same draws, the same swaps), in a narrower
+    /// integer type when `n` fits it.
+    public func permutation<T: FixedWidthInteger>(_ n: Int, as type: T.Type) -> [T] {
+        var p = (0..<n).map { T(truncatingIfNeeded: $0) }
         guard n > 1 else { return p }
-        let draws = withStream { next in (0..<(n - 1)).map { _ in next() } }
-        for (k, i) in stride(from: n - 1, to: 0, by: -1).enumerated() {
-            let j = Int(draws[k] % UInt64(i + 1))
-            p.swapAt(i, j)
+        // Each draw used as it is made: no second array of n draws (a 40M-window corpus
+        // shuffled per epoch would hold 320 MB more).
+        withStream { next in
+            p.withUnsafeMutableBufferPointer { q in
+                for i in stride(from: n - 1, to: 0, by: -1) {
+                    q.swapAt(i, Int(next() % UInt64(i + 1)))
+                }
+            }
         }
         return p
     }
