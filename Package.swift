@@ -61,6 +61,8 @@ let package = Package(
         .executableTarget(name: "CustomTraining", dependencies: ["Ember", "EmberTrainer"], path: "examples/custom-training"),
         // API mistakes that must stop with their message in release builds (launch/test runs it).
         .executableTarget(name: "APIMistakes", dependencies: ["Ember"], path: "Tests/APIMistakes"),
+        // A task with a shape mistake in its model: one line per failing rank under the launcher.
+        .executableTarget(name: "MistakeInTask", dependencies: ["Ember", "EmberTrainer"], path: "Tests/MistakeInTask"),
         .testTarget(
             name: "EmberTests",
             dependencies: ["Ember"],

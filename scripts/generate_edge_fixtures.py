@@ -48,6 +48,11 @@ case("clampTensorMax", lambda x, hi: torch.clamp(x, max=hi), [grid[0], grid[2]],
 case("clampTensorBroadcast", lambda x, lo, hi: torch.clamp(x, lo, hi),
      [torch.randn(3, 4, dtype=d), torch.tensor([-0.7, -0.3, 0.1, -1.2], dtype=d), torch.tensor([0.8], dtype=d)], "broadcast")
 
+# The 2-norm's gradient at a zero vector (a padded row): PyTorch defines it as 0, not NaN.
+rows = torch.tensor([[0.0, 0.0, 0.0], [3.0, -4.0, 0.0], [0.0, 0.0, 0.0]], dtype=d)
+case("norm2Dim", lambda x: torch.linalg.vector_norm(x, dim=1), [rows], "zero rows")
+case("norm2All", lambda x: torch.linalg.vector_norm(x), [torch.zeros(2, 3, dtype=d)], "all zero")
+
 # BatchNorm without running statistics: no buffers, batch statistics in eval too.
 bn = torch.nn.BatchNorm1d(3, track_running_stats=False).double()
 with torch.no_grad():

@@ -22,7 +22,9 @@ public enum CheckpointTools {
         let s = checkpoint.state
         lines.append("checkpoint \(checkpoint.path) (checksums verified)")
         lines.append("  written \(s.createdAt) (\(s.reason)) at step \(s.globalStep): " + (s.batchInEpoch > 0 ? "epoch \(s.epoch + 1) of \(s.config.epochs), \(s.batchInEpoch) batches done" : "\(s.epoch) of \(s.config.epochs) epochs done"))
-        lines.append("  world size \(s.worldSize), batch \(s.config.batchSize) per rank, model \(s.config.model), optimizer \(s.config.optimizer), data \(s.config.data)")
+        let what = s.config.task.map { "task \($0)" } ?? "model \(s.config.model)"
+        let data = s.config.task == nil ? ", data \(s.config.data)" : ""
+        lines.append("  world size \(s.worldSize), batch \(s.config.batchSize) per rank, \(what), optimizer \(s.config.optimizer)\(data)")
         if let last = s.history.last {
             lines.append(String(format: "  last epoch: train loss %.4f%@", last.trainLoss, last.valAccuracy.map { String(format: ", val accuracy %.4f", $0) } ?? ""))
         }
@@ -55,6 +57,9 @@ public enum CheckpointTools {
     public static func evaluate(checkpoint path: String, data: String?, split: String, dataDirectory: String? = nil) throws -> String {
         let checkpoint = try checkpoint(path)
         var config = checkpoint.state.config
+        if let task = config.task {
+            throw ConfigError("checkpoint \(checkpoint.path) is of the task \(task), trained by a program of its own: evaluate it with that program (`PROGRAM eval --checkpoint \(path)`) or `Trainer.evaluate`")
+        }
         if let data { config.data = data }
         if config.model.isLanguageModel { return try evaluateLanguageModel(checkpoint, config: config, split: split, dataDirectory: dataDirectory) }
         let prepared = try DataPreparation.prepare(config, dataDirectory: dataDirectory)

@@ -70,16 +70,6 @@ public struct TrainOptions: ParsableArguments {
 /// …), installs the signal handling, trains, and exits with the trainer's statuses: 0 done (or
 /// stopped by a signal after its checkpoint), 1 a fault, 2 a usage error, 3 divergence.
 public enum TrainingCommandLine {
-    /// Trains `task` with the options in `arguments` (the program's, by default). Never returns.
-    public static func main<Task: TrainingTask>(_ task: Task, arguments: [String] = Array(CommandLine.arguments.dropFirst()),
-                                                callbacks: @escaping @Sendable () -> [TrainingCallback] = { [] }) -> Never {
-        let options = parseOrExit(arguments)
-        run { config in
-            try Trainer.fit(task, options: config, callbacks: callbacks) { options.apply(to: &$0) }
-        } configure: { try options.makeConfig() }
-        exit(0)
-    }
-
     /// `trainer train` in a program of one's own: the presets and every model registered with
     /// `ModelRegistry` (`--model NAME`), with every option. Never returns.
     public static func trainPresets(arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
@@ -106,10 +96,23 @@ public enum TrainingCommandLine {
     /// error prints it once (rank 0) and exits with its status.
     public static func run(_ train: (TrainerConfig) throws -> RunSummary, configure: () throws -> TrainerConfig) {
         do {
-            StopSignal.install(terminateExits: try LaunchSettings.current().terminateExits)
+            let settings = try LaunchSettings.current()
+            StopSignal.install(terminateExits: settings.terminateExits)
+            if !settings.debug { reportMistakesInOneLine(rank: settings.launcherRank) }
             _ = try train(try configure())
         } catch {
             fail(error)
+        }
+    }
+
+    /// A mistake in the model or the training code that Ember stops on (a shape mismatch) ends
+    /// this rank with its message in one line and status 1, not a backtrace of every thread
+    /// (`EMBER_DEBUG=1` keeps the backtrace). Under a launcher each failing rank says it once.
+    static func reportMistakesInOneLine(rank: Int) {
+        Mistakes.handler = { message, location in
+            let prefix = rank == 0 ? "" : "[rank \(rank)] "
+            FileHandle.standardError.write(Data("\(prefix)error: \(message) (stopped at \(location); EMBER_DEBUG=1 shows a backtrace)\n".utf8))
+            exit(1)
         }
     }
 

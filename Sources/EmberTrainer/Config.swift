@@ -85,6 +85,9 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public var microBatchSize: Int? = nil
     /// The language models' tokens: `char` (the corpus's characters) or `byte` (256 values).
     public var tokenizer = "char"
+    /// The task a program of one's own trains (`TrainingTask.name`, set by `Trainer.fit`); nil
+    /// for the presets. Checkpoints, `config.json` and `summary.json` record it.
+    public var task: String? = nil
 
     public init() {}
 

@@ -45,8 +45,15 @@ public enum Trainer {
     public static func fit<Task: TrainingTask>(_ task: Task, options: TrainerConfig, settings: LaunchSettings? = nil,
                                                callbacks: @escaping @Sendable () -> [TrainingCallback] = { [] },
                                                overrides: (@Sendable (inout TrainerConfig) -> Void)? = nil) throws -> RunSummary {
+        var options = options
+        options.task = task.name
         try options.validate(forTask: true)
-        return try launch(options, settings: settings, overrides: overrides ?? { $0 = options }, callbacks: callbacks) { _, _ in task }
+        let given = options
+        let apply: @Sendable (inout TrainerConfig) -> Void = { c in
+            if let overrides { overrides(&c) } else { c = given }
+            c.task = task.name
+        }
+        return try launch(options, settings: settings, overrides: apply, callbacks: callbacks) { _, _ in task }
     }
 
     /// The world (MPI, threads or one process), then every rank's run of the task `makeTask` builds.

@@ -14,6 +14,7 @@ import Foundation
 /// | `EMBER_INJECT_FAILURE=RANK:STEP` | `injectedFailure` (a test hook) |
 /// | `OPENBLAS_CORETYPE` | `blasCoreType` (only named in the start-up log) |
 /// | `EMBER_SIGTERM=exit` (set by `launch/mpirun`) | `terminateExits` (see `StopSignal.install`) |
+/// | `EMBER_DEBUG=1` | `debug`: a mistake in the model stops with a backtrace, not one line |
 public struct LaunchSettings: Sendable {
     public var launch: LaunchEnvironment
     /// The rank the launcher assigned, known before MPI starts (0 without a launcher).
@@ -28,6 +29,9 @@ public struct LaunchSettings: Sendable {
     public var interactive: Bool
     /// Whether SIGTERM ends the process at once (`StopSignal.install(terminateExits:)`).
     public var terminateExits = false
+    /// A mistake Ember stops on (a shape mismatch in the model) ends with a backtrace instead of
+    /// one line per rank.
+    public var debug = false
 
     public init(launch: LaunchEnvironment = LaunchEnvironment.detect([:]), launcherRank: Int = 0,
                 sharedMemory: MPICommunicator.SharedMemorySetting = .init(), dataDirectory: String? = nil,
@@ -64,6 +68,7 @@ public struct LaunchSettings: Sendable {
             s.injectedFailure = InjectedFailure(rank: parts[0], step: parts[1])
         }
         s.blasCoreType = env["OPENBLAS_CORETYPE"]
+        s.debug = ["1", "yes", "true"].contains(env["EMBER_DEBUG"] ?? "")
         switch env["EMBER_SIGTERM"] {
         case nil, "checkpoint": break
         case "exit": s.terminateExits = true

@@ -175,7 +175,7 @@ public struct TrainerOption: @unchecked Sendable {
     /// The options a command line gives: `--config FILE` (if any) and each flag with its text,
     /// in order. Negative numbers may follow a flag after a space (`--lr -1`).
     /// - Throws: `ConfigError` naming an unknown flag or a missing value.
-    static func parse(_ arguments: [String]) throws -> (configFile: String?, settings: [(TrainerOption, String?)]) {
+    static func parse(_ arguments: [String], help: String = "trainer train --help") throws -> (configFile: String?, settings: [(TrainerOption, String?)]) {
         var configFile: String?
         var settings: [(TrainerOption, String?)] = []
         var i = 0
@@ -203,17 +203,27 @@ public struct TrainerOption: @unchecked Sendable {
                 }
             } else {
                 let close = all.map(\.flag).filter { $0.hasPrefix(String(word.prefix(5))) }.prefix(3)
-                throw ConfigError("unknown option '\(word)'\(close.isEmpty ? "" : " (did you mean \(close.joined(separator: ", "))?)"); see trainer train --help")
+                throw ConfigError("unknown option '\(word)'\(close.isEmpty ? "" : " (did you mean \(close.joined(separator: ", "))?)"); see \(help)")
             }
             i += 1
         }
         return (configFile, settings)
     }
 
+    /// Options that only `trainer`'s own models and data read: a task of one's own builds its
+    /// model and data itself, so its program refuses them.
+    public static let presetOnlyKeys: Set<String> = [
+        "model", "data", "labelColumn", "standardize", "numClasses", "valFraction", "testFraction", "syntheticSamples",
+        "dropout", "nLayer", "nHead", "nEmbd", "hiddenSize", "blockSize", "tokenizer", "tieEmbeddings", "layers",
+    ]
+
     /// `--help`'s list of options.
-    public static var helpText: String {
+    public static var helpText: String { helpText(forTask: false) }
+
+    /// `--help`'s list of options; for a task's program, only those that apply to a task.
+    public static func helpText(forTask: Bool) -> String {
         var lines = ["OPTIONS (each also a config-file key, shown in parentheses; flags override --config FILE):", "  --config FILE  a JSON file with any of the options below"]
-        for o in all {
+        for o in all where !(forTask && presetOnlyKeys.contains(o.key)) {
             let name = o.negatable ? "\(o.flag), --no-\(o.flag.dropFirst(2))" : o.flag + (o.valueName.map { " " + $0 } ?? "")
             let defaultText = o.defaultText.replacingOccurrences(of: "`", with: "")
             lines.append("  \(name) (\(o.key))" + (defaultText.isEmpty ? "" : "  [default: \(defaultText)]"))

@@ -93,4 +93,15 @@ public enum ModelRegistry {
 public struct ModelGenerators {
     public let weights: Generator
     public let dropout: Generator
+
+    public init(weights: Generator, dropout: Generator) {
+        self.weights = weights
+        self.dropout = dropout
+    }
+
+    /// The generators the trainer hands `makeModel` for `seed` on `rank`: the same weights as
+    /// the run's initial ones, and that rank's dropout stream.
+    public init(seed: UInt64, rank: Int = 0) {
+        self.init(weights: Generator(seed: seed), dropout: Generator(seed: seed &+ 1000 &+ UInt64(rank)))
+    }
 }

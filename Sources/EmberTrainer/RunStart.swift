@@ -27,6 +27,7 @@ extension Trainer {
         ("--block-size", { "\($0.blockSize)" }), ("--hidden-size", { "\($0.hiddenSize)" }),
         ("--tie-embeddings", { "\($0.tieEmbeddings.map { "\($0)" } ?? "default")" }),
         ("--layers", { $0.layers.map { "\($0)" } ?? "preset" }),
+        ("the task", { $0.task ?? "none (a preset)" }),
     ]
 
     /// The run's start: `--resume auto|latest|PATH` resolved, the checkpoint's options as the

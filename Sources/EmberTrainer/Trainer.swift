@@ -266,8 +266,9 @@ final class RankLoop<Task: TrainingTask> {
         if comm.worldSize > train.count {
             throw ConfigError("\(comm.worldSize) ranks but only \(train.count) training samples: every rank needs at least one")
         }
-        dropoutGenerator = Generator(seed: config.seed &+ 1000 &+ UInt64(comm.rank))
-        model = try task.makeModel(generators: ModelGenerators(weights: Generator(seed: config.seed), dropout: dropoutGenerator))
+        let generators = ModelGenerators(seed: config.seed, rank: comm.rank)
+        dropoutGenerator = generators.dropout
+        model = try task.makeModel(generators: generators)
         if let resume {
             // The task first: a task whose data means something else (another tokenizer) says so
             // by name before the weights' shapes would.
@@ -585,19 +586,7 @@ final class RankLoop<Task: TrainingTask> {
         if plan != nil { return try deterministicEvaluate(split) }
         model.eval()
         defer { model.train() }
-        let sampler = DistributedEvalSampler(count: split.count, rank: comm.rank, worldSize: comm.worldSize)
-        var lossSum = 0.0, samples = 0.0
-        var log = MetricLog(metrics)
-        noGrad {
-            for (indices, batch) in BatchLoader(sampler: sampler, batchSize: max(config.batchSize, 256), make: split.batch) {
-                let loss = task.evaluationStep(model: model, batch: batch, log: &log)
-                let weight = split.weight(of: indices)
-                lossSum += loss.doubleItem() * weight
-                samples += weight
-            }
-        }
-        let (p, totals) = try MetricTotals.reduce(log.values, metrics, prefix: [lossSum, samples], comm: comm)
-        return (p[1] > 0 ? p[0] / p[1] : .nan, totals)
+        return try SplitEvaluation.run(task, model: model, split: split, comm: comm, batchSize: max(config.batchSize, 256))
     }
 
     /// Times `body` as a span of the timeline when tracing.

@@ -19,6 +19,8 @@ final class EdgeCaseReferenceTests: XCTestCase {
 
     static let table: [String: ([Tensor]) -> Tensor] = [
         "clampScalar": { $0[0].clamp(min: -0.5, max: 0.5) },
+        "norm2Dim": { $0[0].norm(2, dim: 1) },
+        "norm2All": { $0[0].norm() },
         "clampScalarMin": { $0[0].clamp(min: -0.5) },
         "clampScalarMax": { $0[0].clamp(max: 0.5) },
         "clampTensor": { $0[0].clamp(min: $0[1], max: $0[2]) },

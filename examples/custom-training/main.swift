@@ -89,9 +89,9 @@ final class Milestones: TrainingCallback {
     }
 }
 
+// `CustomTraining [train] [options]`, `CustomTraining eval --checkpoint RUN`, `CustomTraining inspect RUN`.
 // The defaults suit this task; every flag can change them.
-var arguments = Array(CommandLine.arguments.dropFirst())
 let stopAt = ProcessInfo.processInfo.environment["SPIRAL_STOP_AT"].flatMap(Double.init)
-arguments = ["--epochs", "300", "--batch-size", "32", "--optimizer", "adam", "--lr", "0.01", "--schedule", "none",
-             "--weight-decay", "0", "--log-interval", "1000"] + arguments
-TrainingCommandLine.main(SpiralTask(), arguments: arguments, callbacks: { [Milestones(stopAt: stopAt)] })
+let defaults = ["--epochs", "300", "--batch-size", "32", "--optimizer", "adam", "--lr", "0.01", "--schedule", "none",
+                "--weight-decay", "0", "--log-interval", "1000"]
+TrainingCommandLine.main(SpiralTask(), defaults: defaults, callbacks: { [Milestones(stopAt: stopAt)] })

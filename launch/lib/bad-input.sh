@@ -118,7 +118,7 @@ run_bad_input_tests() {
     row "a start that fails on its data creates no run directory" 2 "no such file" "$work/r-absent" "$t" train --data "csv:$d/none.csv" --run-dir "$work/r-absent"
     expect "a failed start leaves no run directory behind" /dev/null test ! -e "$work/r-absent"
     "$t" train --data synthetic --epochs 2 --model mlp --run-dir "$work/r-good" > "$work/r-good.log" 2>&1
-    row "a resume that fails on its data changes nothing" 2 "no such file" "$work/r-good" "$t" train --resume latest --run-dir "$work/r-good" --data "csv:$d/none.csv"
+    row "a resume onto other data is refused and changes nothing" 2 "would change what the checkpoint holds" "$work/r-good" "$t" train --resume latest --run-dir "$work/r-good" --data "csv:$d/none.csv"
     local ckpt
     ckpt=$(ls -d "$work/r-good/checkpoints"/step-* | tail -n 1)
     mkdir -p "$work/r-good/checkpoints/.tmp-step-99999999-12345"
@@ -142,7 +142,7 @@ run_bad_input_tests() {
     row "--warmup-steps without --max-steps" 2 "apply to training by steps" - "$t" train --model mlp --warmup-steps 5
     row "sample from a classifier's run" 2 "not a language model" "$work/r-good" "$t" sample --checkpoint "$work/r-good"
     row "sample with a character outside the vocabulary" 2 "not in the tokenizer's alphabet" "$work/lm" "$t" sample --checkpoint "$work/lm" --prompt "ROMEO~"
-    row "sample with --temperature 0" 2 "--temperature must be positive" "$work/lm" "$t" sample --checkpoint "$work/lm" --temperature 0
+    row "sample with --temperature -1" 2 "--temperature must be 0 (greedy) or positive" "$work/lm" "$t" sample --checkpoint "$work/lm" --temperature=-1
 
     # Library API mistakes in a release build: each stops with its message.
     local mistakes=.build/release/APIMistakes name expected

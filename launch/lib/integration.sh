@@ -6,6 +6,7 @@ trainer=.build/release/trainer
 source "$(dirname "${BASH_SOURCE[0]}")/bad-input.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/slurm.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/run-safety.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/own-model.sh"
 work=$(mktemp -d /tmp/ember-integration.XXXXXX)
 passed=0
 failed=0
@@ -359,6 +360,7 @@ sys.exit(0 if ranks == {0, 1} and want <= kinds and 'exposed_comm_ms' in open('$
     rm -rf "runs/ci-77"
 
     run_safety_tests
+    run_own_model_tests
     run_slurm_tests
 
     echo

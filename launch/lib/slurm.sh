@@ -133,6 +133,14 @@ run_slurm_tests() {
     expect "Slurm: its resubmission resumes and completes" "$jobs/timed-again-$again.out" \
         bash -c "grep -q 'resumed from' '$jobs/timed-again-$again.out' && grep -q '\"completed\"' '$jobs/runs/timed/summary.json'"
 
+    # The template on two nodes: -N 2 --ntasks-per-node=2 on the sbatch line gives 4 ranks (nothing in
+    # the template overrides the user's task count).
+    id=$(sbatch --parsable -N2 --ntasks-per-node=2 -D "$jobs" --export=ALL,OMPI_MCA_btl=self,tcp -o "$jobs/two-node-template-%j.out" \
+        "$repo_dir/launch/slurm.sbatch" --model mlp --data synthetic --epochs 1)
+    slurm_wait_job "$id" 180
+    expect "Slurm: sbatch -N 2 --ntasks-per-node=2 launch/slurm.sbatch runs 4 ranks on the two nodes" "$jobs/two-node-template-$id.out" \
+        bash -c "[ '$(slurm_state "$id")' = COMPLETED ] && grep -q '4 ranks on 2 nodes' '$jobs/two-node-template-$id.out' && grep -q '\"world_size\" : 4' '$jobs/runs/ember-$id/summary.json'"
+
     # Direct launch: srun --mpi=pmix sizes the ranks itself; a trainer alone in a two-task
     # allocation is refused with the fix.
     srun --mpi=pmix -N1 -n2 "$repo_dir/$trainer" train --model mlp --data synthetic --epochs 1 --run-dir "$jobs/srun" > "$jobs/srun.log" 2>&1

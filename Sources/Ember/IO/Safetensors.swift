@@ -5,16 +5,21 @@ import Foundation
 /// writes load with `safetensors.torch.load_file`, and PyTorch-written files load here.
 public enum Safetensors {
     /// Encodes tensors (keys sorted, data 8-byte aligned) with optional string metadata.
-    public static func encode(_ tensors: [String: Tensor], metadata: [String: String] = [:]) throws -> Data {
+    /// `storing` names tensors to store in another element type (`"mask": .BOOL`, `"w": .BF16`).
+    public static func encode(_ tensors: [String: Tensor], metadata: [String: String] = [:],
+                              storing: [String: SafetensorsDType] = [:]) throws -> Data {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         let keys = tensors.keys.sorted()
+        var blobs: [Data] = []
         for key in keys {
             let t = tensors[key]!
-            let bytes = t.count * t.dtype.byteSize
-            header[key] = ["dtype": t.dtype.safetensorsName, "shape": t.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
-            offset += bytes
+            let stored = storing[key] ?? SafetensorsDType(rawValue: t.dtype.safetensorsName)!
+            let blob = try stored.bytes(of: t, key: key)
+            header[key] = ["dtype": stored.rawValue, "shape": t.shape, "data_offsets": [offset, offset + blob.count]] as [String: Any]
+            offset += blob.count
+            blobs.append(blob)
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         // Pad the header with spaces so the data starts 8-byte aligned.
@@ -22,16 +27,14 @@ public enum Safetensors {
         var data = Data(capacity: 8 + json.count + offset)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
         data.append(json)
-        for key in keys {
-            let t = tensors[key]!
-            data.append(Data(bytes: t.dataPointer, count: t.count * t.dtype.byteSize))
-        }
+        for blob in blobs { data.append(blob) }
         return data
     }
 
     /// Writes atomically.
-    public static func save(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String) throws {
-        try AtomicFile.write(try encode(tensors, metadata: metadata), to: path)
+    public static func save(_ tensors: [String: Tensor], metadata: [String: String] = [:],
+                            storing: [String: SafetensorsDType] = [:], to path: String) throws {
+        try AtomicFile.write(try encode(tensors, metadata: metadata, storing: storing), to: path)
     }
 
     /// The largest header Ember reads (the reference implementation's limit too).
@@ -41,6 +44,7 @@ public enum Safetensors {
     /// before anything is allocated: the header length, each shape (non-negative, no overflow),
     /// and the data ranges, which must tile the data section exactly (in order, no overlap, no
     /// gap), as the format requires.
+    /// Stored element types other than F32, F64 and I64 are converted (`SafetensorsDType.emberType`).
     /// - Throws: `DataError` naming the file for a truncated or malformed file or an unsupported dtype.
     public static func decode(_ data: Data, path: String = "<data>") throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         guard data.count >= 8 else { throw DataError.file(path, "is too short to be a safetensors file (truncated?)") }
@@ -58,7 +62,7 @@ public enum Safetensors {
             throw DataError.file(path, "safetensors header is not valid JSON")
         }
         let base = 8 + headerLength, dataBytes = data.count - base
-        var entries: [(key: String, dtype: DType, shape: [Int], begin: Int, end: Int)] = []
+        var entries: [(key: String, dtype: SafetensorsDType, shape: [Int], begin: Int, end: Int)] = []
         var metadata: [String: String] = [:]
         for (key, value) in header {
             if key == "__metadata__" {
@@ -69,8 +73,8 @@ public enum Safetensors {
                   let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
                 throw DataError.file(path, "tensor '\(key)' has a malformed header entry")
             }
-            guard let dtype = DType.allCases.first(where: { $0.safetensorsName == dtypeName }) else {
-                throw DataError.file(path, "tensor '\(key)' has dtype \(dtypeName); Ember reads F32, F64 and I64")
+            guard let dtype = SafetensorsDType(rawValue: dtypeName) else {
+                throw DataError.file(path, "tensor '\(key)' has dtype \(dtypeName); Ember reads \(SafetensorsDType.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             let count = try DataLimits.elementCount(shape, elementSize: dtype.byteSize, path: "\(path): tensor '\(key)'")
             let bytes = count * dtype.byteSize
@@ -93,9 +97,9 @@ public enum Safetensors {
         }
         var tensors: [String: Tensor] = [:]
         for e in entries {
-            let t = Tensor.zeros(e.shape, dtype: e.dtype)
+            let t = Tensor.zeros(e.shape, dtype: e.dtype.emberType)
             data.withUnsafeBytes { raw in
-                t.dataPointer.copyMemory(from: raw.baseAddress! + base + e.begin, byteCount: e.end - e.begin)
+                e.dtype.read(raw.baseAddress! + base + e.begin, count: t.count, into: t)
             }
             tensors[e.key] = t
         }

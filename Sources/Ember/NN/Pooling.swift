@@ -51,3 +51,61 @@ public final class AdaptiveAvgPool2d: Module {
 
     public override func forward(_ x: Tensor) -> Tensor { x.adaptiveAvgPool2d(outputSize) }
 }
+/// Max pooling over `[N, C, L]` (or `[C, L]`), like `torch.nn.MaxPool1d` (stride defaults to
+/// the kernel size): the 2-D pooling of a height-1 image, so forward and backward are shared.
+public final class MaxPool1d: Module {
+    public let kernelSize: Int, stride: Int, padding: Int, dilation: Int, ceilMode: Bool
+
+    public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0, dilation: Int = 1, ceilMode: Bool = false) {
+        requireLayer("MaxPool1d", ("kernelSize", kernelSize, 1), ("stride", stride ?? kernelSize, 1), ("padding", padding, 0), ("dilation", dilation, 1))
+        require(2 * padding <= kernelSize, "MaxPool1d: padding should be at most half of kernel size, got padding \(padding) for kernel \(kernelSize)")
+        (self.kernelSize, self.stride, self.padding, self.dilation, self.ceilMode) = (kernelSize, stride ?? kernelSize, padding, dilation, ceilMode)
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        x.maxPool1d(kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode)
+    }
+}
+
+/// Average pooling over `[N, C, L]` (or `[C, L]`), like `torch.nn.AvgPool1d`.
+public final class AvgPool1d: Module {
+    public let kernelSize: Int, stride: Int, padding: Int, countIncludePad: Bool
+
+    public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0, countIncludePad: Bool = true) {
+        requireLayer("AvgPool1d", ("kernelSize", kernelSize, 1), ("stride", stride ?? kernelSize, 1), ("padding", padding, 0))
+        require(2 * padding <= kernelSize, "AvgPool1d: padding should be at most half of kernel size, got padding \(padding) for kernel \(kernelSize)")
+        (self.kernelSize, self.stride, self.padding, self.countIncludePad) = (kernelSize, stride ?? kernelSize, padding, countIncludePad)
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor {
+        x.avgPool1d(kernelSize: kernelSize, stride: stride, padding: padding, countIncludePad: countIncludePad)
+    }
+}
+
+/// Average pooling to a fixed length, like `torch.nn.AdaptiveAvgPool1d`.
+public final class AdaptiveAvgPool1d: Module {
+    public let outputSize: Int
+
+    public init(outputSize: Int) {
+        requireLayer("AdaptiveAvgPool1d", ("outputSize", outputSize, 1))
+        self.outputSize = outputSize
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor { x.adaptiveAvgPool1d(outputSize) }
+}
+
+/// Max pooling to a fixed length, like `torch.nn.AdaptiveMaxPool1d`.
+public final class AdaptiveMaxPool1d: Module {
+    public let outputSize: Int
+
+    public init(outputSize: Int) {
+        requireLayer("AdaptiveMaxPool1d", ("outputSize", outputSize, 1))
+        self.outputSize = outputSize
+        super.init()
+    }
+
+    public override func forward(_ x: Tensor) -> Tensor { x.adaptiveMaxPool1d(outputSize) }
+}

@@ -8,7 +8,7 @@ extension Tensor {
         let dims = dims ?? Array(0..<rank)
         let a = abs()
         switch p {
-        case 2: return (self * self).sum(dims: dims, keepDim: keepDim).sqrt()
+        case 2: return euclideanNorm(dims: dims, keepDim: keepDim)
         case 1: return a.sum(dims: dims, keepDim: keepDim)
         case 0: return ne(0).sum(dims: dims, keepDim: keepDim)
         case .infinity, -.infinity:
@@ -21,6 +21,19 @@ extension Tensor {
         default:
             require(p > 0, "norm: p must be positive, 0 or ±infinity, got \(p)")
             return a.pow(p).sum(dims: dims, keepDim: keepDim).pow(1 / p)
+        }
+    }
+
+    /// The 2-norm with PyTorch's gradient: `x / ‖x‖`, and 0 where the norm is 0 (a padded row)
+    /// rather than the 0·∞ = NaN of differentiating `sqrt(sum(x²))` there.
+    private func euclideanNorm(dims: [Int], keepDim: Bool) -> Tensor {
+        let kept = noGrad { (self * self).sum(dims: dims, keepDim: true).sqrt() }
+        let reduced = Set(dims.map { normalizeDim($0) })
+        let out = keepDim ? kept : kept.reshape(shape.enumerated().filter { !reduced.contains($0.offset) }.map(\.element))
+        return out.recordOp("LinalgVectorNormBackward", [self]) { [shape = kept.shape] g in
+            // Recomputed under the engine's grad mode, so double backward sees its dependence on x.
+            let n = (self * self).sum(dims: dims, keepDim: true).sqrt()
+            return [g.reshape(shape) * self / n.maskedFill(n.eq(0), 1)]
         }
     }
 

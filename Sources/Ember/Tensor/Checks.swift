@@ -13,10 +13,25 @@ public func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosur
     if !condition() { stop(message(), file: file, line: line) }
 }
 
-/// Stops the program with `message`, in release builds too.
+/// Stops the program with `message`, in release builds too: through the mistake handler when
+/// one is set (the trainer prints the message in one line, with its rank, and exits), else
+/// `fatalError` (the message, its place in Ember's sources, and a backtrace).
 @_spi(Checks) @inline(never)
 public func stop(_ message: String, file: StaticString = #fileID, line: UInt = #line) -> Never {
+    if let handler = Mistakes.handler { handler(message, "\(file):\(line)") }
     fatalError(message, file: file, line: line)
+}
+
+/// What happens when code makes a mistake Ember cannot throw for (a shape mismatch in an
+/// operator, a bad argument to a layer). By default the program stops with `fatalError`: the
+/// message and a backtrace. A program can instead report it its own way and end (`trainer` and
+/// `TrainingCommandLine` print one line per failing rank and exit with status 1).
+public enum Mistakes {
+    /// Receives the message and its place in Ember's sources; must not return.
+    public typealias Handler = @Sendable (_ message: String, _ location: String) -> Never
+
+    /// Set once, before work starts (it is read without a lock).
+    nonisolated(unsafe) public static var handler: Handler?
 }
 
 /// Stops, naming the layer and the argument, unless each `(name, value, minimum)` has
