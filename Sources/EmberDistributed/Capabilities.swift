@@ -60,3 +60,12 @@ extension SingleProcessCommunicator: NodeTopology {
     public var ranksOnThisNode: Int { 1 }
     public var nodes: Int { 1 }
 }
+
+extension Communicator {
+    /// The node layout, where this communicator knows it (MPI, ranks as threads); nil otherwise.
+    public var topology: NodeTopology? { self as? NodeTopology }
+    /// The choice of transport for reductions, where there is one (MPI); nil otherwise.
+    public var transportSelection: TransportSelecting? { self as? TransportSelecting }
+    /// Ends the communication library (`MPI_Finalize`) where there is one; nothing otherwise.
+    public func finalizeIfNeeded() { (self as? FinalizingCommunicator)?.finalize() }
+}

@@ -42,7 +42,7 @@ public final class DataParallel: PendingGradient {
     let parameters: [Tensor]
     /// Buffers (BatchNorm statistics), found once: reflection is too slow for every forward.
     let buffers: [Tensor]
-    public let buckets: [Bucket]
+    public let buckets: [GradientBucket]
     private let bucketOf: [Int]
     private var nextToLaunch = 0
     var syncEnabled = true
@@ -69,31 +69,6 @@ public final class DataParallel: PendingGradient {
         case wait(start: UInt64, end: UInt64)
     }
 
-    public final class Bucket {
-        let members: [Int]        // indices into `parameters`
-        let offsets: [Int]        // element offset of each member in `buffer`
-        public let buffer: Tensor // gradients, then one "had a gradient" count per member
-        /// Each member's gradient slot in `buffer`: backward writes gradients straight here.
-        let slots: [Tensor]
-        let flagOffset: Int
-        /// With a sharded step: the members' values, laid out like their gradients (each
-        /// parameter is a view into it), so updated shards are allgathered in place.
-        var values: Tensor?
-        var arrived = 0
-        var request: CommRequest?
-
-        init(members: [Int], parameters: [Tensor], communicator: Communicator) throws {
-            self.members = members
-            var offsets: [Int] = [], total = 0
-            for m in members { offsets.append(total); total += parameters[m].count }
-            self.offsets = offsets
-            flagOffset = total
-            let buffer = try communicator.reductionBuffer(count: total + members.count, dtype: parameters[members[0]].dtype)
-            self.buffer = buffer
-            slots = zip(members, offsets).map { buffer.flatView(offset: $1, shape: parameters[$0].shape) }
-        }
-    }
-
     /// - Parameters:
     ///   - bucketCapacityBytes: size of a gradient bucket; 1 MiB suits CPU allreduce (large enough to
     ///     reach full bandwidth, small enough that the first bucket starts early in backward).
@@ -117,25 +92,12 @@ public final class DataParallel: PendingGradient {
             try communicator.broadcast(p, root: 0)
         }
 
-        // Reverse registration order approximates the order gradients become ready.
-        var buckets: [Bucket] = [], bucketOf = [Int](repeating: 0, count: parameters.count)
-        var current: [Int] = [], bytes = 0
-        func close() throws {
-            guard !current.isEmpty else { return }
-            for m in current { bucketOf[m] = buckets.count }
-            buckets.append(try Bucket(members: current, parameters: named.map(\.1), communicator: communicator))
-            current = []
-            bytes = 0
-        }
-        for i in parameters.indices.reversed() {
-            let p = parameters[i]
-            if !current.isEmpty && (bytes + p.count * p.dtype.byteSize > bucketCapacityBytes || parameters[current[0]].dtype != p.dtype) {
-                try close()
-            }
-            current.append(i)
-            bytes += p.count * p.dtype.byteSize
-        }
-        try close()
+        let trained = named.map(\.1)
+        let groups = BucketAssignment.assign(trained.map { (bytes: $0.count * $0.dtype.byteSize, dtype: $0.dtype) },
+                                             capacityBytes: bucketCapacityBytes)
+        let buckets = try groups.map { try GradientBucket(members: $0, parameters: trained, communicator: communicator) }
+        var bucketOf = [Int](repeating: 0, count: parameters.count)
+        for (b, members) in groups.enumerated() { for m in members { bucketOf[m] = b } }
         self.buckets = buckets
         self.bucketOf = bucketOf
         var place = [(bucket: Int, member: Int)](repeating: (0, 0), count: parameters.count)
@@ -275,14 +237,14 @@ public final class DataParallel: PendingGradient {
     }
 
     /// Starts the bucket's allreduce, or with `now` runs it on this thread and returns when done.
-    private func launch(_ b: Bucket, now: Bool = false) throws {
+    private func launch(_ b: GradientBucket, now: Bool = false) throws {
         guard now, let observer, let index = buckets.firstIndex(where: { $0 === b }) else { return try packAndReduce(b, now: now) }
         let start = monotonicNanoseconds()
         try packAndReduce(b, now: true)
         observer(.bucket(index: index, start: start, end: monotonicNanoseconds(), overlapped: false))
     }
 
-    private func packAndReduce(_ b: Bucket, now: Bool) throws {
+    private func packAndReduce(_ b: GradientBucket, now: Bool) throws {
         switch b.buffer.dtype {
         case .float32: try pack(b, Float.self, now: now)
         case .float64: try pack(b, Double.self, now: now)
@@ -290,7 +252,7 @@ public final class DataParallel: PendingGradient {
         }
     }
 
-    private func pack<T: FloatElement>(_ b: Bucket, _ type: T.Type, now: Bool = false) throws {
+    private func pack<T: FloatElement>(_ b: GradientBucket, _ type: T.Type, now: Bool = false) throws {
         let buffer = b.buffer.mutablePointer(T.self)
         for (k, m) in b.members.enumerated() {
             let p = parameters[m], slot = buffer + b.offsets[k]
@@ -416,12 +378,12 @@ public final class DataParallel: PendingGradient {
     }
 
     /// Whether any rank had a gradient for member `k` of `b` (after the reduction).
-    func hadGradient(_ b: Bucket, _ k: Int) -> Bool {
+    func hadGradient(_ b: GradientBucket, _ k: Int) -> Bool {
         b.buffer.dtype == .float64 ? b.buffer.mutablePointer(Double.self)[b.flagOffset + k] > 0
             : b.buffer.mutablePointer(Float.self)[b.flagOffset + k] > 0
     }
 
-    private func unpack(_ b: Bucket) {
+    private func unpack(_ b: GradientBucket) {
         // The bucket holds the average now (a sum of prescaled gradients, or averaged by the
         // communicator); point each gradient at its slot.
         for (k, m) in b.members.enumerated() {
@@ -431,56 +393,4 @@ public final class DataParallel: PendingGradient {
 
     /// Number of buckets and their sizes in elements (for logs and tests).
     public var bucketSizes: [Int] { buckets.map { $0.flagOffset } }
-}
-
-/// Exact global metrics from per-rank sums and counts.
-public struct GlobalMetrics {
-    public let communicator: Communicator
-    public init(communicator: Communicator) { self.communicator = communicator }
-
-    /// Sums `(lossSum, correct, count)` over ranks and returns the global mean loss and accuracy.
-    public func reduce(lossSum: Double, correct: Double, count: Double) throws -> (loss: Double, accuracy: Double, count: Double) {
-        let total = try communicator.allreduceSum([lossSum, correct, count])
-        guard total[2] > 0 else { return (.nan, .nan, 0) }
-        return (total[0] / total[2], total[1] / total[2], total[2])
-    }
-}
-
-extension LocalWorld {
-    /// Runs `body` once per rank, each on its own thread (with a stack large enough for deep
-    /// graphs), and returns when all have finished. Rethrows the first rank's error.
-    public func run(_ body: @escaping @Sendable (LocalCommunicator) throws -> Void) throws {
-        let group = DispatchGroup()
-        let errors = ErrorBox()
-        for rank in 0..<size {
-            group.enter()
-            let thread = Thread { [self] in
-                defer { group.leave() }
-                do { try body(communicator(rank)) } catch { errors.record(rank: rank, error) }
-            }
-            thread.stackSize = 64 << 20
-            thread.name = "ember.rank\(rank)"
-            thread.start()
-        }
-        group.wait()
-        if let (rank, error) = errors.first { throw RankError(rank: rank, underlying: error) }
-    }
-}
-
-/// An error raised on one rank of a local world.
-public struct RankError: Error, CustomStringConvertible {
-    public let rank: Int
-    public let underlying: Error
-    public var description: String { "rank \(rank): \(underlying)" }
-}
-
-private final class ErrorBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var first: (Int, Error)?
-    func record(rank: Int, _ error: Error) {
-        lock.lock()
-        // The lowest rank's error is the one to report (rank 0 speaks for shared failures).
-        if first == nil || rank < first!.0 { first = (rank, error) }
-        lock.unlock()
-    }
 }

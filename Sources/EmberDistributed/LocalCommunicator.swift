@@ -139,3 +139,42 @@ public final class LocalCommunicator: SerialQueueCommunicator, @unchecked Sendab
         exit(code)
     }
 }
+
+extension LocalWorld {
+    /// Runs `body` once per rank, each on its own thread (with a stack large enough for deep
+    /// graphs), and returns when all have finished. Rethrows the first rank's error.
+    public func run(_ body: @escaping @Sendable (LocalCommunicator) throws -> Void) throws {
+        let group = DispatchGroup()
+        let errors = ErrorBox()
+        for rank in 0..<size {
+            group.enter()
+            let thread = Thread { [self] in
+                defer { group.leave() }
+                do { try body(communicator(rank)) } catch { errors.record(rank: rank, error) }
+            }
+            thread.stackSize = 64 << 20
+            thread.name = "ember.rank\(rank)"
+            thread.start()
+        }
+        group.wait()
+        if let (rank, error) = errors.first { throw RankError(rank: rank, underlying: error) }
+    }
+}
+
+/// An error raised on one rank of a local world.
+public struct RankError: Error, CustomStringConvertible {
+    public let rank: Int
+    public let underlying: Error
+    public var description: String { "rank \(rank): \(underlying)" }
+}
+
+private final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var first: (Int, Error)?
+    func record(rank: Int, _ error: Error) {
+        lock.lock()
+        // The lowest rank's error is the one to report (rank 0 speaks for shared failures).
+        if first == nil || rank < first!.0 { first = (rank, error) }
+        lock.unlock()
+    }
+}

@@ -67,15 +67,6 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
                 isShuttingDown: @escaping @Sendable () -> Bool = { false }) throws {
         self.isShuttingDown = isShuttingDown
         if !MPICommunicator.initialized {
-            // Open MPI spins while it waits. With more ranks than cores on a node, the spinning
-            // ranks starve the ones that would make progress: under `srun --overcommit` a
-            // two-node mlp ran 15× slower here. `mpirun --oversubscribe` yields by itself.
-            let env = ProcessInfo.processInfo.environment
-            if let local = LaunchEnvironment.detect(env).localSize, local > ProcessInfo.processInfo.activeProcessorCount,
-               env["OMPI_MCA_mpi_yield_when_idle"] == nil {
-                setenv("OMPI_MCA_mpi_yield_when_idle", "1", 1)
-                MPICommunicator.yieldsWhenIdle = true
-            }
             var provided: Int32 = 0
             var argc = CommandLine.argc
             var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
@@ -112,9 +103,6 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
     }
 
     public private(set) var ranksOnThisNode = 1, nodes = 1
-    /// Whether this process asked Open MPI to yield its core while waiting (more ranks than
-    /// cores on this node, by the launcher's count).
-    public private(set) static var yieldsWhenIdle = false
 
     /// Ranks on this node (a shared-memory split of the world) and nodes (one leader each).
     private static func topology() -> (Int, Int) {

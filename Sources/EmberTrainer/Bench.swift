@@ -163,7 +163,7 @@ public enum Bench {
                             peakResidentMB: peakResidentMegabytes())
         result.overlap = overlap
         result.shardedStep = ddp.shardsOptimizerStep
-        result.transport = (comm as? TransportSelecting)?.transportName ?? "mpi"
+        result.transport = comm.transportSelection?.transportName ?? "mpi"
         result.optimizer = ["gpt", "lstm"].contains(name) ? "adamw" : kind
         result.microBatch = micro
         if ["gpt", "lstm"].contains(name) { result.tokensPerSample = 64 }
@@ -181,7 +181,7 @@ public enum Bench {
         let model = Sequential((0..<32).map { _ in Linear(inFeatures: perLayer / 16, outFeatures: 16, bias: false, generator: g) })
         let total = model.parameterCount
         let ddp = try DataParallel(model, communicator: comm, overlap: false, tuneTransport: false)
-        let mpi = comm as? TransportSelecting
+        let mpi = comm.transportSelection
         let before = mpi?.transport
         defer { if let before { mpi?.transport = before } }
         mpi?.transport = .mpi

@@ -68,14 +68,13 @@ public enum Trainer {
 
         let comm: Communicator
         if launch.wantsMPI {
-            comm = try MPICommunicator(timeout: config.collectiveTimeout, sharedMemory: settings.sharedMemory,
-                                       isShuttingDown: { StopSignal.received != 0 })
+            comm = try settings.communicator(timeout: config.collectiveTimeout, isShuttingDown: { StopSignal.received != 0 })
         } else {
             comm = SingleProcessCommunicator()
         }
         let log = Logger.forRank(comm.rank, level: config.logLevel)
         if comm.rank == 0 { log.info("launch: \(launch)") }
-        defer { (comm as? FinalizingCommunicator)?.finalize() }
+        defer { comm.finalizeIfNeeded() }
 
         if config.localRanks > 1 {
             let world = LocalWorld(size: config.localRanks, timeout: config.collectiveTimeout)
@@ -102,7 +101,7 @@ public enum Trainer {
             throw SharedError(underlying: ConfigError("\(launch.launcher ?? "the launcher") announced \(announced) tasks but MPI started a world of \(comm.worldSize): this trainer is not part of the job's MPI world (started alone, or direct-launched without PMI). Start it with `srun --mpi=pmix` or `launch/mpirun -n \(announced)`"), rank: settings.launcherRank)
         }
         // Ranks per node: the launcher's word, else MPI's shared-memory split.
-        let ranksHere = launch.localSize ?? (comm as? NodeTopology)?.ranksOnThisNode ?? 1
+        let ranksHere = launch.localSize ?? comm.topology?.ranksOnThisNode ?? 1
         setNumThreads(config.deterministic ? 1 : config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / ranksHere))
         if comm.rank == 0 { logProducts(log, blasCoreType: settings.blasCoreType) }
         do {

@@ -15,6 +15,7 @@ import Foundation
 /// | `OPENBLAS_CORETYPE` | `blasCoreType` (only named in the start-up log) |
 /// | `EMBER_SIGTERM=exit` (set by `launch/mpirun`) | `terminateExits` (see `StopSignal.install`) |
 /// | `EMBER_DEBUG=1` | `debug`: a mistake in the model stops with a backtrace, not one line |
+/// | `OMPI_MCA_mpi_yield_when_idle` (set here when unset and ranks outnumber cores) | `yieldsWhenIdle` |
 public struct LaunchSettings: Sendable {
     public var launch: LaunchEnvironment
     /// The rank the launcher assigned, known before MPI starts (0 without a launcher).
@@ -32,6 +33,9 @@ public struct LaunchSettings: Sendable {
     /// A mistake Ember stops on (a shape mismatch in the model) ends with a backtrace instead of
     /// one line per rank.
     public var debug = false
+    /// Whether MPI's ranks yield their cores while they wait: more ranks on this node than cores
+    /// (by the launcher's count) and `OMPI_MCA_mpi_yield_when_idle` not set.
+    public var yieldsWhenIdle = false
 
     public init(launch: LaunchEnvironment = LaunchEnvironment.detect([:]), launcherRank: Int = 0,
                 sharedMemory: MPICommunicator.SharedMemorySetting = .init(), dataDirectory: String? = nil,
@@ -69,6 +73,9 @@ public struct LaunchSettings: Sendable {
         }
         s.blasCoreType = env["OPENBLAS_CORETYPE"]
         s.debug = ["1", "yes", "true"].contains(env["EMBER_DEBUG"] ?? "")
+        if let local = s.launch.localSize, local > ProcessInfo.processInfo.activeProcessorCount, env["OMPI_MCA_mpi_yield_when_idle"] == nil {
+            s.yieldsWhenIdle = true
+        }
         switch env["EMBER_SIGTERM"] {
         case nil, "checkpoint": break
         case "exit": s.terminateExits = true
@@ -85,8 +92,18 @@ public struct LaunchSettings: Sendable {
     public static func current() throws -> LaunchSettings { try from(ProcessInfo.processInfo.environment) }
 
     /// The communicator this launch calls for: MPI under a launcher, else a world of one.
-    public func communicator(timeout: Double = 300) throws -> Communicator {
-        launch.wantsMPI ? try MPICommunicator(timeout: timeout, sharedMemory: sharedMemory) : SingleProcessCommunicator()
+    public func communicator(timeout: Double = 300, isShuttingDown: @escaping @Sendable () -> Bool = { false }) throws -> Communicator {
+        guard launch.wantsMPI else { return SingleProcessCommunicator() }
+        prepareMPI()
+        return try MPICommunicator(timeout: timeout, sharedMemory: sharedMemory, isShuttingDown: isShuttingDown)
+    }
+
+    /// Open MPI spins while it waits. With more ranks than cores on a node, the spinning ranks
+    /// starve the ones that would make progress (under `srun --overcommit` a two-node mlp ran
+    /// 15× slower here; `mpirun --oversubscribe` yields by itself), so before MPI starts this
+    /// asks it to yield (`OMPI_MCA_mpi_yield_when_idle=1`, unless the environment says otherwise).
+    func prepareMPI() {
+        if yieldsWhenIdle { setenv("OMPI_MCA_mpi_yield_when_idle", "1", 1) }
     }
 }
 

@@ -10,6 +10,8 @@ struct PresetTask: SupervisedTask, @unchecked Sendable {
     let data: PreparedData
 
     var name: String { config.model.rawValue }
+    var dataSource: String? { data.source }
+    var dataNotice: String? { data.notice }
 
     var metrics: [Metric] { data.task == .classification ? [.accuracy] : [] }
 

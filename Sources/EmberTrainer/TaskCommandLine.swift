@@ -73,7 +73,7 @@ extension TrainingCommandLine {
         do {
             let settings = try LaunchSettings.current()
             let comm = try settings.communicator()
-            defer { (comm as? FinalizingCommunicator)?.finalize() }
+            defer { comm.finalizeIfNeeded() }
             let lines = try Trainer.evaluate(task, checkpoint: checkpoint, splits: split == "all" ? ["val", "test"] : [split], comm: comm)
             if comm.rank == 0 { lines.forEach { print($0) } }
         } catch {

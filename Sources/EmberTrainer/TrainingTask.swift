@@ -33,6 +33,10 @@ public protocol TrainingTask: Sendable {
 
     /// A name for logs and `summary.json` ("model").
     var name: String { get }
+    /// Where the data comes from, for the start-up line (nil: not said).
+    var dataSource: String? { get }
+    /// Something about the data the user should know (a substitute data set, say), said once.
+    var dataNotice: String? { get }
 
     /// Builds this rank's replica of the model.
     func makeModel(generators: ModelGenerators) throws -> Model
@@ -98,6 +102,8 @@ extension TaskData where Batch == PairBatch {
 
 extension TrainingTask {
     public var name: String { "\(Self.self)" }
+    public var dataSource: String? { nil }
+    public var dataNotice: String? { nil }
     public func validationData() throws -> TaskData<Batch>? { nil }
     public func testData() throws -> TaskData<Batch>? { nil }
     public var metrics: [Metric] { [] }

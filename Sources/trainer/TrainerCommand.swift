@@ -116,7 +116,7 @@ struct Bench: ParsableCommand {
         do {
             let settings = try LaunchSettings.current()
             let comm = try settings.communicator()
-            defer { (comm as? FinalizingCommunicator)?.finalize() }
+            defer { comm.finalizeIfNeeded() }
             for name in models {
                 let overlaps = overlap ?? settings.launch.overlapPaysOff(threadsPerRank: threads, cores: ProcessInfo.processInfo.activeProcessorCount)
                 func time(deterministic: Bool) throws -> EmberTrainer.Bench.Result {
@@ -193,7 +193,7 @@ struct CheckDDP: ParsableCommand {
     func run() throws {
         do {
             let comm = try LaunchSettings.current().communicator(timeout: 60)
-            defer { (comm as? FinalizingCommunicator)?.finalize() }
+            defer { comm.finalizeIfNeeded() }
             var passed = true
             for kind in EquivalenceCheck.OptimizerKind.allCases {
                 for sharded in [false, true] {

@@ -32,9 +32,9 @@ rank_pid() {
 no_crash() { ! grep -qE "Fatal error|Backtrac|Program crashed|Stack dump" "$1"; }
 json_key() { python3 -c "import json,sys; d=json.load(open('$1')); sys.exit(0 if d.get('$2') is not None else 1)"; }
 
-run_integration_tests() {
-    echo "== multi-process tests (mpirun)"
-
+# training under real mpirun equals one process; language models; small jobs; the benchmark tool
+check_launchers() {
+    echo "== launchers: training under real mpirun equals one process; language models; small jobs; the benchmark tool"
     # 1. Data-parallel training equals single-process training under real MPI: power-of-two
     # worlds (gradients prescaled, the allreduce sums) and three ranks (averaged after the sum),
     # with the whole optimizer step on every rank and sharded (ring reduce-scatter, allgather).
@@ -99,43 +99,6 @@ run_integration_tests() {
     expect "mpirun -n 2, lstm on Shakespeare: trains by steps and samples" "$work/lstm-sample.log" \
         bash -c "grep -q 'step 20/20  train loss' '$work/lstm.log' && head -c 7 '$work/lstm-sample.log' | grep -q 'JULIET:' && [ \$(wc -c < '$work/lstm-sample.log') -ge 47 ]"
 
-    # 1d. --deterministic: one process, mpirun -n 2, 3, 4 and ranks as threads train to bitwise
-    # the same weights and metrics (mlp with dropout; resnet-small with batch norm); a run stopped
-    # with SIGTERM on two ranks and resumed on four ends with the uninterrupted run's bits.
-    cat > "$work/same-metrics.py" <<'PY'
-import json, sys
-def load(p): return [{k: v for k, v in json.loads(l).items() if k != "epoch_s" and not k.endswith("_per_s")} for l in open(p)]
-runs = [load(p) for p in sys.argv[1:]]
-sys.exit(0 if all(r == runs[0] for r in runs) and runs[0] else 1)
-PY
-    local det=(--model mlp --dropout 0.2 --data synthetic --synthetic-samples 600 --epochs 3 --deterministic --global-batch-size 48)
-    "$trainer" train "${det[@]}" --run-dir "$work/det1" > "$work/det1.log" 2>&1
-    local det_runs=("$work/det1")
-    for n in 2 3 4; do
-        launch/mpirun -n "$n" "$trainer" train "${det[@]}" --run-dir "$work/det-mpi$n" > "$work/det-mpi$n.log" 2>&1
-        "$trainer" train "${det[@]}" --local-ranks "$n" --run-dir "$work/det-threads$n" > "$work/det-threads$n.log" 2>&1
-        det_runs+=("$work/det-mpi$n" "$work/det-threads$n")
-    done
-    expect "--deterministic, mlp with dropout: 1 process, mpirun -n 2/3/4 and 2/3/4 threads give bitwise equal weights and metrics" "$work/det-mpi4.log" \
-        bash -c 'for r in "${@:2}"; do cmp -s "$1/final.safetensors" "$r/final.safetensors" || exit 1; done; python3 "'"$work"'/same-metrics.py" "${@/%//metrics.jsonl}"' _ "${det_runs[@]}"
-    local detbn=(--model resnet-small --data synthetic --synthetic-samples 240 --epochs 1 --deterministic --global-batch-size 24)
-    "$trainer" train "${detbn[@]}" --run-dir "$work/detbn1" > "$work/detbn1.log" 2>&1
-    launch/mpirun -n 2 "$trainer" train "${detbn[@]}" --run-dir "$work/detbn2" > "$work/detbn2.log" 2>&1
-    "$trainer" train "${detbn[@]}" --local-ranks 3 --run-dir "$work/detbn3" > "$work/detbn3.log" 2>&1
-    launch/mpirun -n 4 "$trainer" train "${detbn[@]}" --run-dir "$work/detbn4" > "$work/detbn4.log" 2>&1
-    expect "--deterministic, resnet-small (batch norm): 1 process, mpirun -n 2, 3 threads, mpirun -n 4 give bitwise equal weights and running statistics" "$work/detbn4.log" \
-        bash -c "cmp -s '$work/detbn1/final.safetensors' '$work/detbn2/final.safetensors' && cmp -s '$work/detbn1/final.safetensors' '$work/detbn3/final.safetensors' && cmp -s '$work/detbn1/final.safetensors' '$work/detbn4/final.safetensors'"
-    local detlong=(--model mlp --dropout 0.2 --data synthetic --synthetic-samples 600 --epochs 30 --deterministic --global-batch-size 48 --checkpoint-interval 0)
-    "$trainer" train "${detlong[@]}" --run-dir "$work/det-whole" > "$work/det-whole.log" 2>&1
-    launch/mpirun -n 2 "$trainer" train "${detlong[@]}" --run-dir "$work/det-split" > "$work/det-split.log" 2>&1 &
-    job=$!
-    for _ in $(seq 1 300); do [ -f "$work/det-split/metrics.jsonl" ] && [ "$(wc -l < "$work/det-split/metrics.jsonl")" -ge 3 ] && break; sleep 0.05; done
-    kill -TERM "$job"
-    wait "$job"
-    launch/mpirun -n 4 "$trainer" train --resume latest --run-dir "$work/det-split" > "$work/det-resume.log" 2>&1
-    expect "--deterministic: stopped by SIGTERM on 2 ranks mid-epoch, resumed on 4: bitwise the uninterrupted run's weights and metrics" "$work/det-resume.log" \
-        bash -c "grep -q 'interrupted' '$work/det-split.log' && cmp -s '$work/det-whole/final.safetensors' '$work/det-split/final.safetensors' && python3 '$work/same-metrics.py' '$work/det-whole/metrics.jsonl' '$work/det-split/metrics.jsonl'"
-
     # 2. Small jobs: one process, 2 and 4 ranks.
     "$trainer" train --epochs 1 --run-dir "$work/single" > "$work/single.log" 2>&1
     expect "single process: cnn on the bundled MNIST subset writes summary.json with test_accuracy" "$work/single.log" \
@@ -174,7 +137,52 @@ PY
     launch/mpirun -n 2 "$trainer" bench --model mlp --steps 3 --warmup 1 --no-shard-optimizer --optimizer adam > "$work/bench3.log" 2>&1
     expect "mpirun -n 2 trainer bench --no-shard-optimizer --optimizer adam" "$work/bench3.log" \
         grep -qE "^mlp world=2 .* sharded_step=off optimizer=adam$" "$work/bench3.log"
+}
 
+# --deterministic gives the same bits on any world size
+check_determinism() {
+    echo "== determinism: --deterministic gives the same bits on any world size"
+    # 1d. --deterministic: one process, mpirun -n 2, 3, 4 and ranks as threads train to bitwise
+    # the same weights and metrics (mlp with dropout; resnet-small with batch norm); a run stopped
+    # with SIGTERM on two ranks and resumed on four ends with the uninterrupted run's bits.
+    cat > "$work/same-metrics.py" <<'PY'
+import json, sys
+def load(p): return [{k: v for k, v in json.loads(l).items() if k != "epoch_s" and not k.endswith("_per_s")} for l in open(p)]
+runs = [load(p) for p in sys.argv[1:]]
+sys.exit(0 if all(r == runs[0] for r in runs) and runs[0] else 1)
+PY
+    local det=(--model mlp --dropout 0.2 --data synthetic --synthetic-samples 600 --epochs 3 --deterministic --global-batch-size 48)
+    "$trainer" train "${det[@]}" --run-dir "$work/det1" > "$work/det1.log" 2>&1
+    local det_runs=("$work/det1")
+    for n in 2 3 4; do
+        launch/mpirun -n "$n" "$trainer" train "${det[@]}" --run-dir "$work/det-mpi$n" > "$work/det-mpi$n.log" 2>&1
+        "$trainer" train "${det[@]}" --local-ranks "$n" --run-dir "$work/det-threads$n" > "$work/det-threads$n.log" 2>&1
+        det_runs+=("$work/det-mpi$n" "$work/det-threads$n")
+    done
+    expect "--deterministic, mlp with dropout: 1 process, mpirun -n 2/3/4 and 2/3/4 threads give bitwise equal weights and metrics" "$work/det-mpi4.log" \
+        bash -c 'for r in "${@:2}"; do cmp -s "$1/final.safetensors" "$r/final.safetensors" || exit 1; done; python3 "'"$work"'/same-metrics.py" "${@/%//metrics.jsonl}"' _ "${det_runs[@]}"
+    local detbn=(--model resnet-small --data synthetic --synthetic-samples 240 --epochs 1 --deterministic --global-batch-size 24)
+    "$trainer" train "${detbn[@]}" --run-dir "$work/detbn1" > "$work/detbn1.log" 2>&1
+    launch/mpirun -n 2 "$trainer" train "${detbn[@]}" --run-dir "$work/detbn2" > "$work/detbn2.log" 2>&1
+    "$trainer" train "${detbn[@]}" --local-ranks 3 --run-dir "$work/detbn3" > "$work/detbn3.log" 2>&1
+    launch/mpirun -n 4 "$trainer" train "${detbn[@]}" --run-dir "$work/detbn4" > "$work/detbn4.log" 2>&1
+    expect "--deterministic, resnet-small (batch norm): 1 process, mpirun -n 2, 3 threads, mpirun -n 4 give bitwise equal weights and running statistics" "$work/detbn4.log" \
+        bash -c "cmp -s '$work/detbn1/final.safetensors' '$work/detbn2/final.safetensors' && cmp -s '$work/detbn1/final.safetensors' '$work/detbn3/final.safetensors' && cmp -s '$work/detbn1/final.safetensors' '$work/detbn4/final.safetensors'"
+    local detlong=(--model mlp --dropout 0.2 --data synthetic --synthetic-samples 600 --epochs 30 --deterministic --global-batch-size 48 --checkpoint-interval 0)
+    "$trainer" train "${detlong[@]}" --run-dir "$work/det-whole" > "$work/det-whole.log" 2>&1
+    launch/mpirun -n 2 "$trainer" train "${detlong[@]}" --run-dir "$work/det-split" > "$work/det-split.log" 2>&1 &
+    job=$!
+    for _ in $(seq 1 300); do [ -f "$work/det-split/metrics.jsonl" ] && [ "$(wc -l < "$work/det-split/metrics.jsonl")" -ge 3 ] && break; sleep 0.05; done
+    kill -TERM "$job"
+    wait "$job"
+    launch/mpirun -n 4 "$trainer" train --resume latest --run-dir "$work/det-split" > "$work/det-resume.log" 2>&1
+    expect "--deterministic: stopped by SIGTERM on 2 ranks mid-epoch, resumed on 4: bitwise the uninterrupted run's weights and metrics" "$work/det-resume.log" \
+        bash -c "grep -q 'interrupted' '$work/det-split.log' && cmp -s '$work/det-whole/final.safetensors' '$work/det-split/final.safetensors' && python3 '$work/same-metrics.py' '$work/det-whole/metrics.jsonl' '$work/det-split/metrics.jsonl'"
+}
+
+# a rank killed mid-run; automatic restarts
+check_faults() {
+    echo "== faults: a rank killed mid-run; automatic restarts"
     # 3. A rank killed mid-run: the job ends within 5 s naming the lost rank; checkpoints survive; resume works.
     launch/mpirun -n 2 "$trainer" train --epochs 200 --run-dir "$work/kill" > "$work/kill.log" 2>&1 &
     local job=$!
@@ -269,7 +277,11 @@ want = {'data', 'forward', 'backward', 'reduce', 'wait', 'optimizer', 'sync', 'v
 sys.exit(0 if ranks == {0, 1} and want <= kinds and 'exposed_comm_ms' in open('$work/traced.log').read() else 1)"
     "$trainer" trace "$work/trace" > "$work/trace-cli.log" 2>&1
     expect "trainer trace DIR: merges and prints the table" "$work/trace-cli.log" grep -q "step_ms" "$work/trace-cli.log"
+}
 
+# SIGTERM and a bitwise resume; a corrupt checkpoint
+check_restarts() {
+    echo "== restarts: SIGTERM and a bitwise resume; a corrupt checkpoint"
     # 4. SIGTERM: final checkpoint and clean exit; resuming gives bitwise the uninterrupted weights.
     local args=(--epochs 12 --schedule none --checkpoint-interval 5)
     launch/mpirun -n 2 "$trainer" train "${args[@]}" --run-dir "$work/whole" > "$work/whole.log" 2>&1
@@ -292,7 +304,15 @@ sys.exit(0 if ranks == {0, 1} and want <= kinds and 'exposed_comm_ms' in open('$
     "$trainer" train --resume latest --run-dir "$work/whole" --epochs 13 > "$work/corrupt.log" 2>&1
     expect "corrupt checkpoint: detected, reported, and the previous one resumed" "$work/corrupt.log" \
         bash -c "grep -q 'corrupt or truncated' '$work/corrupt.log' && grep -q 'previous good checkpoint' '$work/corrupt.log' && grep -q '\"epochs\" : 13' '$work/whole/summary.json'"
+}
 
+# bad input: a clear error, a non-zero status, nothing overwritten
+check_bad_input() {
+    echo "== bad-input: bad input: a clear error, a non-zero status, nothing overwritten"
+    # The runs the table checks against (made by the launchers group when it ran first).
+    [ -e "$work/single/summary.json" ] || "$trainer" train --epochs 1 --run-dir "$work/single" > "$work/single.log" 2>&1
+    [ -e "$work/lm/final.safetensors" ] || "$trainer" train --model gpt --data shakespeare --max-steps 20 --eval-interval 10 --warmup-steps 2 \
+        --run-dir "$work/lm" > "$work/lm.log" 2>&1
     # 6. Bad input: a clear error, a non-zero status, no crash trace, nothing overwritten.
     printf '1,2,3,4,5,6,7,8,9,10,0\n1,2,3,4,5,6,7,8,9,10,1\n' > "$work/ten.csv"
     printf '1,2,0\n3,4,7\n5,6,1\n' > "$work/labels.csv"
@@ -310,7 +330,11 @@ sys.exit(0 if ranks == {0, 1} and want <= kinds and 'exposed_comm_ms' in open('$
     after=$(find "$work/single" -type f -exec md5sum {} + | sort)
     expect "existing run directory: nothing in it changed" /dev/null test "$before" = "$after"
     run_bad_input_tests
+}
 
+# every example runs; a task of one's own through the training API
+check_examples() {
+    echo "== examples: every example runs; a task of one's own through the training API"
     # 7. Every example runs to completion.
     local example
     for example in AutogradBasics ArticleNet CustomLayer CustomOptimizer CustomLoss CustomActivation CustomConv CustomFunction CustomDataset Regularization ResNetSmall; do
@@ -338,7 +362,11 @@ sys.exit(0 if ranks == {0, 1} and want <= kinds and 'exposed_comm_ms' in open('$
     launch/mpirun -n 2 "$custom" --run-dir "$work/custom-split" --resume latest > "$work/custom-resume.log" 2>&1
     expect "training API: resumed after SIGTERM, final weights bitwise equal to the uninterrupted run" "$work/custom-resume.log" \
         cmp -s "$work/custom-whole/final.safetensors" "$work/custom-split/final.safetensors"
+}
 
+# the cluster templates with their scheduler variables simulated
+check_templates() {
+    echo "== templates: the cluster templates with their scheduler variables simulated"
     # 8. The cluster templates run unchanged (their scheduler variables simulated).
     # Submitted from another directory: the run directory lands in the working directory, named
     # for the job; the repository is found from the script's path.
@@ -358,11 +386,25 @@ sys.exit(0 if ranks == {0, 1} and want <= kinds and 'exposed_comm_ms' in open('$
         TRAINER_ARGS="--model mlp --data synthetic --epochs 1" bash "$repo_dir/launch/pbs.sh") > "$work/pbs.log" 2>&1
     expect "launch/pbs.sh runs a 2-rank job into runs/<job>-<id>" "$work/pbs.log" grep -q '"world_size" : 2' "runs/ci-77/summary.json"
     rm -rf "runs/ci-77"
+}
 
-    run_safety_tests
-    run_own_model_tests
-    run_slurm_tests
+# The groups of checks, each a function that `launch/test --only NAME` runs alone.
+integration_groups=(launchers determinism faults restarts bad-input examples templates safety own-model slurm)
+integration_functions=(check_launchers check_determinism check_faults check_restarts check_bad_input check_examples check_templates run_safety_tests run_own_model_tests run_slurm_tests)
 
+# run_integration_tests [GROUP...]: the named groups (all by default), then the count.
+run_integration_tests() {
+    local wanted=("$@") i ran=0
+    for i in "${!integration_groups[@]}"; do
+        if [ ${#wanted[@]} -eq 0 ] || [[ " ${wanted[*]} " == *" ${integration_groups[$i]} "* ]]; then
+            "${integration_functions[$i]}"
+            ran=$((ran + 1))
+        fi
+    done
+    if [ "$ran" -eq 0 ]; then
+        echo "no such group: ${wanted[*]} (groups: ${integration_groups[*]})" >&2
+        return 2
+    fi
     echo
     if [ "$failed" -gt 0 ]; then
         echo "failed: ${failures[*]}"

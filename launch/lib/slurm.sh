@@ -135,7 +135,8 @@ run_slurm_tests() {
 
     # The template on two nodes: -N 2 --ntasks-per-node=2 on the sbatch line gives 4 ranks (nothing in
     # the template overrides the user's task count).
-    id=$(sbatch --parsable -N2 --ntasks-per-node=2 -D "$jobs" --export=ALL,OMPI_MCA_btl=self,tcp -o "$jobs/two-node-template-%j.out" \
+    # (OMPI_MCA_btl from the environment: in --export a comma would end its value.)
+    id=$(OMPI_MCA_btl=self,tcp sbatch --parsable -N2 --ntasks-per-node=2 -D "$jobs" -o "$jobs/two-node-template-%j.out" \
         "$repo_dir/launch/slurm.sbatch" --model mlp --data synthetic --epochs 1)
     slurm_wait_job "$id" 180
     expect "Slurm: sbatch -N 2 --ntasks-per-node=2 launch/slurm.sbatch runs 4 ranks on the two nodes" "$jobs/two-node-template-$id.out" \

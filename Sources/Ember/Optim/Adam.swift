@@ -30,6 +30,15 @@ public class Adam: Optimizer {
             betas: betas, eps: eps, weightDecay: weightDecay, amsgrad: amsgrad, maximize: maximize))])
     }
 
+    /// Groups that may name only some options; the rest are these arguments (PyTorch's
+    /// `torch.optim.Adam(groups, lr=…, betas=…)`).
+    /// - Throws: `OptimizerError` naming a key Adam does not have.
+    public convenience init(paramGroups: [ParamGroup], learningRate: Double, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+                            weightDecay: Double = 0, amsgrad: Bool = false, maximize: Bool = false) throws {
+        let defaults = Hyperparameters(betas: betas, eps: eps, weightDecay: weightDecay, amsgrad: amsgrad, maximize: maximize)
+        self.init(paramGroups: try Hyperparameters.completing(paramGroups, defaults: defaults, learningRate: learningRate, optimizer: "Adam"))
+    }
+
     /// Groups of their own; each needs every key of `Hyperparameters`.
     public init(paramGroups: [ParamGroup], decoupledWeightDecay: Bool = false) {
         self.decoupledWeightDecay = decoupledWeightDecay
@@ -65,5 +74,13 @@ public final class AdamW: Adam {
     /// Groups of their own (weight decay per group, say 0 for biases and norms).
     public init(paramGroups: [ParamGroup]) {
         super.init(paramGroups: paramGroups, decoupledWeightDecay: true)
+    }
+
+    /// Groups that may name only some options; the rest are these arguments (AdamW's weight
+    /// decay default is 0.01, as PyTorch's).
+    public convenience init(paramGroups: [ParamGroup], learningRate: Double, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+                            weightDecay: Double = 0.01, amsgrad: Bool = false, maximize: Bool = false) throws {
+        let defaults = Hyperparameters(betas: betas, eps: eps, weightDecay: weightDecay, amsgrad: amsgrad, maximize: maximize)
+        self.init(paramGroups: try Hyperparameters.completing(paramGroups, defaults: defaults, learningRate: learningRate, optimizer: "AdamW"))
     }
 }

@@ -18,6 +18,15 @@ public final class ParamGroup {
         self.init(params: params, learningRate: learningRate, options: hyperparameters.values)
     }
 
+    /// A group that names only some options, like PyTorch's `{'params': b, 'lr': 0.1}`: `lr` and
+    /// any hyperparameter under PyTorch's name. What it leaves out comes from the optimizer's
+    /// defaults: pass such groups to an initialiser that takes them (`SGD(paramGroups:learningRate:…)`).
+    public convenience init(params: [Tensor], options: [String: Double]) {
+        var rest = options
+        let lr = rest.removeValue(forKey: "lr") ?? .nan  // NaN: the optimizer's
+        self.init(params: params, learningRate: lr, options: rest)
+    }
+
     /// One hyperparameter by PyTorch's name; a name the group does not hold stops the program
     /// with its name (it never reads as 0).
     public subscript(_ key: String) -> Double {
@@ -63,6 +72,18 @@ extension OptimizerHyperparameters {
         if !unknown.isEmpty {
             throw OptimizerError("\(optimizer) has no hyperparameter\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) (it takes \(keys.joined(separator: ", ")))")
         }
+    }
+
+    /// `groups` completed as PyTorch's constructors do: a group's learning rate and each
+    /// hyperparameter it leaves out come from `learningRate` and `defaults` (the optimizer's
+    /// arguments); a key this optimizer does not have is an error naming it and the known ones.
+    public static func completing(_ groups: [ParamGroup], defaults: Self, learningRate: Double, optimizer: String) throws -> [ParamGroup] {
+        for g in groups {
+            try checkKnown(g.options, optimizer: optimizer)
+            if g.learningRate.isNaN { g.learningRate = learningRate }
+            for (key, value) in defaults.values where g.options[key] == nil { g.options[key] = value }
+        }
+        return groups
     }
 
     /// `values[key]`, or an error naming the key.

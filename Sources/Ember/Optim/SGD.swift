@@ -28,6 +28,15 @@ public final class SGD: Optimizer {
             momentum: momentum, dampening: dampening, weightDecay: weightDecay, nesterov: nesterov, maximize: maximize))])
     }
 
+    /// Groups that may name only some options (`ParamGroup(params: b, options: ["lr": 0.1])`):
+    /// the rest are these arguments, as in `torch.optim.SGD(groups, lr=0.01, momentum=0.9)`.
+    /// - Throws: `OptimizerError` naming a key SGD does not have.
+    public convenience init(paramGroups: [ParamGroup], learningRate: Double, momentum: Double = 0, dampening: Double = 0,
+                            weightDecay: Double = 0, nesterov: Bool = false, maximize: Bool = false) throws {
+        let defaults = Hyperparameters(momentum: momentum, dampening: dampening, weightDecay: weightDecay, nesterov: nesterov, maximize: maximize)
+        self.init(paramGroups: try Hyperparameters.completing(paramGroups, defaults: defaults, learningRate: learningRate, optimizer: "SGD"))
+    }
+
     /// Groups of their own; each needs every key of `Hyperparameters`.
     public override init(paramGroups: [ParamGroup]) {
         super.init(paramGroups: paramGroups)

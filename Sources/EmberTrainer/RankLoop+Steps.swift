@@ -1,0 +1,140 @@
+import Ember
+import EmberDistributed
+import Foundation
+import Logging
+
+/// A batch of training: the epoch's loop over batches, one step, its accounting over the ranks.
+extension RankLoop {
+    /// One epoch's batches (skipping those a resumed run already trained). Divergence, a signal
+    /// or a callback's request at an optimizer step end it early.
+    func trainEpoch(_ loader: BatchLoader<Task.Batch?>, progress: inout ProgressReporter) throws -> EpochOutcome {
+        model.train()
+        if let lr = epochSchedule.learningRate(epoch: epoch) { optimizer.learningRate = lr }
+        loader.setEpoch(epoch)
+        let epochStart = Date()
+        var batch = 0, micro = 0
+        let batches = loader.makeIterator()
+        while true {
+            let waitStart = trace == nil ? 0 : TraceRecorder.now()
+            guard batch < batchesPerEpoch, let (indices, samples) = batches.next() else { break }
+            batch += 1
+            if batch <= batchInEpoch { continue }  // resuming inside this epoch
+            trace?.span("next batch", "data", waitStart)
+            let stepStart = Date()
+            let last = batch == batchesPerEpoch
+            micro += 1
+            let boundary = micro == config.gradAccumulation || last
+            if boundary { micro = 0 }
+            let totals = try trainStep(indices: indices, samples: samples, boundary: boundary)
+            trace?.span("batch \(batch)", "step", waitStart, args: ["step": Double(globalStep)])
+            if let failure = trace?.stepEnded() { stopTrace(failure) }
+            trainSeconds += Date().timeIntervalSince(stepStart)
+            if let stop = account(totals, batch: batch, boundary: boundary, last: last, since: epochStart, progress: &progress) {
+                return .stopped(stop)
+            }
+        }
+        if isCoordinator { progress.endEpoch() }
+        return .finished(seconds: Date().timeIntervalSince(epochStart))
+    }
+
+    /// One batch: forward and backward (data-parallel, or deterministic micro-batches), the
+    /// optimizer step at an accumulation boundary, and the batch's loss and metrics over the ranks.
+    func trainStep(indices: [Int], samples: Task.Batch?, boundary: Bool) throws -> BatchStatistics {
+        try settings.injectedFailure?.check(rank: comm.rank, step: globalStep)
+        let local: BatchStatistics
+        if let plan {
+            local = try measure("deterministic step", "step") { try deterministicBatch(indices: indices, plan: plan) }
+        } else {
+            guard let samples else { fatalError("the loader makes batches unless the step is deterministic") }
+            local = try trainBatch(samples, count: train.weight(of: indices), synchronize: boundary)
+        }
+        if boundary { try optimizerStep() }
+        // One small allreduce per batch: exact global loss and metrics, and agreement on a stop.
+        // (Deterministic steps already combined theirs in micro-batch order.)
+        return try plan == nil ? measure("metrics (waiting for every rank)", "sync") { try reduce(local) } : local
+    }
+
+    /// The update at an accumulation boundary: the per-step rate, clipping, the step (sharded by
+    /// DataParallel, or taken alike by every rank on the summed gradients in deterministic mode).
+    func optimizerStep() throws {
+        if let lr = perStepSchedule.learningRate(step: globalStep) { optimizer.learningRate = lr }
+        try measure("optimizer step", "optimizer") {
+            if plan != nil {
+                if let c = config.clipValue { GradClip.clipValue(model.parameters(), clipValue: c) }
+                if let c = config.clipNorm { GradClip.clipNorm(model.parameters(), maxNorm: c) }
+                optimizer.step()
+            } else {
+                try ddp.step(optimizer, clipNorm: config.clipNorm, clipValue: config.clipValue)
+            }
+        }
+        optimizer.zeroGrad()
+        stepSchedule?.step()
+        globalStep += 1
+    }
+
+    /// Adds a batch's global totals to the epoch's, reports progress and tells the callbacks;
+    /// returns the stop the batch calls for, if any (a non-finite loss; a signal or a request,
+    /// honoured at an optimizer step before the epoch's last batch).
+    func account(_ totals: BatchStatistics, batch: Int, boundary: Bool, last: Bool, since epochStart: Date,
+                 progress: inout ProgressReporter) -> StopReason? {
+        epochLoss.sum += totals.lossSum
+        epochLoss.samples += totals.samples
+        epochMetrics.add(totals.metrics.values, metrics)
+        trainSamplesSeen += totals.samples
+        batchInEpoch = batch
+        let runningLoss = epochLoss.sum / max(epochLoss.samples, 1)
+        let batchLoss = totals.lossSum / max(totals.samples, 1)
+        if !batchLoss.isFinite { return .diverged(loss: batchLoss, step: globalStep) }
+        if isCoordinator {
+            progress.step(epoch: epoch, batch: batch, batches: batchesPerEpoch, step: globalStep, loss: runningLoss,
+                          samplesPerSecond: trainSamplesSeen / max(trainSeconds, 1e-9), elapsed: Date().timeIntervalSince(epochStart))
+        }
+        if boundary {
+            context.epoch = epoch
+            context.step = globalStep
+            context.metrics = ["train_loss": runningLoss]
+            for c in callbacks { c.stepEnded(context) }
+        }
+        guard (totals.stopSignal || totals.stopRequest) && boundary && !last else { return nil }
+        return totals.stopSignal ? .interrupted : .requested(agreedRequest())
+    }
+
+    /// Forward and backward of one batch of `count` samples: this rank's loss sum and metrics.
+    func trainBatch(_ batch: Task.Batch, count: Double, synchronize: Bool) throws -> BatchStatistics {
+        let forwardBackward = { () throws -> BatchStatistics in
+            var log = MetricLog(self.metrics)
+            try self.ddp.broadcastBuffersForTraining()
+            let loss = self.measure("forward", "forward") { self.task.trainingStep(model: self.model, batch: batch, log: &log) }
+            self.measure("backward", "backward") { (loss / Float(self.config.gradAccumulation)).backward() }
+            var s = BatchStatistics()
+            s.lossSum = loss.doubleItem() * count
+            s.samples = count
+            s.metrics.values = log.values
+            return s
+        }
+        var s = synchronize ? try forwardBackward() : try ddp.noSync(forwardBackward)
+        s.stopSignal = StopSignal.received != 0
+        s.stopRequest = context.stopReason != nil
+        return s
+    }
+
+    /// The batch's statistics summed over the ranks.
+    func reduce(_ local: BatchStatistics) throws -> BatchStatistics {
+        let prefix = [local.lossSum, local.samples, local.stopSignal ? 1 : 0, local.stopRequest ? 1 : 0]
+        let (p, totals) = try MetricTotals.reduce(local.metrics.values, metrics, prefix: prefix, comm: comm)
+        return BatchStatistics(lossSum: p[0], samples: p[1], stopSignal: p[2] > 0, stopRequest: p[3] > 0, metrics: totals)
+    }
+
+    /// The reason a callback gave for stopping: rank 0's, or a note that another rank asked.
+    func agreedRequest() -> String {
+        context.stopReason ?? "stop requested by a callback on another rank"
+    }
+
+    /// Global loss and metrics of a split; each rank evaluates its share, no sample twice.
+    func evaluate(_ split: TaskData<Task.Batch>) throws -> (loss: Double, metrics: MetricTotals) {
+        if plan != nil { return try deterministicEvaluate(split) }
+        model.eval()
+        defer { model.train() }
+        return try SplitEvaluation.run(task, model: model, split: split, comm: comm, batchSize: max(config.batchSize, 256))
+    }
+}
