@@ -84,28 +84,27 @@ public final class AvgPool1d: Module {
     }
 }
 
-/// Average pooling to a fixed length, like `torch.nn.AdaptiveAvgPool1d`.
-public final class AdaptiveAvgPool1d: Module {
+/// Pooling to a fixed length, `torch.nn.AdaptiveAvgPool1d` or `AdaptiveMaxPool1d` by its subclass.
+public class AdaptivePool1d: Module {
     public let outputSize: Int
+    private let pool: (Tensor, Int) -> Tensor
 
-    public init(outputSize: Int) {
-        requireLayer("AdaptiveAvgPool1d", ("outputSize", outputSize, 1))
+    init(_ layer: String, outputSize: Int, pool: @escaping (Tensor, Int) -> Tensor) {
+        requireLayer(layer, ("outputSize", outputSize, 1))
         self.outputSize = outputSize
+        self.pool = pool
         super.init()
     }
 
-    public override func forward(_ x: Tensor) -> Tensor { x.adaptiveAvgPool1d(outputSize) }
+    public override func forward(_ x: Tensor) -> Tensor { pool(x, outputSize) }
+}
+
+/// Average pooling to a fixed length, like `torch.nn.AdaptiveAvgPool1d`.
+public final class AdaptiveAvgPool1d: AdaptivePool1d {
+    public init(outputSize: Int) { super.init("AdaptiveAvgPool1d", outputSize: outputSize) { $0.adaptiveAvgPool1d($1) } }
 }
 
 /// Max pooling to a fixed length, like `torch.nn.AdaptiveMaxPool1d`.
-public final class AdaptiveMaxPool1d: Module {
-    public let outputSize: Int
-
-    public init(outputSize: Int) {
-        requireLayer("AdaptiveMaxPool1d", ("outputSize", outputSize, 1))
-        self.outputSize = outputSize
-        super.init()
-    }
-
-    public override func forward(_ x: Tensor) -> Tensor { x.adaptiveMaxPool1d(outputSize) }
+public final class AdaptiveMaxPool1d: AdaptivePool1d {
+    public init(outputSize: Int) { super.init("AdaptiveMaxPool1d", outputSize: outputSize) { $0.adaptiveMaxPool1d($1) } }
 }
