@@ -89,7 +89,7 @@ static __thread int applied_threads;  // what this thread last told OpenMP (0: n
 
 // One cached product: its shape is the key, its memory objects are re-pointed on every call.
 typedef struct {
-    long key[10];
+    long key[11];
     dnnl_primitive_t primitive;
     dnnl_memory_t a, b, c;
 } product;
@@ -99,6 +99,9 @@ static __thread product *table;
 static __thread int used;
 static __thread dnnl_stream_t stream;
 static __thread long created;
+// Per-thread scratch for the rounded operands, grown as needed and kept.
+static __thread uint16_t *scratch[2];
+static __thread long scratch_count[2];
 static __thread const char *last_kernel = "none";
 
 long ember_products_created(void) { return created; }
@@ -106,7 +109,7 @@ const char *ember_products_last_kernel(void) { return last_kernel; }
 
 static unsigned long hash(const long *key) {
     unsigned long h = 1469598103934665603ul;
-    for (int i = 0; i < 10; i++) h = (h ^ (unsigned long)key[i]) * 1099511628211ul;
+    for (int i = 0; i < 11; i++) h = (h ^ (unsigned long)key[i]) * 1099511628211ul;
     return h;
 }
 
@@ -123,10 +126,10 @@ static void empty_table(void) {
 }
 
 // A matrix [rows, cols] stored row-major with leading dimension ld, or transposed in storage.
-static dnnl_status_t matrix(dnnl_memory_desc_t *md, long rows, long cols, long ld, int transposed) {
+static dnnl_status_t matrix(dnnl_memory_desc_t *md, long rows, long cols, long ld, int transposed, dnnl_data_type_t type) {
     dnnl_dims_t dims = {rows, cols};
     dnnl_dims_t strides = {transposed ? 1 : ld, transposed ? ld : 1};
-    return dnnl_memory_desc_init_by_strides(md, 2, dims, dnnl_f32, strides);
+    return dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides);
 }
 
 static dnnl_primitive_attr_t attributes(float alpha, float beta) {
@@ -146,8 +149,9 @@ static dnnl_primitive_attr_t attributes(float alpha, float beta) {
 // Makes the primitive and its three memory objects for one shape; 0 on success.
 static int make(product *p, const long *key, float alpha, float beta) {
     long ta = key[0], tb = key[1], m = key[2], n = key[3], k = key[4];
+    dnnl_data_type_t in = key[10] ? dnnl_bf16 : dnnl_f32;  // operands; the result is float32 either way
     dnnl_memory_desc_t a, b, c;
-    if (matrix(&a, m, k, key[5], (int)ta) || matrix(&b, k, n, key[6], (int)tb) || matrix(&c, m, n, key[7], 0)) return -1;
+    if (matrix(&a, m, k, key[5], (int)ta, in) || matrix(&b, k, n, key[6], (int)tb, in) || matrix(&c, m, n, key[7], 0, dnnl_f32)) return -1;
     dnnl_matmul_desc_t desc;
     if (dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c) != dnnl_success) return -1;
     dnnl_primitive_attr_t attr = attributes(alpha, beta);
@@ -175,6 +179,7 @@ static void drop_thread_cache(void *unused) {
     table = NULL;
     if (stream) dnnl_stream_destroy(stream);
     stream = NULL;
+    for (int i = 0; i < 2; i++) { free(scratch[i]); scratch[i] = NULL; scratch_count[i] = 0; }
 }
 
 // The calling thread's product for this shape, made on first use; NULL when oneDNN cannot.
@@ -199,13 +204,14 @@ static void apply_threads(void) {
     applied_threads = want;
 }
 
-int ember_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
-                const float *b, long ldb, float beta, float *c, long ldc) {
+// C = alpha·op(A)·op(B) + beta·C with operands of the given precision (a, b float32 or bfloat16).
+static int run_product(int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, long lda,
+                       const void *b, long ldb, float beta, float *c, long ldc, int bf16) {
     if (k <= 0 || !ember_products_available()) return -1;
     uint32_t alpha_bits, beta_bits;
     memcpy(&alpha_bits, &alpha, 4);
     memcpy(&beta_bits, &beta, 4);
-    long key[10] = {trans_a != 0, trans_b != 0, m, n, k, lda, ldb, ldc, alpha_bits, beta_bits};
+    long key[11] = {trans_a != 0, trans_b != 0, m, n, k, lda, ldb, ldc, alpha_bits, beta_bits, bf16};
     product *p = lookup(key, alpha, beta);
     if (!p) return -1;
     if (!stream && dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) return -1;
@@ -215,4 +221,46 @@ int ember_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, c
     dnnl_memory_set_data_handle(p->c, c);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, p->b}, {DNNL_ARG_DST, p->c}};
     return dnnl_primitive_execute(p->primitive, stream, 3, args) == dnnl_success ? 0 : -1;
+}
+
+int ember_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+                const float *b, long ldb, float beta, float *c, long ldc) {
+    return run_product(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0);
+}
+
+static __thread int autocast_bf16;
+int ember_products_bf16(void) { return autocast_bf16; }
+int ember_products_set_bf16(int on) {
+    int previous = autocast_bf16;
+    autocast_bf16 = on;
+    return previous;
+}
+
+
+static uint16_t *scratch_for(int which, long count) {
+    if (scratch_count[which] < count) {
+        free(scratch[which]);
+        scratch[which] = aligned_alloc(64, (size_t)((count * 2 + 63) / 64 * 64));
+        scratch_count[which] = scratch[which] ? count : 0;
+    }
+    return scratch[which];
+}
+
+int ember_sgemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+                     const float *b, long ldb, float beta, float *c, long ldc) {
+    if (k <= 0) return -1;
+    // Each operand's storage, rows by columns, rounded into a packed copy (leading dimension = columns).
+    long rows_a = trans_a ? k : m, cols_a = trans_a ? m : k, rows_b = trans_b ? n : k, cols_b = trans_b ? k : n;
+    long na = rows_a * cols_a, nb = rows_b * cols_b;
+    int native = ember_bf16_available();
+    // Without bfloat16 units: the same roundings, widened back to float32 (emulation).
+    uint16_t *ra = scratch_for(0, native ? na : 3 * na + 2), *rb = scratch_for(1, native ? nb : 3 * nb + 2);
+    if (!ra || !rb) return -1;
+    ember_round_bf16(a, rows_a, cols_a, lda, ra);
+    ember_round_bf16(b, rows_b, cols_b, ldb, rb);
+    if (native) return run_product(trans_a, trans_b, m, n, k, alpha, ra, cols_a, rb, cols_b, beta, c, ldc, 1);
+    float *wa = (float *)(ra + na + (na & 1)), *wb = (float *)(rb + nb + (nb & 1));
+    for (long i = 0; i < na; i++) { uint32_t v = (uint32_t)ra[i] << 16; memcpy(wa + i, &v, 4); }
+    for (long i = 0; i < nb; i++) { uint32_t v = (uint32_t)rb[i] << 16; memcpy(wb + i, &v, 4); }
+    return run_product(trans_a, trans_b, m, n, k, alpha, wa, cols_a, wb, cols_b, beta, c, ldc, 0);
 }

@@ -29,6 +29,8 @@ public enum Bench {
         public var phases: [Double]?
         /// Tokens per sample, for language models (the line then shows `tokens_per_s` too).
         public var tokensPerSample: Int?
+        /// The products' precision (`--precision bf16` adds `precision=bf16` to the line).
+        public var precision = Precision.float32
 
         public var phaseLine: String? {
             phases.map { p in
@@ -43,6 +45,7 @@ public enum Bench {
                 + (optimizer == "sgd" ? "" : " optimizer=\(optimizer)")
                 + (microBatch.map { " deterministic=on micro_batch=\($0)" } ?? "")
                 + (tokensPerSample.map { String(format: " tokens_per_s=%.0f", samplesPerSecond * Double($0)) } ?? "")
+                + (precision == .bfloat16 ? " precision=bf16 bf16_units=\(Precision.bfloat16Units ?? "emulated")" : "")
         }
     }
 
@@ -89,7 +92,7 @@ public enum Bench {
     /// micro-batches of that size, their gradients added in micro-batch order over the ranks.
     public static func run(_ name: String, steps: Int, warmup: Int, threads: Int, comm: Communicator, overlap: Bool = true,
                            shardedStep: Bool? = nil, optimizer kind: String = "sgd", phases timePhases: Bool = false,
-                           deterministicMicroBatch: Int? = nil) throws -> Result {
+                           deterministicMicroBatch: Int? = nil, precision: Precision = .float32) throws -> Result {
         setNumThreads(threads)
         let s = setup(name, generator: Generator(seed: 0))
         let micro = deterministicMicroBatch
@@ -142,13 +145,14 @@ public enum Bench {
             }
             lap(3, since: &t)
         }
-        for _ in 0..<warmup { try step() }
+        func timedStep() throws { try autocast(precision) { try step() } }
+        for _ in 0..<warmup { try timedStep() }
         timing = timePhases
         try comm.barrier()
         KernelProfile.isEnabled = true
         KernelProfile.reset()
         let start = Date()
-        for _ in 0..<steps { try step() }
+        for _ in 0..<steps { try timedStep() }
         var elapsed = Date().timeIntervalSince(start)
         KernelProfile.isEnabled = false
         // The slowest rank sets the pace of a synchronous job.
@@ -166,6 +170,7 @@ public enum Bench {
         result.transport = comm.transportSelection?.transportName ?? "mpi"
         result.optimizer = ["gpt", "lstm"].contains(name) ? "adamw" : kind
         result.microBatch = micro
+        result.precision = precision
         if ["gpt", "lstm"].contains(name) { result.tokensPerSample = 64 }
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result

@@ -88,6 +88,8 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     /// The task a program of one's own trains (`TrainingTask.name`, set by `Trainer.fit`); nil
     /// for the presets. Checkpoints, `config.json` and `summary.json` record it.
     public var task: String? = nil
+    /// `bf16`: matrix products in bfloat16 with float32 accumulation (autocast); `fp32` by default.
+    public var precision = "fp32"
 
     public init() {}
 

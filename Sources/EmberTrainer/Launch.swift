@@ -103,7 +103,7 @@ public enum Trainer {
         // Ranks per node: the launcher's word, else MPI's shared-memory split.
         let ranksHere = launch.localSize ?? comm.topology?.ranksOnThisNode ?? 1
         setNumThreads(config.deterministic ? 1 : config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount / ranksHere))
-        if comm.rank == 0 { logProducts(log, blasCoreType: settings.blasCoreType) }
+        if comm.rank == 0 { logProducts(log, blasCoreType: settings.blasCoreType, precision: config.precision) }
         do {
             return try sharingErrors(rank: comm.rank) {
                 try runRank(config, overrides: overrides, comm: comm, log: log, settings: settings, callbacks: callbacks(), makeTask: makeTask)
@@ -145,6 +145,7 @@ public enum Trainer {
             if comm.rank == 0 { log.warning("\(message)") }
         }
         let config = start.config, dir = start.runDir
+        try checkPrecision(config)
         if comm.rank == 0, let from = start.forkedFrom {
             log.info("starting a new run in \(dir) from the checkpoint \(from) (its run directory is left as it is)")
         }

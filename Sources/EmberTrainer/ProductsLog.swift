@@ -2,11 +2,21 @@ import Ember
 import Logging
 
 extension Trainer {
+    /// `--precision bf16` needs the CPU's bfloat16 units: without them it would be emulated,
+    /// slower than float32, so the trainer refuses instead of running a silent slow path.
+    static func checkPrecision(_ config: TrainerConfig) throws {
+        guard config.precision == "bf16", !Precision.bfloat16IsNative else { return }
+        throw ConfigError("--precision bf16 needs a CPU with bfloat16 units (AVX512_BF16 or AMX); this one offers \(ProductEngine.cpuInstructions): train with --precision fp32")
+    }
+
     /// Rank 0's start-up line about matrix products: which library and instructions multiply,
     /// the threads per rank, and one warning when the products run below this CPU's best.
-    static func logProducts(_ log: Logger, blasCoreType: String?) {
+    static func logProducts(_ log: Logger, blasCoreType: String?, precision: String) {
         let threads = "\(numThreads) thread\(numThreads == 1 ? "" : "s") per rank"
         log.info("products: \(ProductEngine.description) (float64: \(ProductEngine.float64Description)), \(threads)")
+        if precision == "bf16" {
+            log.info("precision: bf16 products on \(Precision.bfloat16Units ?? "no") bfloat16 units, float32 accumulation, weights and optimizer state")
+        }
         if let shortfall = ProductEngine.shortfall {
             log.warning("\(shortfall): products may run at half the speed or less (docs/benchmarks.md)")
         }

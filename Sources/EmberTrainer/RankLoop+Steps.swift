@@ -40,6 +40,13 @@ extension RankLoop {
     /// One batch: forward and backward (data-parallel, or deterministic micro-batches), the
     /// optimizer step at an accumulation boundary, and the batch's loss and metrics over the ranks.
     func trainStep(indices: [Int], samples: Task.Batch?, boundary: Bool) throws -> BatchStatistics {
+        try autocast(productPrecision) { try trainStepInPrecision(indices: indices, samples: samples, boundary: boundary) }
+    }
+
+    /// The precision of the run's matrix products (`--precision`).
+    var productPrecision: Precision { Precision(rawValue: config.precision) ?? .float32 }
+
+    func trainStepInPrecision(indices: [Int], samples: Task.Batch?, boundary: Bool) throws -> BatchStatistics {
         try settings.injectedFailure?.check(rank: comm.rank, step: globalStep)
         let local: BatchStatistics
         if let plan {
@@ -132,9 +139,11 @@ extension RankLoop {
 
     /// Global loss and metrics of a split; each rank evaluates its share, no sample twice.
     func evaluate(_ split: TaskData<Task.Batch>) throws -> (loss: Double, metrics: MetricTotals) {
-        if plan != nil { return try deterministicEvaluate(split) }
-        model.eval()
-        defer { model.train() }
-        return try SplitEvaluation.run(task, model: model, split: split, comm: comm, batchSize: max(config.batchSize, 256))
+        try autocast(productPrecision) {
+            if plan != nil { return try deterministicEvaluate(split) }
+            model.eval()
+            defer { model.train() }
+            return try SplitEvaluation.run(task, model: model, split: split, comm: comm, batchSize: max(config.batchSize, 256))
+        }
     }
 }

@@ -95,6 +95,7 @@ struct Bench: ParsableCommand {
     @Option(help: "sgd (each model's specified optimizer) or adam (Adam, lr 0.001).") var optimizer = "sgd"
     @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
     @Flag(help: "Also measure DataLoader throughput on MNIST-shaped data.") var loader = false
+    @Option(help: "fp32, or bf16: matrix products on the CPU's bfloat16 units (docs/precision.md).") var precision = "fp32"
     @Flag(help: "Only time the float32 matrix products of the models' shapes on each library (GFLOP/s), one line per shape.") var products = false
     @Flag(help: "Also print rank 0's mean time per step in forward, backward, synchronize and optimizer step.") var phases = false
     @Flag(help: "Time --deterministic's step: micro-batches, gradients added in micro-batch order (docs/distributed.md).") var deterministic = false
@@ -112,6 +113,7 @@ struct Bench: ParsableCommand {
         if let compare, !deterministic || compare < 1 {
             TrainingCommandLine.fail(ConfigError(compare < 1 ? "--compare needs at least 1 round, got \(compare)" : "--compare compares --deterministic with the default step: add --deterministic"), status: 2)
         }
+        guard let productPrecision = Precision(rawValue: precision) else { TrainingCommandLine.fail(ConfigError("--precision must be fp32 or bf16 (got \(precision))"), status: 2) }
         if products { return EmberTrainer.Bench.products(threads: threads).forEach { print($0) } }
         do {
             let settings = try LaunchSettings.current()
@@ -122,7 +124,8 @@ struct Bench: ParsableCommand {
                 func time(deterministic: Bool) throws -> EmberTrainer.Bench.Result {
                     let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm,
                                                             overlap: overlaps, shardedStep: shardOptimizer, optimizer: optimizer, phases: phases,
-                                                            deterministicMicroBatch: deterministic ? microBatch ?? EmberTrainer.Bench.batch(of: name) : nil)
+                                                            deterministicMicroBatch: deterministic ? microBatch ?? EmberTrainer.Bench.batch(of: name) : nil,
+                                                            precision: productPrecision)
                     if comm.rank == 0 { print(result.line) }
                     if comm.rank == 0, let line = result.phaseLine { print(line) }
                     return result

@@ -23,6 +23,20 @@ void ember_products_set_threads(int threads);
 /// success; non-zero when oneDNN cannot run it (the caller falls back to BLAS).
 int ember_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                 const float *b, long ldb, float beta, float *c, long ldc);
+/// 1 when the CPU multiplies bfloat16 natively (AVX512_BF16 or AMX), which bf16 products need.
+int ember_bf16_available(void);
+/// As `ember_sgemm`, with A and B rounded to bfloat16 (nearest, ties to even) and products
+/// accumulated in float32 (Bfloat16.c, Products.c); non-zero when the CPU or oneDNN cannot.
+int ember_sgemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+                     const float *b, long ldb, float beta, float *c, long ldc);
+/// `rows` rows of `cols` floats, `ld` apart, rounded to bfloat16 into `out` packed (`cols` apart).
+void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out);
+
+/// Whether the calling thread's float32 products run in bfloat16 (autocast); setting returns the
+/// previous value.
+int ember_products_bf16(void);
+int ember_products_set_bf16(int on);
+
 /// Products made (primitives created) and run by the calling thread, for tests and benchmarks.
 long ember_products_created(void);
 /// The name of the kernel oneDNN chose for the last primitive this thread created ("brg:avx512_core").

@@ -33,6 +33,11 @@ extension Kernels {
                                       beta: T, _ c: UnsafeMutablePointer<T>, ldc: Int) {
         guard m > 0, n > 0 else { return }
         KernelProfile.countingProduct(flops: 2 * m * n * k) {
+            if T.self == Float.self, ember_products_bf16() != 0,
+               ember_sgemm_bf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, Float(alpha), floats(a), lda, floats(b), ldb,
+                                Float(beta), floats(c), ldc) == 0 {
+                return
+            }
             if T.self == Float.self, ProductEngine.float32 == .onednn,
                ember_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, Float(alpha), floats(a), lda, floats(b), ldb,
                            Float(beta), floats(c), ldc) == 0 {

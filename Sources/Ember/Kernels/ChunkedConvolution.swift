@@ -75,7 +75,9 @@ struct ConvPlan {
             }
         }
         guard workers > 1 else { return share(0) }
-        withSingleThreadedBLAS { DispatchQueue.concurrentPerform(iterations: workers, execute: share) }
+        // The workers multiply in the caller's precision (autocast is per thread).
+        let precision = Precision.current
+        withSingleThreadedBLAS { DispatchQueue.concurrentPerform(iterations: workers) { w in autocast(precision) { share(w) } } }
     }
 }
 

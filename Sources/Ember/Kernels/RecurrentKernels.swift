@@ -1,3 +1,4 @@
+import CEmberProducts
 import CEmberSupport
 
 /// One layer of a recurrent network in one direction, over a whole sequence: the input
@@ -86,7 +87,8 @@ struct RecurrentProduct<T: FloatElement> {
 
     /// `c [m, n] = a [m, k] · B` (rows `lda` and `ldc` apart).
     func callAsFunction(m: Int, _ a: UnsafePointer<T>, lda: Int, _ c: UnsafeMutablePointer<T>, ldc: Int) {
-        guard let packed else {
+        // The packed kernel is float32; under bfloat16 autocast the step's product goes to oneDNN's.
+        guard let packed, ember_products_bf16() == 0 else {
             return Kernels.gemm(false, transposed, m: m, n: n, k: k, a, lda: lda, w, ldb: transposed ? k : n, beta: 0, c, ldc: ldc)
         }
         KernelProfile.countingProduct(flops: 2 * m * n * k) {

@@ -1,0 +1,48 @@
+// bfloat16 products: float32 operands rounded to bfloat16 (nearest, ties to even) into
+// per-thread scratch, multiplied by oneDNN's bf16 kernels (AMX tiles where the CPU has them,
+// else AVX512_BF16's dot products) with float32 accumulation and a float32 result.
+#include "CEmberProducts.h"
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+static int bf16_units = -1;  // unknown yet; computed once (the same answer for every thread)
+
+int ember_bf16_available(void) {
+    if (bf16_units < 0) {
+        const char *isa = ember_cpu_isa();
+        bf16_units = strcmp(isa, "avx512_core_bf16") == 0 || strcmp(isa, "avx512_core_amx") == 0;
+    }
+    return bf16_units;
+}
+
+static inline uint16_t round_bf16(float x) {
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;  // NaN stays NaN
+    return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+
+#if defined(__x86_64__)
+// 32 floats a step through the CPU's own round-to-nearest-even conversion.
+__attribute__((target("avx512f,avx512bf16"))) static void round_row_bf16(const float *in, uint16_t *out, long n) {
+    long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(in + i + 16), _mm512_loadu_ps(in + i));
+        _mm512_storeu_si512((void *)(out + i), (__m512i)v);
+    }
+    for (; i < n; i++) out[i] = round_bf16(in[i]);
+}
+#endif
+
+void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out) {
+    for (long r = 0; r < rows; r++) {
+#if defined(__x86_64__)
+        if (ember_bf16_available()) { round_row_bf16(in + r * ld, out + r * cols, cols); continue; }
+#endif
+        for (long c = 0; c < cols; c++) out[r * cols + c] = round_bf16(in[r * ld + c]);
+    }
+}

@@ -1,0 +1,71 @@
+import XCTest
+@testable import Ember
+
+/// bfloat16 autocast: float32 products of bfloat16-rounded operands with float32 accumulation,
+/// within the rounding bound of an 8-bit mantissa, forward and backward; everything else float32.
+final class PrecisionTests: XCTestCase {
+    /// Rounding each operand to bfloat16 (8 significant bits) moves it by at most 2⁻⁸ relative,
+    /// so a product term by at most 2·2⁻⁸ + 2⁻¹⁶; the float32 sum adds (k+2)·2⁻²⁴.
+    func bfloat16Bound(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, k: Int) -> ProductBound {
+        let exact = ProductBound(a, b, transposeA: transposeA, transposeB: transposeB, k: k)
+        let abs = a.to(.float64).abs().matmul(b.to(.float64).abs(), transposeA: transposeA, transposeB: transposeB)
+        return ProductBound(exact: exact.exact, bound: exact.bound + abs * (2 * 0x1p-8 + 0x1p-16))
+    }
+
+    func testProductsAreWithinTheBfloat16RoundingBoundOfTheExactProduct() {
+        let g = Generator(seed: 11)
+        for (m, n, k) in [(1, 1, 1), (7, 5, 3), (64, 64, 32), (32, 1024, 256), (65, 33, 300)] {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                let a = Tensor.randn(ta ? [k, m] : [m, k], generator: g), b = Tensor.randn(tb ? [n, k] : [k, n], generator: g)
+                let c = autocast(.bfloat16) { a.matmul(b, transposeA: ta, transposeB: tb) }
+                assertWithinProductBound(c, bfloat16Bound(a, b, transposeA: ta, transposeB: tb, k: k), "bf16 m \(m) n \(n) k \(k) tA \(ta) tB \(tb)")
+                // And not the float32 product: the operands really were rounded.
+                if k >= 32 { XCTAssertNotEqual(c.scalars, a.matmul(b, transposeA: ta, transposeB: tb).scalars) }
+            }
+        }
+        print("bfloat16 products: \(Precision.bfloat16Units ?? "emulated (no bfloat16 units)") through \(ProductEngine.description)")
+    }
+
+    func testOperandsThatAreBfloat16ValuesMultiplyExactly() {
+        // Small integers and halves are bfloat16 values, and their sums are exact in float32.
+        let a = Tensor((0..<48).map { Float($0 % 7) - 3 }, shape: [6, 8]), b = Tensor((0..<40).map { Float($0 % 5) * 0.5 }, shape: [8, 5])
+        XCTAssertEqual(autocast(.bfloat16) { a.matmul(b) }.scalars, a.matmul(b).scalars)
+    }
+
+    func testTheScopeIsPerThreadNestsAndRestores() {
+        XCTAssertEqual(Precision.current, .float32)
+        autocast(.bfloat16) {
+            XCTAssertEqual(Precision.current, .bfloat16)
+            autocast(.float32) { XCTAssertEqual(Precision.current, .float32) }
+            XCTAssertEqual(Precision.current, .bfloat16)
+            let other = Thread { XCTAssertEqual(Precision.current, .float32) }
+            other.start()
+            while !other.isFinished { usleep(1000) }
+        }
+        XCTAssertEqual(Precision.current, .float32)
+    }
+
+    /// A linear layer's forward and backward in bfloat16 stay within bfloat16's precision of the
+    /// float32 ones, the gradients arrive as float32, and the same inputs give the same bits.
+    func testLinearForwardAndBackwardStayCloseAndRepeatBitwise() throws {
+        func run() throws -> [Float] {
+            let layer = Linear(inFeatures: 64, outFeatures: 32, generator: Generator(seed: 3))
+            let x = Tensor.randn([16, 64], generator: Generator(seed: 4)).requiresGrad_()
+            let y = autocast(.bfloat16) { layer(x) }
+            autocast(.bfloat16) { (y * y).sum().backward() }
+            XCTAssertEqual(layer.weight.grad?.dtype, .float32)
+            return y.scalars + x.grad!.scalars + layer.weight.grad!.scalars
+        }
+        let first = try run(), second = try run()
+        XCTAssertEqual(first, second)
+        let layer = Linear(inFeatures: 64, outFeatures: 32, generator: Generator(seed: 3))
+        let x = Tensor.randn([16, 64], generator: Generator(seed: 4)).requiresGrad_()
+        let y = layer(x)
+        (y * y).sum().backward()
+        let reference = y.scalars + x.grad!.scalars + layer.weight.grad!.scalars
+        let scale = reference.map(Swift.abs).max()!
+        let worst = zip(first, reference).map { Swift.abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst, 0.05 * scale, "bf16 differs from fp32 by \(worst) (scale \(scale))")
+        XCTAssertGreaterThan(worst, 0, "bf16 gave the float32 bits: nothing was rounded")
+    }
+}

@@ -1,0 +1,32 @@
+# Sourced by integration.sh: bf16 mixed precision (--precision bf16). A two-rank run trains and
+# says which units multiply; --deterministic --precision bf16 gives bitwise the same weights on
+# 1, 2, 3 and 4 ranks; a CPU without bfloat16 units is refused in one line (checked where it can be).
+
+run_precision_tests() {
+    echo "== precision: bf16 products, float32 everything else"
+    local d="$work/precision"
+    mkdir -p "$d"
+    if ! grep -qE "avx512_bf16|amx_bf16" /proc/cpuinfo; then
+        row "--precision bf16 on a CPU without bfloat16 units" 2 "--precision bf16 needs a CPU with bfloat16 units" "$d/refused" \
+            "$trainer" train --model mlp --data synthetic --epochs 1 --precision bf16 --run-dir "$d/refused"
+        echo "  skip  precision: the bf16 runs (this CPU has no AVX512_BF16 or AMX)"
+        return 0
+    fi
+    launch/mpirun -n 2 "$trainer" train --model gpt --max-steps 40 --eval-interval 20 --warmup-steps 5 --precision bf16 \
+        --run-dir "$d/gpt" > "$d/gpt.log" 2>&1
+    expect "precision: mpirun -n 2 gpt --precision bf16 trains, naming the bfloat16 units; checkpoints keep float32 weights" "$d/gpt.log" \
+        bash -c "grep -qE '^precision: bf16 products on (amx|avx512_bf16) bfloat16 units' '$d/gpt.log' && grep -q 'step 40/40  train loss' '$d/gpt.log' && .build/release/trainer inspect '$d/gpt' | grep -q 'F32'"
+    local det=(--model mlp --dropout 0.2 --data synthetic --synthetic-samples 600 --epochs 2 --deterministic --global-batch-size 48 --precision bf16)
+    "$trainer" train "${det[@]}" --run-dir "$d/det1" > "$d/det1.log" 2>&1
+    local runs=("$d/det1") n
+    for n in 2 3 4; do
+        launch/mpirun -n "$n" "$trainer" train "${det[@]}" --run-dir "$d/det$n" > "$d/det$n.log" 2>&1
+        runs+=("$d/det$n")
+    done
+    expect "precision: --deterministic --precision bf16 gives bitwise the same weights on 1, 2, 3 and 4 ranks" "$d/det4.log" \
+        bash -c 'for r in "${@:2}"; do cmp -s "$1/final.safetensors" "$r/final.safetensors" || exit 1; done' _ "${runs[@]}"
+    "$trainer" train --model mlp --data synthetic --epochs 1 --run-dir "$d/fp32" > /dev/null 2>&1
+    "$trainer" train --model mlp --data synthetic --epochs 1 --precision bf16 --run-dir "$d/bf16" > /dev/null 2>&1
+    expect "precision: bf16 products change the bits (the operands really are rounded)" /dev/null \
+        bash -c "! cmp -s '$d/fp32/final.safetensors' '$d/bf16/final.safetensors'"
+}
