@@ -18,6 +18,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--steps", type=int, default=2000)
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--eval-interval", type=int, default=250)
+p.add_argument("--bf16", action="store_true", help="torch.autocast('cpu', dtype=torch.bfloat16), as Ember's --precision bf16")
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(1337)
@@ -49,7 +50,9 @@ def val_loss():
             s = min(s0, len(val) - 1 - T); skip = s0 - s
             xs.append(val[s:s + T]); y = val[s + 1:s + T + 1].clone(); y[:skip] = -100; ys.append(y)
         x, y = torch.stack(xs), torch.stack(ys)
-        total += F.cross_entropy(m(x).view(-1, V), y.view(-1), ignore_index=-100, reduction="sum").item()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            logits = m(x)
+        total += F.cross_entropy(logits.float().view(-1, V), y.view(-1), ignore_index=-100, reduction="sum").item()
         count += (y != -100).sum().item()
     m.train(); return total / count
 
@@ -59,7 +62,8 @@ for it in range(args.steps):
     for g in opt.param_groups: g["lr"] = lr_at(it)
     ix = torch.randint(len(train) - T, (B,))
     x = torch.stack([train[i:i + T] for i in ix]); y = torch.stack([train[i + 1:i + T + 1] for i in ix])
-    loss = F.cross_entropy(m(x).view(-1, V), y.view(-1))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        loss = F.cross_entropy(m(x).view(-1, V), y.view(-1))
     opt.zero_grad(set_to_none=True); loss.backward()
     torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step()
     if (args.eval_interval and (it + 1) % args.eval_interval == 0) or it + 1 == args.steps:
@@ -68,4 +72,4 @@ for it in range(args.steps):
 wall_s = time.time() - t0
 train_s = wall_s - eval_s
 print(f"pytorch gpt steps={args.steps} threads={args.threads} wall_s={wall_s:.1f} train_s={train_s:.1f} eval_s={eval_s:.1f} "
-      f"tokens_per_s={args.steps * B * T / train_s:.0f} val_loss={last_val:.4f}")
+      f"tokens_per_s={args.steps * B * T / train_s:.0f} val_loss={last_val:.4f}" + (" precision=bf16" if args.bf16 else ""))

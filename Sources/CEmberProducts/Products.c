@@ -246,6 +246,16 @@ static uint16_t *scratch_for(int which, long count) {
     return scratch[which];
 }
 
+int ember_sgemm_bf16_b(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+                       const unsigned short *b, long ldb, float beta, float *c, long ldc) {
+    if (k <= 0 || !ember_bf16_available()) return -1;
+    long rows_a = trans_a ? k : m, cols_a = trans_a ? m : k;
+    uint16_t *ra = scratch_for(0, rows_a * cols_a);
+    if (!ra) return -1;
+    ember_round_bf16(a, rows_a, cols_a, lda, ra);
+    return run_product(trans_a, trans_b, m, n, k, alpha, ra, cols_a, b, ldb, beta, c, ldc, 1);
+}
+
 int ember_sgemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                      const float *b, long ldb, float beta, float *c, long ldc) {
     if (k <= 0) return -1;

@@ -48,7 +48,7 @@ def make(name):
     return model, torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g), 64, F.cross_entropy, 0.01, 0.9
 
 
-def run(name, steps, warmup, threads, rank=0, world=1, optimizer="sgd"):
+def run(name, steps, warmup, threads, rank=0, world=1, optimizer="sgd", bf16=False):
     torch.set_num_threads(threads)
     model, x, y, batch, loss_fn, lr, momentum = make(name)
     if world > 1:
@@ -64,7 +64,10 @@ def run(name, steps, warmup, threads, rank=0, world=1, optimizer="sgd"):
 
     def step():
         opt.zero_grad()
-        loss_fn(model(x), y).backward()
+        # --bf16: PyTorch's CPU mixed precision, as `trainer bench --precision bf16`.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(model(x), y)
+        loss.backward()
         opt.step()
 
     for _ in range(warmup):
@@ -84,7 +87,8 @@ def run(name, steps, warmup, threads, rank=0, world=1, optimizer="sgd"):
     if rank == 0:
         print(f"{name} world={world} threads={threads} samples_per_s={batch * world / step_s:.0f} "
               f"step_ms={step_s * 1000:.3f} peak_rss_mb={rss:.1f}" + (" optimizer=adam" if optimizer == "adam" else "")
-              + (f" optimizer=adamw tokens_per_s={batch * world * 64 / step_s:.0f}" if name in ("gpt", "lstm") else ""), flush=True)
+              + (f" optimizer=adamw tokens_per_s={batch * world * 64 / step_s:.0f}" if name in ("gpt", "lstm") else "")
+              + (" precision=bf16" if bf16 else ""), flush=True)
 
 
 def worker(rank, world, args):
@@ -92,7 +96,7 @@ def worker(rank, world, args):
     os.environ.setdefault("MASTER_PORT", "29533")
     dist.init_process_group("gloo", rank=rank, world_size=world)
     for name in args.models:
-        run(name, args.steps, args.warmup, args.threads, rank, world, args.optimizer)
+        run(name, args.steps, args.warmup, args.threads, rank, world, args.optimizer, args.bf16)
     dist.barrier()
     os._exit(0)  # gloo teardown can abort at exit; everything is printed by now
 
@@ -105,13 +109,14 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--world", type=int, default=1)
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="adam: Adam lr 0.001 in place of the model's SGD")
+    p.add_argument("--bf16", action="store_true", help="torch.autocast('cpu', dtype=torch.bfloat16) around forward and loss")
     args = p.parse_args()
     args.models = ["seednet", "mlp", "cnn"] if args.model == "all" else [args.model]
     if args.world > 1:
         mp.spawn(worker, args=(args.world, args), nprocs=args.world)
     else:
         for name in args.models:
-            run(name, args.steps, args.warmup, args.threads, optimizer=args.optimizer)
+            run(name, args.steps, args.warmup, args.threads, optimizer=args.optimizer, bf16=args.bf16)
 
 
 if __name__ == "__main__":

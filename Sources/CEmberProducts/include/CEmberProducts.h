@@ -29,6 +29,10 @@ int ember_bf16_available(void);
 /// accumulated in float32 (Bfloat16.c, Products.c); non-zero when the CPU or oneDNN cannot.
 int ember_sgemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                      const float *b, long ldb, float beta, float *c, long ldc);
+/// As `ember_sgemm_bf16` with B already rounded to bfloat16 (a weight reused across a sequence's
+/// steps is rounded once); needs bfloat16 units (non-zero otherwise).
+int ember_sgemm_bf16_b(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+                       const unsigned short *b, long ldb, float beta, float *c, long ldc);
 /// `rows` rows of `cols` floats, `ld` apart, rounded to bfloat16 into `out` packed (`cols` apart).
 void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out);
 

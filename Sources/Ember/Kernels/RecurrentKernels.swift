@@ -76,9 +76,18 @@ final class RecurrentTape<T: FloatElement> {
 struct RecurrentProduct<T: FloatElement> {
     let w: UnsafePointer<T>, n: Int, k: Int, transposed: Bool
     private let packed: UnsafeMutablePointer<Float>?
+    /// Under bfloat16 autocast (with bfloat16 units): the weight rounded once for all the steps.
+    private let rounded: UnsafeMutablePointer<UInt16>?
 
     init(_ w: UnsafePointer<T>, n: Int, k: Int, transposed: Bool) {
         (self.w, self.n, self.k, self.transposed) = (w, n, k, transposed)
+        if T.self == Float.self, ember_products_bf16() != 0, ember_bf16_available() != 0, k > 0 {
+            let r = BufferCache.shared.take(n * k * 2).bindMemory(to: UInt16.self, capacity: n * k)
+            ember_round_bf16(floats(w), transposed ? n : k, transposed ? k : n, transposed ? k : n, r)
+            (rounded, packed) = (r, nil)
+            return
+        }
+        rounded = nil
         guard T.self == Float.self, n % 32 == 0, k > 0, ember_packed_product_available() != 0 else { packed = nil; return }
         let p = BufferCache.shared.take(n * k * MemoryLayout<Float>.stride).bindMemory(to: Float.self, capacity: n * k)
         ember_pack_product_f32(floats(w), k, n, transposed ? 1 : 0, p)
@@ -87,6 +96,13 @@ struct RecurrentProduct<T: FloatElement> {
 
     /// `c [m, n] = a [m, k] · B` (rows `lda` and `ldc` apart).
     func callAsFunction(m: Int, _ a: UnsafePointer<T>, lda: Int, _ c: UnsafeMutablePointer<T>, ldc: Int) {
+        if let rounded {
+            return KernelProfile.countingProduct(flops: 2 * m * n * k) {
+                if ember_sgemm_bf16_b(0, transposed ? 1 : 0, m, n, k, 1, floats(a), lda, rounded, transposed ? k : n, 0, floats(c), ldc) != 0 {
+                    stop("a bfloat16 product failed in oneDNN (m \(m), n \(n), k \(k))")
+                }
+            }
+        }
         // The packed kernel is float32; under bfloat16 autocast the step's product goes to oneDNN's.
         guard let packed, ember_products_bf16() == 0 else {
             return Kernels.gemm(false, transposed, m: m, n: n, k: k, a, lda: lda, w, ldb: transposed ? k : n, beta: 0, c, ldc: ldc)
@@ -98,6 +114,7 @@ struct RecurrentProduct<T: FloatElement> {
 
     func release() {
         if let packed { BufferCache.shared.give(UnsafeMutableRawPointer(packed), n * k * MemoryLayout<Float>.stride) }
+        if let rounded { BufferCache.shared.give(UnsafeMutableRawPointer(rounded), n * k * 2) }
     }
 }
 
