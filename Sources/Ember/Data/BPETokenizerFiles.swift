@@ -1,0 +1,57 @@
+import Foundation
+
+extension BPETokenizer {
+    /// The tokenizer of a Hugging Face model directory: `tokenizer.json` (a `BPE` model with the
+    /// `ByteLevel` pre-tokenizer, merges as `"a b"` or `["a", "b"]`, added tokens), else GPT-2's
+    /// `vocab.json` and `merges.txt`. A kind it cannot reproduce exactly (SentencePiece's
+    /// `Metaspace`, a WordPiece model, a normalizer) is refused by name.
+    public static func fromPretrained(_ directory: String) throws -> BPETokenizer {
+        let json = (directory as NSString).appendingPathComponent("tokenizer.json")
+        if FileManager.default.fileExists(atPath: json) { return try fromTokenizerJSON(json) }
+        let vocab = (directory as NSString).appendingPathComponent("vocab.json")
+        let merges = (directory as NSString).appendingPathComponent("merges.txt")
+        guard FileManager.default.fileExists(atPath: vocab), FileManager.default.fileExists(atPath: merges) else {
+            throw DataError.file(directory, "holds no tokenizer.json, nor vocab.json and merges.txt")
+        }
+        guard let v = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: vocab))) as? [String: Int] else {
+            throw DataError.file(vocab, "is not a JSON object of tokens to ids")
+        }
+        let lines = try String(contentsOfFile: merges, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: true)
+        let pairs = try lines.filter { !$0.hasPrefix("#version") }.map { line -> (String, String) in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2 else { throw DataError.file(merges, "has a line that is not two tokens: \(String(reflecting: String(line)))") }
+            return (String(parts[0]), String(parts[1]))
+        }
+        return BPETokenizer(vocabulary: v, merges: pairs, addedTokens: ["<|endoftext|>": v["<|endoftext|>"]].compactMapValues { $0 })
+    }
+
+    static func fromTokenizerJSON(_ path: String) throws -> BPETokenizer {
+        guard let root = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any],
+              let model = root["model"] as? [String: Any] else { throw DataError.file(path, "is not a tokenizer.json (no model)") }
+        let kind = model["type"] as? String ?? "BPE"
+        guard kind == "BPE" else { throw DataError.file(path, "has a \(kind) model; Ember reads byte-level BPE tokenizers only") }
+        let pre = root["pre_tokenizer"] as? [String: Any]
+        guard let preKind = pre?["type"] as? String, preKind == "ByteLevel" else {
+            throw DataError.file(path, "has the pre-tokenizer \(pre?["type"] as? String ?? "none") (SentencePiece-style Metaspace, say); Ember reproduces ByteLevel (GPT-2's) only")
+        }
+        if let normalizer = root["normalizer"] as? [String: Any] {
+            throw DataError.file(path, "has the normalizer \(normalizer["type"] as? String ?? "?"); Ember reproduces byte-level BPE without one")
+        }
+        if (model["byte_fallback"] as? Bool) == true { throw DataError.file(path, "uses byte_fallback, which byte-level BPE does not need; not supported") }
+        guard let vocab = model["vocab"] as? [String: Int] else { throw DataError.file(path, "has no model.vocab") }
+        let merges = try (model["merges"] as? [Any] ?? []).map { entry -> (String, String) in
+            if let s = entry as? String {
+                let parts = s.split(separator: " ", maxSplits: 1)
+                if parts.count == 2 { return (String(parts[0]), String(parts[1])) }
+            } else if let pair = entry as? [String], pair.count == 2 {
+                return (pair[0], pair[1])
+            }
+            throw DataError.file(path, "has a merge that is neither \"a b\" nor [\"a\", \"b\"]: \(entry)")
+        }
+        var added: [String: Int] = [:]
+        for token in root["added_tokens"] as? [[String: Any]] ?? [] {
+            if let content = token["content"] as? String, let id = token["id"] as? Int { added[content] = id }
+        }
+        return BPETokenizer(vocabulary: vocab, merges: merges, addedTokens: added, addsPrefixSpace: pre?["add_prefix_space"] as? Bool ?? false)
+    }
+}

@@ -1,0 +1,63 @@
+import XCTest
+@testable import Ember
+
+/// Byte-level BPE against the `tokenizers` library's ids (Fixtures/bpe from
+/// scripts/generate_bpe_fixture.py): multi-byte UTF-8, emoji, runs of spaces, tabs and newlines,
+/// contractions, an added token; both file layouts and both merge spellings.
+final class BPETokenizerTests: XCTestCase {
+    struct Cases: Decodable {
+        struct Case: Decodable { let text: String; let ids: [Int] }
+        let cases: [Case]
+    }
+
+    var directory: String { Fixture.url("bpe").path }
+
+    func testIdsEqualTheTokenizersLibrarysAndDecodingGivesTheTextBack() throws {
+        let cases = try Fixture.load("bpe/cases.json", as: Cases.self).cases
+        let tokenizer = try BPETokenizer.fromPretrained(directory)
+        for c in cases {
+            XCTAssertEqual(try tokenizer.encode(c.text), c.ids, String(reflecting: c.text))
+            XCTAssertEqual(tokenizer.decode(c.ids), c.text)
+        }
+    }
+
+    /// GPT-2's own files (vocab.json and merges.txt with `"a b"` lines) and tokenizer.json with
+    /// merges written as `["a", "b"]` pairs give the same ids.
+    func testBothFileLayoutsAndMergeSpellingsAgree() throws {
+        let cases = try Fixture.load("bpe/cases.json", as: Cases.self).cases
+        let temp = NSTemporaryDirectory() + "bpe-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: temp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: temp) }
+        for name in ["vocab.json", "merges.txt"] {
+            try FileManager.default.copyItem(atPath: directory + "/" + name, toPath: temp + "/" + name)
+        }
+        let gpt2Files = try BPETokenizer.fromPretrained(temp)
+        // tokenizer.json with the other merge spelling.
+        var root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/tokenizer.json"))) as? [String: Any])
+        var model = try XCTUnwrap(root["model"] as? [String: Any])
+        let merges = try XCTUnwrap(model["merges"] as? [Any])
+        model["merges"] = merges.map { m -> Any in
+            if let s = m as? String { return s.split(separator: " ", maxSplits: 1).map(String.init) }
+            return (m as! [String]).joined(separator: " ")
+        }
+        root["model"] = model
+        let other = temp + "/other"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        try JSONSerialization.data(withJSONObject: root).write(to: URL(fileURLWithPath: other + "/tokenizer.json"))
+        let otherSpelling = try BPETokenizer.fromPretrained(other)
+        for c in cases where !c.text.contains("<|endoftext|>") {
+            XCTAssertEqual(try gpt2Files.encode(c.text), c.ids, String(reflecting: c.text))
+            XCTAssertEqual(try otherSpelling.encode(c.text), c.ids, String(reflecting: c.text))
+        }
+    }
+
+    func testATokenizerItCannotReproduceIsRefusedByName() throws {
+        var root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/tokenizer.json"))) as? [String: Any])
+        root["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁"]
+        let temp = NSTemporaryDirectory() + "bpe-meta-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: temp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: temp) }
+        try JSONSerialization.data(withJSONObject: root).write(to: URL(fileURLWithPath: temp + "/tokenizer.json"))
+        XCTAssertThrowsError(try BPETokenizer.fromPretrained(temp)) { XCTAssertTrue("\($0)".contains("Metaspace"), "\($0)") }
+    }
+}
