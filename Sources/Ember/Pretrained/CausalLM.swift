@@ -1,0 +1,87 @@
+import Foundation
+
+/// A pretrained causal language model from a Hugging Face directory (`config.json`,
+/// `model.safetensors` or shards with `model.safetensors.index.json`): GPT-2's family or
+/// Llama's. `model(tokens)` maps int64 `[batch, time]` to float32 logits `[batch, time, vocab]`;
+/// `savePretrained` writes a directory `transformers` loads. Its parameters are ordinary Ember
+/// parameters under the checkpoint's own names, so it trains like any module.
+public final class CausalLM: Module {
+    public let config: PretrainedConfig
+    let transformer: GPT2Model?
+    let model: LlamaModel?
+    let lmHead: Linear?
+
+    public init(config: PretrainedConfig) {
+        self.config = config
+        switch config.family {
+        case .gpt2: (transformer, model, lmHead) = (GPT2Model(config), nil, nil)
+        case .llama:
+            let head = config.tiesEmbeddings ? nil : Linear(inFeatures: config.hiddenSize, outFeatures: config.vocabularySize, bias: false)
+            (transformer, model, lmHead) = (nil, LlamaModel(config), head)
+        }
+        super.init()
+    }
+
+    public override func forward(_ tokens: Tensor) -> Tensor {
+        require(tokens.dtype == .int64 && tokens.rank == 2, "CausalLM takes int64 token ids [batch, time], got \(tokens.dtype) \(tokens.shape)")
+        require(tokens.shape[1] <= config.maxPositions || config.family == .llama,
+                "CausalLM: \(tokens.shape[1]) tokens exceed the model's \(config.maxPositions) positions")
+        if let transformer { return transformer(tokens).matmul(transformer.wte.weight, transposeB: true) }
+        let hidden = model!(tokens)
+        return lmHead.map { $0(hidden) } ?? hidden.matmul(model!.embedTokens.weight, transposeB: true)
+    }
+
+    /// The model of a Hugging Face directory, its weights converted to float32.
+    public static func fromPretrained(_ directory: String) throws -> CausalLM {
+        let config = try PretrainedConfig.load(directory)
+        let lm = CausalLM(config: config)
+        var weights: [String: Tensor] = [:]
+        for (key, tensor) in try PretrainedWeights.load(directory) {
+            if let name = lm.ownKey(key) { weights[name] = tensor }
+        }
+        do { try lm.loadStateDict(weights) } catch {
+            throw DataError.file(directory, "its weights do not fit its config.json: \(error)")
+        }
+        return lm
+    }
+
+    /// The checkpoint key `key` under this model's names; nil for what it does not keep (GPT-2's
+    /// causal-mask buffers, a tied head's copy, Llama's cached rotary frequencies).
+    func ownKey(_ key: String) -> String? {
+        if key.hasSuffix(".attn.bias") || key.hasSuffix(".attn.masked_bias") || key.hasSuffix("rotary_emb.inv_freq") { return nil }
+        if key == "lm_head.weight" && lmHead == nil { return nil }
+        if config.family == .gpt2 && !key.hasPrefix("transformer.") { return "transformer." + key }  // the original release's layout
+        return key
+    }
+
+    /// `DIR/config.json` and `DIR/model.safetensors` (float32, `save_pretrained`'s layout).
+    public func savePretrained(_ directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var json = config.json
+        json[json["dtype"] != nil ? "dtype" : "torch_dtype"] = "float32"  // transformers 5 says dtype
+        let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
+        try AtomicFile.write(data, to: (directory as NSString).appendingPathComponent("config.json"))
+        try Safetensors.save(stateDict(), metadata: ["format": "pt"],
+                             to: (directory as NSString).appendingPathComponent("model.safetensors"))
+    }
+}
+
+/// A Hugging Face directory's weights: `model.safetensors`, or the shards an index names.
+enum PretrainedWeights {
+    static func load(_ directory: String) throws -> [String: Tensor] {
+        let single = (directory as NSString).appendingPathComponent("model.safetensors")
+        if FileManager.default.fileExists(atPath: single) { return try Safetensors.load(single).tensors }
+        let indexPath = (directory as NSString).appendingPathComponent("model.safetensors.index.json")
+        guard let data = FileManager.default.contents(atPath: indexPath) else {
+            throw DataError.file(directory, "holds neither model.safetensors nor model.safetensors.index.json (pytorch_model.bin is not read: convert it to safetensors)")
+        }
+        guard let index = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let map = index["weight_map"] as? [String: String] else {
+            throw DataError.file(indexPath, "has no weight_map")
+        }
+        var all: [String: Tensor] = [:]
+        for file in Set(map.values).sorted() {
+            for (key, t) in try Safetensors.load((directory as NSString).appendingPathComponent(file)).tensors { all[key] = t }
+        }
+        return all
+    }
+}

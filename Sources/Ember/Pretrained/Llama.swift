@@ -1,0 +1,108 @@
+import Foundation
+
+/// Llama as Hugging Face's `LlamaForCausalLM` computes it, under its keys
+/// (`model.layers.0.self_attn.q_proj.weight`): RMSNorm before attention and MLP, rotary position
+/// embeddings in the rotate-half convention, grouped-query attention, a SwiGLU MLP, and a head
+/// tied to the embedding or not (`tie_word_embeddings`).
+
+final class LlamaAttention: Module {
+    let qProj: Linear, kProj: Linear, vProj: Linear, oProj: Linear
+    let heads: Int, kvHeads: Int, headDim: Int, theta: Double
+
+    init(_ c: PretrainedConfig) {
+        (heads, kvHeads, headDim, theta) = (c.heads, c.keyValueHeads, c.headDim, c.ropeTheta)
+        qProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.heads * c.headDim, bias: false)
+        kProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.keyValueHeads * c.headDim, bias: false)
+        vProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.keyValueHeads * c.headDim, bias: false)
+        oProj = Linear(inFeatures: c.heads * c.headDim, outFeatures: c.hiddenSize, bias: false)
+        super.init()
+    }
+
+    override func forward(_ x: Tensor) -> Tensor {
+        let (b, t) = (x.shape[0], x.shape[1])
+        func split(_ y: Tensor, _ n: Int) -> Tensor { y.reshape([b, t, n, headDim]).transpose(1, 2) }
+        let (cos, sin) = Rotary.tables(length: t, headDim: headDim, theta: theta)
+        let q = Rotary.apply(split(qProj(x), heads), cos, sin)
+        var k = Rotary.apply(split(kProj(x), kvHeads), cos, sin), v = split(vProj(x), kvHeads)
+        if kvHeads != heads {  // grouped-query attention: each key/value head serves heads/kvHeads queries
+            (k, v) = (k.repeatInterleave(heads / kvHeads, dim: 1), v.repeatInterleave(heads / kvHeads, dim: 1))
+        }
+        let y = Tensor.scaledDotProductAttention(q, k, v, isCausal: true)
+        return oProj(y.transpose(1, 2).reshape([b, t, heads * headDim]))
+    }
+}
+
+/// Rotary position embeddings, Hugging Face's convention: frequencies θ^(−2i/d) for the first
+/// half of each head, repeated for the second half, and `x·cos + rotate_half(x)·sin`.
+enum Rotary {
+    static func tables(length: Int, headDim d: Int, theta: Double) -> (cos: Tensor, sin: Tensor) {
+        var cos = [Float](), sin = [Float]()
+        cos.reserveCapacity(length * d)
+        sin.reserveCapacity(length * d)
+        let inverse = (0..<(d / 2)).map { Float(1 / Foundation.pow(theta, Double(2 * $0) / Double(d))) }
+        for p in 0..<length {
+            let angles = inverse.map { Float(p) * $0 }
+            for a in angles + angles {
+                cos.append(Foundation.cos(a))
+                sin.append(Foundation.sin(a))
+            }
+        }
+        return (Tensor(cos, shape: [length, d]), Tensor(sin, shape: [length, d]))
+    }
+
+    /// `x` `[batch, heads, time, d]` rotated by position.
+    static func apply(_ x: Tensor, _ cos: Tensor, _ sin: Tensor) -> Tensor {
+        let halves = x.chunk(2, dim: 3)
+        let rotated = Tensor.cat([-halves[1], halves[0]], dim: 3)
+        return x * cos + rotated * sin
+    }
+}
+
+final class LlamaMLP: Module {
+    let gateProj: Linear, upProj: Linear, downProj: Linear
+
+    init(_ c: PretrainedConfig) {
+        gateProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false)
+        upProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false)
+        downProj = Linear(inFeatures: c.intermediateSize, outFeatures: c.hiddenSize, bias: false)
+        super.init()
+    }
+
+    override func forward(_ x: Tensor) -> Tensor { downProj(gateProj(x).silu() * upProj(x)) }
+}
+
+final class LlamaDecoderLayer: Module {
+    let selfAttn: LlamaAttention, mlp: LlamaMLP
+    let inputLayernorm: RMSNorm, postAttentionLayernorm: RMSNorm
+
+    init(_ c: PretrainedConfig) {
+        (selfAttn, mlp) = (LlamaAttention(c), LlamaMLP(c))
+        inputLayernorm = RMSNorm(normalizedShape: [c.hiddenSize], eps: c.normEpsilon)
+        postAttentionLayernorm = RMSNorm(normalizedShape: [c.hiddenSize], eps: c.normEpsilon)
+        super.init()
+    }
+
+    override func forward(_ x: Tensor) -> Tensor {
+        let h = x + selfAttn(inputLayernorm(x))
+        return h + mlp(postAttentionLayernorm(h))
+    }
+}
+
+final class LlamaModel: Module {
+    let embedTokens: Embedding
+    let layers: [LlamaDecoderLayer]
+    let norm: RMSNorm
+
+    init(_ c: PretrainedConfig) {
+        embedTokens = Embedding(numEmbeddings: c.vocabularySize, embeddingDim: c.hiddenSize)
+        layers = (0..<c.layers).map { _ in LlamaDecoderLayer(c) }
+        norm = RMSNorm(normalizedShape: [c.hiddenSize], eps: c.normEpsilon)
+        super.init()
+    }
+
+    override func forward(_ tokens: Tensor) -> Tensor {
+        var x = embedTokens(tokens)
+        for layer in layers { x = layer(x) }
+        return norm(x)
+    }
+}
