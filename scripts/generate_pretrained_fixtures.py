@@ -64,5 +64,13 @@ _, cases["llama"] = record("llama", llama)
 tied = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=40, num_hidden_layers=1,
                                     num_attention_heads=4, num_key_value_heads=4, rope_theta=500000.0, tie_word_embeddings=True))
 _, cases["llama-tied"] = record("llama-tied", tied)
+# A GPT-2 whose vocabulary is the BPE fixture's (Fixtures/bpe), with its tokenizer files: what
+# `trainer train --pretrained` fine-tunes in launch/test.
+bpe = os.path.join(out, "..", "bpe")
+tokenized = GPT2LMHeadModel(GPT2Config(vocab_size=400, n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                                       resid_pdrop=0, embd_pdrop=0, attn_pdrop=0))
+tokenized.save_pretrained(os.path.join(out, "gpt2-bpe"), safe_serialization=True)
+for name in ("tokenizer.json", "vocab.json", "merges.txt"):
+    shutil.copy(os.path.join(bpe, name), os.path.join(out, "gpt2-bpe", name))
 json.dump(cases, open(os.path.join(out, "expected.json"), "w"))
 print("wrote", ", ".join(cases), "to", os.path.normpath(out))

@@ -98,7 +98,7 @@ public enum CheckpointTools {
         let text = try PreparedText(config, dataDirectory: dataDirectory)
         let task = LanguageModelTask(config: config, text: text)
         if let state = checkpoint.state.taskState { try task.restore(checkpointState: state) }
-        let model = LanguageModelFactory.make(config, vocabularySize: text.tokenizer.vocabularySize,
+        let model = try LanguageModelFactory.make(config, vocabularySize: text.tokenizer.vocabularySize,
                                               generators: ModelGenerators(weights: Generator(seed: 0), dropout: Generator(seed: 0)), dropout: 0)
         do { try model.loadStateDict(checkpoint.model) } catch {
             throw ConfigError("checkpoint \(checkpoint.path) does not fit a \(config.model) model: \(error)")

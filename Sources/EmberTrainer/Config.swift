@@ -88,6 +88,8 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     /// The task a program of one's own trains (`TrainingTask.name`, set by `Trainer.fit`); nil
     /// for the presets. Checkpoints, `config.json` and `summary.json` record it.
     public var task: String? = nil
+    /// A Hugging Face model directory to fine-tune (`--pretrained DIR`; sets `model` to `pretrained`).
+    public var pretrained: String? = nil
     /// `bf16`: matrix products in bfloat16 with float32 accumulation (autocast); `fp32` by default.
     public var precision = "fp32"
 
@@ -117,6 +119,10 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         testFraction = 0
         logInterval = 50
         if model == .lstm { nLayer = 1 }
+        if model == .pretrained {
+            // nanoGPT's fine-tuning recipe, scaled to a short run: a small constant-ish rate.
+            (maxSteps, evalInterval, warmupSteps, lr, minLr) = (200, 50, 20, 3e-5, 3e-6)
+        }
     }
 
     /// The presets' names (`ModelName.presets`).
@@ -256,6 +262,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
             let text = (try? DataSpec.parse(data))?.isText ?? false
             if model.isLanguageModel && !text { try fail("--model \(model) trains on text: use --data shakespeare (bundled) or text:PATH, not \(data)") }
             if !model.isLanguageModel && text { try fail("--data \(data) is text, which only the language models (--model \(ModelName.languageModels.map(\.rawValue).joined(separator: ", "))) train on") }
+            if model == .pretrained && pretrained == nil { try fail("--model pretrained is chosen by --pretrained DIR (a Hugging Face model directory)") }
             if model == .gpt && nEmbd % nHead != 0 { try fail("--n-embd \(nEmbd) must be divisible by --n-head \(nHead)") }
             try MemoryEstimate.check(self)
         }

@@ -79,7 +79,14 @@ public final class CharLSTM: Module {
 
 /// The language-model presets' models, from the options.
 enum LanguageModelFactory {
-    static func make(_ c: TrainerConfig, vocabularySize: Int, generators g: ModelGenerators, dropout: Double? = nil) -> Module {
+    static func make(_ c: TrainerConfig, vocabularySize: Int, generators g: ModelGenerators, dropout: Double? = nil) throws -> Module {
+        if c.model == .pretrained, let directory = c.pretrained {
+            let lm = try CausalLM.fromPretrained(directory)
+            guard vocabularySize <= lm.config.vocabularySize else {
+                throw DataError.file(directory, "its tokenizer has \(vocabularySize) tokens but the model \(lm.config.vocabularySize)")
+            }
+            return lm
+        }
         switch c.model {
         case .lstm:
             return CharLSTM(vocabularySize: vocabularySize, embeddingDim: c.nEmbd, hiddenSize: c.hiddenSize, numLayers: c.nLayer,
@@ -112,7 +119,12 @@ struct PreparedText: @unchecked Sendable {
         // 32-bit ids are let go once the compact stream is made.
         let (tokenizer, ids): (Tokenizer, TokenIDs) = try {
             let text = try TextFile.read(path)
-            let tokenizer: Tokenizer = config.tokenizer == "byte" ? ByteTokenizer() : CharTokenizer(corpus: text)
+            let tokenizer: Tokenizer
+            if let directory = config.pretrained {
+                tokenizer = try BPETokenizer.fromPretrained(directory)  // the model's own
+            } else {
+                tokenizer = config.tokenizer == "byte" ? ByteTokenizer() : CharTokenizer(corpus: text)
+            }
             return (tokenizer, TokenIDs(try tokenizer.encodeIDs(text)))
         }()
         self.tokenizer = tokenizer
@@ -146,7 +158,7 @@ struct LanguageModelTask: TrainingTask, @unchecked Sendable {
     var metrics: [Metric] { [Metric("perplexity", .exponentiatedMean)] }
 
     func makeModel(generators g: ModelGenerators) throws -> Module {
-        LanguageModelFactory.make(config, vocabularySize: text.tokenizer.vocabularySize, generators: g)
+        try LanguageModelFactory.make(config, vocabularySize: text.tokenizer.vocabularySize, generators: g)
     }
 
     static func data(_ w: TokenWindows) -> TaskData<PairBatch> {
@@ -227,7 +239,7 @@ public enum Sampling {
         do { context = try tokenizer.encode(o.prompt) } catch let e as DataError { throw ConfigError("--prompt: \(e.description)") }
         guard !context.isEmpty else { throw ConfigError("--prompt is empty") }
         let g = Generator(seed: o.seed)
-        let model = LanguageModelFactory.make(config, vocabularySize: tokenizer.vocabularySize,
+        let model = try LanguageModelFactory.make(config, vocabularySize: tokenizer.vocabularySize,
                                               generators: ModelGenerators(weights: Generator(seed: 0), dropout: g), dropout: 0)
         try model.loadStateDict(checkpoint.model)
         model.eval()

@@ -24,9 +24,13 @@ public enum Trainer {
                              overrides: @escaping @Sendable (inout TrainerConfig) -> Void = { _ in }) throws -> RunSummary {
         try config.validate()
         if config.model.isLanguageModel {
-            return try launch(config, settings: settings, overrides: overrides, callbacks: { [] }) { config, settings in
+            let summary = try launch(config, settings: settings, overrides: overrides, callbacks: { [] }) { config, settings in
                 LanguageModelTask(config: config, text: try PreparedText(config, dataDirectory: settings.dataDirectory))
             }
+            if let directory = config.pretrained, (try settings ?? LaunchSettings.current()).launcherRank == 0 {
+                try PretrainedExport.write(run: summary.runDir, from: directory)
+            }
+            return summary
         }
         return try launch(config, settings: settings, overrides: overrides, callbacks: { [] }) { config, settings in
             PresetTask(config: config, data: try DataPreparation.prepare(config, dataDirectory: settings.dataDirectory))

@@ -25,7 +25,7 @@ enum MemoryEstimate {
 
     /// Throws naming the sizes when a step would need more than this machine's memory.
     static func check(_ c: TrainerConfig) throws {
-        guard c.model.isLanguageModel else { return }
+        guard c.model.isLanguageModel, c.model != .pretrained else { return }
         let need = languageModelStep(c), have = Double(ProcessInfo.processInfo.physicalMemory)
         guard need > have * 0.8 else { return }
         let widths = c.model == .lstm ? "--n-embd \(c.nEmbd), --hidden-size \(c.hiddenSize)" : "--n-embd \(c.nEmbd), --n-head \(c.nHead)"

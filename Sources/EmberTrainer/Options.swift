@@ -132,6 +132,8 @@ public struct TrainerOption: @unchecked Sendable {
               check: { $0 > 0 && $0.isFinite ? nil : "must be a positive number of seconds (got \($0))" }),
         value("bucketKB", \.bucketKB, "N", "1024", "gradient bucket size in KiB",
               check: { (1...(1 << 20)).contains($0) ? nil : "must be between 1 and 1048576 (1 GiB) (got \($0))" }),
+        optional("pretrained", \.pretrained, "DIR", "",
+                 "fine-tune a Hugging Face GPT-2 or Llama directory (config.json, model.safetensors, its tokenizer) on `--data`; the run also writes `RUN/hf/`, a directory transformers loads (docs/pretrained.md)"),
         optional("trace", \.trace, "DIR", "",
                  "write a timeline of the first `--trace-steps` batches (Chrome trace format: Perfetto, chrome://tracing) and print where a step's time went per rank (docs/profiling.md)"),
         value("traceSteps", \.traceSteps, "N", "50", "batches `--trace` records", check: { $0 >= 1 ? nil : "must be at least 1 (got \($0))" }),
@@ -312,12 +314,14 @@ public struct ModelName: ChoiceName {
     public init(rawValue: String) { self.rawValue = rawValue }
     public static let seednet: Self = "seednet", mlp: Self = "mlp", cnn: Self = "cnn", resnetSmall: Self = "resnet-small", sequential: Self = "sequential"
     public static let gpt: Self = "gpt", lstm: Self = "lstm"
+    /// A Hugging Face model directory's (`--pretrained DIR` selects it).
+    public static let pretrained: Self = "pretrained"
     public static let presets: [Self] = [.seednet, .mlp, .cnn, .resnetSmall, .sequential, .gpt, .lstm]
-    /// The presets that train on text (`--data shakespeare` or `text:PATH`) by steps.
-    public static let languageModels: [Self] = [.gpt, .lstm]
+    /// The models that train on text (`--data shakespeare` or `text:PATH`) by steps.
+    public static let languageModels: [Self] = [.gpt, .lstm, .pretrained]
     public var isLanguageModel: Bool { Self.languageModels.contains(self) }
     /// The presets and the registered models.
-    public static var all: [Self] { presets + ModelRegistry.names.map(Self.init(rawValue:)) }
+    public static var all: [Self] { presets + [.pretrained] + ModelRegistry.names.map(Self.init(rawValue:)) }
 }
 
 /// `--schedule`.

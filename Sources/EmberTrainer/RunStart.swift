@@ -28,6 +28,7 @@ extension Trainer {
         ("--tie-embeddings", { "\($0.tieEmbeddings.map { "\($0)" } ?? "default")" }),
         ("--layers", { $0.layers.map { "\($0)" } ?? "preset" }),
         ("the task", { $0.task ?? "none (a preset)" }),
+        ("--pretrained", { $0.pretrained ?? "none" }),
     ]
 
     /// The run's start: `--resume auto|latest|PATH` resolved, the checkpoint's options as the

@@ -84,7 +84,11 @@ public enum SavedTokenizer {
         switch kind {
         case "char": return try JSONDecoder().decode(CharTokenizer.self, from: data)
         case "byte": return ByteTokenizer()
-        default: throw DataError("unknown tokenizer kind '\(kind)' (known: char, byte)")
+        case "bpe":
+            // A pretrained model's tokenizer travels as the directory it came from.
+            struct Source: Decodable { let directory: String }
+            return try BPETokenizer.fromPretrained(try JSONDecoder().decode(Source.self, from: data).directory)
+        default: throw DataError("unknown tokenizer kind '\(kind)' (known: char, byte, bpe)")
         }
     }
 
@@ -92,6 +96,7 @@ public enum SavedTokenizer {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         if let c = tokenizer as? CharTokenizer { return try e.encode(c) }
+        if let b = tokenizer as? BPETokenizer, let directory = b.directory { return try e.encode(["kind": "bpe", "directory": directory]) }
         return try e.encode(["kind": "byte"])
     }
 }

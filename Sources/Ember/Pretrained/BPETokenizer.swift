@@ -12,6 +12,8 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     private let added: [(text: String, id: Int)]
     /// `ByteLevel(add_prefix_space: true)`: a space before the text, as if it continued a line.
     public let addsPrefixSpace: Bool
+    /// The directory it was read from (`fromPretrained`), absolute; what checkpoints record.
+    public internal(set) var directory: String?
     private var cache: [String: [Int]] = [:]
     private let lock = NSLock()
 

@@ -6,6 +6,12 @@ extension BPETokenizer {
     /// `vocab.json` and `merges.txt`. A kind it cannot reproduce exactly (SentencePiece's
     /// `Metaspace`, a WordPiece model, a normalizer) is refused by name.
     public static func fromPretrained(_ directory: String) throws -> BPETokenizer {
+        let tokenizer = try read(directory)
+        tokenizer.directory = URL(fileURLWithPath: directory).standardizedFileURL.path
+        return tokenizer
+    }
+
+    static func read(_ directory: String) throws -> BPETokenizer {
         let json = (directory as NSString).appendingPathComponent("tokenizer.json")
         if FileManager.default.fileExists(atPath: json) { return try fromTokenizerJSON(json) }
         let vocab = (directory as NSString).appendingPathComponent("vocab.json")

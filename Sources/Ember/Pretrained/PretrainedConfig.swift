@@ -3,7 +3,7 @@ import Foundation
 /// A Hugging Face `config.json` of a causal language model Ember can run: GPT-2's family
 /// (`model_type: gpt2`) or Llama's (`llama`). Every key that would change the computation and
 /// that Ember does not implement is refused by name, never ignored.
-public struct PretrainedConfig: Sendable {
+public struct PretrainedConfig: @unchecked Sendable {  // `json` is never mutated
     public enum Family: String, Sendable { case gpt2, llama }
     public let family: Family
     public let vocabularySize: Int, hiddenSize: Int, layers: Int, heads: Int, keyValueHeads: Int

@@ -1,0 +1,27 @@
+# Sourced by integration.sh: a pretrained Hugging Face model fine-tuned by the trainer (the tiny
+# GPT-2 of Tests/EmberTests/Fixtures/pretrained/gpt2-bpe, made by transformers, with its BPE
+# tokenizer): under launch/mpirun -n 2, a RUN/hf/ directory written, sampling and evaluation from
+# the run, a resume from the run alone, and a directory it cannot run refused by name.
+
+run_pretrained_tests() {
+    echo "== pretrained: Hugging Face models fine-tuned"
+    local d="$work/pretrained" model=Tests/EmberTests/Fixtures/pretrained/gpt2-bpe
+    mkdir -p "$d"
+    python3 -c "
+lines = ['To be, or not to be, that is the question', 'Café, naïve, résumé; 東京 と 大阪; Москва 🙂 ok', 'the slings and arrows of outrageous fortune']
+open('$d/text.txt', 'w').write('\n'.join(lines * 150))"
+    launch/mpirun -n 2 "$trainer" train --pretrained "$model" --data "text:$d/text.txt" --max-steps 20 --eval-interval 10 \
+        --warmup-steps 2 --lr 1e-3 --run-dir "$d/run" > "$d/run.log" 2>&1
+    expect "pretrained: mpirun -n 2 fine-tunes a GPT-2 directory with its BPE tokenizer and writes RUN/hf" "$d/run.log" \
+        bash -c "grep -q 'step 20/20  train loss' '$d/run.log' && for f in config.json model.safetensors tokenizer.json vocab.json merges.txt; do [ -e '$d/run/hf/'\$f ] || exit 1; done"
+    "$trainer" sample --checkpoint "$d/run" --prompt "To be" --tokens 10 > "$d/sample.log" 2>&1
+    "$trainer" eval --checkpoint "$d/run" --split val > "$d/eval.log" 2>&1
+    expect "pretrained: trainer sample and eval read the fine-tuned run" "$d/eval.log" \
+        bash -c "grep -q '^To be' '$d/sample.log' && grep -qE '^val: [0-9]+ tokens, loss' '$d/eval.log'"
+    "$trainer" train --resume latest --run-dir "$d/run" --max-steps 30 > "$d/resume.log" 2>&1
+    expect "pretrained: --resume latest --run-dir alone continues the fine-tuning" "$d/resume.log" \
+        grep -q '"steps" : 30,' "$d/run/summary.json"
+    mkdir -p "$d/mistral" && cp "$model"/* "$d/mistral/" && sed -i 's/"model_type": "gpt2"/"model_type": "mistral"/' "$d/mistral/config.json"
+    row "a pretrained directory of a family Ember does not run" 2 "has model_type 'mistral'; Ember reads gpt2 and llama" "$d/mistral-run" \
+        "$trainer" train --pretrained "$d/mistral" --data "text:$d/text.txt" --max-steps 5 --warmup-steps 1 --run-dir "$d/mistral-run"
+}
