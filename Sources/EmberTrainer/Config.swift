@@ -138,7 +138,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     private static func withAllOptionalsSet() -> TrainerConfig {
         var c = TrainerConfig()
         c.layers = []
-        c.numClasses = 1; c.momentum = 0; c.clipNorm = 1; c.clipValue = 1; c.patience = 1; c.beta1 = 0.9; c.beta2 = 0.999
+        c.pretrained = ""; c.numClasses = 1; c.momentum = 0; c.clipNorm = 1; c.clipValue = 1; c.patience = 1; c.beta1 = 0.9; c.beta2 = 0.999
         c.runDir = ""; c.resume = ""; c.overlap = false; c.shardOptimizer = false; c.trace = ""
         c.maxSteps = 1; c.minLr = 0; c.tieEmbeddings = true; c.globalBatchSize = 1; c.microBatchSize = 1
         return c

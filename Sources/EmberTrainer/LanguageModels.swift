@@ -246,10 +246,10 @@ public enum Sampling {
         var text = o.prompt
         emit(o.prompt)
         var pending: [Int] = []  // tokens whose text is not complete yet (part of a UTF-8 character)
+        let logitsAfter = nextLogits(model, window: config.model == .pretrained ? (model as! CausalLM).maxPositions : config.blockSize)
         noGrad {
             for _ in 0..<o.tokens {
-                let window = Array(context.suffix(config.blockSize))
-                let next = draw(model(Tensor(indices: window, shape: [1, window.count]))[0][window.count - 1], o, g)
+                let next = draw(logitsAfter(context), o, g)
                 context.append(next)
                 pending.append(next)
                 let piece = tokenizer.decode(pending)
@@ -266,6 +266,30 @@ public enum Sampling {
             text += piece
         }
         return text
+    }
+
+    /// The next token's logits after `context`: a pretrained model keeps its keys and values
+    /// (`KVCache`) and computes only the newest token; the others run their window again.
+    static func nextLogits(_ model: Module, window: Int) -> ([Int]) -> Tensor {
+        guard let lm = model as? CausalLM else {
+            return { context in
+                let w = Array(context.suffix(window))
+                return model(Tensor(indices: w, shape: [1, w.count]))[0][w.count - 1]
+            }
+        }
+        var cache = KVCache(layers: lm.config.layers), seen = 0
+        return { context in
+            if seen == 0 || cache.length >= window {  // start, or the window is full: prefill its end again
+                let keep = seen == 0 ? window - 1 : max(1, window / 2)  // room to grow before the next refill
+                cache = KVCache(layers: lm.config.layers)
+                let w = Array(context.suffix(keep))
+                seen = context.count
+                return lm.nextLogits(after: w, cache: cache)
+            }
+            let new = Array(context[seen...])
+            seen = context.count
+            return lm.nextLogits(after: new, cache: cache)
+        }
     }
 
     /// One token from the last position's logits: greedy at a temperature near 0, else a draw

@@ -56,4 +56,21 @@ final class PretrainedModelTests: XCTestCase {
             XCTAssertThrowsError(try PretrainedConfig(json: json, path: "config.json"), key) { XCTAssertTrue("\($0)".contains(words), "\($0)") }
         }
     }
+
+    /// Generating with the key/value cache (the prompt once, then a token at a time) gives the
+    /// logits the whole-sequence forward gives at each position.
+    func testTheKeyValueCacheGivesTheFullForwardsLogits() throws {
+        for name in ["gpt2", "llama"] {
+            let lm = try CausalLM.fromPretrained(directory(name))
+            let tokens = [5, 17, 3, 42, 8, 0, 61, 2]
+            let full = noGrad { lm(Tensor(indices: tokens, shape: [1, tokens.count])) }[0]
+            let cache = KVCache(layers: lm.config.layers)
+            var steps = [lm.nextLogits(after: Array(tokens.prefix(3)), cache: cache)]
+            for t in tokens.dropFirst(3) { steps.append(lm.nextLogits(after: [t], cache: cache)) }
+            XCTAssertEqual(cache.length, tokens.count)
+            for (i, logits) in steps.enumerated() {
+                XCTAssertNil(firstMismatch(logits.doubleScalars, full[i + 2].doubleScalars, rtol: 1e-5, atol: 1e-5), "\(name) position \(i + 2)")
+            }
+        }
+    }
 }

@@ -36,6 +36,16 @@ final class GPT2Attention: Module {
         let y = Tensor.scaledDotProductAttention(split[0], split[1], split[2], isCausal: true, scale: 1)
         return cProj(y.transpose(1, 2).reshape([b, t, e]))
     }
+
+    /// The new positions' output, their keys and values added to layer `layer` of `cache`.
+    func forward(_ x: Tensor, layer: Int, cache: KVCache) -> Tensor {
+        let (t, e) = (x.shape[1], x.shape[2])
+        let qkv = cAttn(x)
+        let split = (0..<3).map { qkv.narrow(dim: 2, start: $0 * e, length: e).reshape([1, t, heads, e / heads]).transpose(1, 2) }
+        let (k, v) = cache.extend(layer, keys: split[1], values: split[2])
+        let y = cachedAttention(split[0], k, v, fresh: cache.length == 0, scale: scales ? nil : 1)
+        return cProj(y.transpose(1, 2).reshape([1, t, e]))
+    }
 }
 
 final class GPT2MLP: Module {
@@ -66,6 +76,11 @@ final class GPT2Block: Module {
         let h = x + attn(ln1(x))
         return h + mlp(ln2(h))
     }
+
+    func forward(_ x: Tensor, layer: Int, cache: KVCache) -> Tensor {
+        let h = x + attn.forward(ln1(x), layer: layer, cache: cache)
+        return h + mlp(ln2(h))
+    }
 }
 
 final class GPT2Model: Module {
@@ -86,6 +101,14 @@ final class GPT2Model: Module {
         let positions = Tensor(indices: Array(0..<tokens.shape[1]))
         var x = wte(tokens) + wpe(positions)
         for block in h { x = block(x) }
+        return lnF(x)
+    }
+
+    /// The hidden states of tokens that continue those `cache` holds.
+    func forward(_ tokens: Tensor, cache: KVCache) -> Tensor {
+        let positions = Tensor(indices: Array(cache.length..<(cache.length + tokens.shape[1])))
+        var x = wte(tokens) + wpe(positions)
+        for (i, block) in h.enumerated() { x = block.forward(x, layer: i, cache: cache) }
         return lnF(x)
     }
 }

@@ -18,16 +18,21 @@ final class LlamaAttention: Module {
         super.init()
     }
 
-    override func forward(_ x: Tensor) -> Tensor {
-        let (b, t) = (x.shape[0], x.shape[1])
+    override func forward(_ x: Tensor) -> Tensor { forward(x, layer: 0, cache: nil) }
+
+    /// Attention of positions `past..<past+t`; with a cache, over every earlier position too.
+    func forward(_ x: Tensor, layer: Int, cache: KVCache?) -> Tensor {
+        let (b, t, past) = (x.shape[0], x.shape[1], cache?.length ?? 0)
         func split(_ y: Tensor, _ n: Int) -> Tensor { y.reshape([b, t, n, headDim]).transpose(1, 2) }
-        let (cos, sin) = Rotary.tables(length: t, headDim: headDim, theta: theta)
+        var (cos, sin) = Rotary.tables(length: past + t, headDim: headDim, theta: theta)
+        if past > 0 { (cos, sin) = (cos.narrow(dim: 0, start: past, length: t), sin.narrow(dim: 0, start: past, length: t)) }
         let q = Rotary.apply(split(qProj(x), heads), cos, sin)
         var k = Rotary.apply(split(kProj(x), kvHeads), cos, sin), v = split(vProj(x), kvHeads)
+        if let cache { (k, v) = cache.extend(layer, keys: k, values: v) }
         if kvHeads != heads {  // grouped-query attention: each key/value head serves heads/kvHeads queries
             (k, v) = (k.repeatInterleave(heads / kvHeads, dim: 1), v.repeatInterleave(heads / kvHeads, dim: 1))
         }
-        let y = Tensor.scaledDotProductAttention(q, k, v, isCausal: true)
+        let y = cachedAttention(q, k, v, fresh: past == 0)
         return oProj(y.transpose(1, 2).reshape([b, t, heads * headDim]))
     }
 }
@@ -82,8 +87,10 @@ final class LlamaDecoderLayer: Module {
         super.init()
     }
 
-    override func forward(_ x: Tensor) -> Tensor {
-        let h = x + selfAttn(inputLayernorm(x))
+    override func forward(_ x: Tensor) -> Tensor { forward(x, layer: 0, cache: nil) }
+
+    func forward(_ x: Tensor, layer: Int, cache: KVCache?) -> Tensor {
+        let h = x + selfAttn.forward(inputLayernorm(x), layer: layer, cache: cache)
         return h + mlp(postAttentionLayernorm(h))
     }
 }
@@ -103,6 +110,12 @@ final class LlamaModel: Module {
     override func forward(_ tokens: Tensor) -> Tensor {
         var x = embedTokens(tokens)
         for layer in layers { x = layer(x) }
+        return norm(x)
+    }
+
+    func forward(_ tokens: Tensor, cache: KVCache) -> Tensor {
+        var x = embedTokens(tokens)
+        for (i, layer) in layers.enumerated() { x = layer.forward(x, layer: i, cache: cache) }
         return norm(x)
     }
 }
