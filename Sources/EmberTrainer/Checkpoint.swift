@@ -216,6 +216,23 @@ public enum Checkpoints {
         return final
     }
 
+    /// Resuming from an earlier checkpoint starts another timeline: the newer checkpoints (of the
+    /// one abandoned) move to `checkpoints/abandoned-<time>/`, kept but out of `latest`'s way, so a
+    /// later `--resume latest` follows the run that goes on. Returns what it did, in a line.
+    public static func setAsideNewer(than checkpoint: String, runDir: String) throws -> String? {
+        let name = (checkpoint as NSString).lastPathComponent
+        let newer = list(runDir: runDir).filter { ($0 as NSString).lastPathComponent > name }
+        guard !newer.isEmpty else { return nil }
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        let aside = (directory(runDir: runDir) as NSString).appendingPathComponent("abandoned-\(f.string(from: Date()))")
+        try FileManager.default.createDirectory(atPath: aside, withIntermediateDirectories: true)
+        for path in newer {
+            try FileManager.default.moveItem(atPath: path, toPath: (aside as NSString).appendingPathComponent((path as NSString).lastPathComponent))
+        }
+        return "resuming from \(name) starts another timeline: its \(newer.count) newer checkpoint\(newer.count == 1 ? "" : "s") moved to \(aside), so --resume latest follows this run"
+    }
+
     /// Checkpoint directories of a run, oldest first.
     public static func list(runDir: String) -> [String] {
         let dir = directory(runDir: runDir)

@@ -161,6 +161,8 @@ public enum Trainer {
             do {
                 try checkRunDirectory(dir, resuming: start.continuesRun, replacingFailedStart: start.replacesFailedStart || start.overAbandonedStart)
                 if let trace = config.trace { try checkTraceDirectory(trace) }
+                if start.continuesRun, let from = start.checkpoint?.path,
+                   let note = try Checkpoints.setAsideNewer(than: from, runDir: dir) { log.warning("\(note)") }
             } catch {
                 lock?.release(failedStart: true)
                 throw error

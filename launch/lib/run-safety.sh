@@ -46,6 +46,15 @@ run_safety_tests() {
     row "a run resumed on text that tokenizes differently" 2 "tokenizes differently from the run's text" "$d/az" \
         "$trainer" train --resume latest --run-dir "$d/az" --max-steps 20
 
+    # A resume from an earlier checkpoint of the same run starts another timeline: the newer
+    # checkpoints are set aside (kept), so a later --resume latest follows the run that went on.
+    "$trainer" train --model mlp --data synthetic --epochs 4 --run-dir "$d/rollback" > "$d/rollback.log" 2>&1
+    local second
+    second=$(ls -d "$d/rollback/checkpoints"/step-* | sed -n 1p)  # epoch 2's (3 and 4 follow it)
+    "$trainer" train --resume "$second" --epochs 3 --lr 0.01 > "$d/rollback2.log" 2>&1
+    expect "safety: a resume from an earlier checkpoint sets the newer ones aside, and latest follows the new timeline" "$d/rollback2.log" \
+        bash -c "grep -q 'starts another timeline' '$d/rollback2.log' && [ \$(ls -d '$d/rollback/checkpoints'/abandoned-*/step-* | wc -l) -eq 2 ] && [ \$(ls -d '$d/rollback/checkpoints'/step-* | wc -l) -eq 2 ] && grep -q '\"epochs\" : 3' '$d/rollback/summary.json'"
+
     # Side features never cost the run.
     row "a --trace path that cannot be written" 2 "--trace /proc/ember/trace: cannot write a timeline there" "$d/no-trace" \
         "$trainer" train --model mlp --data synthetic --epochs 1 --trace /proc/ember/trace --run-dir "$d/no-trace"
