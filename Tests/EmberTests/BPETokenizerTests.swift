@@ -60,4 +60,15 @@ final class BPETokenizerTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: root).write(to: URL(fileURLWithPath: temp + "/tokenizer.json"))
         XCTAssertThrowsError(try BPETokenizer.fromPretrained(temp)) { XCTAssertTrue("\($0)".contains("Metaspace"), "\($0)") }
     }
+
+    /// A corpus is split in pieces where a non-space meets a space; the words are the whole text's.
+    func testPiecesSplitIntoTheWholeTextsWords() throws {
+        let cases = try Fixture.load("bpe/cases.json", as: Cases.self).cases
+        let text = cases.map(\.text).joined(separator: " \n\t  ") + "  end  "
+        for size in [1, 3, 7, 64] {
+            var words: [String] = []
+            ByteLevel.pieces(of: text, size: size) { words += ByteLevel.words($0) }
+            XCTAssertEqual(words, ByteLevel.words(text), "pieces of \(size)")
+        }
+    }
 }

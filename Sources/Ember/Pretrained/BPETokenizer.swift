@@ -33,11 +33,17 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         self.addsPrefixSpace = addsPrefixSpace
     }
 
-    public func encode(_ text: String) throws -> [Int] {
-        var ids: [Int] = []
+    public func encode(_ text: String) throws -> [Int] { try encodeIDs(text).map(Int.init) }
+
+    /// 32-bit ids, made a piece of text at a time: a corpus of 100 MB never holds all its words
+    /// (or its scalars) at once.
+    public func encodeIDs(_ text: String) throws -> [Int32] {
+        var ids: [Int32] = []
         for (segment, special) in splitAdded(addsPrefixSpace && !text.hasPrefix(" ") ? " " + text : text) {
-            if let special { ids.append(special); continue }
-            for word in ByteLevel.words(segment) { ids += try merge(word) }
+            if let special { ids.append(Int32(special)); continue }
+            try ByteLevel.pieces(of: segment) { piece in
+                for word in ByteLevel.words(piece) { ids += try merge(word).map { Int32($0) } }
+            }
         }
         return ids
     }
@@ -52,20 +58,21 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The text cut at added tokens: plain segments (nil id) and the added tokens' ids.
+    /// The text cut at added tokens: plain segments (nil id) and the added tokens' ids, the
+    /// earliest match first (the longest where two start at one place).
     private func splitAdded(_ text: String) -> [(String, Int?)] {
-        guard !added.isEmpty else { return [(text, nil)] }
-        var out: [(String, Int?)] = [], plain = "", rest = Substring(text)
-        while !rest.isEmpty {
-            if let hit = added.first(where: { rest.hasPrefix($0.text) }) {
-                if !plain.isEmpty { out.append((plain, nil)); plain = "" }
-                out.append((hit.text, hit.id))
-                rest = rest.dropFirst(hit.text.count)
-            } else {
-                plain.append(rest.removeFirst())
+        var out: [(String, Int?)] = [], rest = text[...]
+        while true {
+            var first: (range: Range<Substring.Index>, id: Int)?
+            for token in added {  // longest first, so a tie keeps the longer token
+                if let r = rest.range(of: token.text), first == nil || r.lowerBound < first!.range.lowerBound { first = (r, token.id) }
             }
+            guard let hit = first else { break }
+            if hit.range.lowerBound > rest.startIndex { out.append((String(rest[..<hit.range.lowerBound]), nil)) }
+            out.append((String(rest[hit.range]), hit.id))
+            rest = rest[hit.range.upperBound...]
         }
-        if !plain.isEmpty { out.append((plain, nil)) }
+        if !rest.isEmpty { out.append((String(rest), nil)) }
         return out
     }
 
@@ -127,6 +134,24 @@ enum ByteLevel {
     }
 
     static let contractions = ["s", "t", "re", "ve", "m", "ll", "d"]
+
+    /// `text` in pieces of about `size` scalars, each cut where a non-space meets a space: no word
+    /// of GPT-2's pattern spans such a place (only runs of whitespace, which start there), so the
+    /// pieces split into the same words as the whole.
+    static func pieces(of text: String, size: Int = 1 << 16, _ body: (String) throws -> Void) rethrows {
+        var piece = String.UnicodeScalarView(), count = 0, previousIsSpace = true
+        for scalar in text.unicodeScalars {
+            let isSpace = scalar.properties.isWhitespace
+            if isSpace && !previousIsSpace && count >= size {
+                try body(String(piece))
+                (piece, count) = (String.UnicodeScalarView(), 0)
+            }
+            piece.append(scalar)
+            count += 1
+            previousIsSpace = isSpace
+        }
+        if !piece.isEmpty { try body(String(piece)) }
+    }
 
     /// GPT-2's split: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
     static func words(_ text: String) -> [String] {
