@@ -259,6 +259,9 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         if let minLr, minLr > lr { try fail("--min-lr \(minLr) is above --lr \(lr)") }
         if maxSteps != nil && warmupEpochs > 0 { try fail("--warmup-epochs applies to training by epochs; with --max-steps use --warmup-steps") }
         if !forTask {
+            if case .tokens? = try? DataSpec.parse(data), pretrained == nil {
+                try fail("--data \(data) holds a pretrained tokenizer's ids: train it with --pretrained DIR (the model they belong to)")
+            }
             let text = (try? DataSpec.parse(data))?.isText ?? false
             if model.isLanguageModel && !text { try fail("--model \(model) trains on text: use --data shakespeare (bundled) or text:PATH, not \(data)") }
             if !model.isLanguageModel && text { try fail("--data \(data) is text, which only the language models (--model \(ModelName.languageModels.map(\.rawValue).joined(separator: ", "))) train on") }
@@ -323,10 +326,13 @@ public enum DataSpec: Equatable, Sendable {
     case shakespeare
     /// A text file, plain or gzipped (for the language models).
     case text(String)
+    /// Token ids already made by a pretrained model's tokenizer: a flat file of little-endian
+    /// uint16 (uint32 past 65,536 tokens), as nanoGPT's prepare.py and `trainer tokenize` write.
+    case tokens(String)
 
     var isText: Bool {
         switch self {
-        case .shakespeare, .text: return true
+        case .shakespeare, .text, .tokens: return true
         default: return false
         }
     }
@@ -342,9 +348,10 @@ public enum DataSpec: Equatable, Sendable {
             case "idx": return .idx(parts[1])
             case "npy": return .npy(parts[1])
             case "text": return .text(parts[1])
+            case "tokens": return .tokens(parts[1])
             default: break
             }
         }
-        throw ConfigError("--data \(text) is not understood; use mnist5k, synthetic, csv:PATH, idx:DIR, npy:DIR, shakespeare or text:PATH")
+        throw ConfigError("--data \(text) is not understood; use mnist5k, synthetic, csv:PATH, idx:DIR, npy:DIR, shakespeare, text:PATH or tokens:PATH")
     }
 }

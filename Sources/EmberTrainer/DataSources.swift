@@ -42,7 +42,7 @@ public enum DataPreparation {
             (full, givenTest) = try MNISTFiles.load(directory: dir)
         case .npy(let dir):
             (full, givenTest) = try loadNPY(dir)
-        case .shakespeare, .text:
+        case .shakespeare, .text, .tokens:
             throw DataError("--data \(config.data) is text, which only the language models (--model \(ModelName.languageModels.map(\.rawValue).joined(separator: ", "))) train on")
         }
         guard full.count > 0 else { throw DataError("--data \(config.data) holds no samples") }

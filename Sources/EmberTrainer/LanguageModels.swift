@@ -109,8 +109,16 @@ struct PreparedText: @unchecked Sendable {
     let tokens: Int
 
     init(_ config: TrainerConfig, dataDirectory: String?) throws {
+        let spec = try DataSpec.parse(config.data)
+        if case .tokens(let file) = spec, let directory = config.pretrained {
+            // Ids a pretrained tokenizer made (`trainer tokenize`, nanoGPT's prepare.py), mapped.
+            let vocabulary = try PretrainedConfig.load(directory).vocabularySize
+            try self.init(config, tokenizer: try BPETokenizer.fromPretrained(directory),
+                          ids: try TokenIDs(mapping: file, bytesPerToken: vocabulary <= 1 << 16 ? 2 : 4, vocabularySize: vocabulary))
+            return
+        }
         let path: String
-        switch try DataSpec.parse(config.data) {
+        switch spec {
         case .shakespeare: path = try Shakespeare.bundledPath(dataDirectory: dataDirectory)
         case .text(let p): path = p
         default: throw ConfigError("--model \(config.model) trains on text: use --data shakespeare or text:PATH")
@@ -127,6 +135,11 @@ struct PreparedText: @unchecked Sendable {
             }
             return (tokenizer, TokenIDs(try tokenizer.encodeIDs(text)))
         }()
+        try self.init(config, tokenizer: tokenizer, ids: ids)
+    }
+
+    /// The splits of a token stream: training first, then validation, then test.
+    init(_ config: TrainerConfig, tokenizer: Tokenizer, ids: TokenIDs) throws {
         self.tokenizer = tokenizer
         let n = ids.count
         let nVal = Int((Double(n) * config.valFraction).rounded()), nTest = Int((Double(n) * config.testFraction).rounded())

@@ -10,7 +10,7 @@ struct TrainerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trainer",
         abstract: "Train neural networks with Ember, on one process or many (mpirun, srun, batch systems).",
-        subcommands: [Train.self, Eval.self, Sample.self, Bench.self, Inspect.self, Trace.self, CheckDDP.self, Options.self],
+        subcommands: [Train.self, Eval.self, Sample.self, Tokenize.self, Bench.self, Inspect.self, Trace.self, CheckDDP.self, Options.self],
         defaultSubcommand: Train.self
     )
 
@@ -53,6 +53,23 @@ struct Eval: ParsableCommand {
         do {
             print(try CheckpointTools.evaluate(checkpoint: checkpoint, data: data, split: split,
                                                dataDirectory: try LaunchSettings.current().dataDirectory))
+        } catch {
+            TrainingCommandLine.fail(error, status: 2)
+        }
+    }
+}
+
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Tokenize a text with a pretrained model's tokenizer into a flat file of ids (--data tokens:PATH).")
+    @Option(help: "A Hugging Face model directory (its tokenizer and vocabulary size).") var pretrained: String
+    @Option(help: "The text: text:PATH (plain or gzipped).") var data: String
+    @Option(help: "The file of ids to write (uint16, or uint32 past 65,536 tokens).") var out: String
+
+    func run() throws {
+        do {
+            guard case .text(let path) = try DataSpec.parse(data) else { throw ConfigError("--data must be text:PATH (got \(data))") }
+            let (tokens, width) = try CorpusTokenizing.write(pretrained: pretrained, text: path, to: out)
+            print("\(out): \(tokens) tokens of \(width) bytes; train with --pretrained \(pretrained) --data tokens:\(out)")
         } catch {
             TrainingCommandLine.fail(error, status: 2)
         }

@@ -21,6 +21,18 @@ open('$d/text.txt', 'w').write('\n'.join(lines * 150))"
     "$trainer" train --resume latest --run-dir "$d/run" --max-steps 30 > "$d/resume.log" 2>&1
     expect "pretrained: --resume latest --run-dir alone continues the fine-tuning" "$d/resume.log" \
         grep -q '"steps" : 30,' "$d/run/summary.json"
+    # Tokenized once (trainer tokenize, nanoGPT's flat uint16 format), then mapped: the same training.
+    "$trainer" tokenize --pretrained "$model" --data "text:$d/text.txt" --out "$d/text.bin" > "$d/tokenize.log" 2>&1
+    local same=(--pretrained "$model" --max-steps 6 --eval-interval 3 --warmup-steps 1 --lr 1e-3)
+    "$trainer" train "${same[@]}" --data "text:$d/text.txt" --run-dir "$d/from-text" > "$d/from-text.log" 2>&1
+    "$trainer" train "${same[@]}" --data "tokens:$d/text.bin" --run-dir "$d/from-tokens" > "$d/from-tokens.log" 2>&1
+    expect "pretrained: trainer tokenize, then --data tokens:PATH trains bitwise as the text does" "$d/from-tokens.log" \
+        bash -c "grep -q 'tokens of 2 bytes' '$d/tokenize.log' && cmp -s '$d/from-text/final.safetensors' '$d/from-tokens/final.safetensors'"
+    row "--data tokens:PATH without the model they belong to" 2 "holds a pretrained tokenizer's ids: train it with --pretrained DIR" "$d/no-model" \
+        "$trainer" train --data "tokens:$d/text.bin" --max-steps 5 --warmup-steps 1 --run-dir "$d/no-model"
+    python3 -c "import struct; open('$d/bad.bin', 'wb').write(struct.pack('<4H', 1, 2, 999, 3))"
+    row "--data tokens:PATH with ids past the vocabulary" 2 "holds token id at position 2 that is not below the vocabulary's 400" "$d/bad-ids" \
+        "$trainer" train --pretrained "$model" --data "tokens:$d/bad.bin" --max-steps 5 --warmup-steps 1 --run-dir "$d/bad-ids"
     mkdir -p "$d/mistral" && cp "$model"/* "$d/mistral/" && sed -i 's/"model_type": "gpt2"/"model_type": "mistral"/' "$d/mistral/config.json"
     row "a pretrained directory of a family Ember does not run" 2 "has model_type 'mistral'; Ember reads gpt2 and llama" "$d/mistral-run" \
         "$trainer" train --pretrained "$d/mistral" --data "text:$d/text.txt" --max-steps 5 --warmup-steps 1 --run-dir "$d/mistral-run"

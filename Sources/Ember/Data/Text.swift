@@ -104,7 +104,7 @@ public enum SavedTokenizer {
 /// A corpus's token ids: 16-bit when every id fits (2 bytes a token: a 50 MB text takes 100 MB),
 /// else 32-bit; a part of it (`slice`) shares the storage.
 public struct TokenIDs: Sendable {
-    private enum Storage: Sendable { case narrow([UInt16]), wide([Int32]) }
+    private enum Storage: Sendable { case narrow([UInt16]), wide([Int32]), mapped(Data, width: Int) }
     private let storage: Storage
     /// The part of the storage this stream is.
     public let range: Range<Int>
@@ -118,6 +118,29 @@ public struct TokenIDs: Sendable {
         range = 0..<ids.count
     }
 
+    /// A flat file of little-endian token ids, `bytesPerToken` (2 or 4) each, memory-mapped: a
+    /// corpus of a gigabyte is paged in as windows are read, never copied. Every id is checked
+    /// against `vocabularySize` (an error names the first that is not below it).
+    public init(mapping path: String, bytesPerToken: Int, vocabularySize: Int) throws {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
+            throw DataError.file(path, "cannot be read")
+        }
+        guard bytesPerToken == 2 || bytesPerToken == 4, data.count % bytesPerToken == 0, !data.isEmpty else {
+            throw DataError.file(path, "is not a whole number of \(bytesPerToken)-byte token ids (\(data.count) bytes)")
+        }
+        let count = data.count / bytesPerToken
+        let bad: Int? = data.withUnsafeBytes { raw in
+            for i in 0..<count {
+                let id = bytesPerToken == 2 ? Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                    : Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                if id >= vocabularySize { return i }
+            }
+            return nil
+        }
+        if let bad { throw DataError.file(path, "holds token id at position \(bad) that is not below the vocabulary's \(vocabularySize): ids of another tokenizer, or another width?") }
+        self.init(storage: .mapped(data, width: bytesPerToken), range: 0..<count)
+    }
+
     private init(storage: Storage, range: Range<Int>) {
         self.storage = storage
         self.range = range
@@ -125,13 +148,25 @@ public struct TokenIDs: Sendable {
 
     public var count: Int { range.count }
     /// Bytes a token takes (2 or 4).
-    public var bytesPerToken: Int { if case .narrow = storage { 2 } else { 4 } }
+    public var bytesPerToken: Int {
+        switch storage {
+        case .narrow: 2
+        case .wide: 4
+        case .mapped(_, let width): width
+        }
+    }
 
     /// Token `i` of this stream.
     public subscript(_ i: Int) -> Int {
         switch storage {
         case .narrow(let ids): Int(ids[range.lowerBound + i])
         case .wide(let ids): Int(ids[range.lowerBound + i])
+        case .mapped(let data, let width):
+            data.withUnsafeBytes { raw in
+                let at = (range.lowerBound + i) * width
+                return width == 2 ? Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+                    : Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+            }
         }
     }
 
