@@ -12,14 +12,14 @@ public enum Safetensors {
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         let keys = tensors.keys.sorted()
-        var blobs: [Data] = []
+        var types: [SafetensorsDType] = []
         for key in keys {
             let t = tensors[key]!
             let stored = storing[key] ?? SafetensorsDType(rawValue: t.dtype.safetensorsName)!
-            let blob = try stored.bytes(of: t, key: key)
-            header[key] = ["dtype": stored.rawValue, "shape": t.shape, "data_offsets": [offset, offset + blob.count]] as [String: Any]
-            offset += blob.count
-            blobs.append(blob)
+            let bytes = t.count * stored.byteSize
+            header[key] = ["dtype": stored.rawValue, "shape": t.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
+            offset += bytes
+            types.append(stored)
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         // Pad the header with spaces so the data starts 8-byte aligned.
@@ -27,7 +27,15 @@ public enum Safetensors {
         var data = Data(capacity: 8 + json.count + offset)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
         data.append(json)
-        for blob in blobs { data.append(blob) }
+        // Straight from the tensors' memory (one copy of a model, not two); other types converted.
+        for (key, stored) in zip(keys, types) {
+            let t = tensors[key]!
+            if stored.rawValue == t.dtype.safetensorsName {
+                data.append(UnsafeRawPointer(t.dataPointer).assumingMemoryBound(to: UInt8.self), count: t.count * t.dtype.byteSize)
+            } else {
+                data.append(try stored.bytes(of: t, key: key))
+            }
+        }
         return data
     }
 
