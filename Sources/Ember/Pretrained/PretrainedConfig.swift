@@ -36,7 +36,7 @@ public struct PretrainedConfig: @unchecked Sendable {  // `json` is never mutate
             (vocabularySize, hiddenSize, layers, heads) = (try int("vocab_size"), try int("n_embd"), try int("n_layer"), try int("n_head"))
             keyValueHeads = heads
             intermediateSize = (json["n_inner"] as? Int) ?? 4 * hiddenSize
-            maxPositions = try int("n_positions")
+            maxPositions = (json["n_positions"] as? Int) ?? (json["n_ctx"] as? Int) ?? 1024  // older files say n_ctx
             normEpsilon = (json["layer_norm_epsilon"] as? Double) ?? 1e-5
             scalesAttention = (json["scale_attn_weights"] as? Bool) ?? true
             (ropeTheta, tiesEmbeddings) = (0, true)
