@@ -198,12 +198,11 @@ public enum Checkpoints {
         try fm.createDirectory(atPath: temp, withIntermediateDirectories: true)
         var moved = false
         defer { if !moved { try? fm.removeItem(atPath: temp) } }  // a failed write leaves nothing behind
-        let modelData = try Safetensors.encode(model, metadata: ["format": "pt"])
-        let optimizerData = try Safetensors.encode(optimizer)
+        // The tensors stream from memory to the files, their checksums computed on the way.
         let stateData = try encoder.encode(state)
-        let sums = [modelFile: Checksum.crc32(modelData), optimizerFile: Checksum.crc32(optimizerData), stateFile: Checksum.crc32(stateData)]
-        try AtomicFile.write(modelData, to: (temp as NSString).appendingPathComponent(modelFile))
-        try AtomicFile.write(optimizerData, to: (temp as NSString).appendingPathComponent(optimizerFile))
+        let sums = [modelFile: try Safetensors.save(model, metadata: ["format": "pt"], to: (temp as NSString).appendingPathComponent(modelFile)),
+                    optimizerFile: try Safetensors.save(optimizer, to: (temp as NSString).appendingPathComponent(optimizerFile)),
+                    stateFile: Checksum.crc32(stateData)]
         try AtomicFile.write(stateData, to: (temp as NSString).appendingPathComponent(stateFile))
         try AtomicFile.write(try encoder.encode(sums), to: (temp as NSString).appendingPathComponent(checksumFile))
         if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }

@@ -7,28 +7,45 @@ import Glibc
 /// same directory, is flushed to disk, and is renamed over the destination.
 public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
+        _ = try write(to: path) { emit in try data.withUnsafeBytes { try emit($0) } }
+    }
+
+    /// Streams what `produce` hands its `emit` into the file, atomically as `write(_:to:)`, and
+    /// returns the bytes' CRC-32: a checkpoint of gigabytes is never held in memory whole.
+    @discardableResult
+    public static func write(to path: String, _ produce: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> UInt32 {
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let temp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw DataError.file(path, "cannot be written: \(String(cString: strerror(errno)))") }
-        var ok = true
-        data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n <= 0 { ok = false; break }
-                offset += n
+        var crc = CZlibCRC.start, failure: Int32 = 0
+        struct WriteFailed: Error {}
+        do {
+            try produce { raw in
+                crc = CZlibCRC.update(crc, raw)
+                var offset = 0
+                while offset < raw.count {
+                    let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n <= 0 { failure = n < 0 ? errno : ENOSPC; throw WriteFailed() }
+                    offset += n
+                }
             }
-        }
-        ok = ok && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(temp, path) == 0 else {
+            if fsync(fd) != 0 { failure = errno }
+        } catch is WriteFailed {
+        } catch {
+            close(fd)
             unlink(temp)
-            throw DataError.file(path, "could not be written completely: \(String(cString: strerror(errno)))")
+            throw error
+        }
+        close(fd)
+        guard failure == 0, rename(temp, path) == 0 else {
+            unlink(temp)
+            throw DataError.file(path, "could not be written completely: \(String(cString: strerror(failure != 0 ? failure : errno)))")
         }
         syncDirectory(dir)
+        return UInt32(crc)
     }
 
     /// Appends `data` (a line of a log, say) to the file at `path`, creating it: all of it or,
@@ -73,12 +90,19 @@ public enum Checksum {
 import CZlib
 
 enum CZlibCRC {
+    static var start: UInt { CZlib.crc32(0, nil, 0) }
+
     static func crc(_ p: UnsafePointer<UInt8>?, _ n: Int) -> UInt {
-        var c: UInt = CZlib.crc32(0, nil, 0)
-        var offset = 0
-        while offset < n {
-            let chunk = Swift.min(n - offset, Int(Int32.max))
-            c = CZlib.crc32(c, p! + offset, uInt(chunk))
+        update(start, UnsafeRawBufferPointer(start: p, count: n))
+    }
+
+    /// `c` continued over `bytes` (zlib takes at most 4 GiB a call).
+    static func update(_ c: UInt, _ bytes: UnsafeRawBufferPointer) -> UInt {
+        var c = c, offset = 0
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return c }
+        while offset < bytes.count {
+            let chunk = Swift.min(bytes.count - offset, Int(Int32.max))
+            c = CZlib.crc32(c, base + offset, uInt(chunk))
             offset += chunk
         }
         return c

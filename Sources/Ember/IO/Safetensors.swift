@@ -8,41 +8,58 @@ public enum Safetensors {
     /// `storing` names tensors to store in another element type (`"mask": .BOOL`, `"w": .BF16`).
     public static func encode(_ tensors: [String: Tensor], metadata: [String: String] = [:],
                               storing: [String: SafetensorsDType] = [:]) throws -> Data {
+        let plan = try layout(tensors, metadata: metadata, storing: storing)
+        var data = Data(capacity: plan.bytes)
+        try stream(tensors, plan) { data.append(contentsOf: $0) }
+        return data
+    }
+
+    /// Writes atomically, streaming each tensor from its memory (nothing of the size of the file
+    /// is built first); returns the file's CRC-32.
+    @discardableResult
+    public static func save(_ tensors: [String: Tensor], metadata: [String: String] = [:],
+                            storing: [String: SafetensorsDType] = [:], to path: String) throws -> UInt32 {
+        let plan = try layout(tensors, metadata: metadata, storing: storing)
+        return try AtomicFile.write(to: path) { emit in try stream(tensors, plan, emit) }
+    }
+
+    /// The file's header (length, JSON padded to 8 bytes) and each tensor's stored type, by key.
+    private struct Layout {
+        let header: Data, entries: [(key: String, stored: SafetensorsDType)], bytes: Int
+    }
+
+    private static func layout(_ tensors: [String: Tensor], metadata: [String: String],
+                               storing: [String: SafetensorsDType]) throws -> Layout {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
-        var offset = 0
-        let keys = tensors.keys.sorted()
-        var types: [SafetensorsDType] = []
-        for key in keys {
+        var offset = 0, entries: [(key: String, stored: SafetensorsDType)] = []
+        for key in tensors.keys.sorted() {
             let t = tensors[key]!
             let stored = storing[key] ?? SafetensorsDType(rawValue: t.dtype.safetensorsName)!
             let bytes = t.count * stored.byteSize
             header[key] = ["dtype": stored.rawValue, "shape": t.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
             offset += bytes
-            types.append(stored)
+            entries.append((key, stored))
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
-        // Pad the header with spaces so the data starts 8-byte aligned.
-        json.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - json.count % 8) % 8))
-        var data = Data(capacity: 8 + json.count + offset)
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
-        data.append(json)
-        // Straight from the tensors' memory (one copy of a model, not two); other types converted.
-        for (key, stored) in zip(keys, types) {
-            let t = tensors[key]!
-            if stored.rawValue == t.dtype.safetensorsName {
-                data.append(UnsafeRawPointer(t.dataPointer).assumingMemoryBound(to: UInt8.self), count: t.count * t.dtype.byteSize)
-            } else {
-                data.append(try stored.bytes(of: t, key: key))
-            }
-        }
-        return data
+        json.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - json.count % 8) % 8))  // data 8-byte aligned
+        var head = Data(capacity: 8 + json.count)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { head.append(contentsOf: $0) }
+        head.append(json)
+        return Layout(header: head, entries: entries, bytes: head.count + offset)
     }
 
-    /// Writes atomically.
-    public static func save(_ tensors: [String: Tensor], metadata: [String: String] = [:],
-                            storing: [String: SafetensorsDType] = [:], to path: String) throws {
-        try AtomicFile.write(try encode(tensors, metadata: metadata, storing: storing), to: path)
+    /// The header, then each tensor's bytes: straight from its memory, or converted (other types).
+    private static func stream(_ tensors: [String: Tensor], _ plan: Layout, _ emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try plan.header.withUnsafeBytes { try emit($0) }
+        for (key, stored) in plan.entries {
+            let t = tensors[key]!
+            if stored.rawValue == t.dtype.safetensorsName {
+                try emit(UnsafeRawBufferPointer(start: t.dataPointer, count: t.count * t.dtype.byteSize))
+            } else {
+                try stored.bytes(of: t, key: key).withUnsafeBytes { try emit($0) }
+            }
+        }
     }
 
     /// The largest header Ember reads (the reference implementation's limit too).
