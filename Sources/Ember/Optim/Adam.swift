@@ -4,21 +4,19 @@ import Foundation
 /// with `v` replaced by its running maximum under AMSGrad.
 public class Adam: Optimizer {
     /// One group's hyperparameters (PyTorch's keys, with the betas as `beta1` and `beta2`).
-    public struct Hyperparameters: OptimizerHyperparameters, Equatable {
+    public struct Hyperparameters: TabulatedHyperparameters, Equatable {
         public var beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.0
         public var amsgrad = false, maximize = false
 
-        public init(betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8, weightDecay: Double = 0, amsgrad: Bool = false, maximize: Bool = false) {
-            (beta1, beta2, self.eps, self.weightDecay, self.amsgrad, self.maximize) = (betas.0, betas.1, eps, weightDecay, amsgrad, maximize)
+        public static var fields: [HyperparameterField<Self>] {
+            [.number("beta1", \.beta1), .number("beta2", \.beta2), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
+             .flag("amsgrad", \.amsgrad), .flag("maximize", \.maximize)]
         }
 
-        public static let keys = ["beta1", "beta2", "eps", "weight_decay", "amsgrad", "maximize"]
-        public var values: [String: Double] {
-            ["beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weightDecay, "amsgrad": amsgrad ? 1 : 0, "maximize": maximize ? 1 : 0]
-        }
-        public static func read(_ v: [String: Double]) throws -> Self {
-            Self(betas: (try required(v, "beta1"), try required(v, "beta2")), eps: try required(v, "eps"), weightDecay: try required(v, "weight_decay"),
-                 amsgrad: try required(v, "amsgrad") != 0, maximize: try required(v, "maximize") != 0)
+        public init() {}
+
+        public init(betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8, weightDecay: Double = 0, amsgrad: Bool = false, maximize: Bool = false) {
+            (beta1, beta2, self.eps, self.weightDecay, self.amsgrad, self.maximize) = (betas.0, betas.1, eps, weightDecay, amsgrad, maximize)
         }
     }
 

@@ -95,6 +95,41 @@ extension OptimizerHyperparameters {
     }
 }
 
+/// One hyperparameter of a typed `Hyperparameters` struct: its PyTorch key and the property it is
+/// (booleans stored as 0 or 1). A table of these is each optimizer's one spelling of its keys.
+public struct HyperparameterField<H> {
+    public let key: String
+    let get: (H) -> Double
+    let set: (inout H, Double) -> Void
+
+    public static func number(_ key: String, _ path: WritableKeyPath<H, Double>) -> Self {
+        Self(key: key, get: { $0[keyPath: path] }, set: { $0[keyPath: path] = $1 })
+    }
+
+    public static func flag(_ key: String, _ path: WritableKeyPath<H, Bool>) -> Self {
+        Self(key: key, get: { $0[keyPath: path] ? 1 : 0 }, set: { $0[keyPath: path] = $1 != 0 })
+    }
+}
+
+/// Hyperparameters described by a table of fields: their keys, values and reading follow from it.
+public protocol TabulatedHyperparameters: OptimizerHyperparameters {
+    /// PyTorch's defaults.
+    init()
+    static var fields: [HyperparameterField<Self>] { get }
+}
+
+extension TabulatedHyperparameters {
+    public static var keys: [String] { fields.map(\.key) }
+
+    public var values: [String: Double] { Dictionary(uniqueKeysWithValues: Self.fields.map { ($0.key, $0.get(self)) }) }
+
+    public static func read(_ values: [String: Double]) throws -> Self {
+        var h = Self()
+        for field in fields { field.set(&h, try required(values, field.key)) }
+        return h
+    }
+}
+
 /// A hyperparameter an optimizer cannot use: missing, unknown, or out of range.
 public struct OptimizerError: Error, CustomStringConvertible {
     public let description: String

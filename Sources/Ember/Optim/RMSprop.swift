@@ -4,21 +4,19 @@
 public final class RMSprop: Optimizer {
     /// One group's hyperparameters (PyTorch's keys: `alpha`, `eps`, `weight_decay`, `momentum`,
     /// `centered`, `maximize`).
-    public struct Hyperparameters: OptimizerHyperparameters, Equatable {
+    public struct Hyperparameters: TabulatedHyperparameters, Equatable {
         public var alpha = 0.99, eps = 1e-8, weightDecay = 0.0, momentum = 0.0
         public var centered = false, maximize = false
 
-        public init(alpha: Double = 0.99, eps: Double = 1e-8, weightDecay: Double = 0, momentum: Double = 0, centered: Bool = false, maximize: Bool = false) {
-            (self.alpha, self.eps, self.weightDecay, self.momentum, self.centered, self.maximize) = (alpha, eps, weightDecay, momentum, centered, maximize)
+        public static var fields: [HyperparameterField<Self>] {
+            [.number("alpha", \.alpha), .number("eps", \.eps), .number("weight_decay", \.weightDecay), .number("momentum", \.momentum),
+             .flag("centered", \.centered), .flag("maximize", \.maximize)]
         }
 
-        public static let keys = ["alpha", "eps", "weight_decay", "momentum", "centered", "maximize"]
-        public var values: [String: Double] {
-            ["alpha": alpha, "eps": eps, "weight_decay": weightDecay, "momentum": momentum, "centered": centered ? 1 : 0, "maximize": maximize ? 1 : 0]
-        }
-        public static func read(_ v: [String: Double]) throws -> Self {
-            Self(alpha: try required(v, "alpha"), eps: try required(v, "eps"), weightDecay: try required(v, "weight_decay"),
-                 momentum: try required(v, "momentum"), centered: try required(v, "centered") != 0, maximize: try required(v, "maximize") != 0)
+        public init() {}
+
+        public init(alpha: Double = 0.99, eps: Double = 1e-8, weightDecay: Double = 0, momentum: Double = 0, centered: Bool = false, maximize: Bool = false) {
+            (self.alpha, self.eps, self.weightDecay, self.momentum, self.centered, self.maximize) = (alpha, eps, weightDecay, momentum, centered, maximize)
         }
     }
 
@@ -68,22 +66,19 @@ public final class RMSprop: Optimizer {
 public final class Adagrad: Optimizer {
     /// One group's hyperparameters (PyTorch's keys: `lr_decay`, `weight_decay`,
     /// `initial_accumulator_value`, `eps`, `maximize`).
-    public struct Hyperparameters: OptimizerHyperparameters, Equatable {
+    public struct Hyperparameters: TabulatedHyperparameters, Equatable {
         public var lrDecay = 0.0, weightDecay = 0.0, initialAccumulatorValue = 0.0, eps = 1e-10
         public var maximize = false
 
-        public init(lrDecay: Double = 0, weightDecay: Double = 0, initialAccumulatorValue: Double = 0, eps: Double = 1e-10, maximize: Bool = false) {
-            (self.lrDecay, self.weightDecay, self.initialAccumulatorValue, self.eps, self.maximize) = (lrDecay, weightDecay, initialAccumulatorValue, eps, maximize)
+        public static var fields: [HyperparameterField<Self>] {
+            [.number("lr_decay", \.lrDecay), .number("weight_decay", \.weightDecay),
+             .number("initial_accumulator_value", \.initialAccumulatorValue), .number("eps", \.eps), .flag("maximize", \.maximize)]
         }
 
-        public static let keys = ["lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"]
-        public var values: [String: Double] {
-            ["lr_decay": lrDecay, "weight_decay": weightDecay, "initial_accumulator_value": initialAccumulatorValue, "eps": eps, "maximize": maximize ? 1 : 0]
-        }
-        public static func read(_ v: [String: Double]) throws -> Self {
-            Self(lrDecay: try required(v, "lr_decay"), weightDecay: try required(v, "weight_decay"),
-                 initialAccumulatorValue: try required(v, "initial_accumulator_value"), eps: try required(v, "eps"),
-                 maximize: try required(v, "maximize") != 0)
+        public init() {}
+
+        public init(lrDecay: Double = 0, weightDecay: Double = 0, initialAccumulatorValue: Double = 0, eps: Double = 1e-10, maximize: Bool = false) {
+            (self.lrDecay, self.weightDecay, self.initialAccumulatorValue, self.eps, self.maximize) = (lrDecay, weightDecay, initialAccumulatorValue, eps, maximize)
         }
     }
 

@@ -4,21 +4,19 @@
 public final class SGD: Optimizer {
     /// One group's hyperparameters (PyTorch's keys: `momentum`, `dampening`, `weight_decay`,
     /// `nesterov`, `maximize`).
-    public struct Hyperparameters: OptimizerHyperparameters, Equatable {
+    public struct Hyperparameters: TabulatedHyperparameters, Equatable {
         public var momentum = 0.0, dampening = 0.0, weightDecay = 0.0
         public var nesterov = false, maximize = false
 
-        public init(momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0, nesterov: Bool = false, maximize: Bool = false) {
-            (self.momentum, self.dampening, self.weightDecay, self.nesterov, self.maximize) = (momentum, dampening, weightDecay, nesterov, maximize)
+        public static var fields: [HyperparameterField<Self>] {
+            [.number("momentum", \.momentum), .number("dampening", \.dampening), .number("weight_decay", \.weightDecay),
+             .flag("nesterov", \.nesterov), .flag("maximize", \.maximize)]
         }
 
-        public static let keys = ["momentum", "dampening", "weight_decay", "nesterov", "maximize"]
-        public var values: [String: Double] {
-            ["momentum": momentum, "dampening": dampening, "weight_decay": weightDecay, "nesterov": nesterov ? 1 : 0, "maximize": maximize ? 1 : 0]
-        }
-        public static func read(_ v: [String: Double]) throws -> Self {
-            Self(momentum: try required(v, "momentum"), dampening: try required(v, "dampening"), weightDecay: try required(v, "weight_decay"),
-                 nesterov: try required(v, "nesterov") != 0, maximize: try required(v, "maximize") != 0)
+        public init() {}
+
+        public init(momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0, nesterov: Bool = false, maximize: Bool = false) {
+            (self.momentum, self.dampening, self.weightDecay, self.nesterov, self.maximize) = (momentum, dampening, weightDecay, nesterov, maximize)
         }
     }
 
