@@ -49,6 +49,15 @@ public enum Bench {
         }
     }
 
+    /// A Hugging Face directory's model fine-tuned as `trainer train --pretrained` does: 2 windows
+    /// of up to 256 tokens a step, AdamW at 3e-5 (`examples/pytorch/pretrained_bench.py` is the twin).
+    static func pretrainedSetup(_ directory: String, generator g: Generator) throws -> (model: Module, x: Tensor, y: Tensor, batch: Int, loss: (Tensor, Tensor) -> Tensor, lr: Double, momentum: Double) {
+        let m = try CausalLM.fromPretrained(directory)
+        let (v, t) = (m.config.vocabularySize, min(256, m.config.maxPositions))
+        return (m, Tensor.randint(high: v, [2, t], generator: g), Tensor.randint(high: v, [2, t], generator: g), 2,
+                { Losses.crossEntropy($0.reshape([-1, v]), $1.flatten()) }, 3e-5, 0)
+    }
+
     /// The benchmark models exactly as specified (batch, loss and optimizer included): the
     /// trainer's own presets (`ModelFactory`), so `bench` times what `train` trains.
     static func setup(_ name: String, generator g: Generator) -> (model: Module, x: Tensor, y: Tensor, batch: Int, loss: (Tensor, Tensor) -> Tensor, lr: Double, momentum: Double) {
@@ -92,15 +101,17 @@ public enum Bench {
     /// micro-batches of that size, their gradients added in micro-batch order over the ranks.
     public static func run(_ name: String, steps: Int, warmup: Int, threads: Int, comm: Communicator, overlap: Bool = true,
                            shardedStep: Bool? = nil, optimizer kind: String = "sgd", phases timePhases: Bool = false,
-                           deterministicMicroBatch: Int? = nil, precision: Precision = .float32) throws -> Result {
+                           deterministicMicroBatch: Int? = nil, precision: Precision = .float32, pretrained: String? = nil) throws -> Result {
         setNumThreads(threads)
-        let s = setup(name, generator: Generator(seed: 0))
+        let s = try pretrained.map { try pretrainedSetup($0, generator: Generator(seed: 0)) } ?? setup(name, generator: Generator(seed: 0))
+        let languageModel = ["gpt", "lstm"].contains(name) || pretrained != nil
         let micro = deterministicMicroBatch
         if let micro, s.batch % micro != 0 { throw ConfigError("--micro-batch \(micro) must divide \(name)'s batch of \(s.batch)") }
         let sharded = micro == nil && (shardedStep ?? DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize))
         let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: sharded)
         let exact = micro == nil ? nil : try ddp.deterministicGradients()
-        let optimizer: Optimizer = name == "gpt" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001, weightDecay: 0.1)
+        let optimizer: Optimizer = pretrained != nil ? AdamW(parameters: s.model.parameters(), learningRate: s.lr, weightDecay: 0.1)
+            : name == "gpt" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001, weightDecay: 0.1)
             : name == "lstm" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001)
             : kind == "adam" ? Adam(parameters: s.model.parameters(), learningRate: 0.001)
             : SGD(parameters: s.model.parameters(), learningRate: s.lr, momentum: s.momentum)
@@ -168,10 +179,10 @@ public enum Bench {
         result.overlap = overlap
         result.shardedStep = ddp.shardsOptimizerStep
         result.transport = comm.transportSelection?.transportName ?? "mpi"
-        result.optimizer = ["gpt", "lstm"].contains(name) ? "adamw" : kind
+        result.optimizer = languageModel ? "adamw" : kind
         result.microBatch = micro
         result.precision = precision
-        if ["gpt", "lstm"].contains(name) { result.tokensPerSample = 64 }
+        if languageModel { result.tokensPerSample = s.x.shape[1] }
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result
     }

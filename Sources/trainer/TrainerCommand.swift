@@ -113,6 +113,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
     @Flag(help: "Also measure DataLoader throughput on MNIST-shaped data.") var loader = false
     @Option(help: "fp32, or bf16: matrix products on the CPU's bfloat16 units (docs/precision.md).") var precision = "fp32"
+    @Option(help: "Time fine-tuning this Hugging Face model directory instead of the models (docs/pretrained.md).") var pretrained: String?
     @Flag(help: "Only time the float32 matrix products of the models' shapes on each library (GFLOP/s), one line per shape.") var products = false
     @Flag(help: "Also print rank 0's mean time per step in forward, backward, synchronize and optimizer step.") var phases = false
     @Flag(help: "Time --deterministic's step: micro-batches, gradients added in micro-batch order (docs/distributed.md).") var deterministic = false
@@ -121,8 +122,8 @@ struct Bench: ParsableCommand {
     var compare: Int?
 
     func run() throws {
-        let models = model == "all" ? EmberTrainer.Bench.models : [model]
-        guard models.allSatisfy(EmberTrainer.Bench.models.contains) else {
+        let models = pretrained != nil ? ["pretrained"] : model == "all" ? EmberTrainer.Bench.models : [model]
+        guard pretrained != nil || models.allSatisfy(EmberTrainer.Bench.models.contains) else {
             TrainingCommandLine.fail(ConfigError("--model \(model) is not one of \(EmberTrainer.Bench.models.joined(separator: ", ")), all"), status: 2)
         }
         guard ["sgd", "adam"].contains(optimizer) else { TrainingCommandLine.fail(ConfigError("--optimizer \(optimizer) is not one of sgd, adam"), status: 2) }
@@ -142,7 +143,7 @@ struct Bench: ParsableCommand {
                     let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm,
                                                             overlap: overlaps, shardedStep: shardOptimizer, optimizer: optimizer, phases: phases,
                                                             deterministicMicroBatch: deterministic ? microBatch ?? EmberTrainer.Bench.batch(of: name) : nil,
-                                                            precision: productPrecision)
+                                                            precision: productPrecision, pretrained: pretrained)
                     if comm.rank == 0 { print(result.line) }
                     if comm.rank == 0, let line = result.phaseLine { print(line) }
                     return result

@@ -33,6 +33,9 @@ open('$d/text.txt', 'w').write('\n'.join(lines * 150))"
     python3 -c "import struct; open('$d/bad.bin', 'wb').write(struct.pack('<4H', 1, 2, 999, 3))"
     row "--data tokens:PATH with ids past the vocabulary" 2 "holds token id at position 2 that is not below the vocabulary's 400" "$d/bad-ids" \
         "$trainer" train --pretrained "$model" --data "tokens:$d/bad.bin" --max-steps 5 --warmup-steps 1 --run-dir "$d/bad-ids"
+    "$trainer" bench --pretrained "$model" --steps 3 --warmup 1 > "$d/bench.log" 2>&1
+    expect "pretrained: trainer bench --pretrained times the directory's model (tokens/s, products)" "$d/bench.log" \
+        grep -qE "^pretrained world=1 threads=1 .*products=[a-z]+:[a-z0-9_]+ optimizer=adamw tokens_per_s=[0-9]+" "$d/bench.log"
     mkdir -p "$d/mistral" && cp "$model"/* "$d/mistral/" && sed -i 's/"model_type": "gpt2"/"model_type": "mistral"/' "$d/mistral/config.json"
     row "a pretrained directory of a family Ember does not run" 2 "has model_type 'mistral'; Ember reads gpt2 and llama" "$d/mistral-run" \
         "$trainer" train --pretrained "$d/mistral" --data "text:$d/text.txt" --max-steps 5 --warmup-steps 1 --run-dir "$d/mistral-run"
