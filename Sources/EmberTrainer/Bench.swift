@@ -49,6 +49,32 @@ public enum Bench {
         }
     }
 
+    /// Each model's specified optimizer (`kind` "adam": Adam at 0.001 in place of SGD).
+    static func makeOptimizer(_ name: String, pretrained: Bool, kind: String, _ params: [Tensor], lr: Double, momentum: Double) -> Optimizer {
+        if pretrained { return AdamW(parameters: params, learningRate: lr, weightDecay: 0.1) }
+        switch name {
+        case "gpt": return AdamW(parameters: params, learningRate: 0.001, weightDecay: 0.1)
+        case "lstm": return AdamW(parameters: params, learningRate: 0.001)
+        default: return kind == "adam" ? Adam(parameters: params, learningRate: 0.001) : SGD(parameters: params, learningRate: lr, momentum: momentum)
+        }
+    }
+
+    /// Seconds of `steps` timed steps after `warmup` untimed ones, products profiled meanwhile; the
+    /// slowest rank's, since it sets the pace of a synchronous job.
+    static func time(steps: Int, warmup: Int, comm: Communicator, afterWarmup: () -> Void, _ step: () throws -> Void) throws -> Double {
+        for _ in 0..<warmup { try step() }
+        afterWarmup()
+        try comm.barrier()
+        KernelProfile.isEnabled = true
+        KernelProfile.reset()
+        defer { KernelProfile.isEnabled = false }
+        let start = Date()
+        for _ in 0..<steps { try step() }
+        var e = [Date().timeIntervalSince(start)]
+        try e.withUnsafeMutableBufferPointer { try comm.allreduce($0.baseAddress!, count: 1, op: .max) }
+        return e[0]
+    }
+
     /// A Hugging Face directory's model fine-tuned as `trainer train --pretrained` does: 2 windows
     /// of up to 256 tokens a step, AdamW at 3e-5 (`examples/pytorch/pretrained_bench.py` is the twin).
     static func pretrainedSetup(_ directory: String, generator g: Generator) throws -> (model: Module, x: Tensor, y: Tensor, batch: Int, loss: (Tensor, Tensor) -> Tensor, lr: Double, momentum: Double) {
@@ -110,11 +136,7 @@ public enum Bench {
         let sharded = micro == nil && (shardedStep ?? DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize))
         let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: sharded)
         let exact = micro == nil ? nil : try ddp.deterministicGradients()
-        let optimizer: Optimizer = pretrained != nil ? AdamW(parameters: s.model.parameters(), learningRate: s.lr, weightDecay: 0.1)
-            : name == "gpt" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001, weightDecay: 0.1)
-            : name == "lstm" ? AdamW(parameters: s.model.parameters(), learningRate: 0.001)
-            : kind == "adam" ? Adam(parameters: s.model.parameters(), learningRate: 0.001)
-            : SGD(parameters: s.model.parameters(), learningRate: s.lr, momentum: s.momentum)
+        let optimizer = makeOptimizer(name, pretrained: pretrained != nil, kind: kind, s.model.parameters(), lr: s.lr, momentum: s.momentum)
         var phaseNanoseconds = [UInt64](repeating: 0, count: 4)
         var timing = false
         func lap(_ phase: Int, since start: inout UInt64) {
@@ -156,20 +178,9 @@ public enum Bench {
             }
             lap(3, since: &t)
         }
-        func timedStep() throws { try autocast(precision) { try step() } }
-        for _ in 0..<warmup { try timedStep() }
-        timing = timePhases
-        try comm.barrier()
-        KernelProfile.isEnabled = true
-        KernelProfile.reset()
-        let start = Date()
-        for _ in 0..<steps { try timedStep() }
-        var elapsed = Date().timeIntervalSince(start)
-        KernelProfile.isEnabled = false
-        // The slowest rank sets the pace of a synchronous job.
-        var e = [elapsed]
-        try e.withUnsafeMutableBufferPointer { try comm.allreduce($0.baseAddress!, count: 1, op: .max) }
-        elapsed = e[0]
+        let elapsed = try time(steps: steps, warmup: warmup, comm: comm, afterWarmup: { timing = timePhases }) {
+            try autocast(precision) { try step() }
+        }
         let stepSeconds = elapsed / Double(steps)
         var result = Result(name: name, world: comm.worldSize, threads: threads,
                             samplesPerSecond: Double(s.batch * comm.worldSize) / stepSeconds, stepMilliseconds: stepSeconds * 1000,

@@ -25,7 +25,7 @@ extension CausalLM {
     /// The logits `[vocab]` after `tokens`, the tokens that follow those `cache` holds (the whole
     /// prompt first, then one token at a time), extending the cache. Without gradients.
     public func nextLogits(after tokens: [Int], cache: KVCache) -> Tensor {
-        precondition(!tokens.isEmpty)
+        require(!tokens.isEmpty, "nextLogits(after:cache:) needs at least one token")
         return noGrad {
             let x = Tensor(indices: tokens, shape: [1, tokens.count])
             let hidden: Tensor, head: Tensor
@@ -49,6 +49,6 @@ extension CausalLM {
 /// Attention of new queries over the cached and new keys: causal among the new ones when the
 /// cache is empty (the prompt), unmasked for one new token (it sees every earlier one).
 func cachedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, fresh: Bool, scale: Double? = nil) -> Tensor {
-    precondition(fresh || q.shape[2] == 1, "a cache is extended by the prompt, then one token at a time")
+    require(fresh || q.shape[2] == 1, "a KVCache is extended by the prompt, then one token at a time (got \(q.shape[2]) new tokens)")
     return Tensor.scaledDotProductAttention(q, k, v, isCausal: fresh, scale: scale)
 }
