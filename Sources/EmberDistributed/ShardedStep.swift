@@ -41,6 +41,23 @@ extension DataParallel {
             optimizer.step()
             return
         }
+        try reducer.shardedStep(optimizer, clipNorm: clipNorm, clipValue: clipValue)
+    }
+
+    /// The optimizer's whole state dict, the same on every rank: with a sharded step each rank
+    /// holds per-element state for its own shard only, so every rank must call this (it is a
+    /// collective) to save or inspect it. Unsharded, it is `optimizer.stateDict()`. The
+    /// optimizer itself is left as it is; `loadStateDict` of the result works sharded or not.
+    public func optimizerStateDict(_ optimizer: Optimizer) throws -> (tensors: [String: Tensor], groups: [[String: Double]]) {
+        try reducer.optimizerStateDict(optimizer)
+    }
+}
+
+/// The sharded step's parts: which elements are this rank's, the update of those, the state dict.
+extension GradientReducer {
+    /// Reduce-scatter (usually done by backward's end), clip and update this rank's shard,
+    /// allgather the updated shards.
+    func shardedStep(_ optimizer: Optimizer, clipNorm: Double?, clipValue: Double?) throws {
         guard optimizer.updatesElementwise else {
             throw CommunicatorError.mismatch("\(type(of: optimizer)) does not declare its update elementwise (updatesElementwise), so a sharded step would update each shard with the wrong values; use DataParallel(shardOptimizerStep: false)")
         }
@@ -64,7 +81,7 @@ extension DataParallel {
         try stepEnded()
     }
 
-    /// Each of this DataParallel's parameters' index in `optimizer.state` (nil when the
+    /// Each of the reducer's parameters' index in `optimizer.state` (nil when the
     /// optimizer does not hold it), and the optimizer's other parameters with their indices.
     private func optimizerIndex(_ optimizer: Optimizer) -> (index: [Int?], foreign: [(Int, Tensor)]) {
         var position: [ObjectIdentifier: Int] = [:]
@@ -92,11 +109,8 @@ extension DataParallel {
         }
     }
 
-    /// The optimizer's whole state dict, the same on every rank: with a sharded step each rank
-    /// holds per-element state for its own shard only, so every rank must call this (it is a
-    /// collective) to save or inspect it. Unsharded, it is `optimizer.stateDict()`. The
-    /// optimizer itself is left as it is; `loadStateDict` of the result works sharded or not.
-    public func optimizerStateDict(_ optimizer: Optimizer) throws -> (tensors: [String: Tensor], groups: [[String: Double]]) {
+    /// `DataParallel.optimizerStateDict`.
+    func optimizerStateDict(_ optimizer: Optimizer) throws -> (tensors: [String: Tensor], groups: [[String: Double]]) {
         let local = optimizer.stateDict()
         guard shardsOptimizerStep else { return local }
         let (index, foreign) = optimizerIndex(optimizer)

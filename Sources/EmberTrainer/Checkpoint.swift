@@ -47,7 +47,7 @@ public struct PlateauState: Codable, Equatable {
 
 /// One line of `metrics.jsonl` (per epoch), also kept in checkpoints for the report. A task's
 /// own metrics sit beside the fixed ones, flat: `train_tokens`, `val_perplexity`.
-public struct EpochRecord: Codable, Equatable {
+public struct EpochRecord: Codable, Equatable, FlatRecord {
     public var epoch: Int
     public var step: Int
     public var trainLoss: Double
@@ -57,7 +57,8 @@ public struct EpochRecord: Codable, Equatable {
     public var lr: Double
     public var epochSeconds: Double
     public var samplesPerSecond: Double
-    /// `train_<name>` and `val_<name>` of the task's metrics other than accuracy.
+    /// `train_<name>` and `val_<name>` of the task's metrics other than accuracy (flat beside
+    /// the fields above in `metrics.jsonl`: `FlatRecord`).
     public var extra: [String: Double] = [:]
 
     public init(epoch: Int, step: Int, trainLoss: Double, trainAccuracy: Double?, valLoss: Double?, valAccuracy: Double?,
@@ -67,7 +68,7 @@ public struct EpochRecord: Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case epoch, step, lr
+        case epoch, step, lr, extra
         case trainLoss = "train_loss", trainAccuracy = "train_accuracy", valLoss = "val_loss", valAccuracy = "val_accuracy"
         case epochSeconds = "epoch_s", samplesPerSecond = "samples_per_s"
     }
@@ -81,58 +82,6 @@ public struct EpochRecord: Codable, Equatable {
         if let valLoss { v["val_loss"] = valLoss }
         if let valAccuracy { v["val_accuracy"] = valAccuracy }
         return v
-    }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        epoch = try c.decode(Int.self, forKey: .epoch)
-        step = try c.decode(Int.self, forKey: .step)
-        trainLoss = try c.decode(Double.self, forKey: .trainLoss)
-        trainAccuracy = try c.decodeIfPresent(Double.self, forKey: .trainAccuracy)
-        valLoss = try c.decodeIfPresent(Double.self, forKey: .valLoss)
-        valAccuracy = try c.decodeIfPresent(Double.self, forKey: .valAccuracy)
-        lr = try c.decode(Double.self, forKey: .lr)
-        epochSeconds = try c.decode(Double.self, forKey: .epochSeconds)
-        samplesPerSecond = try c.decode(Double.self, forKey: .samplesPerSecond)
-        extra = try AnyKey.extras(from: decoder, besides: CodingKeys.allCases.map(\.rawValue))
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(epoch, forKey: .epoch)
-        try c.encode(step, forKey: .step)
-        try c.encode(trainLoss, forKey: .trainLoss)
-        try c.encodeIfPresent(trainAccuracy, forKey: .trainAccuracy)
-        try c.encodeIfPresent(valLoss, forKey: .valLoss)
-        try c.encodeIfPresent(valAccuracy, forKey: .valAccuracy)
-        try c.encode(lr, forKey: .lr)
-        try c.encode(epochSeconds, forKey: .epochSeconds)
-        try c.encode(samplesPerSecond, forKey: .samplesPerSecond)
-        try AnyKey.encode(extra, to: encoder)
-    }
-}
-
-/// A coding key of any name: metrics of a task's own, written flat beside a record's fields.
-struct AnyKey: CodingKey {
-    let stringValue: String
-    init(_ s: String) { stringValue = s }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    var intValue: Int? { nil }
-    init?(intValue: Int) { nil }
-
-    /// The numbers under keys other than `known`.
-    static func extras(from decoder: Decoder, besides known: [String]) throws -> [String: Double] {
-        let all = try decoder.container(keyedBy: AnyKey.self), known = Set(known)
-        var extra: [String: Double] = [:]
-        for key in all.allKeys where !known.contains(key.stringValue) {
-            if let v = try? all.decode(Double.self, forKey: key) { extra[key.stringValue] = v }
-        }
-        return extra
-    }
-
-    static func encode(_ extra: [String: Double], to encoder: Encoder) throws {
-        var all = encoder.container(keyedBy: AnyKey.self)
-        for (k, v) in extra { try all.encode(v, forKey: AnyKey(k)) }
     }
 }
 
@@ -171,6 +120,15 @@ public enum Checkpoints {
         d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return d
     }()
+
+    /// A `state.json`; one written before records nested their metrics (`FlatRecord`) too.
+    static func decodeState(_ data: Data) throws -> CheckpointState {
+        do { return try decoder.decode(CheckpointState.self, from: data) } catch DecodingError.keyNotFound(let key, _) where key.stringValue == "extra" {
+            var object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+            object["history"] = (object["history"] as? [[String: Any]])?.map(EpochRecord.nested)
+            return try decoder.decode(CheckpointState.self, from: JSONSerialization.data(withJSONObject: object))
+        }
+    }
 
     /// Removes what killed writers left in a run: half-written checkpoint directories and
     /// temporary files of atomic writes.
@@ -246,7 +204,7 @@ public enum Checkpoints {
             throw DataError.file(path, "is not a checkpoint (no \(stateFile))")
         }
         let state: CheckpointState
-        do { state = try decoder.decode(CheckpointState.self, from: stateData) } catch {
+        do { state = try decodeState(stateData) } catch {
             throw DataError.file(statePath, "is corrupt (not valid checkpoint JSON)")
         }
         var sums = state.checksums
@@ -325,7 +283,7 @@ public enum Checkpoints {
             ? [resume] : list(runDir: own).reversed()
         for path in candidates {
             if let data = FileManager.default.contents(atPath: (path as NSString).appendingPathComponent(stateFile)),
-               let state = try? decoder.decode(CheckpointState.self, from: data) {
+               let state = try? decodeState(data) {
                 return state.config
             }
         }

@@ -54,7 +54,7 @@ extension RankLoop {
 
     func coordinatorWantsToStop(_ record: EpochRecord) -> Bool {
         guard let value = record.values[config.monitor] else { return false }
-        plateau?.step(value)
+        learningRate.epochEnded(monitored: value)
         let better = monitorHigherIsBetter ? bestMonitored.map { value > $0 + config.minDelta } : bestMonitored.map { value < $0 - config.minDelta }
         if better ?? true {
             bestMonitored = value

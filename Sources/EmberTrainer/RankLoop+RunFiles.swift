@@ -13,7 +13,7 @@ let metricsEncoder: JSONEncoder = {
 
 extension RankLoop {
     func metricsLine(_ record: EpochRecord) throws -> Data {
-        var line = try metricsEncoder.encode(record)
+        var line = try EpochRecord.flatJSON(record, encoder: metricsEncoder)
         line.append(0x0a)
         return line
     }
@@ -67,8 +67,7 @@ extension RankLoop {
         }
         let state = CheckpointState(
             epoch: epoch, batchInEpoch: batchInEpoch, globalStep: globalStep, worldSize: comm.worldSize, config: config,
-            optimizerGroups: opt.groups, schedulerEpoch: stepSchedule?.lastEpoch,
-            plateau: plateau.map { PlateauState(best: $0.best, badEpochs: $0.badEpochs, cooldown: $0.cooldownCounter) },
+            optimizerGroups: opt.groups, schedulerEpoch: learningRate.checkpointed.schedulerEpoch, plateau: learningRate.checkpointed.plateau,
             bestValLoss: bestMonitored, epochsWithoutImprovement: epochsWithoutImprovement, generatorStates: states,
             epochSums: [epochLoss.sum, epochMetrics.values["accuracy"]?.value ?? 0, epochLoss.samples],
             epochMetrics: epochMetrics.stored, taskState: try task.checkpointState(),
@@ -123,7 +122,7 @@ extension RankLoop {
         } else {
             log.warning("the weights are not finite; final.safetensors was not written (the checkpoints hold the last good weights)")
         }
-        let json = try Checkpoints.encoder.encode(summary)
+        let json = try RunSummary.flatJSON(summary, encoder: Checkpoints.encoder)
         try AtomicFile.write(json, to: (runDir as NSString).appendingPathComponent("summary.json"))
         try AtomicFile.write(Data(Report.svg(history: history, testAccuracy: summary.testAccuracy).utf8),
                              to: (runDir as NSString).appendingPathComponent("report.svg"))

@@ -9,7 +9,7 @@ extension RankLoop {
     /// or a callback's request at an optimizer step end it early.
     func trainEpoch(_ loader: BatchLoader<Task.Batch?>, progress: inout ProgressReporter) throws -> EpochOutcome {
         model.train()
-        if let lr = epochSchedule.learningRate(epoch: epoch) { optimizer.learningRate = lr }
+        learningRate.epochBegins(epoch)
         loader.setEpoch(epoch)
         let epochStart = Date()
         var batch = 0, micro = 0
@@ -48,34 +48,18 @@ extension RankLoop {
 
     func trainStepInPrecision(indices: [Int], samples: Task.Batch?, boundary: Bool) throws -> BatchStatistics {
         try settings.injectedFailure?.check(rank: comm.rank, step: globalStep)
-        let local: BatchStatistics
-        if let plan {
-            local = try measure("deterministic step", "step") { try deterministicBatch(indices: indices, plan: plan) }
-        } else {
-            guard let samples else { fatalError("the loader makes batches unless the step is deterministic") }
-            local = try trainBatch(samples, count: train.weight(of: indices), synchronize: boundary)
-        }
+        let local = try steps.forwardBackward(indices: indices, samples: samples, step: globalStep, synchronize: boundary)
         if boundary { try optimizerStep() }
         // One small allreduce per batch: exact global loss and metrics, and agreement on a stop.
-        // (Deterministic steps already combined theirs in micro-batch order.)
-        return try plan == nil ? measure("metrics (waiting for every rank)", "sync") { try reduce(local) } : local
+        return try steps.totals(local)
     }
 
-    /// The update at an accumulation boundary: the per-step rate, clipping, the step (sharded by
-    /// DataParallel, or taken alike by every rank on the summed gradients in deterministic mode).
+    /// The update at an accumulation boundary: the step's rate, clipping and the optimizer's step.
     func optimizerStep() throws {
-        if let lr = perStepSchedule.learningRate(step: globalStep) { optimizer.learningRate = lr }
-        try measure("optimizer step", "optimizer") {
-            if plan != nil {
-                if let c = config.clipValue { GradClip.clipValue(model.parameters(), clipValue: c) }
-                if let c = config.clipNorm { GradClip.clipNorm(model.parameters(), maxNorm: c) }
-                optimizer.step()
-            } else {
-                try ddp.step(optimizer, clipNorm: config.clipNorm, clipValue: config.clipValue)
-            }
-        }
+        learningRate.stepBegins(globalStep)
+        try measure("optimizer step", "optimizer") { try steps.update() }
         optimizer.zeroGrad()
-        stepSchedule?.step()
+        learningRate.stepEnded()
         globalStep += 1
     }
 
@@ -106,32 +90,6 @@ extension RankLoop {
         return totals.stopSignal ? .interrupted : .requested(agreedRequest())
     }
 
-    /// Forward and backward of one batch of `count` samples: this rank's loss sum and metrics.
-    func trainBatch(_ batch: Task.Batch, count: Double, synchronize: Bool) throws -> BatchStatistics {
-        let forwardBackward = { () throws -> BatchStatistics in
-            var log = MetricLog(self.metrics)
-            try self.ddp.broadcastBuffersForTraining()
-            let loss = self.measure("forward", "forward") { self.task.trainingStep(model: self.model, batch: batch, log: &log) }
-            self.measure("backward", "backward") { (loss / Float(self.config.gradAccumulation)).backward() }
-            var s = BatchStatistics()
-            s.lossSum = loss.doubleItem() * count
-            s.samples = count
-            s.metrics.values = log.values
-            return s
-        }
-        var s = synchronize ? try forwardBackward() : try ddp.noSync(forwardBackward)
-        s.stopSignal = StopSignal.received != 0
-        s.stopRequest = context.stopReason != nil
-        return s
-    }
-
-    /// The batch's statistics summed over the ranks.
-    func reduce(_ local: BatchStatistics) throws -> BatchStatistics {
-        let prefix = [local.lossSum, local.samples, local.stopSignal ? 1 : 0, local.stopRequest ? 1 : 0]
-        let (p, totals) = try MetricTotals.reduce(local.metrics.values, metrics, prefix: prefix, comm: comm)
-        return BatchStatistics(lossSum: p[0], samples: p[1], stopSignal: p[2] > 0, stopRequest: p[3] > 0, metrics: totals)
-    }
-
     /// The reason a callback gave for stopping: rank 0's, or a note that another rank asked.
     func agreedRequest() -> String {
         context.stopReason ?? "stop requested by a callback on another rank"
@@ -140,10 +98,9 @@ extension RankLoop {
     /// Global loss and metrics of a split; each rank evaluates its share, no sample twice.
     func evaluate(_ split: TaskData<Task.Batch>) throws -> (loss: Double, metrics: MetricTotals) {
         try autocast(productPrecision) {
-            if plan != nil { return try deterministicEvaluate(split) }
             model.eval()
             defer { model.train() }
-            return try SplitEvaluation.run(task, model: model, split: split, comm: comm, batchSize: max(config.batchSize, 256))
+            return try steps.evaluate(split)
         }
     }
 }

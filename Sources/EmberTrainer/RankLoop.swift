@@ -22,10 +22,10 @@ final class RankLoop<Task: TrainingTask> {
     let model: Task.Model
     let ddp: DataParallel
     let optimizer: Optimizer
-    let epochSchedule: EpochSchedule
-    let perStepSchedule: StepSchedule
-    var stepSchedule: OneCycleLR?
-    var plateau: ReduceLROnPlateau?
+    /// Data-parallel or deterministic: how batches become gradients, updates and statistics.
+    let steps: any TrainingSteps<Task>
+    /// The one owner of the learning rate (schedules, warm-up, plateau).
+    let learningRate: LearningRatePolicy
     let dropoutGenerator: Generator
     /// The callbacks that run on this rank.
     let callbacks: [TrainingCallback]
@@ -46,13 +46,13 @@ final class RankLoop<Task: TrainingTask> {
     /// Whether this run continues from a checkpoint.
     private(set) var resumed = false
     /// The timeline (`--trace`), nil when not tracing.
-    var trace: TraceRecorder?
+    var trace: TraceRecorder? {
+        get { timeline.recorder }
+        set { timeline.recorder = newValue }
+    }
+    let timeline = Timeline()
     /// Whether `final.safetensors` was written (not when the weights are not finite).
     var wroteFinalWeights = false
-    /// `--deterministic`: how global batches split into micro-batches and over the ranks, and
-    /// the ordered sum of their gradients.
-    let plan: DeterministicPlan?
-    let exactGradients: DeterministicGradients?
 
     init(config: TrainerConfig, comm: Communicator, task: Task, runDir: String, resume: LoadedCheckpoint?, log: Logger,
          settings: LaunchSettings, callbacks: [TrainingCallback]) throws {
@@ -81,32 +81,34 @@ final class RankLoop<Task: TrainingTask> {
         var launch = settings.launch
         if launch.localSize == nil, let topology = comm.topology, comm.worldSize > 1 { launch.localSize = topology.ranksOnThisNode }
         let overlap = config.overlap ?? launch.overlapPaysOff(threadsPerRank: numThreads, cores: ProcessInfo.processInfo.activeProcessorCount)
-        plan = config.deterministic ? try DeterministicPlan(config, rank: comm.rank, worldSize: comm.worldSize) : nil
         ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: config.bucketKB * 1024, overlap: overlap,
                                shardOptimizerStep: config.deterministic ? false : config.shardOptimizer
                                    ?? DataParallel.shardingPaysOff(parameterCount: model.parameterCount, worldSize: comm.worldSize))
-        exactGradients = config.deterministic ? try ddp.deterministicGradients() : nil
-        optimizer = try task.makeOptimizer(model: model, options: config)
-        epochSchedule = EpochSchedule(config: config)
-        perStepSchedule = StepSchedule(config: config)
+        let optimizer = try task.makeOptimizer(model: model, options: config)
+        self.optimizer = optimizer
         allCallbacks = callbacks
         self.callbacks = callbacks.filter { $0.ranks == .everyRank || comm.rank == 0 }
         context = TrainingContext(rank: comm.rank, worldSize: comm.worldSize, model: model, optimizer: optimizer)
-        makeSchedules()
+        let parts = StepParts(task: task, model: model, ddp: ddp, train: train, metrics: metrics, comm: comm, optimizer: optimizer,
+                              config: config, dropoutGenerator: dropoutGenerator, context: context, timeline: timeline)
+        steps = config.deterministic
+            ? try DeterministicSteps(parts, plan: DeterministicPlan(config, rank: comm.rank, worldSize: comm.worldSize))
+            : DataParallelSteps(parts)
+        let epochSteps = Self.stepsPerEpoch(batchesPerPass: steps.batchesPerPass, config: config)
+        learningRate = LearningRatePolicy(config: config, optimizer: optimizer, totalSteps: config.maxSteps ?? epochSteps * config.epochs,
+                                          higherIsBetter: Self.higherIsBetter(config.monitor, metrics))
         if let resume { try restore(resume) }
     }
 
     /// Batches in one pass over the training data (per rank).
-    var dataBatchesPerEpoch: Int {
-        if let plan { return train.count / plan.globalBatch }
-        let perRank = (train.count + comm.worldSize - 1) / comm.worldSize
-        return (perRank + config.batchSize - 1) / config.batchSize
-    }
+    var dataBatchesPerEpoch: Int { steps.batchesPerPass }
 
     /// Optimizer steps of an epoch. Training by steps (`maxSteps`), an epoch is the period
     /// between validations: `evalInterval` steps, or one pass over the data if that is shorter.
-    var stepsPerEpoch: Int {
-        let data = (dataBatchesPerEpoch + config.gradAccumulation - 1) / config.gradAccumulation
+    var stepsPerEpoch: Int { Self.stepsPerEpoch(batchesPerPass: dataBatchesPerEpoch, config: config) }
+
+    static func stepsPerEpoch(batchesPerPass: Int, config: TrainerConfig) -> Int {
+        let data = (batchesPerPass + config.gradAccumulation - 1) / config.gradAccumulation
         return config.maxSteps == nil ? data : min(config.evalInterval, data)
     }
 
@@ -122,26 +124,18 @@ final class RankLoop<Task: TrainingTask> {
     var batchesPerEpoch: Int { batches(inEpoch: epoch) }
 
     /// Whether larger values of the monitored metric are better.
-    var monitorHigherIsBetter: Bool {
-        let name = config.monitor.drop { $0 != "_" }.dropFirst()
-        return metrics.first { $0.name == name }?.higherIsBetter ?? false
-    }
+    var monitorHigherIsBetter: Bool { Self.higherIsBetter(config.monitor, metrics) }
 
-    func makeSchedules() {
-        switch config.schedule {
-        case "onecycle": stepSchedule = OneCycleLR(optimizer: optimizer, maxLR: config.lr, totalSteps: config.maxSteps ?? stepsPerEpoch * config.epochs)
-        case "plateau": plateau = ReduceLROnPlateau(optimizer: optimizer, mode: monitorHigherIsBetter ? .max : .min, factor: 0.5, patience: 2)
-        default: break
-        }
+    static func higherIsBetter(_ monitor: String, _ metrics: [Metric]) -> Bool {
+        let name = monitor.drop { $0 != "_" }.dropFirst()
+        return metrics.first { $0.name == name }?.higherIsBetter ?? false
     }
 
     func restore(_ c: LoadedCheckpoint) throws {
         let s = c.state
         resumed = true
         try optimizer.loadStateDict(tensors: c.optimizer, groups: s.optimizerGroups)
-        if let e = s.schedulerEpoch { stepSchedule?.restore(epoch: e) }
-        for (g, values) in zip(optimizer.paramGroups, s.optimizerGroups) { g.learningRate = values["lr"] ?? g.learningRate }
-        if let p = s.plateau { plateau?.restore(best: p.best, badEpochs: p.badEpochs, cooldown: p.cooldown) }
+        learningRate.restore(schedulerEpoch: s.schedulerEpoch, plateau: s.plateau, groups: s.optimizerGroups)
         bestMonitored = s.bestValLoss
         epochsWithoutImprovement = s.epochsWithoutImprovement
         history = s.history
@@ -157,7 +151,7 @@ final class RankLoop<Task: TrainingTask> {
         // Older checkpoints kept only the correct count, as the accuracy's sum.
         epochMetrics = s.epochMetrics.map(MetricTotals.init(stored:))
             ?? MetricTotals(stored: metrics.contains(.accuracy) && s.epochSums[2] > 0 ? ["accuracy": [s.epochSums[1], s.epochSums[2]]] : [:])
-        if s.worldSize == comm.worldSize || plan != nil {
+        if s.worldSize == comm.worldSize || steps.positionHoldsOnAnyWorldSize {
             // (A deterministic run counts global batches, the same on any world size.)
             batchInEpoch = s.batchInEpoch
             if comm.rank < s.generatorStates.count { dropoutGenerator.stateWords = s.generatorStates[comm.rank] }
@@ -181,7 +175,7 @@ final class RankLoop<Task: TrainingTask> {
     /// an epoch's end, the conclusion.
     func run() throws -> RunSummary {
         let start = Date()
-        let loader = makeLoader()
+        let loader = steps.makeLoader()
         var progress = ProgressReporter(interactive: settings.interactive, logInterval: config.logInterval, totalEpochs: totalEpochs,
                                         maxSteps: config.maxSteps, unit: train.unit)
         if isCoordinator { announce() }
@@ -198,15 +192,6 @@ final class RankLoop<Task: TrainingTask> {
             }
         }
         return try conclude(stop ?? .completed, wall: Date().timeIntervalSince(start))
-    }
-
-    /// Batches of this rank's shard: whole batches, or (deterministic) the indices of this rank's
-    /// micro-batches, which the step gathers itself.
-    func makeLoader() -> BatchLoader<Task.Batch?> {
-        let sampler: Sampler = plan.map { MicroBatchSampler(datasetCount: train.count, plan: $0, seed: config.seed) }
-            ?? DistributedSampler(count: train.count, rank: comm.rank, worldSize: comm.worldSize, shuffle: true, seed: config.seed)
-        return BatchLoader(sampler: sampler, batchSize: plan.map { $0.perRank * $0.microBatch } ?? config.batchSize,
-                           make: { [plan, train] indices in plan == nil ? train.batch(indices) : nil })
     }
 
     /// How an epoch's batches ended: all trained, or a stop that could not wait for the epoch's end.
