@@ -55,18 +55,9 @@ extension RankLoop {
     func coordinatorWantsToStop(_ record: EpochRecord) -> Bool {
         guard let value = record.values[config.monitor] else { return false }
         learningRate.epochEnded(monitored: value)
-        let better = monitorHigherIsBetter ? bestMonitored.map { value > $0 + config.minDelta } : bestMonitored.map { value < $0 - config.minDelta }
-        if better ?? true {
-            bestMonitored = value
-            epochsWithoutImprovement = 0
-        } else {
-            epochsWithoutImprovement += 1
-        }
-        if let patience = config.patience, epochsWithoutImprovement > patience {
-            log.notice("early stopping after epoch \(epoch + 1): \(config.monitor == "val_loss" ? "validation loss" : config.monitor) has not improved for \(epochsWithoutImprovement) epochs")
-            return true
-        }
-        return false
+        guard stopPolicy.observe(value) else { return false }
+        log.notice("early stopping after epoch \(epoch + 1): \(config.monitor == "val_loss" ? "validation loss" : config.monitor) has not improved for \(stopPolicy.epochsWithoutImprovement) epochs")
+        return true
     }
 
     // MARK: Files (rank 0)

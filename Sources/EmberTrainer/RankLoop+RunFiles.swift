@@ -68,7 +68,7 @@ extension RankLoop {
         let state = CheckpointState(
             epoch: epoch, batchInEpoch: batchInEpoch, globalStep: globalStep, worldSize: comm.worldSize, config: config,
             optimizerGroups: opt.groups, schedulerEpoch: learningRate.checkpointed.schedulerEpoch, plateau: learningRate.checkpointed.plateau,
-            bestValLoss: bestMonitored, epochsWithoutImprovement: epochsWithoutImprovement, generatorStates: states,
+            bestValLoss: stopPolicy.best, epochsWithoutImprovement: stopPolicy.epochsWithoutImprovement, generatorStates: states,
             epochSums: [epochLoss.sum, epochMetrics.values["accuracy"]?.value ?? 0, epochLoss.samples],
             epochMetrics: epochMetrics.stored, taskState: try task.checkpointState(),
             callbackStates: try allCallbacks.map { try $0.checkpointState() }, best: best,

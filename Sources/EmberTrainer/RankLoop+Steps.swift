@@ -74,8 +74,7 @@ extension RankLoop {
         trainSamplesSeen += totals.samples
         batchInEpoch = batch
         let runningLoss = epochLoss.sum / max(epochLoss.samples, 1)
-        let batchLoss = totals.lossSum / max(totals.samples, 1)
-        if !batchLoss.isFinite { return .diverged(loss: batchLoss, step: globalStep) }
+        if let diverged = stopPolicy.divergence(totals, step: globalStep) { return diverged }
         if isCoordinator {
             progress.step(epoch: epoch, batch: batch, batches: batchesPerEpoch, step: globalStep, loss: runningLoss,
                           samplesPerSecond: trainSamplesSeen / max(trainSeconds, 1e-9), elapsed: Date().timeIntervalSince(epochStart))
@@ -86,8 +85,7 @@ extension RankLoop {
             context.metrics = ["train_loss": runningLoss]
             for c in callbacks { c.stepEnded(context) }
         }
-        guard (totals.stopSignal || totals.stopRequest) && boundary && !last else { return nil }
-        return totals.stopSignal ? .interrupted : .requested(agreedRequest())
+        return stopPolicy.atBatchEnd(totals, boundary: boundary, last: last, request: agreedRequest)
     }
 
     /// The reason a callback gave for stopping: rank 0's, or a note that another rank asked.

@@ -35,9 +35,8 @@ final class RankLoop<Task: TrainingTask> {
 
     // Loop state (all checkpointed).
     var epoch = 0, batchInEpoch = 0, globalStep = 0
-    /// The best value of `config.monitor` so far.
-    var bestMonitored: Double?
-    var epochsWithoutImprovement = 0
+    /// Whether and why the run stops early (with early stopping's best value so far).
+    var stopPolicy: StopPolicy
     var epochLoss = (sum: 0.0, samples: 0.0)
     var epochMetrics = MetricTotals()
     var trainSamplesSeen = 0.0, trainSeconds = 0.0
@@ -94,6 +93,7 @@ final class RankLoop<Task: TrainingTask> {
         steps = config.deterministic
             ? try DeterministicSteps(parts, plan: DeterministicPlan(config, rank: comm.rank, worldSize: comm.worldSize))
             : DataParallelSteps(parts)
+        stopPolicy = StopPolicy(config: config, higherIsBetter: Self.higherIsBetter(config.monitor, metrics))
         let epochSteps = Self.stepsPerEpoch(batchesPerPass: steps.batchesPerPass, config: config)
         learningRate = LearningRatePolicy(config: config, optimizer: optimizer, totalSteps: config.maxSteps ?? epochSteps * config.epochs,
                                           higherIsBetter: Self.higherIsBetter(config.monitor, metrics))
@@ -136,8 +136,8 @@ final class RankLoop<Task: TrainingTask> {
         resumed = true
         try optimizer.loadStateDict(tensors: c.optimizer, groups: s.optimizerGroups)
         learningRate.restore(schedulerEpoch: s.schedulerEpoch, plateau: s.plateau, groups: s.optimizerGroups)
-        bestMonitored = s.bestValLoss
-        epochsWithoutImprovement = s.epochsWithoutImprovement
+        stopPolicy.best = s.bestValLoss
+        stopPolicy.epochsWithoutImprovement = s.epochsWithoutImprovement
         history = s.history
         trainSamplesSeen = s.trainSamplesSeen
         trainSeconds = s.trainSeconds
@@ -217,10 +217,7 @@ final class RankLoop<Task: TrainingTask> {
         }
         // Every rank takes part, whether or not it got the signal (or a callback asked) itself.
         let flags = try comm.allreduceSum([StopSignal.received != 0 ? 1 : 0, context.stopReason != nil ? 1 : 0])
-        if flags[0] > 0 { return .interrupted }
-        if decision.stop { return .earlyStopping(monitor: config.monitor, minDelta: config.minDelta, patience: config.patience ?? 0) }
-        if flags[1] > 0 { return .requested(agreedRequest()) }
-        return nil
+        return stopPolicy.afterEpoch(signal: flags[0] > 0, earlyStopping: decision.stop, requested: flags[1] > 0, request: agreedRequest)
     }
 
     /// The end: a stop checkpoint after a signal, the results, and divergence as an error.
