@@ -221,6 +221,7 @@ extension Communicator {
         case .float32: try allreduce(tensor.mutablePointer(Float.self), count: tensor.count, op: op)
         case .float64: try allreduce(tensor.mutablePointer(Double.self), count: tensor.count, op: op)
         case .int64: throw CommunicatorError.mismatch("allreduce of an int64 tensor is not supported; convert it to float64")
+        case .bfloat16: throw CommunicatorError.mismatch("allreduce of a bfloat16 tensor is not supported; convert it to float32")
         }
     }
 
@@ -231,6 +232,7 @@ extension Communicator {
         case .float32: try allgatherShards(tensor.mutablePointer(Float.self), count: n)
         case .float64: try allgatherShards(tensor.mutablePointer(Double.self), count: n)
         case .int64: throw CommunicatorError.mismatch("allgather of an int64 tensor is not supported; convert it to float64")
+        case .bfloat16: throw CommunicatorError.mismatch("allgather of a bfloat16 tensor is not supported; convert it to float32")
         }
     }
 

@@ -207,7 +207,7 @@ public final class GradientReducer: PendingGradient {
         switch b.buffer.dtype {
         case .float32: try pack(b, Float.self, now: now)
         case .float64: try pack(b, Double.self, now: now)
-        case .int64: stop("integer parameters cannot be trained")
+        case .int64, .bfloat16: stop("\(b.buffer.dtype) parameters cannot be trained (float32 or float64 only)")
         }
     }
 

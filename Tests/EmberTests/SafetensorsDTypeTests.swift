@@ -17,7 +17,7 @@ final class SafetensorsDTypeTests: XCTestCase {
         let base: [Float] = [-2.5, 0, 1, 3.25, -0.0078125, 65504]
         for key in ["f16", "f32"] { XCTAssertEqual(t[key]?.scalars, base, key) }
         XCTAssertEqual(t["f64"]?.dtype, .float64)
-        XCTAssertEqual(t["bf16"]?.dtype, .float32)
+        XCTAssertEqual(t["bf16"]?.dtype, .bfloat16, "BF16 reads as bfloat16, as PyTorch reads it")
         XCTAssertEqual(t["bf16"]?.scalars, [1.0, 1.0, 1.015625, -3.2964854295465914e+38, 9.183549615799121e-41, 3.140625])
     }
 

@@ -69,7 +69,7 @@ public enum Safetensors {
     /// before anything is allocated: the header length, each shape (non-negative, no overflow),
     /// and the data ranges, which must tile the data section exactly (in order, no overlap, no
     /// gap), as the format requires.
-    /// Stored element types other than F32, F64 and I64 are converted (`SafetensorsDType.emberType`).
+    /// Stored element types other than F32, F64, I64 and BF16 are converted (`SafetensorsDType.emberType`).
     /// - Throws: `DataError` naming the file for a truncated or malformed file or an unsupported dtype.
     public static func decode(_ data: Data, path: String = "<data>") throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         guard data.count >= 8 else { throw DataError.file(path, "is too short to be a safetensors file (truncated?)") }

@@ -48,6 +48,7 @@ extension Kernels {
                                         batch, rows, cols, Float(scale), causal ? 1 : 0)
         case .float64: run(scores.pointer(Double.self), out.pointer(Double.self), mask.map { UnsafePointer($0.pointer(Double.self)) })
         case .int64: stop("attention needs floating-point tensors")
+        case .bfloat16: stop(DType.bfloat16Refused("attention"))
         }
         return out
     }
@@ -70,6 +71,7 @@ extension Kernels {
         case .float32: ember_attention_softmax_backward_f32(g.pointer(Float.self), p.pointer(Float.self), out.pointer(Float.self), n, cols, Float(scale))
         case .float64: run(g.pointer(Double.self), p.pointer(Double.self), out.pointer(Double.self))
         case .int64: stop("attention needs floating-point tensors")
+        case .bfloat16: stop(DType.bfloat16Refused("attention"))
         }
         return out
     }

@@ -21,6 +21,7 @@ extension Kernels {
         case .float32: run(Float.self)
         case .float64: run(Double.self)
         case .int64: stop("matmul needs floating-point tensors")
+        case .bfloat16: stop(DType.bfloat16Refused("matmul"))
         }
     }
 

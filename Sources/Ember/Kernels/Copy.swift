@@ -20,10 +20,10 @@ extension Kernels {
                 }
             }
         }
-        if x.dtype.byteSize == 4 {
-            run(x.pointer(UInt32.self), out.pointer(UInt32.self))
-        } else {
-            run(x.pointer(UInt64.self), out.pointer(UInt64.self))
+        switch x.dtype.byteSize {
+        case 2: run(x.pointer(UInt16.self), out.pointer(UInt16.self))
+        case 4: run(x.pointer(UInt32.self), out.pointer(UInt32.self))
+        default: run(x.pointer(UInt64.self), out.pointer(UInt64.self))
         }
         return out
     }
@@ -84,6 +84,7 @@ extension Kernels {
         case .float32: run(src.pointer(Float.self), out.pointer(Float.self))
         case .float64: run(src.pointer(Double.self), out.pointer(Double.self))
         case .int64: stop("indexAdd needs a floating-point source")
+        case .bfloat16: stop(DType.bfloat16Refused("indexAdd"))
         }
         return out
     }
@@ -111,10 +112,10 @@ extension Kernels {
                 }
             }
         }
-        if x.dtype.byteSize == 4 {
-            run(x.pointer(UInt32.self), out.pointer(UInt32.self))
-        } else {
-            run(x.pointer(UInt64.self), out.pointer(UInt64.self))
+        switch x.dtype.byteSize {
+        case 2: run(x.pointer(UInt16.self), out.pointer(UInt16.self))
+        case 4: run(x.pointer(UInt32.self), out.pointer(UInt32.self))
+        default: run(x.pointer(UInt64.self), out.pointer(UInt64.self))
         }
         return out
     }
@@ -145,6 +146,7 @@ extension Kernels {
         case .float32: run(src.pointer(Float.self), out.pointer(Float.self))
         case .float64: run(src.pointer(Double.self), out.pointer(Double.self))
         case .int64: run(src.pointer(Int64.self), out.pointer(Int64.self))
+        case .bfloat16: stop(DType.bfloat16Refused("scatterAdd"))
         }
         return out
     }
@@ -158,10 +160,10 @@ extension Kernels {
             for i in 0..<a.count { d[i] = c[i] != 0 ? x[i] : y[i] }
         }
         defer { withExtendedLifetime(mask) {} }
-        if a.dtype.byteSize == 4 {
-            run(a.pointer(UInt32.self), b.pointer(UInt32.self), out.pointer(UInt32.self))
-        } else {
-            run(a.pointer(UInt64.self), b.pointer(UInt64.self), out.pointer(UInt64.self))
+        switch a.dtype.byteSize {
+        case 2: run(a.pointer(UInt16.self), b.pointer(UInt16.self), out.pointer(UInt16.self))
+        case 4: run(a.pointer(UInt32.self), b.pointer(UInt32.self), out.pointer(UInt32.self))
+        default: run(a.pointer(UInt64.self), b.pointer(UInt64.self), out.pointer(UInt64.self))
         }
         return out
     }

@@ -47,6 +47,7 @@ enum Kernels {
         case .float32: binaryFloat(op, a.pointer(Float.self), b.pointer(Float.self), out.pointer(Float.self), loop)
         case .float64: binaryFloat(op, a.pointer(Double.self), b.pointer(Double.self), out.pointer(Double.self), loop)
         case .int64: binaryInt(op, a.pointer(Int64.self), b.pointer(Int64.self), out.pointer(Int64.self), loop)
+        case .bfloat16: stop(DType.bfloat16Refused("an elementwise op"))
         }
         return out
     }
@@ -122,6 +123,7 @@ enum Kernels {
         case .float32: unaryFloat(op, x.pointer(Float.self), out.pointer(Float.self), x.count)
         case .float64: unaryFloat(op, x.pointer(Double.self), out.pointer(Double.self), x.count)
         case .int64: stop("unary op \(op) needs a floating-point tensor; convert with .to(.float32)")
+        case .bfloat16: stop(DType.bfloat16Refused("a unary op"))
         }
         return out
     }
@@ -210,6 +212,7 @@ enum Kernels {
         case .int64:
             let d = dst.pointer(Int64.self), s = src.pointer(Int64.self)
             for i in 0..<dst.count { d[i] &+= s[i] }
+        case .bfloat16: stop(DType.bfloat16Refused("in-place accumulation"))
         }
     }
 
@@ -249,6 +252,14 @@ enum Kernels {
         case (.int64, .float64): run(src.pointer(Int64.self), dst.pointer(Double.self)) { Double($0) }
         case (.float32, .int64): run(src.pointer(Float.self), dst.pointer(Int64.self)) { Int64($0) }
         case (.float64, .int64): run(src.pointer(Double.self), dst.pointer(Int64.self)) { Int64($0) }
+        // bfloat16 to and from everything through float32 (exact from bfloat16; rounded to
+        // nearest, ties to even, into it), as PyTorch converts.
+        case (.bfloat16, .float32): run(src.pointer(UInt16.self), dst.pointer(Float.self)) { BFloat16.float(bits: $0) }
+        case (.bfloat16, .float64): run(src.pointer(UInt16.self), dst.pointer(Double.self)) { Double(BFloat16.float(bits: $0)) }
+        case (.bfloat16, .int64): run(src.pointer(UInt16.self), dst.pointer(Int64.self)) { Int64(BFloat16.float(bits: $0)) }
+        case (.float32, .bfloat16): run(src.pointer(Float.self), dst.pointer(UInt16.self)) { BFloat16.bits($0) }
+        case (.float64, .bfloat16): run(src.pointer(Double.self), dst.pointer(UInt16.self)) { BFloat16.bits(Float($0)) }
+        case (.int64, .bfloat16): run(src.pointer(Int64.self), dst.pointer(UInt16.self)) { BFloat16.bits(Float($0)) }
         default: dst.dataPointer.copyMemory(from: src.dataPointer, byteCount: src.count * src.dtype.byteSize)
         }
     }

@@ -55,6 +55,7 @@ extension Kernels {
         case .float32: im2col(x.pointer(Float.self), samples: n, g, into: out.pointer(Float.self))
         case .float64: im2col(x.pointer(Double.self), samples: n, g, into: out.pointer(Double.self))
         case .int64: stop("convolution needs a floating-point tensor")
+        case .bfloat16: stop(DType.bfloat16Refused("convolution"))
         }
         return out
     }
@@ -66,6 +67,7 @@ extension Kernels {
         case .float32: col2imAdd(cols.pointer(Float.self), samples: n, g, into: out.pointer(Float.self))
         case .float64: col2imAdd(cols.pointer(Double.self), samples: n, g, into: out.pointer(Double.self))
         case .int64: stop("convolution needs a floating-point tensor")
+        case .bfloat16: stop(DType.bfloat16Refused("convolution"))
         }
         return out
     }
@@ -304,6 +306,7 @@ extension Kernels {
         case .float32: run(x.pointer(Float.self))
         case .float64: run(x.pointer(Double.self))
         case .int64: stop("max pooling needs a floating-point tensor")
+        case .bfloat16: stop(DType.bfloat16Refused("max pooling"))
         }
         return out
     }

@@ -36,6 +36,7 @@ extension Kernels {
             run(x.pointer(Double.self), y.pointer(Double.self), mean.pointer(Double.self), rstd.pointer(Double.self),
                 weight.map { UnsafePointer($0.pointer(Double.self)) }, bias.map { UnsafePointer($0.pointer(Double.self)) })
         case .int64: stop("layer norm needs a floating-point tensor")
+        case .bfloat16: stop(DType.bfloat16Refused("layer norm"))
         }
         return (y, mean, rstd)
     }
@@ -77,6 +78,7 @@ extension Kernels {
             run(g.pointer(Double.self), x.pointer(Double.self), mean.pointer(Double.self), rstd.pointer(Double.self),
                 weight.map { UnsafePointer($0.pointer(Double.self)) }, dx.pointer(Double.self), dw.pointer(Double.self), db.pointer(Double.self))
         case .int64: stop("layer norm needs a floating-point tensor")
+        case .bfloat16: stop(DType.bfloat16Refused("layer norm"))
         }
         return (dx, dw, db)
     }

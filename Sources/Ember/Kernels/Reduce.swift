@@ -6,6 +6,7 @@ extension Kernels {
         case .float32: sumAxis(x.pointer(Float.self), out.pointer(Float.self), outer, size, inner)
         case .float64: sumAxis(x.pointer(Double.self), out.pointer(Double.self), outer, size, inner)
         case .int64: sumAxis(x.pointer(Int64.self), out.pointer(Int64.self), outer, size, inner)
+        case .bfloat16: stop(DType.bfloat16Refused("a reduction"))
         }
         return out
     }
@@ -65,6 +66,7 @@ extension Kernels {
         case .float32: run(x.pointer(Float.self)) { $0.isNaN }
         case .float64: run(x.pointer(Double.self)) { $0.isNaN }
         case .int64: run(x.pointer(Int64.self)) { _ in false }
+        case .bfloat16: stop(DType.bfloat16Refused("a reduction"))
         }
         return out
     }
@@ -100,6 +102,7 @@ extension Kernels {
         case .float32: run(x.pointer(Float.self), out.pointer(Float.self))
         case .float64: run(x.pointer(Double.self), out.pointer(Double.self))
         case .int64: stop("softmax needs a floating-point tensor")
+        case .bfloat16: stop(DType.bfloat16Refused("softmax"))
         }
         return out
     }

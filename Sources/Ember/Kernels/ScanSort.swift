@@ -17,6 +17,7 @@ extension Kernels {
         case .float32: run(x.pointer(Float.self), out.pointer(Float.self))
         case .float64: run(x.pointer(Double.self), out.pointer(Double.self))
         case .int64: run(x.pointer(Int64.self), out.pointer(Int64.self))
+        case .bfloat16: stop(DType.bfloat16Refused("a scan"))
         }
         return out
     }
@@ -48,6 +49,7 @@ extension Kernels {
         case .float32: run(x.pointer(Float.self)) { $0.isNaN }
         case .float64: run(x.pointer(Double.self)) { $0.isNaN }
         case .int64: run(x.pointer(Int64.self)) { _ in false }
+        case .bfloat16: stop(DType.bfloat16Refused("sorting"))
         }
         return out
     }

@@ -1,9 +1,10 @@
 /// Broadcasting arithmetic: `+ - * /`, `pow`, `maximum`, `minimum`, with their gradients.
 extension Tensor {
-    /// The dtype two operands compute in: float64 beats float32 beats int64, as in PyTorch.
+    /// The dtype two operands compute in: float64 beats float32 beats bfloat16 beats int64, as in PyTorch.
     static func promoted(_ a: DType, _ b: DType) -> DType {
         if a == .float64 || b == .float64 { return .float64 }
         if a == .float32 || b == .float32 { return .float32 }
+        if a == .bfloat16 || b == .bfloat16 { return .bfloat16 }
         return .int64
     }
 

@@ -147,6 +147,7 @@ extension Tensor {
         case .float32: weights = forward(Float.self)
         case .float64: weights = forward(Double.self)
         case .int64: stop("attention needs a floating-point tensor")
+        case .bfloat16: stop(DType.bfloat16Refused("attention"))
         }
         return out.recordOp("PackedSelfAttentionBackward", [qkv]) { g in
             if GradMode.isEnabled {
@@ -186,6 +187,7 @@ extension Tensor {
             case .float32: backward(Float.self)
             case .float64: backward(Double.self)
             case .int64: break
+            case .bfloat16: stop(DType.bfloat16Refused("attention"))
             }
             return [dqkv]
         }

@@ -29,6 +29,8 @@ extension Tensor {
         case .float32: let p = pointer(Float.self); for (i, v) in values.enumerated() { p[i] = Float(v) }
         case .float64: let p = pointer(Double.self); for (i, v) in values.enumerated() { p[i] = v }
         case .int64: let p = pointer(Int64.self); for (i, v) in values.enumerated() { p[i] = Int64(v) }
+        // Through float32, as PyTorch converts a double to bfloat16.
+        case .bfloat16: let p = pointer(UInt16.self); for (i, v) in values.enumerated() { p[i] = BFloat16.bits(Float(v)) }
         }
         if requiresGrad { self.requiresGrad = true }
     }
@@ -108,6 +110,7 @@ extension Tensor {
         case .float32: pointer(Float.self).update(repeating: Float(value), count: count)
         case .float64: pointer(Double.self).update(repeating: value, count: count)
         case .int64: pointer(Int64.self).update(repeating: Int64(value), count: count)
+        case .bfloat16: pointer(UInt16.self).update(repeating: BFloat16.bits(Float(value)), count: count)
         }
     }
 

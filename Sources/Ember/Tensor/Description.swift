@@ -26,7 +26,7 @@ extension Tensor: CustomStringConvertible, CustomDebugStringConvertible {
         }
         render(0, 0, 7)
         var extras: [String] = []
-        if dtype == .float64 || dtype == .int64 && count == 0 { extras.append("dtype=\(dtype)") }
+        if dtype == .float64 || dtype == .bfloat16 || dtype == .int64 && count == 0 { extras.append("dtype=\(dtype)") }
         if let name = gradFn?.name { extras.append("grad_fn=<\(name)0>") } else if requiresGrad { extras.append("requires_grad=True") }
         return "tensor(" + body + extras.map { ", " + $0 }.joined() + ")"
     }

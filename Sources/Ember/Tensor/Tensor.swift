@@ -159,7 +159,10 @@ public final class Tensor: @unchecked Sendable {
 
     @inline(__always)
     func pointer<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
-        (storage.raw + byteOffset).assumingMemoryBound(to: T.self)
+        // Every kernel reads through here: one that would read bfloat16 bits as another type
+        // (an op with no bfloat16 case of its own) stops with the reason instead.
+        if dtype == .bfloat16 && MemoryLayout<T>.size != 2 { stop(DType.bfloat16Refused("an op")) }
+        return (storage.raw + byteOffset).assumingMemoryBound(to: T.self)
     }
 
     // MARK: Reading values
@@ -174,6 +177,7 @@ public final class Tensor: @unchecked Sendable {
         case .int64: return Array(UnsafeBufferPointer(start: pointer(Int64.self), count: count)).map { Int($0) }
         case .float32: return scalars.map { Int($0) }
         case .float64: return doubleScalars.map { Int($0) }
+        case .bfloat16: return scalars.map { Int($0) }
         }
     }
 
@@ -182,6 +186,7 @@ public final class Tensor: @unchecked Sendable {
         case .float32: return UnsafeBufferPointer(start: pointer(Float.self), count: count).map { T($0) }
         case .float64: return UnsafeBufferPointer(start: pointer(Double.self), count: count).map { T($0) }
         case .int64: return UnsafeBufferPointer(start: pointer(Int64.self), count: count).map { T($0) }
+        case .bfloat16: return UnsafeBufferPointer(start: pointer(UInt16.self), count: count).map { T(BFloat16.float(bits: $0)) }
         }
     }
 
@@ -203,6 +208,7 @@ public final class Tensor: @unchecked Sendable {
         case .float32: return Double(pointer(Float.self)[i])
         case .float64: return pointer(Double.self)[i]
         case .int64: return Double(pointer(Int64.self)[i])
+        case .bfloat16: return Double(BFloat16.float(bits: pointer(UInt16.self)[i]))
         }
     }
 
