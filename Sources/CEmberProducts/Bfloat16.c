@@ -38,6 +38,16 @@ __attribute__((target("avx512f,avx512bf16"))) static void round_row_bf16(const f
 }
 #endif
 
+void ember_round_bf16_exact(const float *in, unsigned short *out, long n) {
+    // Branch-free so the compiler vectorises it; subnormals round as any other value.
+    for (long i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, in + i, 4);
+        uint16_t r = (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+        out[i] = (b & 0x7fffffffu) > 0x7f800000u ? 0x7fc0 : r;
+    }
+}
+
 void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out) {
     for (long r = 0; r < rows; r++) {
 #if defined(__x86_64__)

@@ -96,6 +96,9 @@ public protocol Communicator: AnyObject, Sendable {
     /// terms in place when they and `out` are `reductionBuffer`s (same offsets on every rank).
     /// `divisor` > 1 divides the sum (each rank its shard, before the shards are gathered).
     func orderedSum(_ terms: [UnsafeMutablePointer<Float>], count: Int, into out: UnsafeMutablePointer<Float>, dividedBy divisor: Int) throws
+    /// Starts a sum of `count` bfloat16 values (their bits) over the ranks, in place: half the
+    /// bytes of a float32 allreduce. See BFloat16Reduction.swift.
+    func allreduceBFloat16Async(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) -> CommRequest
 }
 
 extension Communicator {

@@ -52,9 +52,11 @@ public final class DataParallel {
     ///   - shardOptimizerStep: see `shardsOptimizerStep`; train with `step(_:)`.
     ///   - tuneTransport: let a `TransportTuner` pick the transport when the communicator leaves
     ///     it open (false: the communicator's `transport` stays as set, for measurements).
+    ///   - reduceDtype: `.bfloat16` exchanges float32 gradients in bfloat16, half the bytes
+    ///     (BFloat16Reduction.swift says how they are summed); not with a sharded step.
     public init(_ module: Module, communicator: Communicator, bucketCapacityBytes: Int = 1 << 20,
                 overlap: Bool = true, broadcastBuffers: Bool = true, shardOptimizerStep: Bool = false,
-                tuneTransport: Bool = true) throws {
+                tuneTransport: Bool = true, reduceDtype: DType = .float32) throws {
         self.module = module
         self.communicator = communicator
         self.bucketCapacity = bucketCapacityBytes
@@ -66,13 +68,14 @@ public final class DataParallel {
         }
         let trained = module.namedParameters().filter { $0.1.requiresGrad }.map(\.1)
         reducer = try GradientReducer(parameters: trained, communicator: communicator, capacityBytes: bucketCapacityBytes,
-                                      overlap: overlap, sharded: shardOptimizerStep && communicator.worldSize > 1)
+                                      overlap: overlap, sharded: shardOptimizerStep && communicator.worldSize > 1, reduceDtype: reduceDtype)
         // A world of one has nothing to average: no hooks, no buckets in flight.
         guard communicator.worldSize > 1 else { return }
         for (i, p) in trained.enumerated() {
             hooks.append(p.registerPostAccumulateGradHook { [unowned self] _ in self.gradientReady(i) })
         }
-        if tuneTransport, let selectable = communicator.transportSelection, selectable.transportIsTuned {
+        // (bfloat16 buckets travel over MPI's own transport whatever the choice: nothing to tune.)
+        if tuneTransport && reduceDtype == .float32, let selectable = communicator.transportSelection, selectable.transportIsTuned {
             reducer.tuner = TransportTuner(apply: { [unowned selectable] in selectable.transport = $0 ? .sharedMemory : .mpi },
                                            agree: { [unowned selectable] in try selectable.allreduceMax($0) })
         }
@@ -94,6 +97,8 @@ public final class DataParallel {
     /// updated shards are allgathered. Same communication as an allreduce, 1/world of the update.
     public var shardsOptimizerStep: Bool { reducer.shardsOptimizerStep }
     public var buckets: [GradientBucket] { reducer.buckets }
+    /// The dtype gradients travel in between the ranks (float32 buckets; float64 ones stay float64).
+    public var reduceDtype: DType { reducer.reduceDtype }
     /// Number of buckets and their sizes in elements (for logs and tests).
     public var bucketSizes: [Int] { reducer.buckets.map { $0.flagOffset } }
     /// Told when each bucket's reduction ran and how long backward's end waited for them

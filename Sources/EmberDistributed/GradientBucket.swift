@@ -35,6 +35,8 @@ public final class GradientBucket {
     /// With a sharded step: the members' values, laid out like their gradients (each
     /// parameter is a view into it), so updated shards are allgathered in place.
     var values: Tensor?
+    /// With gradients reduced in bfloat16: the bucket as it travels (`GradientReducer`).
+    var travelling: Tensor?
     var arrived = 0
     var request: CommRequest?
 

@@ -19,6 +19,8 @@ public final class GradientReducer: PendingGradient {
     let place: [(bucket: Int, member: Int)]
     let overlap: Bool
     let shardsOptimizerStep: Bool
+    /// `.bfloat16`: float32 buckets travel in bfloat16 (BFloat16Reduction.swift).
+    let reduceDtype: DType
     /// Whether gradients are born divided by the world size (power-of-two worlds), so the
     /// collective's sum is the average.
     private(set) var prescaled = false
@@ -30,10 +32,18 @@ public final class GradientReducer: PendingGradient {
     /// Told when each bucket's reduction ran and how long backward's end waited for them.
     var observer: ((DataParallel.ReductionEvent) -> Void)?
 
-    init(parameters: [Tensor], communicator: Communicator, capacityBytes: Int, overlap: Bool, sharded: Bool) throws {
+    init(parameters: [Tensor], communicator: Communicator, capacityBytes: Int, overlap: Bool, sharded: Bool,
+         reduceDtype: DType = .float32) throws {
+        guard reduceDtype == .float32 || reduceDtype == .bfloat16 else {
+            throw CommunicatorError.mismatch("gradients can be reduced in float32 or bfloat16, not \(reduceDtype)")
+        }
+        guard !(sharded && reduceDtype == .bfloat16) else {
+            throw CommunicatorError.mismatch("a sharded optimizer step reduces gradients in float32; bfloat16 gradients need shardOptimizerStep: false (the trainer's --no-shard-optimizer)")
+        }
         self.parameters = parameters
         self.communicator = communicator
         self.overlap = overlap
+        self.reduceDtype = reduceDtype
         shardsOptimizerStep = sharded
         let groups = BucketAssignment.assign(parameters.map { (bytes: $0.count * $0.dtype.byteSize, dtype: $0.dtype) },
                                              capacityBytes: capacityBytes)
@@ -42,6 +52,9 @@ public final class GradientReducer: PendingGradient {
         for (bi, b) in buckets.enumerated() { for (k, m) in b.members.enumerated() { place[m] = (bi, k) } }
         self.place = place
         guard communicator.worldSize > 1 else { return }
+        if reduceDtype == .bfloat16 {
+            for b in buckets where b.buffer.dtype == .float32 { b.travelling = Tensor.zeros([b.buffer.count], dtype: .bfloat16) }
+        }
         bornInBuckets()
         if sharded { parametersInBuckets() }
     }
@@ -238,6 +251,15 @@ public final class GradientReducer: PendingGradient {
             return
         }
         // The flags go along: their sum or mean is positive when any rank had a gradient.
+        if let half = b.travelling {
+            // In bfloat16: the flags (at most the world size) stay exact up to 256 ranks, and
+            // stay positive beyond; `unpack` widens and averages.
+            let bits = half.mutablePointer(UInt16.self)
+            BFloat16.round(b.buffer.mutablePointer(Float.self), into: bits, count: b.buffer.count)
+            b.request = communicator.allreduceBFloat16Async(bits, count: b.buffer.count)
+            if now { try b.request?.wait() }
+            return
+        }
         if now {
             try communicator.allreduce(buffer, count: b.buffer.count, op: op)
         } else {
@@ -262,8 +284,13 @@ public final class GradientReducer: PendingGradient {
             : b.buffer.mutablePointer(Float.self)[b.flagOffset + k] > 0
     }
 
-    /// Points each gradient at its slot, which holds the average now.
+    /// Points each gradient at its slot, which holds the average now (travelling in bfloat16:
+    /// once widened back into the float32 bucket and, unless prescaled, divided by the world).
     private func unpack(_ b: GradientBucket) {
+        if let half = b.travelling {
+            BFloat16.widen(half.mutablePointer(UInt16.self), into: b.buffer.mutablePointer(Float.self), count: b.buffer.count,
+                           scale: prescaled ? 1 : 1 / Float(communicator.worldSize))
+        }
         for (k, m) in b.members.enumerated() {
             parameters[m].grad = hadGradient(b, k) ? b.slots[k] : nil
         }

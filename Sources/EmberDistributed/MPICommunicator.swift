@@ -40,6 +40,8 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
     private static var initialized = false
     private var scratchBuffer: UnsafeMutableRawPointer?
     private var scratchBytes = 0
+    /// The bfloat16 sum, created on first use (on the queue).
+    private var bfloat16SumOp: MPI_Op?
     /// Set when all ranks share this node and shared memory is wanted (`SharedMemorySetting`).
     private(set) var shared: SharedMemoryReducer?
     /// Set when the job spans nodes of equally many ranks: shared memory within each, MPI between.
@@ -187,6 +189,15 @@ public final class MPICommunicator: SerialQueueCommunicator, FinalizingCommunica
         }
         thread.name = "ember.mpi-watchdog"
         thread.start()
+    }
+
+    /// The bfloat16 sum (`BFloat16Reduction.swift`), made once; call on the queue.
+    func bfloat16Sum() throws -> MPI_Op {
+        if let bfloat16SumOp { return bfloat16SumOp }
+        var op = MPI_Op(bitPattern: 0)
+        try call("MPI_Op_create (bf16 sum)") { ember_mpi_bf16_sum_create(&op) }
+        bfloat16SumOp = op
+        return op!
     }
 
     /// Runs one MPI call on the communication queue under the watchdog.

@@ -31,6 +31,8 @@ public enum Bench {
         public var tokensPerSample: Int?
         /// The products' precision (`--precision bf16` adds `precision=bf16` to the line).
         public var precision = Precision.float32
+        /// The dtype gradients travel in (`--reduce-dtype bf16` adds `reduce=bf16`).
+        public var reduceDtype = DType.float32
 
         public var phaseLine: String? {
             phases.map { p in
@@ -46,6 +48,7 @@ public enum Bench {
                 + (microBatch.map { " deterministic=on micro_batch=\($0)" } ?? "")
                 + (tokensPerSample.map { String(format: " tokens_per_s=%.0f", samplesPerSecond * Double($0)) } ?? "")
                 + (precision == .bfloat16 ? " precision=bf16 bf16_units=\(Precision.bfloat16Units ?? "emulated")" : "")
+                + (reduceDtype == .bfloat16 ? " reduce=bf16" : "")
         }
     }
 
@@ -127,14 +130,15 @@ public enum Bench {
     /// micro-batches of that size, their gradients added in micro-batch order over the ranks.
     public static func run(_ name: String, steps: Int, warmup: Int, threads: Int, comm: Communicator, overlap: Bool = true,
                            shardedStep: Bool? = nil, optimizer kind: String = "sgd", phases timePhases: Bool = false,
-                           deterministicMicroBatch: Int? = nil, precision: Precision = .float32, pretrained: String? = nil) throws -> Result {
+                           deterministicMicroBatch: Int? = nil, precision: Precision = .float32, pretrained: String? = nil,
+                           reduceDtype: DType = .float32) throws -> Result {
         setNumThreads(threads)
         let s = try pretrained.map { try pretrainedSetup($0, generator: Generator(seed: 0)) } ?? setup(name, generator: Generator(seed: 0))
         let languageModel = ["gpt", "lstm"].contains(name) || pretrained != nil
         let micro = deterministicMicroBatch
         if let micro, s.batch % micro != 0 { throw ConfigError("--micro-batch \(micro) must divide \(name)'s batch of \(s.batch)") }
-        let sharded = micro == nil && (shardedStep ?? DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize))
-        let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: sharded)
+        let sharded = micro == nil && (shardedStep ?? (reduceDtype == .float32 && DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize)))
+        let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: sharded, reduceDtype: reduceDtype)
         let exact = micro == nil ? nil : try ddp.deterministicGradients()
         let optimizer = makeOptimizer(name, pretrained: pretrained != nil, kind: kind, s.model.parameters(), lr: s.lr, momentum: s.momentum)
         var phaseNanoseconds = [UInt64](repeating: 0, count: 4)
@@ -192,7 +196,7 @@ public enum Bench {
         result.transport = comm.transportSelection?.transportName ?? "mpi"
         result.optimizer = languageModel ? "adamw" : kind
         result.microBatch = micro
-        result.precision = precision
+        (result.precision, result.reduceDtype) = (precision, ddp.reduceDtype)
         if languageModel { result.tokensPerSample = s.x.shape[1] }
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result

@@ -121,11 +121,16 @@ public enum Checkpoints {
         return d
     }()
 
-    /// A `state.json`; one written before records nested their metrics (`FlatRecord`) too.
+    /// A `state.json`, also one an earlier Ember wrote: records with their metrics flat
+    /// (`FlatRecord`), options added since then missing from its config (they take their defaults).
     static func decodeState(_ data: Data) throws -> CheckpointState {
-        do { return try decoder.decode(CheckpointState.self, from: data) } catch DecodingError.keyNotFound(let key, _) where key.stringValue == "extra" {
-            var object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        do { return try decoder.decode(CheckpointState.self, from: data) } catch let error as DecodingError {
+            guard var object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let config = object["config"] as? [String: Any] else { throw error }
             object["history"] = (object["history"] as? [[String: Any]])?.map(EpochRecord.nested)
+            var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(TrainerConfig())) as! [String: Any]
+            merged.merge(config) { _, saved in saved }
+            object["config"] = merged
             return try decoder.decode(CheckpointState.self, from: JSONSerialization.data(withJSONObject: object))
         }
     }

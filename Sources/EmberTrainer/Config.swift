@@ -92,6 +92,9 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public var pretrained: String? = nil
     /// `bf16`: matrix products in bfloat16 with float32 accumulation (autocast); `fp32` by default.
     public var precision = "fp32"
+    /// `bf16`: gradients travel between the ranks in bfloat16 (half the bytes), summed in float32
+    /// on arrival; `fp32` by default.
+    public var reduceDtype = "fp32"
 
     public init() {}
 
@@ -245,9 +248,13 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
             if let m = microBatchSize, g % m != 0 { try fail("--micro-batch-size \(m) must divide --global-batch-size \(g)") }
             if gradAccumulation != 1 { try fail("--grad-accumulation does not apply with --deterministic (the micro-batches are the accumulation)") }
             if shardOptimizer == true { try fail("--shard-optimizer does not apply with --deterministic (every rank takes the whole step)") }
+            if reduceDtype == "bf16" { try fail("--reduce-dtype bf16 does not apply with --deterministic (its gradients are added in a fixed order in float32)") }
             if threads > 1 { try fail("--threads \(threads): --deterministic runs one BLAS thread per rank (products split over threads may round differently)") }
         } else if globalBatchSize != nil || microBatchSize != nil {
             try fail("--global-batch-size and --micro-batch-size apply with --deterministic")
+        }
+        if reduceDtype == "bf16" && shardOptimizer == true {
+            try fail("--reduce-dtype bf16 cannot be combined with --shard-optimizer (a sharded step reduce-scatters in float32); leave sharding off")
         }
         // Counts beyond any real run overflow the arithmetic of epochs and schedules.
         for (flag, value) in [("--max-steps", maxSteps ?? 0), ("--epochs", epochs), ("--eval-interval", evalInterval)] where value > Self.largestCount {

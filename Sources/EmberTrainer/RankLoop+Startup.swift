@@ -46,7 +46,8 @@ extension RankLoop {
         log.info("world \(comm.worldSize) (\(comm.backendName)), batch \(config.batchSize) per rank = \(globalBatch) global\(config.gradAccumulation > 1 ? " × \(config.gradAccumulation) accumulated" : ""), \(batchesPerEpoch) batches per epoch, optimizer \(config.optimizer) lr \(config.lr)")
         if comm.worldSize > 1 {
             let sharding = ddp.shardsOptimizerStep ? "; optimizer step sharded over the ranks (reduce-scatter, update a shard, allgather)" : ""
-            let transport = switch comm.transportSelection?.transportName {
+            let transport = switch ddp.reduceDtype == .bfloat16 ? "bf16" : comm.transportSelection?.transportName {
+            case "bf16": " in bfloat16 (half the bytes; each arriving value added in float32)"
             case "auto": " through shared memory or MPI's transport, whichever makes steps faster (tried again every 500 steps)"
             case "shm": " through shared memory (one node)"
             case "shm+mpi": " through shared memory within each node and MPI between nodes"

@@ -80,9 +80,11 @@ final class RankLoop<Task: TrainingTask> {
         var launch = settings.launch
         if launch.localSize == nil, let topology = comm.topology, comm.worldSize > 1 { launch.localSize = topology.ranksOnThisNode }
         let overlap = config.overlap ?? launch.overlapPaysOff(threadsPerRank: numThreads, cores: ProcessInfo.processInfo.activeProcessorCount)
+        let bfloat16Gradients = config.reduceDtype == "bf16"
         ddp = try DataParallel(model, communicator: comm, bucketCapacityBytes: config.bucketKB * 1024, overlap: overlap,
                                shardOptimizerStep: config.deterministic ? false : config.shardOptimizer
-                                   ?? DataParallel.shardingPaysOff(parameterCount: model.parameterCount, worldSize: comm.worldSize))
+                                   ?? (!bfloat16Gradients && DataParallel.shardingPaysOff(parameterCount: model.parameterCount, worldSize: comm.worldSize)),
+                               reduceDtype: bfloat16Gradients ? .bfloat16 : .float32)
         let optimizer = try task.makeOptimizer(model: model, options: config)
         self.optimizer = optimizer
         allCallbacks = callbacks

@@ -113,6 +113,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also time DataParallel's bucketed gradient averaging against one raw allreduce of the same bytes.") var allreduce = false
     @Flag(help: "Also measure DataLoader throughput on MNIST-shaped data.") var loader = false
     @Option(help: "fp32, or bf16: matrix products on the CPU's bfloat16 units (docs/precision.md).") var precision = "fp32"
+    @Option(help: "fp32, or bf16: gradients travel between the ranks in bfloat16 (docs/precision.md).") var reduceDtype = "fp32"
     @Option(help: "Time fine-tuning this Hugging Face model directory instead of the models (docs/pretrained.md).") var pretrained: String?
     @Flag(help: "Only time the float32 matrix products of the models' shapes on each library (GFLOP/s), one line per shape.") var products = false
     @Flag(help: "Also print rank 0's mean time per step in forward, backward, synchronize and optimizer step.") var phases = false
@@ -132,6 +133,7 @@ struct Bench: ParsableCommand {
             TrainingCommandLine.fail(ConfigError(compare < 1 ? "--compare needs at least 1 round, got \(compare)" : "--compare compares --deterministic with the default step: add --deterministic"), status: 2)
         }
         guard let productPrecision = Precision(rawValue: precision) else { TrainingCommandLine.fail(ConfigError("--precision must be fp32 or bf16 (got \(precision))"), status: 2) }
+        guard ["fp32", "bf16"].contains(reduceDtype) else { TrainingCommandLine.fail(ConfigError("--reduce-dtype must be fp32 or bf16 (got \(reduceDtype))"), status: 2) }
         if products { return EmberTrainer.Bench.products(threads: threads).forEach { print($0) } }
         do {
             let settings = try LaunchSettings.current()
@@ -143,7 +145,8 @@ struct Bench: ParsableCommand {
                     let result = try EmberTrainer.Bench.run(name, steps: steps, warmup: warmup, threads: threads, comm: comm,
                                                             overlap: overlaps, shardedStep: shardOptimizer, optimizer: optimizer, phases: phases,
                                                             deterministicMicroBatch: deterministic ? microBatch ?? EmberTrainer.Bench.batch(of: name) : nil,
-                                                            precision: productPrecision, pretrained: pretrained)
+                                                            precision: productPrecision, pretrained: pretrained,
+                                                            reduceDtype: reduceDtype == "bf16" ? .bfloat16 : .float32)
                     if comm.rank == 0 { print(result.line) }
                     if comm.rank == 0, let line = result.phaseLine { print(line) }
                     return result

@@ -43,6 +43,24 @@ final class FlatRecordTests: XCTestCase {
         XCTAssertEqual(loaded.trainSeconds, 1.0 / 3)
     }
 
+    func testACheckpointWrittenBeforeAnOptionExistedTakesItsDefault() throws {
+        var config = TrainerConfig()
+        config.lr = 0.125
+        let state = CheckpointState(epoch: 1, batchInEpoch: 0, globalStep: 3, worldSize: 1, config: config, optimizerGroups: [],
+                                    schedulerEpoch: nil, plateau: nil, bestValLoss: nil, epochsWithoutImprovement: 0,
+                                    generatorStates: [], epochSums: [0, 0, 0], trainSamplesSeen: 0, trainSeconds: 0,
+                                    history: [record], reason: "epoch", createdAt: "")
+        var old = try object(Checkpoints.encoder.encode(state))
+        var oldConfig = old["config"] as! [String: Any]
+        for key in ["precision", "reduceDtype"] { oldConfig[key] = nil }
+        old["config"] = oldConfig
+        let loaded = try Checkpoints.decodeState(JSONSerialization.data(withJSONObject: old))
+        XCTAssertEqual(loaded.config.precision, "fp32")
+        XCTAssertEqual(loaded.config.reduceDtype, "fp32")
+        XCTAssertEqual(loaded.config.lr, 0.125)
+        XCTAssertEqual(loaded.history.first?.extra, record.extra)
+    }
+
     func testASummaryHasTheTaskMetricsAtTheTopLevel() throws {
         let summary = RunSummary(epochs: 1, steps: 2, trainLoss: 1, worldSize: 1, globalBatch: 8, samplesPerSecond: 1, wallSeconds: 1,
                                  stoppedReason: "completed", model: "m", parameters: 3, runDir: "r", transport: "single",

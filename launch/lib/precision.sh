@@ -1,11 +1,14 @@
 # Sourced by integration.sh: bf16 mixed precision (--precision bf16). A two-rank run trains and
 # says which units multiply; --deterministic --precision bf16 gives bitwise the same weights on
-# 1, 2, 3 and 4 ranks; a CPU without bfloat16 units is refused in one line (checked where it can be).
+# 1, 2, 3 and 4 ranks; a CPU without bfloat16 units is refused in one line (checked where it can be);
+# --reduce-dtype bf16 (gradients travel in bfloat16; needs no bfloat16 units): MPI's bfloat16 sum
+# gives the bits of the threads' one on two ranks, three ranks train, a sharded step is refused.
 
 run_precision_tests() {
     echo "== precision: bf16 products, float32 everything else"
     local d="$work/precision"
     mkdir -p "$d"
+    run_reduce_dtype_checks "$d"
     if ! grep -qE "avx512_bf16|amx_bf16" /proc/cpuinfo; then
         row "--precision bf16 on a CPU without bfloat16 units" 2 "--precision bf16 needs a CPU with bfloat16 units" "$d/refused" \
             "$trainer" train --model mlp --data synthetic --epochs 1 --precision bf16 --run-dir "$d/refused"
@@ -29,4 +32,20 @@ run_precision_tests() {
     "$trainer" train --model mlp --data synthetic --epochs 1 --precision bf16 --run-dir "$d/bf16" > /dev/null 2>&1
     expect "precision: bf16 products change the bits (the operands really are rounded)" /dev/null \
         bash -c "! cmp -s '$d/fp32/final.safetensors' '$d/bf16/final.safetensors'"
+}
+
+run_reduce_dtype_checks() {
+    local d="$1" m=(--model mlp --data synthetic --epochs 2 --reduce-dtype bf16)
+    launch/mpirun -n 2 "$trainer" train "${m[@]}" --run-dir "$d/rd-mpi" > "$d/rd-mpi.log" 2>&1
+    "$trainer" train "${m[@]}" --local-ranks 2 --run-dir "$d/rd-threads" > "$d/rd-threads.log" 2>&1
+    expect "precision: --reduce-dtype bf16 on 2 ranks: MPI's bfloat16 sum gives the bits of the threads' (same weights), logged" "$d/rd-mpi.log" \
+        bash -c "cmp -s '$d/rd-mpi/final.safetensors' '$d/rd-threads/final.safetensors' && grep -q 'in bfloat16 (half the bytes' '$d/rd-mpi.log'"
+    launch/mpirun -n 2 "$trainer" train --model mlp --data synthetic --epochs 2 --no-shard-optimizer --run-dir "$d/rd-fp32" > /dev/null 2>&1
+    expect "precision: --reduce-dtype bf16 changes the bits of a float32 exchange" /dev/null \
+        bash -c "! cmp -s '$d/rd-mpi/final.safetensors' '$d/rd-fp32/final.safetensors'"
+    launch/mpirun -n 3 "$trainer" train "${m[@]}" --run-dir "$d/rd-3" > "$d/rd-3.log" 2>&1
+    expect "precision: --reduce-dtype bf16 on 3 ranks (a ring rounds each partial sum) trains to 100% validation accuracy" "$d/rd-3.log" \
+        python3 -c "import json,sys; sys.exit(0 if json.load(open('$d/rd-3/summary.json'))['val_accuracy'] == 1.0 else 1)"
+    row "--reduce-dtype bf16 with --shard-optimizer" 2 "--reduce-dtype bf16 cannot be combined with --shard-optimizer" "$d/rd-refused" \
+        "$trainer" train --model mlp --data synthetic --epochs 1 --reduce-dtype bf16 --shard-optimizer --run-dir "$d/rd-refused"
 }

@@ -35,6 +35,9 @@ int ember_sgemm_bf16_b(int trans_a, int trans_b, long m, long n, long k, float a
                        const unsigned short *b, long ldb, float beta, float *c, long ldc);
 /// `rows` rows of `cols` floats, `ld` apart, rounded to bfloat16 into `out` packed (`cols` apart).
 void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out);
+/// `n` floats rounded to bfloat16 exactly as PyTorch rounds them (nearest, ties to even, NaN to
+/// 0x7FC0, subnormals kept: the CPU's `vcvtne2ps2bf16`, which `ember_round_bf16` uses, flushes them to zero).
+void ember_round_bf16_exact(const float *in, unsigned short *out, long n);
 
 /// Whether the calling thread's float32 products run in bfloat16 (autocast); setting returns the
 /// previous value.

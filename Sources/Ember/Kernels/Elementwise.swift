@@ -257,7 +257,7 @@ enum Kernels {
         case (.bfloat16, .float32): run(src.pointer(UInt16.self), dst.pointer(Float.self)) { BFloat16.float(bits: $0) }
         case (.bfloat16, .float64): run(src.pointer(UInt16.self), dst.pointer(Double.self)) { Double(BFloat16.float(bits: $0)) }
         case (.bfloat16, .int64): run(src.pointer(UInt16.self), dst.pointer(Int64.self)) { Int64(BFloat16.float(bits: $0)) }
-        case (.float32, .bfloat16): run(src.pointer(Float.self), dst.pointer(UInt16.self)) { BFloat16.bits($0) }
+        case (.float32, .bfloat16): BFloat16.round(src.pointer(Float.self), into: dst.pointer(UInt16.self), count: src.count)
         case (.float64, .bfloat16): run(src.pointer(Double.self), dst.pointer(UInt16.self)) { BFloat16.bits(Float($0)) }
         case (.int64, .bfloat16): run(src.pointer(Int64.self), dst.pointer(UInt16.self)) { BFloat16.bits(Float($0)) }
         default: dst.dataPointer.copyMemory(from: src.dataPointer, byteCount: src.count * src.dtype.byteSize)
