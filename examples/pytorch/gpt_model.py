@@ -1,4 +1,4 @@
-"""The PyTorch twin of Ember's `GPT` (Sources/EmberTrainer/LanguageModels.swift), nanoGPT's shape:
+"""The PyTorch twin of Ember's `GPT` (Sources/EmberTrainer/Tasks/LanguageModels.swift), nanoGPT's shape:
 token + learned position embeddings, pre-LN blocks (causal SDPA, MLP 4x with exact GELU, no
 biases), a final LayerNorm, the head tied to the token embedding; nanoGPT's initialisation.
 Used by examples/pytorch/bench.py (`--model gpt`) and scripts/gpt_twin.py."""
