@@ -47,8 +47,7 @@ extension Kernels {
             ember_attention_softmax_f32(scores.pointer(Float.self), mask?.pointer(Float.self), maskStride, out.pointer(Float.self),
                                         batch, rows, cols, Float(scale), causal ? 1 : 0)
         case .float64: run(scores.pointer(Double.self), out.pointer(Double.self), mask.map { UnsafePointer($0.pointer(Double.self)) })
-        case .int64: stop("attention needs floating-point tensors")
-        case .bfloat16: stop(DType.bfloat16Refused("attention"))
+        case .int64, .bfloat16: stop(scores.dtype.refusal("attention"))
         }
         return out
     }
@@ -70,8 +69,7 @@ extension Kernels {
         switch p.dtype {
         case .float32: ember_attention_softmax_backward_f32(g.pointer(Float.self), p.pointer(Float.self), out.pointer(Float.self), n, cols, Float(scale))
         case .float64: run(g.pointer(Double.self), p.pointer(Double.self), out.pointer(Double.self))
-        case .int64: stop("attention needs floating-point tensors")
-        case .bfloat16: stop(DType.bfloat16Refused("attention"))
+        case .int64, .bfloat16: stop(p.dtype.refusal("attention"))
         }
         return out
     }

@@ -20,8 +20,7 @@ extension Kernels {
         switch c.dtype {
         case .float32: run(Float.self)
         case .float64: run(Double.self)
-        case .int64: stop("matmul needs floating-point tensors")
-        case .bfloat16: stop(DType.bfloat16Refused("matmul"))
+        case .int64, .bfloat16: stop(c.dtype.refusal("matmul"))
         }
     }
 

@@ -83,8 +83,7 @@ extension Kernels {
         switch src.dtype {
         case .float32: run(src.pointer(Float.self), out.pointer(Float.self))
         case .float64: run(src.pointer(Double.self), out.pointer(Double.self))
-        case .int64: stop("indexAdd needs a floating-point source")
-        case .bfloat16: stop(DType.bfloat16Refused("indexAdd"))
+        case .int64, .bfloat16: stop(src.dtype.refusal("indexAdd"))
         }
         return out
     }
@@ -122,6 +121,7 @@ extension Kernels {
 
     /// The adjoint of `gather`: `out[o, index[o, j, i], i] += src[o, j, i]` into zeros of `shape`.
     static func scatterAdd(_ src: Tensor, outer: Int, size: Int, inner: Int, index: Tensor, shape: [Int]) -> Tensor {
+        if src.dtype == .bfloat16 { stop(src.dtype.refusal("scatterAdd")) }
         let out = zeroed(shape, dtype: src.dtype)
         let idx = index.pointer(Int64.self), n = index.count / max(outer * inner, 1)
         func run<T: AdditiveArithmetic>(_ s: UnsafePointer<T>, _ d: UnsafeMutablePointer<T>) {
@@ -145,8 +145,7 @@ extension Kernels {
         switch src.dtype {
         case .float32: run(src.pointer(Float.self), out.pointer(Float.self))
         case .float64: run(src.pointer(Double.self), out.pointer(Double.self))
-        case .int64: run(src.pointer(Int64.self), out.pointer(Int64.self))
-        case .bfloat16: stop(DType.bfloat16Refused("scatterAdd"))
+        default: run(src.pointer(Int64.self), out.pointer(Int64.self))
         }
         return out
     }

@@ -122,8 +122,7 @@ enum Kernels {
         switch x.dtype {
         case .float32: unaryFloat(op, x.pointer(Float.self), out.pointer(Float.self), x.count)
         case .float64: unaryFloat(op, x.pointer(Double.self), out.pointer(Double.self), x.count)
-        case .int64: stop("unary op \(op) needs a floating-point tensor; convert with .to(.float32)")
-        case .bfloat16: stop(DType.bfloat16Refused("a unary op"))
+        case .int64, .bfloat16: stop(x.dtype.refusal("unary op \(op)"))
         }
         return out
     }

@@ -54,8 +54,7 @@ extension Kernels {
         switch x.dtype {
         case .float32: im2col(x.pointer(Float.self), samples: n, g, into: out.pointer(Float.self))
         case .float64: im2col(x.pointer(Double.self), samples: n, g, into: out.pointer(Double.self))
-        case .int64: stop("convolution needs a floating-point tensor")
-        case .bfloat16: stop(DType.bfloat16Refused("convolution"))
+        case .int64, .bfloat16: stop(x.dtype.refusal("convolution"))
         }
         return out
     }
@@ -66,8 +65,7 @@ extension Kernels {
         switch cols.dtype {
         case .float32: col2imAdd(cols.pointer(Float.self), samples: n, g, into: out.pointer(Float.self))
         case .float64: col2imAdd(cols.pointer(Double.self), samples: n, g, into: out.pointer(Double.self))
-        case .int64: stop("convolution needs a floating-point tensor")
-        case .bfloat16: stop(DType.bfloat16Refused("convolution"))
+        case .int64, .bfloat16: stop(cols.dtype.refusal("convolution"))
         }
         return out
     }
@@ -305,8 +303,7 @@ extension Kernels {
         switch x.dtype {
         case .float32: run(x.pointer(Float.self))
         case .float64: run(x.pointer(Double.self))
-        case .int64: stop("max pooling needs a floating-point tensor")
-        case .bfloat16: stop(DType.bfloat16Refused("max pooling"))
+        case .int64, .bfloat16: stop(x.dtype.refusal("max pooling"))
         }
         return out
     }

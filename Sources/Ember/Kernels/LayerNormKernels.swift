@@ -35,8 +35,7 @@ extension Kernels {
         case .float64:
             run(x.pointer(Double.self), y.pointer(Double.self), mean.pointer(Double.self), rstd.pointer(Double.self),
                 weight.map { UnsafePointer($0.pointer(Double.self)) }, bias.map { UnsafePointer($0.pointer(Double.self)) })
-        case .int64: stop("layer norm needs a floating-point tensor")
-        case .bfloat16: stop(DType.bfloat16Refused("layer norm"))
+        case .int64, .bfloat16: stop(x.dtype.refusal("layer norm"))
         }
         return (y, mean, rstd)
     }
@@ -77,8 +76,7 @@ extension Kernels {
         case .float64:
             run(g.pointer(Double.self), x.pointer(Double.self), mean.pointer(Double.self), rstd.pointer(Double.self),
                 weight.map { UnsafePointer($0.pointer(Double.self)) }, dx.pointer(Double.self), dw.pointer(Double.self), db.pointer(Double.self))
-        case .int64: stop("layer norm needs a floating-point tensor")
-        case .bfloat16: stop(DType.bfloat16Refused("layer norm"))
+        case .int64, .bfloat16: stop(x.dtype.refusal("layer norm"))
         }
         return (dx, dw, db)
     }

@@ -44,6 +44,7 @@ extension Kernels {
     /// Index of the largest (or smallest) value along the middle axis of `[outer, size, inner]`;
     /// the first one wins ties, and NaN counts as largest, as in PyTorch.
     static func argExtreme(_ x: Tensor, outer: Int, size: Int, inner: Int, largest: Bool) -> Tensor {
+        if x.dtype == .bfloat16 { stop(x.dtype.refusal("argmax/argmin")) }
         let out = Tensor(uninitializedShape: [outer * inner], dtype: .int64)
         func run<T: Comparable>(_ p: UnsafePointer<T>, isNaN: (T) -> Bool) {
             let idx = out.pointer(Int64.self)
@@ -65,8 +66,7 @@ extension Kernels {
         switch x.dtype {
         case .float32: run(x.pointer(Float.self)) { $0.isNaN }
         case .float64: run(x.pointer(Double.self)) { $0.isNaN }
-        case .int64: run(x.pointer(Int64.self)) { _ in false }
-        case .bfloat16: stop(DType.bfloat16Refused("a reduction"))
+        default: run(x.pointer(Int64.self)) { _ in false }
         }
         return out
     }
@@ -101,8 +101,7 @@ extension Kernels {
         switch x.dtype {
         case .float32: run(x.pointer(Float.self), out.pointer(Float.self))
         case .float64: run(x.pointer(Double.self), out.pointer(Double.self))
-        case .int64: stop("softmax needs a floating-point tensor")
-        case .bfloat16: stop(DType.bfloat16Refused("softmax"))
+        case .int64, .bfloat16: stop(x.dtype.refusal("softmax"))
         }
         return out
     }

@@ -1,6 +1,7 @@
 extension Kernels {
     /// Running sums along the middle axis of `[outer, size, inner]` (`torch.cumsum`).
     static func cumsum(_ x: Tensor, outer: Int, size: Int, inner: Int) -> Tensor {
+        if x.dtype == .bfloat16 { stop(x.dtype.refusal("cumsum")) }
         let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
         func run<T: AdditiveArithmetic>(_ s: UnsafePointer<T>, _ d: UnsafeMutablePointer<T>) {
             for o in 0..<outer {
@@ -16,8 +17,7 @@ extension Kernels {
         switch x.dtype {
         case .float32: run(x.pointer(Float.self), out.pointer(Float.self))
         case .float64: run(x.pointer(Double.self), out.pointer(Double.self))
-        case .int64: run(x.pointer(Int64.self), out.pointer(Int64.self))
-        case .bfloat16: stop(DType.bfloat16Refused("a scan"))
+        default: run(x.pointer(Int64.self), out.pointer(Int64.self))
         }
         return out
     }
@@ -25,6 +25,7 @@ extension Kernels {
     /// For each slice along the middle axis of `[outer, size, inner]`, the indices (int64) that
     /// sort it, stably; NaN sorts as the largest value, as in PyTorch.
     static func sortIndices(_ x: Tensor, outer: Int, size: Int, inner: Int, descending: Bool) -> Tensor {
+        if x.dtype == .bfloat16 { stop(x.dtype.refusal("sorting")) }
         let out = Tensor(uninitializedShape: x.shape, dtype: .int64)
         let idx = out.pointer(Int64.self)
         func run<T: Comparable>(_ p: UnsafePointer<T>, isNaN: (T) -> Bool) {
@@ -48,8 +49,7 @@ extension Kernels {
         switch x.dtype {
         case .float32: run(x.pointer(Float.self)) { $0.isNaN }
         case .float64: run(x.pointer(Double.self)) { $0.isNaN }
-        case .int64: run(x.pointer(Int64.self)) { _ in false }
-        case .bfloat16: stop(DType.bfloat16Refused("sorting"))
+        default: run(x.pointer(Int64.self)) { _ in false }
         }
         return out
     }

@@ -146,8 +146,7 @@ extension Tensor {
         switch qkv.dtype {
         case .float32: weights = forward(Float.self)
         case .float64: weights = forward(Double.self)
-        case .int64: stop("attention needs a floating-point tensor")
-        case .bfloat16: stop(DType.bfloat16Refused("attention"))
+        case .int64, .bfloat16: stop(qkv.dtype.refusal("attention"))
         }
         return out.recordOp("PackedSelfAttentionBackward", [qkv]) { g in
             if GradMode.isEnabled {

@@ -34,6 +34,11 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// Why `op` cannot compute on this dtype (int64 or bfloat16), and what to do instead.
+    func refusal(_ op: String) -> String {
+        self == .bfloat16 ? Self.bfloat16Refused(op) : "\(op) needs a floating-point tensor (got \(self)); convert with .to(.float32)"
+    }
+
     /// Why an op cannot take a bfloat16 tensor, and what to do instead.
     static func bfloat16Refused(_ what: String = "this op") -> String {
         "\(what) does not compute on bfloat16 tensors (they hold values for storage and exchange); convert first with .to(.float32), or run the model in float32 under autocast(.bfloat16) for bf16 products"
