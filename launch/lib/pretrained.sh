@@ -1,7 +1,8 @@
 # Sourced by integration.sh: a pretrained Hugging Face model fine-tuned by the trainer (the tiny
 # GPT-2 of Tests/EmberTests/Fixtures/pretrained/gpt2-bpe, made by transformers, with its BPE
 # tokenizer): under launch/mpirun -n 2, a RUN/hf/ directory written, sampling and evaluation from
-# the run, a resume from the run alone, and a directory it cannot run refused by name.
+# the run, a resume from the run alone (mapping the corpus's ids kept beside the run, unless the
+# cache does not verify), and a directory it cannot run refused by name.
 
 run_pretrained_tests() {
     echo "== pretrained: Hugging Face models fine-tuned"
@@ -21,6 +22,12 @@ open('$d/text.txt', 'w').write('\n'.join(lines * 150))"
     "$trainer" train --resume latest --run-dir "$d/run" --max-steps 30 > "$d/resume.log" 2>&1
     expect "pretrained: --resume latest --run-dir alone continues the fine-tuning" "$d/resume.log" \
         grep -q '"steps" : 30,' "$d/run/summary.json"
+    expect "pretrained: the corpus tokenized at the first start is kept beside the run, and the resume maps it" "$d/resume.log" \
+        bash -c "ls '$d/run/tokens/'text-*.bin '$d/run/tokens/'text-*.json > /dev/null && grep -q 'from the cache beside the run' '$d/resume.log'"
+    truncate -s -2 "$d"/run/tokens/text-*.bin
+    "$trainer" train --resume latest --run-dir "$d/run" --max-steps 40 > "$d/resume-cut.log" 2>&1
+    expect "pretrained: a token cache cut short is not trusted: the corpus is tokenized again and the run goes on" "$d/resume-cut.log" \
+        bash -c "grep -q '\"steps\" : 40,' '$d/run/summary.json' && ! grep -q 'from the cache' '$d/resume-cut.log'"
     # Tokenized once (trainer tokenize, nanoGPT's flat uint16 format), then mapped: the same training.
     "$trainer" tokenize --pretrained "$model" --data "text:$d/text.txt" --out "$d/text.bin" > "$d/tokenize.log" 2>&1
     local same=(--pretrained "$model" --max-steps 6 --eval-interval 3 --warmup-steps 1 --lr 1e-3)

@@ -170,6 +170,28 @@ public struct TokenIDs: Sendable {
         }
     }
 
+    /// Writes the stream as a flat file of little-endian ids, `width` bytes each (2 or 4; by
+    /// default this stream's `bytesPerToken`): what `init(mapping:)` reads, nanoGPT's format.
+    /// Atomic, in pieces; returns the file's CRC-32.
+    @discardableResult
+    public func write(to path: String, width: Int? = nil) throws -> UInt32 {
+        let width = width ?? bytesPerToken, piece = 1 << 16
+        return try AtomicFile.write(to: path) { emit in
+            var bytes = [UInt8](repeating: 0, count: piece * width)
+            for start in stride(from: 0, to: count, by: piece) {
+                let n = Swift.min(piece, count - start)
+                bytes.withUnsafeMutableBytes { raw in
+                    for i in 0..<n {
+                        let id = self[start + i]
+                        if width == 2 { raw.storeBytes(of: UInt16(id).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+                        else { raw.storeBytes(of: UInt32(id).littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+                    }
+                }
+                try bytes.withUnsafeBytes { try emit(UnsafeRawBufferPointer(rebasing: $0.prefix(n * width))) }
+            }
+        }
+    }
+
     /// Tokens `r` of this stream, sharing the storage.
     public func slice(_ r: Range<Int>) -> TokenIDs {
         TokenIDs(storage: storage, range: (range.lowerBound + r.lowerBound)..<(range.lowerBound + r.upperBound))

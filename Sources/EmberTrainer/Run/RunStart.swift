@@ -40,6 +40,7 @@ extension Trainer {
         if autoFresh { config.resume = nil }
         guard let resume = config.resume else {
             let dir = config.runDir ?? defaultRunDirectory()
+            config.runDir = dir
             return RunStart(config: config, runDir: dir, checkpoint: nil, continuesRun: false, replacesFailedStart: autoFresh,
                             overAbandonedStart: !autoFresh && isAbandonedStart(dir), forkedFrom: nil)
         }

@@ -180,6 +180,7 @@ public enum Trainer {
                 for name in ["metrics.jsonl", "config.resumed.json"] { try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent(name)) }
             }
             try createRunDirectory(dir, config: config, resuming: start.continuesRun || start.replacesFailedStart)
+            do { try task.runDirectoryReady(dir) } catch { log.warning("\(error); the run goes on without it") }
         }
         started = true
         return try trainer.run()
@@ -205,7 +206,7 @@ public enum Trainer {
     }
 
     /// What a start that died before its first checkpoint may have left.
-    static let failedStartFiles: Set<String> = ["config.json", "config.resumed.json", "metrics.jsonl", "checkpoints"]
+    static let failedStartFiles: Set<String> = ["config.json", "config.resumed.json", "metrics.jsonl", "checkpoints", "tokens"]
 
     /// Refuses to reuse another run's directory unless resuming, so nothing there is overwritten
     /// (`replacingFailedStart`: except what a start that died before its first checkpoint wrote).

@@ -107,6 +107,9 @@ struct PreparedText: @unchecked Sendable {
     let test: TokenWindows?
     let source: String
     let tokens: Int
+    /// The cache beside the run the ids came from, or the one to write once the run has started.
+    var cachedFrom: String?
+    var cacheToWrite: (cache: TokenCache, ids: TokenIDs)?
 
     init(_ config: TrainerConfig, dataDirectory: String?) throws {
         let spec = try DataSpec.parse(config.data)
@@ -115,6 +118,10 @@ struct PreparedText: @unchecked Sendable {
             let vocabulary = try PretrainedConfig.load(directory).vocabularySize
             try self.init(config, tokenizer: try BPETokenizer.fromPretrained(directory),
                           ids: try TokenIDs(mapping: file, bytesPerToken: vocabulary <= 1 << 16 ? 2 : 4, vocabularySize: vocabulary))
+            return
+        }
+        if case .text(let path) = spec, let directory = config.pretrained, let runDirectory = config.runDir {
+            try self.init(config, text: path, pretrained: directory, runDirectory: runDirectory)
             return
         }
         let path: String
@@ -136,6 +143,21 @@ struct PreparedText: @unchecked Sendable {
             return (tokenizer, TokenIDs(try tokenizer.encodeIDs(text)))
         }()
         try self.init(config, tokenizer: tokenizer, ids: ids)
+    }
+
+    /// A corpus through a pretrained tokenizer: its ids from the cache beside the run when it
+    /// holds them, else tokenized (and cached once the run has started: `LanguageModelTask.runDirectoryReady`).
+    init(_ config: TrainerConfig, text path: String, pretrained directory: String, runDirectory: String) throws {
+        let cache = try TokenCache(runDirectory: runDirectory, text: path, pretrained: directory)
+        let tokenizer = try BPETokenizer.fromPretrained(directory)
+        if let ids = cache.load(vocabularySize: try PretrainedConfig.load(directory).vocabularySize) {
+            try self.init(config, tokenizer: tokenizer, ids: ids)
+            cachedFrom = cache.path
+        } else {
+            let ids = TokenIDs(try tokenizer.encodeIDs(try TextFile.read(path)))
+            try self.init(config, tokenizer: tokenizer, ids: ids)
+            cacheToWrite = (cache, ids)
+        }
     }
 
     /// The splits of a token stream: training first, then validation, then test.
@@ -176,6 +198,13 @@ struct LanguageModelTask: TrainingTask, @unchecked Sendable {
 
     static func data(_ w: TokenWindows) -> TaskData<PairBatch> {
         TaskData(count: w.count, weight: { Double(w.predictions(in: $0)) }, unit: "tokens") { w.batch($0) }
+    }
+
+    var dataNotice: String? { text.cachedFrom.map { "tokens of \(config.data) from the cache beside the run (\($0)), not tokenized again" } }
+
+    /// Keeps a corpus tokenized at this start beside the run, for the next start to map.
+    func runDirectoryReady(_ directory: String) throws {
+        try text.cacheToWrite.map { try $0.cache.write($0.ids) }
     }
 
     func trainingData() -> TaskData<PairBatch> { Self.data(text.train) }

@@ -62,6 +62,11 @@ public protocol TrainingTask: Sendable {
     /// `options.lr`, momentum, betas, weight decay).
     func makeOptimizer(model: Model, options: TrainerConfig) throws -> Optimizer
 
+    /// Called on rank 0 once the run's directory exists, before the first step: a task may keep
+    /// files there (the language models keep a pretrained tokenizer's ids of their corpus). A
+    /// failure is a warning; the run goes on.
+    func runDirectoryReady(_ directory: String) throws
+
     /// Codable state of the task's own, saved in checkpoints and handed back on resume (nil: none).
     func checkpointState() throws -> Data?
     func restore(checkpointState: Data) throws
@@ -109,6 +114,7 @@ extension TrainingTask {
     public var metrics: [Metric] { [] }
     public func checkpointState() throws -> Data? { nil }
     public func restore(checkpointState: Data) throws {}
+    public func runDirectoryReady(_ directory: String) throws {}
 
     public func makeOptimizer(model: Model, options c: TrainerConfig) throws -> Optimizer {
         OptimizerChoice.make(c, model.parameters())
