@@ -68,4 +68,26 @@ final class PrecisionTests: XCTestCase {
         XCTAssertLessThan(worst, 0.05 * scale, "bf16 differs from fp32 by \(worst) (scale \(scale))")
         XCTAssertGreaterThan(worst, 0, "bf16 gave the float32 bits: nothing was rounded")
     }
+
+    /// A trained weight is rounded once in the forward product and the rounded copy serves the
+    /// backward's product with it: the same bits as rounding it again (a weight that is not a
+    /// trained leaf takes the ordinary path), and the rounded copy is the CPU's own rounding.
+    func testAWeightRoundedOnceGivesTheBitsOfRoundingItAtEachProduct() throws {
+        guard Precision.bfloat16IsNative else { throw XCTSkip("no bfloat16 units here: the rounded weight is used with them only") }
+        let w = Tensor.randn([24, 40], generator: Generator(seed: 8))
+        let x = Tensor.randn([10, 40], generator: Generator(seed: 9))
+        func run(trained: Bool) -> [Float] {
+            let weight = trained ? w.clone().requiresGrad_() : w.clone()
+            let input = x.clone().requiresGrad_()
+            // A weight that is not a leaf (a view of the trained one) is rounded at each product.
+            let b = trained ? weight : weight.requiresGrad_().reshape([24, 40]) * 1
+            let y = autocast(.bfloat16) { input.matmul(b, transposeB: true) }
+            autocast(.bfloat16) { (y * y).sum().backward() }
+            return y.scalars + input.grad!.scalars
+        }
+        XCTAssertEqual(run(trained: true), run(trained: false))
+        let rounded = autocast(.bfloat16) { Kernels.roundedForProducts(w) }
+        XCTAssertEqual(rounded?.dtype, .bfloat16)
+        XCTAssertNil(Kernels.roundedForProducts(w), "outside autocast nothing is rounded")
+    }
 }

@@ -25,7 +25,10 @@ extension Tensor {
     /// so they can be differentiated a second time.
     /// With `into` (a buffer the engine offered), the product times its scale is written there
     /// when the shapes fit.
-    func mm(_ other: Tensor, transposeA ta: Bool, transposeB tb: Bool, into destination: GradientOutput? = nil) -> Tensor {
+    /// Under bf16 autocast a trained 2-D weight (a leaf that requires grad) as `other` is rounded
+    /// once here and the rounded copy serves the backward's product with it too (`roundedB`).
+    func mm(_ other: Tensor, transposeA ta: Bool, transposeB tb: Bool, into destination: GradientOutput? = nil,
+            roundedB: Tensor? = nil) -> Tensor {
         let dtype = Tensor.promoted(self.dtype, other.dtype)
         require(dtype.isFloatingPoint, "matmul needs floating-point tensors, got \(self.dtype) and \(other.dtype)")
         var a = to(dtype), b = other.to(dtype)
@@ -45,11 +48,12 @@ extension Tensor {
         if b.rank > 2 || batch > 1 { b = b.rank == 2 ? b : b.expand(batchShape + Array(b.shape.suffix(2))) }
         let target = destination.flatMap { $0.buffer.shape == batchShape + [m, n] && $0.buffer.dtype == dtype ? $0 : nil }
         let out = target?.buffer ?? Tensor(uninitializedShape: batchShape + [m, n], dtype: dtype)
+        let rounded = roundedB ?? (b.rank == 2 && b.isLeaf && b.requiresGrad ? Kernels.roundedForProducts(b) : nil)
         Kernels.gemm(a, b, into: out, batch: batch, m: m, n: n, k: ka, transA: ta, transB: tb,
-                     strideA: a.rank == 2 ? 0 : m * ka, strideB: b.rank == 2 ? 0 : ka * n, alpha: target?.scale ?? 1)
+                     strideA: a.rank == 2 ? 0 : m * ka, strideB: b.rank == 2 ? 0 : ka * n, alpha: target?.scale ?? 1, roundedB: rounded)
         return out.recordOp("MmBackward", [a, b], writingInto: { g, outputs in
             let ga = a.requiresGrad
-                ? (ta ? b.mm(g, transposeA: tb, transposeB: true) : g.mm(b, transposeA: false, transposeB: !tb)).sumTo(a.shape)
+                ? (ta ? b.mm(g, transposeA: tb, transposeB: true) : g.mm(b, transposeA: false, transposeB: !tb, roundedB: rounded)).sumTo(a.shape)
                 : nil
             // A 2-D weight's gradient is one product: it can go straight where the engine asks.
             let into = b.rank == 2 && batch == 1 ? outputs[1] : nil
