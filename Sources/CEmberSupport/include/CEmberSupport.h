@@ -32,6 +32,14 @@ void ember_layer_norm_backward_f32(const float *g, const float *x, const float *
 /// GELU (exact form, to float32 precision) and its gradient `grad · (Φ(x) + x φ(x))`, vectorised.
 void ember_gelu_f32(float *out, const float *x, long n);
 void ember_gelu_backward_f32(float *out, const float *grad, const float *x, long n);
+/// GPT-2's tanh-approximated GELU and its gradient, vectorised (no libm calls).
+void ember_gelu_tanh_f32(float *out, const float *x, long n);
+void ember_gelu_tanh_backward_f32(float *out, const float *grad, const float *x, long n);
+/// SiLU and its gradient, vectorised.
+void ember_silu_f32(float *out, const float *x, long n);
+void ember_silu_backward_f32(float *out, const float *grad, const float *x, long n);
+/// Row softmaxes and log-sum-exps of float32 logits (cross-entropy's forward), vectorised.
+void ember_softmax_rows_f32(const float *x, float *softmax, float *lse, long rows, long cols);
 /// One step of an LSTM or GRU cell for the active rows, forward and backward (Activations.c).
 void ember_lstm_step_f32(long n, long h, const float *xp, const float *hh, const float *c_prev, float *gates, float *c_next,
                          float *y, const unsigned char *active);

@@ -119,6 +119,14 @@ enum Kernels {
             ember_gelu_f32(out.pointer(Float.self), x.pointer(Float.self), x.count)
             return out
         }
+        if case .geluTanh = op, x.dtype == .float32 {
+            ember_gelu_tanh_f32(out.pointer(Float.self), x.pointer(Float.self), x.count)
+            return out
+        }
+        if case .silu = op, x.dtype == .float32 {
+            ember_silu_f32(out.pointer(Float.self), x.pointer(Float.self), x.count)
+            return out
+        }
         switch x.dtype {
         case .float32: unaryFloat(op, x.pointer(Float.self), out.pointer(Float.self), x.count)
         case .float64: unaryFloat(op, x.pointer(Double.self), out.pointer(Double.self), x.count)
@@ -128,9 +136,18 @@ enum Kernels {
     }
 
     /// GELU's gradient `g · (Φ(x) + x φ(x))` for float32 in one vectorised pass (Activations.c).
-    static func geluBackward(_ g: Tensor, _ x: Tensor) -> Tensor {
+    /// `approximate: .tanh`: GPT-2's form (`ember_gelu_tanh_backward_f32`).
+    static func geluBackward(_ g: Tensor, _ x: Tensor, approximate: GELUApproximation = .none) -> Tensor {
+        activationBackward(approximate == .tanh ? ember_gelu_tanh_backward_f32 : ember_gelu_backward_f32, g, x)
+    }
+
+    /// SiLU's gradient `g · σ(x)(1 + x(1 − σ(x)))` for float32 in one vectorised pass.
+    static func siluBackward(_ g: Tensor, _ x: Tensor) -> Tensor { activationBackward(ember_silu_backward_f32, g, x) }
+
+    private static func activationBackward(_ kernel: (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int) -> Void,
+                                           _ g: Tensor, _ x: Tensor) -> Tensor {
         let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
-        ember_gelu_backward_f32(out.pointer(Float.self), g.pointer(Float.self), x.pointer(Float.self), x.count)
+        kernel(out.pointer(Float.self), g.pointer(Float.self), x.pointer(Float.self), x.count)
         return out
     }
 

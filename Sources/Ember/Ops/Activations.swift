@@ -35,7 +35,7 @@ extension Tensor {
     /// Gaussian error linear unit, exact form `x * Φ(x)` (PyTorch's default).
     public func gelu() -> Tensor {
         unaryOp(.gelu, "GeluBackward") { x, _, g in
-            if !GradMode.isEnabled && x.dtype == .float32 && g.dtype == .float32 && g.shape == x.shape {
+            if x.takesFusedGradient(g) {
                 return Kernels.geluBackward(g, x)
             }
             // Φ(x) + x φ(x), with φ the standard normal density.
@@ -50,6 +50,9 @@ extension Tensor {
     public func gelu(approximate: GELUApproximation) -> Tensor {
         guard approximate == .tanh else { return gelu() }
         return unaryOp(.geluTanh, "GeluBackward") { x, _, g in
+            if x.takesFusedGradient(g) {
+                return Kernels.geluBackward(g, x, approximate: .tanh)
+            }
             let c = x.scalarLike(0.79788456080286535588)
             let t = (c * (x + x * x * x * 0.044715)).tanh()
             return g * ((t + 1) * 0.5 + x * 0.5 * (1 - t * t) * c * (x * x * 0.134145 + 1))
@@ -59,6 +62,9 @@ extension Tensor {
     /// `x * sigmoid(x)`, also called swish.
     public func silu() -> Tensor {
         unaryOp(.silu, "SiluBackward") { x, _, g in
+            if x.takesFusedGradient(g) {
+                return Kernels.siluBackward(g, x)
+            }
             let s = x.sigmoid()
             return g * s * (1 + x * (1 - s))
         }
@@ -85,4 +91,12 @@ extension Tensor {
 /// (`"tanh"`); a string literal works as in PyTorch: `GELU(approximate: "tanh")`.
 public enum GELUApproximation: String, Sendable, StringOption {
     case none, tanh
+}
+
+extension Tensor {
+    /// Whether an activation's gradient `g` for this input can come from a fused float32 kernel:
+    /// not while recording backward itself (`createGraph` needs the gradient as ops).
+    func takesFusedGradient(_ g: Tensor) -> Bool {
+        !GradMode.isEnabled && dtype == .float32 && g.dtype == .float32 && g.shape == shape
+    }
 }

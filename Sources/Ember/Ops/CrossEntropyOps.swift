@@ -1,3 +1,5 @@
+import CEmberSupport
+
 /// Cross-entropy of logits `[N, C]` against class indices as one fused op: per row, the loss is
 /// `logsumexp(x) − x[target]` (max-shifted), and the gradient `softmax(x) − onehot(target)`,
 /// each computed in a single pass without materialising log-probabilities.
@@ -20,8 +22,14 @@ extension Kernels {
                 losses[r] = t == ignoreIndex ? 0 : Double(m + T.log(total) - row[t])
             }
         }
-        x.dtype == .float64 ? run(x.pointer(Double.self), soft.pointer(Double.self))
-            : run(x.pointer(Float.self), soft.pointer(Float.self))
+        guard x.dtype == .float32 else {
+            run(x.pointer(Double.self), soft.pointer(Double.self))
+            return (losses, soft)
+        }
+        var lse = [Float](repeating: 0, count: n)
+        ember_softmax_rows_f32(x.pointer(Float.self), soft.pointer(Float.self), &lse, n, c)
+        let logits = x.pointer(Float.self)
+        for r in 0..<n where targets[r] != ignoreIndex { losses[r] = Double(lse[r] - logits[r * c + targets[r]]) }
         return (losses, soft)
     }
 

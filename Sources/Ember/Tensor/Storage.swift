@@ -15,13 +15,21 @@ public final class Storage: @unchecked Sendable {
     /// Live storages and their bytes, for leak tests and memory reports.
     static let liveCount = Atomic<Int>(0)
     static let liveBytes = Atomic<Int>(0)
+    /// The most bytes live storages have held at once (what the cache may keep: `BufferCache`).
+    static let peakLiveBytes = Atomic<Int>(0)
 
     init(byteCount: Int) {
         self.byteCount = byteCount
         raw = BufferCache.shared.take(byteCount)
         owner = nil
         Storage.liveCount.add(1, ordering: .relaxed)
-        Storage.liveBytes.add(byteCount, ordering: .relaxed)
+        let live = Storage.liveBytes.add(byteCount, ordering: .relaxed).newValue
+        var peak = Storage.peakLiveBytes.load(ordering: .relaxed)
+        while live > peak {
+            let (exchanged, current) = Storage.peakLiveBytes.compareExchange(expected: peak, desired: live, ordering: .relaxed)
+            if exchanged { break }
+            peak = current
+        }
     }
 
     /// Memory someone else allocated (a shared-memory segment, say), kept alive by `owner` and
@@ -46,7 +54,11 @@ public final class Storage: @unchecked Sendable {
 }
 
 /// A caching allocator: freed buffers are kept by size class (powers of two up to 64 KiB, then
-/// eighths between powers of two) and handed out again, up to `limit` bytes in the cache.
+/// eighths between powers of two) and handed out again, up to `limit` bytes in the cache: 512
+/// MiB, or as much as the tensors have ever held at once when that is more. A step of a large
+/// model (a 124M GPT-2's logits alone are 100 MB) frees and asks again for gigabytes; beyond a
+/// fixed limit those went back to the system and came back as fresh pages the kernel zeroes
+/// (a fault per 4 KiB page), which took a tenth of such a step.
 final class BufferCache: @unchecked Sendable {
     static let shared = BufferCache()
 
@@ -56,7 +68,7 @@ final class BufferCache: @unchecked Sendable {
     }
     private let state = Mutex(State())
     /// Most bytes kept for reuse; beyond that, freed buffers go back to the system.
-    let limit = 512 << 20
+    var limit: Int { Swift.max(512 << 20, Storage.peakLiveBytes.load(ordering: .relaxed)) }
     static let classCount = 9 + 8 * 48
 
     /// The size class a request is served from: its index and its size in bytes.
