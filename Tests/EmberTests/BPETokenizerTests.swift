@@ -72,3 +72,16 @@ final class BPETokenizerTests: XCTestCase {
         }
     }
 }
+
+extension BPETokenizerTests {
+    /// A model without a tokenizer Ember reads trains on ids: its stand-in is saved and read back
+    /// with the runs' tokenizers, refuses text by saying why, and shows ids.
+    func testIdsWithoutATokenizerTravelWithTheRunAndRefuseText() throws {
+        let ids = TokenIDsOnly(vocabularySize: 64, directory: "llama", reason: "llama: holds no tokenizer.json")
+        let back = try SavedTokenizer.decode(SavedTokenizer.encode(ids))
+        XCTAssertEqual(back as? TokenIDsOnly, ids)
+        XCTAssertEqual(back.vocabularySize, 64)
+        XCTAssertEqual(back.decode([17, 4]), "<17><4>")
+        XCTAssertThrowsError(try back.encode("hello")) { XCTAssertTrue("\($0)".contains("holds no tokenizer.json"), "\($0)") }
+    }
+}

@@ -40,6 +40,14 @@ open('$d/text.txt', 'w').write('\n'.join(lines * 150))"
     python3 -c "import struct; open('$d/bad.bin', 'wb').write(struct.pack('<4H', 1, 2, 999, 3))"
     row "--data tokens:PATH with ids past the vocabulary" 2 "holds token id at position 2 that is not below the vocabulary's 400" "$d/bad-ids" \
         "$trainer" train --pretrained "$model" --data "tokens:$d/bad.bin" --max-steps 5 --warmup-steps 1 --run-dir "$d/bad-ids"
+    # A directory without a tokenizer Ember reads (the tiny Llama has none) trains on ids made elsewhere.
+    python3 -c "import struct; open('$d/llama-ids.bin', 'wb').write(struct.pack('<3000H', *[(i * 7919) % 64 for i in range(3000)]))"
+    launch/mpirun -n 2 "$trainer" train --pretrained Tests/EmberTests/Fixtures/pretrained/llama --data "tokens:$d/llama-ids.bin" \
+        --max-steps 6 --eval-interval 3 --warmup-steps 1 --run-dir "$d/llama" > "$d/llama.log" 2>&1
+    expect "pretrained: a Llama directory without a tokenizer fine-tunes on token ids under mpirun -n 2 and writes RUN/hf" "$d/llama.log" \
+        bash -c "grep -q 'training on token ids without a tokenizer' '$d/llama.log' && grep -q 'step 6/6  train loss' '$d/llama.log' && [ -e '$d/llama/hf/model.safetensors' ]"
+    row "trainer sample --prompt on a run without a tokenizer" 2 "cannot turn text into ids" - \
+        "$trainer" sample --checkpoint "$d/llama" --prompt "hello" --tokens 3
     "$trainer" bench --pretrained "$model" --steps 3 --warmup 1 > "$d/bench.log" 2>&1
     expect "pretrained: trainer bench --pretrained times the directory's model (tokens/s, products)" "$d/bench.log" \
         grep -qE "^pretrained world=1 threads=1 .*products=[a-z]+:[a-z0-9_]+ optimizer=adamw tokens_per_s=[0-9]+" "$d/bench.log"

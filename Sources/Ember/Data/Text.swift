@@ -84,11 +84,12 @@ public enum SavedTokenizer {
         switch kind {
         case "char": return try JSONDecoder().decode(CharTokenizer.self, from: data)
         case "byte": return ByteTokenizer()
+        case "ids": return try JSONDecoder().decode(TokenIDsOnly.self, from: data)
         case "bpe":
             // A pretrained model's tokenizer travels as the directory it came from.
             struct Source: Decodable { let directory: String }
             return try BPETokenizer.fromPretrained(try JSONDecoder().decode(Source.self, from: data).directory)
-        default: throw DataError("unknown tokenizer kind '\(kind)' (known: char, byte, bpe)")
+        default: throw DataError("unknown tokenizer kind '\(kind)' (known: char, byte, bpe, ids)")
         }
     }
 
@@ -96,6 +97,10 @@ public enum SavedTokenizer {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         if let c = tokenizer as? CharTokenizer { return try e.encode(c) }
+        if let ids = tokenizer as? TokenIDsOnly {
+            struct Saved: Encodable { let kind = "ids", vocabularySize: Int, directory: String, reason: String }
+            return try e.encode(Saved(vocabularySize: ids.vocabularySize, directory: ids.directory, reason: ids.reason))
+        }
         if let b = tokenizer as? BPETokenizer, let directory = b.directory { return try e.encode(["kind": "bpe", "directory": directory]) }
         return try e.encode(["kind": "byte"])
     }

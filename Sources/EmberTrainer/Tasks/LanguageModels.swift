@@ -115,8 +115,13 @@ struct PreparedText: @unchecked Sendable {
         let spec = try DataSpec.parse(config.data)
         if case .tokens(let file) = spec, let directory = config.pretrained {
             // Ids a pretrained tokenizer made (`trainer tokenize`, nanoGPT's prepare.py), mapped.
+            // Training on ids needs no tokenizer: a directory without one Ember reads still trains.
             let vocabulary = try PretrainedConfig.load(directory).vocabularySize
-            try self.init(config, tokenizer: try BPETokenizer.fromPretrained(directory),
+            let tokenizer: Tokenizer
+            do { tokenizer = try BPETokenizer.fromPretrained(directory) } catch {
+                tokenizer = TokenIDsOnly(vocabularySize: vocabulary, directory: directory, reason: "\((error as? DataError)?.description ?? "\(error)")")
+            }
+            try self.init(config, tokenizer: tokenizer,
                           ids: try TokenIDs(mapping: file, bytesPerToken: vocabulary <= 1 << 16 ? 2 : 4, vocabularySize: vocabulary))
             return
         }
@@ -200,7 +205,12 @@ struct LanguageModelTask: TrainingTask, @unchecked Sendable {
         TaskData(count: w.count, weight: { Double(w.predictions(in: $0)) }, unit: "tokens") { w.batch($0) }
     }
 
-    var dataNotice: String? { text.cachedFrom.map { "tokens of \(config.data) from the cache beside the run (\($0)), not tokenized again" } }
+    var dataNotice: String? {
+        if let ids = text.tokenizer as? TokenIDsOnly {
+            return "training on token ids without a tokenizer (\(ids.reason)); trainer sample prints ids, and RUN/hf/ has no tokenizer files"
+        }
+        return text.cachedFrom.map { "tokens of \(config.data) from the cache beside the run (\($0)), not tokenized again" }
+    }
 
     /// Keeps a corpus tokenized at this start beside the run, for the next start to map.
     func runDirectoryReady(_ directory: String) throws {
