@@ -74,3 +74,60 @@ final class PretrainedModelTests: XCTestCase {
         }
     }
 }
+
+/// Checkpoints as `transformers` also writes them: sharded (`model.safetensors.index.json`) and
+/// in half precision (`torch_dtype` bfloat16 or float16), converted to float32 as they load.
+extension PretrainedModelTests {
+    /// `name`'s directory with its weights rewritten by `write` (config and the rest copied).
+    func rewritten(_ name: String, _ write: (String, [String: Tensor]) throws -> Void) throws -> String {
+        let out = NSTemporaryDirectory() + "ember-hf-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory(name)) where file != "model.safetensors" {
+            try FileManager.default.copyItem(atPath: directory(name) + "/" + file, toPath: out + "/" + file)
+        }
+        try write(out, try Safetensors.load(directory(name) + "/model.safetensors").tensors)
+        return out
+    }
+
+    func testShardedCheckpointsLoadToTheSameLogits() throws {
+        let e = try expected()
+        for name in ["gpt2", "llama"] {
+            let out = try rewritten(name) { out, tensors in
+                let keys = tensors.keys.sorted(), half = keys.count / 2
+                var map: [String: String] = [:]
+                for (i, part) in [Array(keys[..<half]), Array(keys[half...])].enumerated() {
+                    let file = "model-0000\(i + 1)-of-00002.safetensors"
+                    try Safetensors.save(Dictionary(uniqueKeysWithValues: part.map { ($0, tensors[$0]!) }), metadata: ["format": "pt"], to: out + "/" + file)
+                    for k in part { map[k] = file }
+                }
+                let index = try JSONSerialization.data(withJSONObject: ["metadata": ["total_size": 0], "weight_map": map])
+                try index.write(to: URL(fileURLWithPath: out + "/model.safetensors.index.json"))
+            }
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            check(try CausalLM.fromPretrained(out), e[name]!, name + " sharded")
+        }
+    }
+
+    func testHalfPrecisionCheckpointsLoadAsTheirValuesInFloat32() throws {
+        let e = try expected()
+        for (name, stored) in [("gpt2", SafetensorsDType.BF16), ("llama", .F16), ("llama-tied", .BF16)] {
+            var rounded: [String: Tensor] = [:]
+            let half = try rewritten(name) { out, tensors in
+                var storing: [String: SafetensorsDType] = [:]
+                for (k, t) in tensors where t.dtype == .float32 { storing[k] = stored }
+                try Safetensors.save(tensors, metadata: ["format": "pt"], storing: storing, to: out + "/model.safetensors")
+                rounded = try Safetensors.load(out + "/model.safetensors").tensors.mapValues { $0.dtype == .bfloat16 ? $0.to(.float32) : $0 }
+            }
+            // The same values stored as float32: what the half-precision file must load as.
+            let full = try rewritten(name) { out, _ in try Safetensors.save(rounded, metadata: ["format": "pt"], to: out + "/model.safetensors") }
+            defer { for d in [half, full] { try? FileManager.default.removeItem(atPath: d) } }
+            let loaded = try CausalLM.fromPretrained(half), reference = try CausalLM.fromPretrained(full)
+            XCTAssertTrue(loaded.parameters().allSatisfy { $0.dtype == .float32 }, "\(name): weights are float32 for training")
+            let tokens = Tensor(indices: e[name]!.tokens.flatMap { $0 }, shape: [e[name]!.tokens.count, e[name]!.tokens[0].count])
+            let logits = noGrad { loaded(tokens) }.scalars
+            XCTAssertEqual(logits, noGrad { reference(tokens) }.scalars, "\(name) stored as \(stored)")
+            XCTAssertNotEqual(logits, noGrad { try! CausalLM.fromPretrained(directory(name))(tokens) }.scalars,
+                              "\(name): the rounded values are what loaded")
+        }
+    }
+}
