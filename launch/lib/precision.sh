@@ -39,7 +39,7 @@ run_reduce_dtype_checks() {
     launch/mpirun -n 2 "$trainer" train "${m[@]}" --run-dir "$d/rd-mpi" > "$d/rd-mpi.log" 2>&1
     "$trainer" train "${m[@]}" --local-ranks 2 --run-dir "$d/rd-threads" > "$d/rd-threads.log" 2>&1
     expect "precision: --reduce-dtype bf16 on 2 ranks: MPI's bfloat16 sum gives the bits of the threads' (same weights), logged" "$d/rd-mpi.log" \
-        bash -c "cmp -s '$d/rd-mpi/final.safetensors' '$d/rd-threads/final.safetensors' && grep -q 'in bfloat16 (half the bytes' '$d/rd-mpi.log'"
+        bash -c "cmp -s '$d/rd-mpi/final.safetensors' '$d/rd-threads/final.safetensors' && grep -q 'in bfloat16 (half the bytes' '$d/rd-mpi.log' && grep -q 'share one node' '$d/rd-mpi.log'"
     launch/mpirun -n 2 "$trainer" train --model mlp --data synthetic --epochs 2 --no-shard-optimizer --run-dir "$d/rd-fp32" > /dev/null 2>&1
     expect "precision: --reduce-dtype bf16 changes the bits of a float32 exchange" /dev/null \
         bash -c "! cmp -s '$d/rd-mpi/final.safetensors' '$d/rd-fp32/final.safetensors'"

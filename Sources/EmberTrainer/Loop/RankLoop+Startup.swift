@@ -53,6 +53,9 @@ extension RankLoop {
             case "shm+mpi": " through shared memory within each node and MPI between nodes"
             default: ""
             }
+            if ddp.reduceDtype == .bfloat16, let topology = comm.topology, topology.nodes == 1 {
+                log.notice("--reduce-dtype bf16 saves network bytes, but these \(comm.worldSize) ranks share one node, where float32 gradients summed in shared memory are faster (docs/precision.md)")
+            }
             log.info("gradients: \(ddp.bucketSizes.count) allreduce bucket(s) of up to \(config.bucketKB) KiB, \(ddp.overlap ? "overlapped with backward" : "after backward (ranks fill this node's cores)")\(transport)\(sharding)")
         }
     }
