@@ -3,7 +3,8 @@ import XCTest
 
 /// Byte-level BPE against the `tokenizers` library's ids (Fixtures/bpe from
 /// scripts/generate_bpe_fixture.py): multi-byte UTF-8, emoji, runs of spaces, tabs and newlines,
-/// contractions, an added token; both file layouts and both merge spellings.
+/// contractions, an added token, a long seeded mix of awkward pieces (CRLF, no-break spaces,
+/// combining marks, ZWJ emoji, Arabic, Hangul); both file layouts and both merge spellings.
 final class BPETokenizerTests: XCTestCase {
     struct Cases: Decodable {
         struct Case: Decodable { let text: String; let ids: [Int] }
