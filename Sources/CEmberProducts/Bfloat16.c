@@ -27,14 +27,19 @@ static inline uint16_t round_bf16(float x) {
 }
 
 #if defined(__x86_64__)
-// 32 floats a step through the CPU's own round-to-nearest-even conversion.
-__attribute__((target("avx512f,avx512bf16"))) static void round_row_bf16(const float *in, uint16_t *out, long n) {
+// 32 floats a step through the CPU's own round-to-nearest-even conversion; the last few under
+// a mask (a scalar tail was most of the cost for the short rows of attention's products).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void round_row_bf16(const float *in, uint16_t *out, long n) {
     long i = 0;
     for (; i + 32 <= n; i += 32) {
         __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(in + i + 16), _mm512_loadu_ps(in + i));
         _mm512_storeu_si512((void *)(out + i), (__m512i)v);
     }
-    for (; i < n; i++) out[i] = round_bf16(in[i]);
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, in + i));
+        _mm256_mask_storeu_epi16((void *)(out + i), m, (__m256i)v);
+    }
 }
 #endif
 
@@ -49,6 +54,8 @@ void ember_round_bf16_exact(const float *in, unsigned short *out, long n) {
 }
 
 void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out) {
+    // A contiguous matrix is one long row.
+    if (ld == cols && rows > 1) { cols *= rows; rows = 1; }
     for (long r = 0; r < rows; r++) {
 #if defined(__x86_64__)
         if (ember_bf16_available()) { round_row_bf16(in + r * ld, out + r * cols, cols); continue; }
