@@ -19,11 +19,12 @@ int ember_bf16_available(void) {
     return bf16_units;
 }
 
+// Nearest, ties to even; NaN stays NaN. Branch-free, so loops over it vectorise.
 static inline uint16_t round_bf16(float x) {
     uint32_t b;
     memcpy(&b, &x, 4);
-    if ((b & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;  // NaN stays NaN
-    return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+    uint16_t r = (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+    return (b & 0x7fffffffu) > 0x7f800000u ? 0x7fc0 : r;
 }
 
 #if defined(__x86_64__)
@@ -44,13 +45,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void roun
 #endif
 
 void ember_round_bf16_exact(const float *in, unsigned short *out, long n) {
-    // Branch-free so the compiler vectorises it; subnormals round as any other value.
-    for (long i = 0; i < n; i++) {
-        uint32_t b;
-        memcpy(&b, in + i, 4);
-        uint16_t r = (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
-        out[i] = (b & 0x7fffffffu) > 0x7f800000u ? 0x7fc0 : r;
-    }
+    for (long i = 0; i < n; i++) out[i] = round_bf16(in[i]);  // subnormals round as any other value
 }
 
 void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out) {

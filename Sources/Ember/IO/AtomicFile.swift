@@ -78,12 +78,20 @@ public enum AtomicFile {
     }
 }
 
-/// CRC-32 (zlib's), used to detect corrupt or truncated checkpoint files.
+/// CRC-32 (zlib's), used to detect corrupt or truncated checkpoint files; FNV-1a for short
+/// fingerprints (cache keys, the ranks' model signatures).
 public enum Checksum {
     public static func crc32(_ data: Data) -> UInt32 {
         data.withUnsafeBytes { raw in
             UInt32(CZlibCRC.crc(raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count))
         }
+    }
+
+    /// The 64-bit FNV-1a hash of the text's UTF-8 bytes.
+    public static func fnv1a(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
     }
 }
 

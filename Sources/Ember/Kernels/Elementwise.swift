@@ -270,7 +270,7 @@ enum Kernels {
         case (.float64, .int64): run(src.pointer(Double.self), dst.pointer(Int64.self)) { Int64($0) }
         // bfloat16 to and from everything through float32 (exact from bfloat16; rounded to
         // nearest, ties to even, into it), as PyTorch converts.
-        case (.bfloat16, .float32): run(src.pointer(UInt16.self), dst.pointer(Float.self)) { BFloat16.float(bits: $0) }
+        case (.bfloat16, .float32): BFloat16.widen(src.pointer(UInt16.self), into: dst.pointer(Float.self), count: src.count)
         case (.bfloat16, .float64): run(src.pointer(UInt16.self), dst.pointer(Double.self)) { Double(BFloat16.float(bits: $0)) }
         case (.bfloat16, .int64): run(src.pointer(UInt16.self), dst.pointer(Int64.self)) { Int64(BFloat16.float(bits: $0)) }
         case (.float32, .bfloat16): BFloat16.round(src.pointer(Float.self), into: dst.pointer(UInt16.self), count: src.count)

@@ -119,8 +119,7 @@ public final class DataParallel {
         let signature = (module.namedParameters() + module.namedBuffers())
             .map { "\($0.0):\($0.1.shape):\($0.1.dtype)" }.joined(separator: ";")
         // FNV-1a, truncated to 52 bits so it survives a trip through a Double.
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in signature.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let hash = Checksum.fnv1a(signature)
         let mine = [Double(module.parameters().count), Double(hash & ((1 << 52) - 1))]
         let all = try comm.allgather(mine)
         let differing = all.indices.filter { all[$0] != all[0] }

@@ -19,8 +19,7 @@ struct TokenCache {
             let data = FileManager.default.contents(atPath: (pretrained as NSString).appendingPathComponent(file))
             fingerprint += "|\(file):\(data.map { Checksum.crc32($0) }.map(String.init) ?? "-")"
         }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
-        for byte in fingerprint.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let hash = Checksum.fnv1a(fingerprint)
         let name = url.deletingPathExtension().lastPathComponent.replacingOccurrences(of: ".txt", with: "")
         path = (runDirectory as NSString).appendingPathComponent("tokens/\(name)-\(String(hash, radix: 16)).bin")
     }
