@@ -48,7 +48,11 @@ void ember_round_bf16_exact(const float *in, unsigned short *out, long n) {
     for (long i = 0; i < n; i++) out[i] = round_bf16(in[i]);  // subnormals round as any other value
 }
 
+static __thread long rounded_values;
+long ember_bf16_rounded(void) { return rounded_values; }
+
 void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out) {
+    rounded_values += rows * cols;
     // A contiguous matrix is one long row.
     if (ld == cols && rows > 1) { cols *= rows; rows = 1; }
     for (long r = 0; r < rows; r++) {

@@ -246,29 +246,37 @@ static uint16_t *scratch_for(int which, long count) {
     return scratch[which];
 }
 
-int ember_sgemm_bf16_b(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
-                       const unsigned short *b, long ldb, float beta, float *c, long ldc) {
+// An operand rounded into the calling thread's scratch `which` unless it already is bfloat16;
+// afterwards `*x` and `*ld` describe the bfloat16 copy.
+static int as_bf16(int which, const void **x, long *ld, int rounded, long rows, long cols) {
+    if (rounded) return 0;
+    uint16_t *r = scratch_for(which, rows * cols);
+    if (!r) return -1;
+    ember_round_bf16((const float *)*x, rows, cols, *ld, r);
+    *x = r;
+    *ld = cols;
+    return 0;
+}
+
+int ember_gemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, int a_rounded, long lda,
+                    const void *b, int b_rounded, long ldb, float beta, float *c, long ldc) {
     if (k <= 0 || !ember_bf16_available()) return -1;
-    long rows_a = trans_a ? k : m, cols_a = trans_a ? m : k;
-    uint16_t *ra = scratch_for(0, rows_a * cols_a);
-    if (!ra) return -1;
-    ember_round_bf16(a, rows_a, cols_a, lda, ra);
-    return run_product(trans_a, trans_b, m, n, k, alpha, ra, cols_a, b, ldb, beta, c, ldc, 1);
+    if (as_bf16(0, &a, &lda, a_rounded, trans_a ? k : m, trans_a ? m : k)) return -1;
+    if (as_bf16(1, &b, &ldb, b_rounded, trans_b ? n : k, trans_b ? k : n)) return -1;
+    return run_product(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1);
 }
 
 int ember_sgemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                      const float *b, long ldb, float beta, float *c, long ldc) {
     if (k <= 0) return -1;
-    // Each operand's storage, rows by columns, rounded into a packed copy (leading dimension = columns).
+    if (ember_bf16_available()) return ember_gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, 0, lda, b, 0, ldb, beta, c, ldc);
+    // Without bfloat16 units: the same roundings, widened back to float32 (emulation).
     long rows_a = trans_a ? k : m, cols_a = trans_a ? m : k, rows_b = trans_b ? n : k, cols_b = trans_b ? k : n;
     long na = rows_a * cols_a, nb = rows_b * cols_b;
-    int native = ember_bf16_available();
-    // Without bfloat16 units: the same roundings, widened back to float32 (emulation).
-    uint16_t *ra = scratch_for(0, native ? na : 3 * na + 2), *rb = scratch_for(1, native ? nb : 3 * nb + 2);
+    uint16_t *ra = scratch_for(0, 3 * na + 2), *rb = scratch_for(1, 3 * nb + 2);
     if (!ra || !rb) return -1;
     ember_round_bf16(a, rows_a, cols_a, lda, ra);
     ember_round_bf16(b, rows_b, cols_b, ldb, rb);
-    if (native) return run_product(trans_a, trans_b, m, n, k, alpha, ra, cols_a, rb, cols_b, beta, c, ldc, 1);
     float *wa = (float *)(ra + na + (na & 1)), *wb = (float *)(rb + nb + (nb & 1));
     for (long i = 0; i < na; i++) { uint32_t v = (uint32_t)ra[i] << 16; memcpy(wa + i, &v, 4); }
     for (long i = 0; i < nb; i++) { uint32_t v = (uint32_t)rb[i] << 16; memcpy(wb + i, &v, 4); }

@@ -69,25 +69,52 @@ final class PrecisionTests: XCTestCase {
         XCTAssertGreaterThan(worst, 0, "bf16 gave the float32 bits: nothing was rounded")
     }
 
-    /// A trained weight is rounded once in the forward product and the rounded copy serves the
-    /// backward's product with it: the same bits as rounding it again (a weight that is not a
-    /// trained leaf takes the ordinary path), and the rounded copy is the CPU's own rounding.
-    func testAWeightRoundedOnceGivesTheBitsOfRoundingItAtEachProduct() throws {
-        guard Precision.bfloat16IsNative else { throw XCTSkip("no bfloat16 units here: the rounded weight is used with them only") }
+    /// Under bf16 autocast each operand of a product is rounded once: a matmul's forward and
+    /// backward round the input, the weight and the incoming gradient once each (before, the input
+    /// and the gradient were rounded again for each of backward's products), and the rounded
+    /// copies give the bits of rounding at each product (a weight that is not a leaf, as before).
+    func testEachOperandOfAProductIsRoundedOnce() throws {
+        guard Precision.bfloat16IsNative else { throw XCTSkip("no bfloat16 units here: operands are rounded with them only") }
         let w = Tensor.randn([24, 40], generator: Generator(seed: 8))
         let x = Tensor.randn([10, 40], generator: Generator(seed: 9))
-        func run(trained: Bool) -> [Float] {
+        func run(trained: Bool) -> (values: [Float], rounded: Int) {
             let weight = trained ? w.clone().requiresGrad_() : w.clone()
             let input = x.clone().requiresGrad_()
-            // A weight that is not a leaf (a view of the trained one) is rounded at each product.
             let b = trained ? weight : weight.requiresGrad_().reshape([24, 40]) * 1
+            let before = Kernels.roundedValues
             let y = autocast(.bfloat16) { input.matmul(b, transposeB: true) }
             autocast(.bfloat16) { (y * y).sum().backward() }
-            return y.scalars + input.grad!.scalars
+            return (y.scalars + input.grad!.scalars + weight.grad!.scalars, Kernels.roundedValues - before)
         }
-        XCTAssertEqual(run(trained: true), run(trained: false))
-        let rounded = autocast(.bfloat16) { Kernels.roundedForProducts(w) }
-        XCTAssertEqual(rounded?.dtype, .bfloat16)
+        let (trained, copy) = (run(trained: true), run(trained: false))
+        XCTAssertEqual(trained.values, copy.values)
+        XCTAssertEqual(trained.rounded, 10 * 40 + 24 * 40 + 10 * 24, "x, W and dY once each")
+        XCTAssertEqual(copy.rounded, trained.rounded)
         XCTAssertNil(Kernels.roundedForProducts(w), "outside autocast nothing is rounded")
+    }
+
+    /// The fused self-attention's six products share four rounded operands (Q, K, V in one
+    /// block, the weights) and backward rounds its two gradients once each; the results stay
+    /// within bfloat16's precision of float32's and are not float32's.
+    func testPackedAttentionRoundsEachOperandOnceAndStaysClose() throws {
+        guard Precision.bfloat16IsNative else { throw XCTSkip("no bfloat16 units here: operands are rounded with them only") }
+        let (n, l, e, heads) = (2, 7, 16, 2)
+        let qkv = Tensor.randn([n, l, 3 * e], generator: Generator(seed: 4))
+        let weight = Tensor.randn([n, l, e], generator: Generator(seed: 5))
+        func run(_ precision: Precision) -> (values: [Float], rounded: Int) {
+            let x = qkv.clone().requiresGrad_()
+            let before = Kernels.roundedValues
+            let out = autocast(precision) { Tensor.packedSelfAttention(x, numHeads: heads, causal: true) }
+            autocast(precision) { (out * weight).sum().backward() }
+            return (out.scalars + x.grad!.scalars, Kernels.roundedValues - before)
+        }
+        let (bf16, fp32) = (run(.bfloat16), run(.float32))
+        let scores = n * heads * l * l
+        XCTAssertEqual(bf16.rounded, n * l * 3 * e + scores + n * l * e + scores, "QKV, P, dO and dS once each")
+        XCTAssertEqual(fp32.rounded, 0)
+        let scale = fp32.values.map(Swift.abs).max()!
+        let worst = zip(bf16.values, fp32.values).map { Swift.abs($0 - $1) }.max()!
+        XCTAssertLessThanOrEqual(worst, 0x1p-6 * scale)
+        XCTAssertGreaterThan(worst, 0, "bf16 gave the float32 bits: nothing was rounded")
     }
 }

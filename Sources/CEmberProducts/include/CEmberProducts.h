@@ -29,12 +29,16 @@ int ember_bf16_available(void);
 /// accumulated in float32 (Bfloat16.c, Products.c); non-zero when the CPU or oneDNN cannot.
 int ember_sgemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                      const float *b, long ldb, float beta, float *c, long ldc);
-/// As `ember_sgemm_bf16` with B already rounded to bfloat16 (a weight reused across a sequence's
-/// steps is rounded once); needs bfloat16 units (non-zero otherwise).
-int ember_sgemm_bf16_b(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
-                       const unsigned short *b, long ldb, float beta, float *c, long ldc);
+/// As `ember_sgemm_bf16`, where either operand may already be rounded to bfloat16 (`a_rounded`,
+/// `b_rounded`: its storage holds bfloat16 at leading dimension `lda`/`ldb`), so an operand that
+/// several products use is rounded once; needs bfloat16 units (non-zero otherwise).
+int ember_gemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, int a_rounded, long lda,
+                    const void *b, int b_rounded, long ldb, float beta, float *c, long ldc);
 /// `rows` rows of `cols` floats, `ld` apart, rounded to bfloat16 into `out` packed (`cols` apart).
 void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out);
+/// How many values `ember_round_bf16` has rounded on the calling thread (tests count that a
+/// shared operand is rounded once).
+long ember_bf16_rounded(void);
 /// `n` floats rounded to bfloat16 exactly as PyTorch rounds them (nearest, ties to even, NaN to
 /// 0x7FC0, subnormals kept: the CPU's `vcvtne2ps2bf16`, which `ember_round_bf16` uses, flushes them to zero).
 void ember_round_bf16_exact(const float *in, unsigned short *out, long n);

@@ -8,19 +8,13 @@ import Glibc
 extension Kernels {
     /// `C[b] = op(A[b]) · op(B[b])` for `batch` matrices stored back to back (a stride of 0 reuses
     /// one matrix for every batch). Transposes are flags of the product, never copies.
-    /// `roundedB`: `b` already rounded to bfloat16 (`roundedForProducts`), used when the
-    /// products run in bfloat16 (one matrix, not a batch).
-    static func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, batch: Int, m: Int, n: Int, k: Int,
-                     transA: Bool, transB: Bool, strideA: Int, strideB: Int, alpha: Double = 1, roundedB: Tensor? = nil) {
-        if let roundedB, batch == 1, c.dtype == .float32, ember_products_bf16() != 0,
-           KernelProfile.countingProduct(flops: 2 * m * n * k, {
-               ember_sgemm_bf16_b(transA ? 1 : 0, transB ? 1 : 0, m, n, k, Float(alpha), a.pointer(Float.self), transA ? m : k,
-                                  roundedB.pointer(UInt16.self), transB ? k : n, 0, c.pointer(Float.self), n) == 0
-           }) {
-            return
-        }
+    /// `roundedA`, `roundedB`: the operands already rounded to bfloat16 (`roundedForProducts`),
+    /// used when the products run in bfloat16, so an operand several products share is rounded once.
+    static func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, batch: Int, m: Int, n: Int, k: Int, transA: Bool, transB: Bool,
+                     strideA: Int, strideB: Int, alpha: Double = 1, roundedA: Tensor? = nil, roundedB: Tensor? = nil) {
         func run<T: FloatElement>(_ type: T.Type) {
-            let pa = a.pointer(T.self), pb = b.pointer(T.self), pc = c.pointer(T.self)
+            let pa = ProductOperand(a.pointer(T.self), rounded: roundedA), pb = ProductOperand(b.pointer(T.self), rounded: roundedB)
+            let pc = c.pointer(T.self)
             for i in 0..<batch {
                 gemm(transA, transB, m: m, n: n, k: k, alpha: T(alpha), pa + i * strideA, lda: transA ? m : k,
                      pb + i * strideB, ldb: transB ? k : n, beta: 0, pc + i * m * n, ldc: n)
@@ -31,15 +25,6 @@ extension Kernels {
         case .float64: run(Double.self)
         case .int64, .bfloat16: stop(c.dtype.refusal("matmul"))
         }
-    }
-
-    /// A contiguous float32 matrix rounded to bfloat16 as the bf16 products round their operands
-    /// (the CPU's conversion), when the products run in bfloat16 on bfloat16 units; nil otherwise.
-    static func roundedForProducts(_ b: Tensor) -> Tensor? {
-        guard b.dtype == .float32, b.rank == 2, ember_products_bf16() != 0, ember_bf16_available() != 0 else { return nil }
-        let out = Tensor(uninitializedShape: b.shape, dtype: .bfloat16)
-        ember_round_bf16(b.pointer(Float.self), b.shape[0], b.shape[1], b.shape[1], out.pointer(UInt16.self))
-        return out
     }
 
     /// Row-major `C = alpha·op(A)·op(B) + beta·C` on raw pointers with explicit leading

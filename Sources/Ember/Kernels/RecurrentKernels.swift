@@ -97,11 +97,8 @@ struct RecurrentProduct<T: FloatElement> {
     /// `c [m, n] = a [m, k] · B` (rows `lda` and `ldc` apart).
     func callAsFunction(m: Int, _ a: UnsafePointer<T>, lda: Int, _ c: UnsafeMutablePointer<T>, ldc: Int) {
         if let rounded {
-            return KernelProfile.countingProduct(flops: 2 * m * n * k) {
-                if ember_sgemm_bf16_b(0, transposed ? 1 : 0, m, n, k, 1, floats(a), lda, rounded, transposed ? k : n, 0, floats(c), ldc) != 0 {
-                    stop("a bfloat16 product failed in oneDNN (m \(m), n \(n), k \(k))")
-                }
-            }
+            return Kernels.gemm(false, transposed, m: m, n: n, k: k, ProductOperand(a), lda: lda,
+                                ProductOperand(w, rounded: UnsafePointer(rounded)), ldb: transposed ? k : n, beta: 0, c, ldc: ldc)
         }
         // The packed kernel is float32; under bfloat16 autocast the step's product goes to oneDNN's.
         guard let packed, ember_products_bf16() == 0 else {

@@ -130,13 +130,18 @@ extension Tensor {
         }
         let scores = Tensor(uninitializedShape: [batch, l, l], dtype: qkv.dtype)
         let out = Tensor(uninitializedShape: [n, l, e], dtype: qkv.dtype)
+        // Under bf16 autocast Q, K, V and the weights are rounded once for forward's and
+        // backward's products (nil otherwise).
+        let roundedQKV = Kernels.roundedForProducts(qkv)
+        var roundedWeights: Tensor?
         func forward<T: FloatElement>(_ type: T.Type) -> Tensor {
-            let x = qkv.pointer(T.self), s = scores.pointer(T.self)
+            let x = ProductOperand(qkv.pointer(T.self), rounded: roundedQKV), s = scores.pointer(T.self)
             products { b, h, i in
                 Kernels.gemm(false, true, m: l, n: l, k: d, x + at(b, h, 0), lda: 3 * e, x + at(b, h, 1), ldb: 3 * e, beta: 0, s + i * l * l, ldc: l)
             }
             let p = Kernels.attentionSoftmax(scores, scale: scale, mask: nil, causal: causal, batch: batch, rows: l, cols: l)
-            let pp = p.pointer(T.self), o = out.pointer(T.self)
+            roundedWeights = Kernels.roundedForProducts(p)
+            let pp = ProductOperand(p.pointer(T.self), rounded: roundedWeights), o = out.pointer(T.self)
             products { b, h, i in
                 Kernels.gemm(false, false, m: l, n: d, k: l, pp + i * l * l, lda: l, x + at(b, h, 2), ldb: 3 * e, beta: 0, o + b * l * e + h * d, ldc: e)
             }
@@ -148,6 +153,7 @@ extension Tensor {
         case .float64: weights = forward(Double.self)
         case .int64, .bfloat16: stop(qkv.dtype.refusal("attention"))
         }
+        let keptWeights = roundedWeights
         return out.recordOp("PackedSelfAttentionBackward", [qkv]) { g in
             if GradMode.isEnabled {
                 // Under createGraph: the same gradient from recorded ops, differentiable again.
@@ -163,19 +169,22 @@ extension Tensor {
             }
             let dqkv = Tensor(uninitializedShape: qkv.shape, dtype: qkv.dtype)
             let dWeights = Tensor(uninitializedShape: [batch, l, l], dtype: qkv.dtype)
-            func backward<T: FloatElement>(_ type: T.Type) {
-                let x = qkv.pointer(T.self), gp = g.pointer(T.self), dx = dqkv.pointer(T.self)
-                let p = weights.pointer(T.self), dp = dWeights.pointer(T.self)
+            // (`roundedGradient`, an argument, lives as long as the call that uses its pointer.)
+            func backward<T: FloatElement>(_ type: T.Type, roundedGradient: Tensor?) {
+                let x = ProductOperand(qkv.pointer(T.self), rounded: roundedQKV), dx = dqkv.pointer(T.self)
+                let gp = ProductOperand(g.pointer(T.self), rounded: roundedGradient)
+                let p = ProductOperand(weights.pointer(T.self), rounded: keptWeights), dp = dWeights.pointer(T.self)
                 products { b, h, i in
-                    let go = gp + b * l * e + h * d
+                    let go = gp + (b * l * e + h * d)
                     Kernels.gemm(false, true, m: l, n: l, k: d, go, lda: e, x + at(b, h, 2), ldb: 3 * e, beta: 0, dp + i * l * l, ldc: l)
                     Kernels.gemm(true, false, m: l, n: d, k: l, p + i * l * l, lda: l, go, ldb: e, beta: 0, dx + at(b, h, 2), ldc: 3 * e)
                 }
                 // Kept alive while its pointer is used: a freed buffer goes back to the cache,
                 // where another rank's thread may take it at once.
                 let dScores = Kernels.attentionSoftmaxBackward(dWeights, weights, cols: l, scale: scale)
-                withExtendedLifetime(dScores) {
-                    let ds = dScores.pointer(T.self)
+                let roundedScores = Kernels.roundedForProducts(dScores)
+                withExtendedLifetime((dScores, roundedScores)) {
+                    let ds = ProductOperand(dScores.pointer(T.self), rounded: roundedScores)
                     products { b, h, i in
                         Kernels.gemm(false, false, m: l, n: d, k: l, ds + i * l * l, lda: l, x + at(b, h, 1), ldb: 3 * e, beta: 0, dx + at(b, h, 0), ldc: 3 * e)
                         Kernels.gemm(true, false, m: l, n: d, k: l, ds + i * l * l, lda: l, x + at(b, h, 0), ldb: 3 * e, beta: 0, dx + at(b, h, 1), ldc: 3 * e)
@@ -183,8 +192,8 @@ extension Tensor {
                 }
             }
             switch qkv.dtype {
-            case .float32: backward(Float.self)
-            case .float64: backward(Double.self)
+            case .float32: backward(Float.self, roundedGradient: Kernels.roundedForProducts(g))
+            case .float64: backward(Double.self, roundedGradient: nil)
             case .int64: break
             case .bfloat16: stop(DType.bfloat16Refused("attention"))
             }

@@ -25,10 +25,11 @@ extension Tensor {
     /// so they can be differentiated a second time.
     /// With `into` (a buffer the engine offered), the product times its scale is written there
     /// when the shapes fit.
-    /// Under bf16 autocast a trained 2-D weight (a leaf that requires grad) as `other` is rounded
-    /// once here and the rounded copy serves the backward's product with it too (`roundedB`).
+    /// Under bf16 autocast each operand is rounded to bfloat16 once here, and the rounded copies
+    /// (and the incoming gradient's, rounded once) serve backward's two products too; `roundedA`
+    /// and `roundedB` pass in copies a caller already has.
     func mm(_ other: Tensor, transposeA ta: Bool, transposeB tb: Bool, into destination: GradientOutput? = nil,
-            roundedB: Tensor? = nil) -> Tensor {
+            roundedA: Tensor? = nil, roundedB: Tensor? = nil) -> Tensor {
         let dtype = Tensor.promoted(self.dtype, other.dtype)
         require(dtype.isFloatingPoint, "matmul needs floating-point tensors, got \(self.dtype) and \(other.dtype)")
         var a = to(dtype), b = other.to(dtype)
@@ -38,7 +39,7 @@ extension Tensor {
 
         // A batch of rows times one matrix is a single large product: fold the batch into rows.
         if a.rank > 2 && b.rank == 2 && !ta {
-            let rows = a.reshape([-1, ka]).mm(b, transposeA: false, transposeB: tb)
+            let rows = a.reshape([-1, ka]).mm(b, transposeA: false, transposeB: tb, roundedA: roundedA, roundedB: roundedB)
             return rows.reshape(Array(a.shape.dropLast()) + [n])
         }
         let batchShape = check { try Shapes.broadcast(Array(a.shape.dropLast(2)), Array(b.shape.dropLast(2))) }
@@ -48,20 +49,32 @@ extension Tensor {
         if b.rank > 2 || batch > 1 { b = b.rank == 2 ? b : b.expand(batchShape + Array(b.shape.suffix(2))) }
         let target = destination.flatMap { $0.buffer.shape == batchShape + [m, n] && $0.buffer.dtype == dtype ? $0 : nil }
         let out = target?.buffer ?? Tensor(uninitializedShape: batchShape + [m, n], dtype: dtype)
-        let rounded = roundedB ?? (b.rank == 2 && b.isLeaf && b.requiresGrad ? Kernels.roundedForProducts(b) : nil)
-        Kernels.gemm(a, b, into: out, batch: batch, m: m, n: n, k: ka, transA: ta, transB: tb,
-                     strideA: a.rank == 2 ? 0 : m * ka, strideB: b.rank == 2 ? 0 : ka * n, alpha: target?.scale ?? 1, roundedB: rounded)
+        let ra = Tensor.rounded(a, given: roundedA), rb = Tensor.rounded(b, given: roundedB)
+        Kernels.gemm(a, b, into: out, batch: batch, m: m, n: n, k: ka, transA: ta, transB: tb, strideA: a.rank == 2 ? 0 : m * ka,
+                     strideB: b.rank == 2 ? 0 : ka * n, alpha: target?.scale ?? 1, roundedA: ra, roundedB: rb)
+        // Each rounded copy is kept only for the gradient that needs it.
+        let (keptA, keptB) = (b.requiresGrad ? ra : nil, a.requiresGrad ? rb : nil)
         return out.recordOp("MmBackward", [a, b], writingInto: { g, outputs in
+            let rg = Kernels.roundedForProducts(g)
             let ga = a.requiresGrad
-                ? (ta ? b.mm(g, transposeA: tb, transposeB: true) : g.mm(b, transposeA: false, transposeB: !tb, roundedB: rounded)).sumTo(a.shape)
+                ? (ta ? b.mm(g, transposeA: tb, transposeB: true, roundedA: keptB, roundedB: rg)
+                      : g.mm(b, transposeA: false, transposeB: !tb, roundedA: rg, roundedB: keptB)).sumTo(a.shape)
                 : nil
             // A 2-D weight's gradient is one product: it can go straight where the engine asks.
             let into = b.rank == 2 && batch == 1 ? outputs[1] : nil
             let gb = b.requiresGrad
-                ? (tb ? g.mm(a, transposeA: true, transposeB: ta, into: into) : a.mm(g, transposeA: !ta, transposeB: false, into: into)).sumTo(b.shape)
+                ? (tb ? g.mm(a, transposeA: true, transposeB: ta, into: into, roundedA: rg, roundedB: keptA)
+                      : a.mm(g, transposeA: !ta, transposeB: false, into: into, roundedA: keptA, roundedB: rg)).sumTo(b.shape)
                 : nil
             return [ga, gb]
         })
+    }
+
+    /// `t`'s bfloat16 copy for the products: the one given when it fits, else rounded now (nil
+    /// when the products do not run in bfloat16).
+    private static func rounded(_ t: Tensor, given: Tensor?) -> Tensor? {
+        if let given, given.count == t.count { return given }
+        return Kernels.roundedForProducts(t)
     }
 
     /// Dot product of two vectors.

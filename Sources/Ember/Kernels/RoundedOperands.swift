@@ -1,0 +1,58 @@
+import CEmberProducts
+
+/// One operand of a product: its values and, under bfloat16 autocast with bfloat16 units, the
+/// same values already rounded to bfloat16 at the same offsets (`roundedForProducts`). An
+/// operand that several products use (an activation in forward and in the weight's gradient, a
+/// gradient in both of backward's products, attention's Q, K, V and P) is then rounded once
+/// instead of at each product.
+struct ProductOperand<T: FloatElement> {
+    let values: UnsafePointer<T>
+    let rounded: UnsafePointer<UInt16>?
+
+    init(_ values: UnsafePointer<T>, rounded: UnsafePointer<UInt16>? = nil) {
+        (self.values, self.rounded) = (values, rounded)
+    }
+
+    /// `values` with the rounded copy of a tensor that holds them (nil leaves it out); the
+    /// caller keeps that tensor alive while the operand is used.
+    init(_ values: UnsafeMutablePointer<T>, rounded: Tensor?) {
+        self.init(UnsafePointer(values), rounded: rounded.map { UnsafePointer($0.pointer(UInt16.self)) })
+    }
+
+    static func + (operand: ProductOperand, offset: Int) -> ProductOperand {
+        ProductOperand(operand.values + offset, rounded: operand.rounded.map { $0 + offset })
+    }
+}
+
+extension Kernels {
+    /// A contiguous float32 tensor rounded to bfloat16 as the bf16 products round their operands
+    /// (the CPU's conversion), when the calling thread's products run in bfloat16 on bfloat16
+    /// units; nil otherwise (float64, float32 products, or emulation).
+    static func roundedForProducts(_ t: Tensor) -> Tensor? {
+        guard t.dtype == .float32, t.count > 0, ember_products_bf16() != 0, ember_bf16_available() != 0 else { return nil }
+        let out = Tensor(uninitializedShape: t.shape, dtype: .bfloat16)
+        ember_round_bf16(t.pointer(Float.self), 1, t.count, t.count, out.pointer(UInt16.self))
+        return out
+    }
+
+    /// Values rounded for bf16 products on the calling thread so far (tests count them).
+    static var roundedValues: Int { ember_bf16_rounded() }
+
+    /// `C = alpha·op(A)·op(B) + beta·C` as the raw-pointer `gemm`, multiplying the operands'
+    /// bfloat16 copies where they have one and the products run in bfloat16 (the other operand is
+    /// rounded on the way, as always).
+    static func gemm<T: FloatElement>(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, alpha: T = 1,
+                                      _ a: ProductOperand<T>, lda: Int, _ b: ProductOperand<T>, ldb: Int,
+                                      beta: T, _ c: UnsafeMutablePointer<T>, ldc: Int) {
+        guard m > 0, n > 0 else { return }
+        if T.self == Float.self, a.rounded != nil || b.rounded != nil, ember_products_bf16() != 0,
+           KernelProfile.countingProduct(flops: 2 * m * n * k, {
+               ember_gemm_bf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, Float(alpha), a.rounded.map(UnsafeRawPointer.init) ?? UnsafeRawPointer(a.values),
+                               a.rounded == nil ? 0 : 1, lda, b.rounded.map(UnsafeRawPointer.init) ?? UnsafeRawPointer(b.values),
+                               b.rounded == nil ? 0 : 1, ldb, Float(beta), UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc) == 0
+           }) {
+            return
+        }
+        gemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a.values, lda: lda, b.values, ldb: ldb, beta: beta, c, ldc: ldc)
+    }
+}
