@@ -1,6 +1,7 @@
 #include "CEmberSupport.h"
 #include "Clones.h"
 #include <stdint.h>
+#include <string.h>
 
 // GELU for float32 without libm calls, so the loops vectorise: libm's erff and expf are
 // scalar calls and were a third of a small transformer's training step.
@@ -140,11 +141,11 @@ EMBER_CLONES void ember_lstm_step_f32(long n, long h, const float *restrict xp, 
 
 EMBER_CLONES void ember_lstm_step_backward_f32(long n, long h, const float *restrict gates, const float *restrict c_prev,
                                                const float *restrict c_next, const float *restrict dy, float *restrict dc,
-                                               float *restrict dxp, float *restrict dhh, const unsigned char *active) {
+                                               float *restrict dxp, float *dhh, const unsigned char *active) {
     for (long r = 0; r < n; r++) {
         if (!active[r]) continue;
         const float *g = gates + r * 4 * h;
-        float *p = dxp + r * 4 * h, *q = dhh + r * 4 * h;
+        float *p = dxp + r * 4 * h;
         for (long j = 0; j < h; j++) {
             float i = g[j], f = g[h + j], gg = g[2 * h + j], o = g[3 * h + j];
             float tc = tanh_fast(c_next[r * h + j]);
@@ -152,9 +153,10 @@ EMBER_CLONES void ember_lstm_step_backward_f32(long n, long h, const float *rest
             float dct = dc[r * h + j] + d * o * (1 - tc * tc);
             float di = dct * gg * i * (1 - i), df = dct * c_prev[r * h + j] * f * (1 - f);
             float dg = dct * i * (1 - gg * gg), dout = d * tc * o * (1 - o);
-            p[j] = q[j] = di; p[h + j] = q[h + j] = df; p[2 * h + j] = q[2 * h + j] = dg; p[3 * h + j] = q[3 * h + j] = dout;
+            p[j] = di; p[h + j] = df; p[2 * h + j] = dg; p[3 * h + j] = dout;
             dc[r * h + j] = dct * f;
         }
+        if (dhh) memcpy(dhh + r * 4 * h, p, (size_t)(4 * h) * sizeof(float));
     }
 }
 

@@ -118,3 +118,46 @@ final class PrecisionTests: XCTestCase {
         XCTAssertGreaterThan(worst, 0, "bf16 gave the float32 bits: nothing was rounded")
     }
 }
+
+/// The recurrent layers under bf16: forward rounds the input and each step's state once, for its
+/// product and backward's weight products; backward rounds each step's gate gradients once, for
+/// the step's product and all three of the products after the loop.
+final class RecurrentPrecisionTests: XCTestCase {
+    func testAnLSTMRoundsEachOperandOnce() throws {
+        guard Precision.bfloat16IsNative else { throw XCTSkip("no bfloat16 units here: operands are rounded with them only") }
+        let (n, t, e, h) = (9, 7, 5, 32)
+        let lstm = LSTM(inputSize: e, hiddenSize: h, batchFirst: true, generator: Generator(seed: 5))
+        let x = Tensor.randn([n, t, e], generator: Generator(seed: 6)).requiresGrad_()
+        let before = Kernels.roundedValues
+        let out = autocast(.bfloat16) { lstm(x).output }
+        autocast(.bfloat16) { out.sum().backward() }
+        let (tn, gw) = (t * n, 4 * h)
+        // Forward: x, every step's h, W_hh, W_ih. Backward: W_hh, every step's gate gradients, W_ih.
+        XCTAssertEqual(Kernels.roundedValues - before, tn * e + tn * h + gw * h + gw * e + gw * h + tn * gw + gw * e)
+    }
+
+    /// Both directions, unequal lengths, LSTM and GRU (whose two gate gradients differ): bf16
+    /// within bfloat16's precision of float32, for the output and every gradient.
+    func testBidirectionalLayersWithLengthsStayClose() throws {
+        let lengths = [7, 3, 7, 1, 5]
+        let x = Tensor.randn([5, 7, 6], generator: Generator(seed: 7))
+        let layers: [(String, () -> Module)] = [
+            ("lstm", { LSTM(inputSize: 6, hiddenSize: 16, batchFirst: true, bidirectional: true, generator: Generator(seed: 5)) }),
+            ("gru", { GRU(inputSize: 6, hiddenSize: 16, batchFirst: true, bidirectional: true, generator: Generator(seed: 5)) })]
+        for (name, make) in layers {
+            func run(_ precision: Precision) -> [Float] {
+                let m = make(), input = x.clone().requiresGrad_()
+                let out: Tensor = autocast(precision) {
+                    (m as? LSTM).map { $0(input, lengths: lengths).output } ?? (m as! GRU)(input, lengths: lengths).output
+                }
+                autocast(precision) { (out * out).sum().backward() }
+                return out.scalars + input.grad!.scalars + m.parameters().flatMap { $0.grad!.scalars }
+            }
+            let (bf16, fp32) = (run(.bfloat16), run(.float32))
+            let scale = fp32.map(Swift.abs).max()!
+            let worst = zip(bf16, fp32).map { Swift.abs($0 - $1) }.max()!
+            XCTAssertLessThanOrEqual(worst, 0x1p-5 * scale, name)
+            if Precision.bfloat16IsNative { XCTAssertGreaterThan(worst, 0, "\(name): bf16 gave the float32 bits") }
+        }
+    }
+}

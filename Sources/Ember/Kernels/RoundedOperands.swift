@@ -24,12 +24,37 @@ struct ProductOperand<T: FloatElement> {
     }
 }
 
+/// A bfloat16 buffer from the caching allocator, for operands a kernel rounds once and keeps
+/// (the recurrent layers' tapes); `release` gives it back.
+struct RoundedBuffer {
+    let pointer: UnsafeMutablePointer<UInt16>, count: Int
+
+    init(_ count: Int) {
+        self.count = Swift.max(count, 1)
+        pointer = BufferCache.shared.take(self.count * 2).bindMemory(to: UInt16.self, capacity: self.count)
+    }
+
+    /// Rounds `count` floats into the buffer at `offset`.
+    func round<T: FloatElement>(_ values: UnsafePointer<T>, count: Int, at offset: Int = 0) {
+        ember_round_bf16(UnsafeRawPointer(values).assumingMemoryBound(to: Float.self), 1, count, count, pointer + offset)
+    }
+
+    func at(_ offset: Int) -> UnsafePointer<UInt16> { UnsafePointer(pointer + offset) }
+    func release() { BufferCache.shared.give(UnsafeMutableRawPointer(pointer), count * 2) }
+}
+
 extension Kernels {
+    /// Whether products of `T` run in bfloat16 on this thread now (float32 under bf16 autocast,
+    /// with bfloat16 units): then operands used by several products are worth rounding once.
+    static func roundsOperands<T: FloatElement>(_ type: T.Type) -> Bool {
+        T.self == Float.self && ember_products_bf16() != 0 && ember_bf16_available() != 0
+    }
+
     /// A contiguous float32 tensor rounded to bfloat16 as the bf16 products round their operands
     /// (the CPU's conversion), when the calling thread's products run in bfloat16 on bfloat16
     /// units; nil otherwise (float64, float32 products, or emulation).
     static func roundedForProducts(_ t: Tensor) -> Tensor? {
-        guard t.dtype == .float32, t.count > 0, ember_products_bf16() != 0, ember_bf16_available() != 0 else { return nil }
+        guard t.dtype == .float32, t.count > 0, roundsOperands(Float.self) else { return nil }
         let out = Tensor(uninitializedShape: t.shape, dtype: .bfloat16)
         ember_round_bf16(t.pointer(Float.self), 1, t.count, t.count, out.pointer(UInt16.self))
         return out
