@@ -76,19 +76,41 @@ extension ProductEngine {
         float32 = library
         defer { float32 = saved }
         let a = Tensor.randn([m, k]), b = Tensor.randn([k, n]), c = Tensor.zeros([m, n])
-        func run(_ times: Int) -> Double {
-            let start = monotonicNanoseconds()
-            withExtendedLifetime((a, b)) {
-                for _ in 0..<times {
-                    Kernels.gemm(false, false, m: m, n: n, k: k, UnsafePointer(a.pointer(Float.self)), lda: k,
-                                 UnsafePointer(b.pointer(Float.self)), ldb: n, beta: 0, c.pointer(Float.self), ldc: n)
+        return withExtendedLifetime((a, b, c)) {
+            rate(flops: 2 * m * n * k, seconds: seconds) {
+                Kernels.gemm(false, false, m: m, n: n, k: k, UnsafePointer(a.pointer(Float.self)), lda: k,
+                             UnsafePointer(b.pointer(Float.self)), ldb: n, beta: 0, c.pointer(Float.self), ldc: n)
+            }
+        }
+    }
+
+    /// GFLOP/s of the same product in bfloat16 (float32 accumulation, oneDNN): with `rounded`,
+    /// of operands already in bfloat16 (the bfloat16 units' own speed: AMX where the CPU has it);
+    /// otherwise of float32 operands rounded at each call. Nil without bfloat16 units.
+    public static func measureBFloat16(m: Int, n: Int, k: Int, rounded: Bool, seconds: Double = 0.5) -> Double? {
+        guard Precision.bfloat16IsNative else { return nil }
+        let a = Tensor.randn([m, k]), b = Tensor.randn([k, n]), c = Tensor.zeros([m, n])
+        return autocast(.bfloat16) {
+            let ra = rounded ? Kernels.roundedForProducts(a) : nil, rb = rounded ? Kernels.roundedForProducts(b) : nil
+            return withExtendedLifetime((a, b, c, ra, rb)) {
+                rate(flops: 2 * m * n * k, seconds: seconds) {
+                    Kernels.gemm(false, false, m: m, n: n, k: k, ProductOperand(a.pointer(Float.self), rounded: ra), lda: k,
+                                 ProductOperand(b.pointer(Float.self), rounded: rb), ldb: n, beta: 0, c.pointer(Float.self), ldc: n)
                 }
             }
+        }
+    }
+
+    /// GFLOP/s of `body` (`flops` a call): the median of five rounds of about `seconds` / 5.
+    private static func rate(flops: Int, seconds: Double, _ body: () -> Void) -> Double {
+        func run(_ times: Int) -> Double {
+            let start = monotonicNanoseconds()
+            for _ in 0..<times { body() }
             return Double(monotonicNanoseconds() - start) / 1e9
         }
         let once = max(run(3) / 3, 1e-7)
         let times = max(1, Int(seconds / 5 / once))
         let rounds = (0..<5).map { _ in run(times) }.sorted()
-        return 2 * Double(m * n * k) * Double(times) / rounds[2] / 1e9
+        return Double(flops) * Double(times) / rounds[2] / 1e9
     }
 }

@@ -13,14 +13,19 @@ extension Bench {
     ]
 
     /// One line per shape: GFLOP/s of the float32 product on oneDNN (where it runs) and on
-    /// OpenBLAS, measured alternately in this run.
+    /// OpenBLAS, and with bfloat16 units of the bf16 product (`bf16_gflops`: operands already
+    /// rounded, the units' own speed; `bf16_rounding_gflops`: float32 operands rounded at the call).
     public static func products(threads: Int) -> [String] {
         setNumThreads(threads)
         let libraries: [ProductEngine.Library] = ProductEngine.float32 == .onednn ? [.onednn, .openblas] : [.openblas]
+        func format(_ rate: Double) -> String { String(format: "%.1f", rate) }
         return productShapes.map { shape in
-            let rates = libraries.map { "\($0.rawValue)_gflops=" + String(format: "%.1f", ProductEngine.measure(m: shape.m, n: shape.n, k: shape.k, on: $0)) }
+            var rates = libraries.map { "\($0.rawValue)_gflops=" + format(ProductEngine.measure(m: shape.m, n: shape.n, k: shape.k, on: $0)) }
+            for (rounded, name) in [(true, "bf16_gflops"), (false, "bf16_rounding_gflops")] {
+                if let rate = ProductEngine.measureBFloat16(m: shape.m, n: shape.n, k: shape.k, rounded: rounded) { rates.append("\(name)=" + format(rate)) }
+            }
             return "product \(shape.name) m=\(shape.m) n=\(shape.n) k=\(shape.k) threads=\(threads) " + rates.joined(separator: " ")
-                + " products=\(ProductEngine.description) openblas=\(blasKernel) cpu=\(ProductEngine.cpuInstructions)"
+                + " products=\(ProductEngine.description) bf16_units=\(Precision.bfloat16Units ?? "none") openblas=\(blasKernel) cpu=\(ProductEngine.cpuInstructions)"
         }
     }
 }
