@@ -89,7 +89,7 @@ static __thread int applied_threads;  // what this thread last told OpenMP (0: n
 
 // One cached product: its shape is the key, its memory objects are re-pointed on every call.
 typedef struct {
-    long key[11];
+    long key[12];
     dnnl_primitive_t primitive;
     dnnl_memory_t a, b, c;
 } product;
@@ -109,7 +109,7 @@ const char *ember_products_last_kernel(void) { return last_kernel; }
 
 static unsigned long hash(const long *key) {
     unsigned long h = 1469598103934665603ul;
-    for (int i = 0; i < 11; i++) h = (h ^ (unsigned long)key[i]) * 1099511628211ul;
+    for (int i = 0; i < 12; i++) h = (h ^ (unsigned long)key[i]) * 1099511628211ul;
     return h;
 }
 
@@ -118,7 +118,7 @@ static void empty_table(void) {
         if (!table[i].primitive) continue;
         dnnl_primitive_destroy(table[i].primitive);
         dnnl_memory_destroy(table[i].a);
-        dnnl_memory_destroy(table[i].b);
+        if (table[i].b) dnnl_memory_destroy(table[i].b);
         dnnl_memory_destroy(table[i].c);
     }
     memset(table, 0, sizeof(product) * SLOTS);
@@ -146,12 +146,17 @@ static dnnl_primitive_attr_t attributes(float alpha, float beta) {
     return attr;
 }
 
-// Makes the primitive and its three memory objects for one shape; 0 on success.
+// Makes the primitive and its three memory objects for one shape; 0 on success. A packed
+// product (key[11]) lets oneDNN choose B's layout (`ember_pack_weight_bf16` lays a weight out in it).
 static int make(product *p, const long *key, float alpha, float beta) {
     long ta = key[0], tb = key[1], m = key[2], n = key[3], k = key[4];
     dnnl_data_type_t in = key[10] ? dnnl_bf16 : dnnl_f32;  // operands; the result is float32 either way
     dnnl_memory_desc_t a, b, c;
     if (matrix(&a, m, k, key[5], (int)ta, in) || matrix(&b, k, n, key[6], (int)tb, in) || matrix(&c, m, n, key[7], 0, dnnl_f32)) return -1;
+    if (key[11]) {
+        dnnl_dims_t dims = {k, n};
+        if (dnnl_memory_desc_init_by_tag(&b, 2, dims, in, dnnl_format_tag_any) != dnnl_success) return -1;
+    }
     dnnl_matmul_desc_t desc;
     if (dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c) != dnnl_success) return -1;
     dnnl_primitive_attr_t attr = attributes(alpha, beta);
@@ -164,7 +169,7 @@ static int make(product *p, const long *key, float alpha, float beta) {
     dnnl_primitive_desc_destroy(pd);
     if (status != dnnl_success) return -1;
     dnnl_memory_create(&p->a, &a, engine, DNNL_MEMORY_NONE);
-    dnnl_memory_create(&p->b, &b, engine, DNNL_MEMORY_NONE);
+    if (!key[11]) dnnl_memory_create(&p->b, &b, engine, DNNL_MEMORY_NONE);
     dnnl_memory_create(&p->c, &c, engine, DNNL_MEMORY_NONE);
     memcpy(p->key, key, sizeof p->key);
     created++;
@@ -197,6 +202,12 @@ static product *lookup(const long *key, float alpha, float beta) {
     return &table[i];
 }
 
+// The calling thread's oneDNN stream, made on first use; NULL when oneDNN cannot.
+static dnnl_stream_t thread_stream(void) {
+    if (!stream && dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) stream = NULL;
+    return stream;
+}
+
 static void apply_threads(void) {
     int want = atomic_load_explicit(&wanted_threads, memory_order_relaxed);
     if (want == applied_threads || !set_omp_threads) return;
@@ -211,10 +222,9 @@ static int run_product(int trans_a, int trans_b, long m, long n, long k, float a
     uint32_t alpha_bits, beta_bits;
     memcpy(&alpha_bits, &alpha, 4);
     memcpy(&beta_bits, &beta, 4);
-    long key[11] = {trans_a != 0, trans_b != 0, m, n, k, lda, ldb, ldc, alpha_bits, beta_bits, bf16};
+    long key[12] = {trans_a != 0, trans_b != 0, m, n, k, lda, ldb, ldc, alpha_bits, beta_bits, bf16, 0};
     product *p = lookup(key, alpha, beta);
-    if (!p) return -1;
-    if (!stream && dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) return -1;
+    if (!p || !thread_stream()) return -1;
     apply_threads();
     dnnl_memory_set_data_handle(p->a, (void *)a);
     dnnl_memory_set_data_handle(p->b, (void *)b);
@@ -281,4 +291,73 @@ int ember_sgemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alp
     for (long i = 0; i < na; i++) { uint32_t v = (uint32_t)ra[i] << 16; memcpy(wa + i, &v, 4); }
     for (long i = 0; i < nb; i++) { uint32_t v = (uint32_t)rb[i] << 16; memcpy(wb + i, &v, 4); }
     return run_product(trans_a, trans_b, m, n, k, alpha, wa, cols_a, wb, cols_b, beta, c, ldc, 0);
+}
+
+// A weight rounded to bfloat16 and laid out once as oneDNN's kernels for one product shape want
+// it (blocked, pairs of k interleaved), so the steps of a sequence do not each repack it.
+struct ember_packed_weight {
+    long key[12];
+    dnnl_memory_t memory;
+};
+
+ember_packed_weight *ember_pack_weight_bf16(int trans_b, long m, long n, long k, long lda, long ldc, const float *b, long ldb) {
+    if (k <= 0 || !ember_bf16_available() || !ember_products_available() || !thread_stream()) return NULL;
+    long rows = trans_b ? n : k, cols = trans_b ? k : n;
+    uint16_t *plain = scratch_for(1, rows * cols);
+    if (!plain) return NULL;
+    ember_round_bf16(b, rows, cols, ldb, plain);
+    uint32_t one = 0x3f800000u;  // alpha 1, beta 0
+    long key[12] = {0, trans_b != 0, m, n, k, lda, cols, ldc, one, 0, 1, 1};
+    product *p = lookup(key, 1, 0);
+    if (!p) return NULL;
+    const_dnnl_primitive_desc_t pd;
+    dnnl_memory_desc_t from;
+    if (dnnl_primitive_get_primitive_desc(p->primitive, &pd) != dnnl_success || matrix(&from, k, n, cols, trans_b, dnnl_bf16)) return NULL;
+    const dnnl_memory_desc_t *to = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    ember_packed_weight *w = calloc(1, sizeof *w);
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t source = NULL;
+    int ok = w && dnnl_memory_create(&w->memory, to, engine, DNNL_MEMORY_ALLOCATE) == dnnl_success
+        && dnnl_reorder_primitive_desc_create(&rpd, &from, engine, to, engine, NULL) == dnnl_success
+        && dnnl_primitive_create(&reorder, rpd) == dnnl_success
+        && dnnl_memory_create(&source, &from, engine, plain) == dnnl_success;
+    if (ok) {
+        apply_threads();
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, w->memory}};
+        ok = dnnl_primitive_execute(reorder, stream, 2, args) == dnnl_success;
+    }
+    if (source) dnnl_memory_destroy(source);
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (!ok) {
+        ember_free_packed_weight(w);
+        return NULL;
+    }
+    memcpy(w->key, key, sizeof key);
+    return w;
+}
+
+int ember_gemm_packed_bf16(const ember_packed_weight *w, const void *a, int a_rounded, float *c) {
+    long m = w->key[2], k = w->key[4], lda = w->key[5];
+    if (!a_rounded) {
+        // Rounded into a copy whose rows are k apart: the product must have been made for that.
+        uint16_t *ra = lda == k ? scratch_for(0, m * k) : NULL;
+        if (!ra) return -1;
+        ember_round_bf16((const float *)a, m, k, lda, ra);
+        a = ra;
+    }
+    product *p = lookup(w->key, 1, 0);
+    if (!p || !thread_stream()) return -1;
+    apply_threads();
+    dnnl_memory_set_data_handle(p->a, (void *)a);
+    dnnl_memory_set_data_handle(p->c, c);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, w->memory}, {DNNL_ARG_DST, p->c}};
+    return dnnl_primitive_execute(p->primitive, stream, 3, args) == dnnl_success ? 0 : -1;
+}
+
+void ember_free_packed_weight(ember_packed_weight *w) {
+    if (!w) return;
+    if (w->memory) dnnl_memory_destroy(w->memory);
+    free(w);
 }

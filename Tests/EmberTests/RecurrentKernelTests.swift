@@ -15,11 +15,39 @@ final class RecurrentKernelTests: XCTestCase {
                 let expected = ProductBound(a, w, transposeB: transposed, k: k)
                 let out = Tensor.zeros([m, n])
                 withExtendedLifetime((w, a)) {
-                    let product = RecurrentProduct(UnsafePointer(w.pointer(Float.self)), n: n, k: k, transposed: transposed)
-                    product(m: m, UnsafePointer(a.pointer(Float.self)), lda: k, out.pointer(Float.self), ldc: n)
+                    let product = RecurrentProduct(UnsafePointer(w.pointer(Float.self)), m: m, n: n, k: k, transposed: transposed)
+                    product(UnsafePointer(a.pointer(Float.self)), into: out.pointer(Float.self))
                     product.release()
                 }
                 assertWithinProductBound(out, expected, "packed avx512 m \(m) n \(n) k \(k) transposed \(transposed)")
+            }
+        }
+    }
+
+    /// Under bf16 autocast the weight is rounded and packed once by oneDNN: each step's product
+    /// stays within bfloat16's bound of the exact one, the same whether A comes rounded or not.
+    func testTheBfloat16PackedProductIsWithinItsBound() throws {
+        guard Precision.bfloat16IsNative else { throw XCTSkip("no bfloat16 units here: the weight is packed for them only") }
+        let g = Generator(seed: 5)
+        for (m, n, k) in [(9, 64, 40), (32, 1024, 256), (3, 32, 1), (5, 48, 7)] {
+            for transposed in [true, false] {
+                let w = Tensor.randn(transposed ? [n, k] : [k, n], generator: g), a = Tensor.randn([m, k], generator: g)
+                let (plain, prerounded) = (Tensor.zeros([m, n]), Tensor.zeros([m, n]))
+                autocast(.bfloat16) {
+                    let ra = Kernels.roundedForProducts(a)!
+                    withExtendedLifetime((w, a, ra)) {
+                        let product = RecurrentProduct(UnsafePointer(w.pointer(Float.self)), m: m, n: n, k: k, transposed: transposed)
+                        XCTAssertTrue(product.packedForBFloat16, "m \(m) n \(n) k \(k): not packed")
+                        product(UnsafePointer(a.pointer(Float.self)), into: plain.pointer(Float.self))
+                        product(UnsafePointer(a.pointer(Float.self)), roundedA: UnsafePointer(ra.pointer(UInt16.self)), into: prerounded.pointer(Float.self))
+                        product.release()
+                    }
+                }
+                let exact = ProductBound(a, w, transposeB: transposed, k: k)
+                let abs = a.to(.float64).abs().matmul(w.to(.float64).abs(), transposeB: transposed)
+                assertWithinProductBound(plain, ProductBound(exact: exact.exact, bound: exact.bound + abs * (2 * 0x1p-8 + 0x1p-16)),
+                                         "bf16 packed m \(m) n \(n) k \(k) transposed \(transposed)")
+                XCTAssertEqual(plain.scalars, prerounded.scalars)
             }
         }
     }

@@ -34,6 +34,16 @@ int ember_sgemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alp
 /// several products use is rounded once; needs bfloat16 units (non-zero otherwise).
 int ember_gemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, int a_rounded, long lda,
                     const void *b, int b_rounded, long ldb, float beta, float *c, long ldc);
+/// A weight rounded to bfloat16 and laid out once in the layout oneDNN's kernels want for
+/// `C [m, n] = A [m, k] · op(B)` with A's rows `lda` and C's `ldc` apart (B `[k, n]`, or `[n, k]`
+/// with `trans_b`, rows `ldb` apart): a recurrent layer's weight serves every step of a sequence
+/// without being repacked at each. NULL when oneDNN or the CPU cannot.
+typedef struct ember_packed_weight ember_packed_weight;
+ember_packed_weight *ember_pack_weight_bf16(int trans_b, long m, long n, long k, long lda, long ldc, const float *b, long ldb);
+/// `C = A · B` with a packed B, A float32 (rounded on the way; then `lda` must equal k) or
+/// already bfloat16 at the packed product's `lda` (`a_rounded`); 0 on success.
+int ember_gemm_packed_bf16(const ember_packed_weight *w, const void *a, int a_rounded, float *c);
+void ember_free_packed_weight(ember_packed_weight *w);
 /// `rows` rows of `cols` floats, `ld` apart, rounded to bfloat16 into `out` packed (`cols` apart).
 void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out);
 /// How many values `ember_round_bf16` has rounded on the calling thread (tests count that a

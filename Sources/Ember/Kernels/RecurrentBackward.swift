@@ -26,7 +26,7 @@ extension Kernels {
         // for dW_hh's (and, shared, dW_ih's and dx's) after the loop.
         let roundedSteps = roundsOperands(T.self) ? RoundedBuffer(tn * gw) : nil
         defer { roundedSteps?.release() }
-        let recurrent = RecurrentProduct(wHH, n: p, k: gw, transposed: false)
+        let recurrent = RecurrentProduct(wHH, m: n, n: p, k: gw, transposed: false)
         defer { recurrent.release() }
         dh.update(from: gH, count: n * p)
         if d.cell == .lstm, let gC { dc.update(from: gC, count: n * h) }
@@ -47,7 +47,7 @@ extension Kernels {
                           dhh: shared ? nil : dhh, active: active)
             roundedSteps?.round(dhh, count: n * gw, at: s * n * gw)
             // dh before the step: through W_hh for the rows that took it (plus GRU's z·dh), as is otherwise.
-            recurrent(m: n, dhh, roundedA: roundedSteps?.at(s * n * gw), lda: gw, next, ldc: p)
+            recurrent(dhh, roundedA: roundedSteps?.at(s * n * gw), into: next)
             let g = tape.gates + s * n * gw
             for row in 0..<n {
                 if active[row] != 0 {

@@ -24,7 +24,7 @@ extension Kernels {
             let bias = (0..<gw).map { j in (bIH?[j] ?? 0) + (d.cell != .gru ? bHH?[j] ?? 0 : 0) }
             bias.withUnsafeBufferPointer { b in for r in 0..<tn { RecurrentTape.add(b.baseAddress!, into: xp + r * gw, gw) } }
         }
-        let recurrent = RecurrentProduct(wHH, n: gw, k: p, transposed: true)
+        let recurrent = RecurrentProduct(wHH, m: n, n: gw, k: p, transposed: true)
         defer { recurrent.release() }
         let (hs, cs) = (tape.hs, tape.cs)
         hs.update(from: h0, count: n * p)
@@ -35,7 +35,7 @@ extension Kernels {
             let hPrev = hs + s * n * p, hNext = hs + (s + 1) * n * p
             // The state as this step's product rounds it is the one dW_hh's product needs.
             tape.roundedHs?.round(hPrev, count: n * p, at: s * n * p)
-            recurrent(m: n, hPrev, roundedA: tape.roundedHs?.at(s * n * p), lda: p, hh, ldc: gw)
+            recurrent(hPrev, roundedA: tape.roundedHs?.at(s * n * p), into: hh)
             for row in 0..<n { active[row] = d.active(row, t) ? 1 : 0 }
             // A row past its length keeps its state.
             for row in 0..<n where active[row] == 0 {

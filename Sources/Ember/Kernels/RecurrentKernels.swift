@@ -78,50 +78,53 @@ final class RecurrentTape<T: FloatElement> {
 }
 
 /// A product with the recurrent weight, which stays the same for the whole sequence: `C = A·Wᵀ`
-/// (forward, W `[n, k]`) or `C = A·W` (backward, W `[k, n]`). For float32 on AVX-512 with `n` a
-/// multiple of 32 the weight is laid out once (`ember_pack_product_f32`) and every step's product
-/// runs without OpenBLAS repacking 1 MB of it per call (an LSTM of 256: 1.5× faster products);
-/// otherwise it is BLAS.
+/// (forward, W `[n, k]`) or `C = A·W` (backward, W `[k, n]`), A `[m, k]` and C `[m, n]`
+/// contiguous. The weight is laid out once for all the steps: under bfloat16 autocast rounded
+/// and packed by oneDNN (`ember_pack_weight_bf16`: 20–25% faster steps than repacking it at each);
+/// for float32 on AVX-512 with `n` a multiple of 32 by Ember's own kernel
+/// (`ember_pack_product_f32`: an LSTM of 256, 1.5× faster than OpenBLAS repacking 1 MB a call);
+/// otherwise each step is an ordinary product.
 struct RecurrentProduct<T: FloatElement> {
-    let w: UnsafePointer<T>, n: Int, k: Int, transposed: Bool
+    let w: UnsafePointer<T>, m: Int, n: Int, k: Int, transposed: Bool
     private let packed: UnsafeMutablePointer<Float>?
-    /// Under bfloat16 autocast (with bfloat16 units): the weight rounded once for all the steps.
-    private let rounded: UnsafeMutablePointer<UInt16>?
+    private let packedBF16: OpaquePointer?
 
-    init(_ w: UnsafePointer<T>, n: Int, k: Int, transposed: Bool) {
-        (self.w, self.n, self.k, self.transposed) = (w, n, k, transposed)
-        if Kernels.roundsOperands(T.self), k > 0 {
-            let r = BufferCache.shared.take(n * k * 2).bindMemory(to: UInt16.self, capacity: n * k)
-            ember_round_bf16(floats(w), transposed ? n : k, transposed ? k : n, transposed ? k : n, r)
-            (rounded, packed) = (r, nil)
+    init(_ w: UnsafePointer<T>, m: Int, n: Int, k: Int, transposed: Bool) {
+        (self.w, self.m, self.n, self.k, self.transposed) = (w, m, n, k, transposed)
+        if Kernels.roundsOperands(T.self), m > 0, k > 0,
+           let p = ember_pack_weight_bf16(transposed ? 1 : 0, m, n, k, k, n, floats(w), transposed ? k : n) {
+            (packedBF16, packed) = (p, nil)
             return
         }
-        rounded = nil
+        packedBF16 = nil
         guard T.self == Float.self, n % 32 == 0, k > 0, ember_packed_product_available() != 0 else { packed = nil; return }
         let p = BufferCache.shared.take(n * k * MemoryLayout<Float>.stride).bindMemory(to: Float.self, capacity: n * k)
         ember_pack_product_f32(floats(w), k, n, transposed ? 1 : 0, p)
         packed = p
     }
 
-    /// `c [m, n] = a [m, k] · B` (rows `lda` and `ldc` apart); `roundedA`: `a` already rounded
-    /// to bfloat16 (same layout), under bfloat16 products.
-    func callAsFunction(m: Int, _ a: UnsafePointer<T>, roundedA: UnsafePointer<UInt16>? = nil, lda: Int, _ c: UnsafeMutablePointer<T>, ldc: Int) {
-        if let rounded {
-            return Kernels.gemm(false, transposed, m: m, n: n, k: k, ProductOperand(a, rounded: roundedA), lda: lda,
-                                ProductOperand(w, rounded: UnsafePointer(rounded)), ldb: transposed ? k : n, beta: 0, c, ldc: ldc)
+    /// Whether the weight was packed for bfloat16 products (tests).
+    var packedForBFloat16: Bool { packedBF16 != nil }
+
+    /// `c = a · B`; `roundedA`: `a` already rounded to bfloat16, under bfloat16 products.
+    func callAsFunction(_ a: UnsafePointer<T>, roundedA: UnsafePointer<UInt16>? = nil, into c: UnsafeMutablePointer<T>) {
+        let flops = 2 * m * n * k
+        if let packedBF16, ember_products_bf16() != 0, KernelProfile.countingProduct(flops: flops, {
+            ember_gemm_packed_bf16(packedBF16, roundedA.map(UnsafeRawPointer.init) ?? UnsafeRawPointer(a), roundedA == nil ? 0 : 1, floats(c)) == 0
+        }) {
+            return
         }
-        // The packed kernel is float32; under bfloat16 autocast the step's product goes to oneDNN's.
+        // The float32 packed kernel, outside bfloat16 autocast.
         guard let packed, ember_products_bf16() == 0 else {
-            return Kernels.gemm(false, transposed, m: m, n: n, k: k, a, lda: lda, w, ldb: transposed ? k : n, beta: 0, c, ldc: ldc)
+            return Kernels.gemm(false, transposed, m: m, n: n, k: k, ProductOperand(a, rounded: roundedA), lda: k,
+                                ProductOperand(w), ldb: transposed ? k : n, beta: 0, c, ldc: n)
         }
-        KernelProfile.countingProduct(flops: 2 * m * n * k) {
-            ember_packed_product_f32(m, n, k, floats(a), lda, packed, floats(c), ldc)
-        }
+        KernelProfile.countingProduct(flops: flops) { ember_packed_product_f32(m, n, k, floats(a), k, packed, floats(c), n) }
     }
 
     func release() {
         if let packed { BufferCache.shared.give(UnsafeMutableRawPointer(packed), n * k * MemoryLayout<Float>.stride) }
-        if let rounded { BufferCache.shared.give(UnsafeMutableRawPointer(rounded), n * k * 2) }
+        ember_free_packed_weight(packedBF16)
     }
 }
 
