@@ -20,6 +20,11 @@ mkdir -p "$(dirname "$out")"
     for m in gpt lstm; do .build/release/trainer bench --steps "$lm_steps" --phases --model "$m"; done
     python3 examples/pytorch/bench.py --steps "$steps"
     for m in gpt lstm; do python3 examples/pytorch/bench.py --model "$m" --steps "$lm_steps"; done
+    echo "# bf16 autocast, one thread: trainer bench --precision bf16 against PyTorch's torch.autocast (bench.py --bf16)"
+    for m in mlp cnn; do .build/release/trainer bench --steps "$steps" --phases --model "$m" --precision bf16; done
+    for m in gpt lstm; do .build/release/trainer bench --steps "$lm_steps" --phases --model "$m" --precision bf16; done
+    for m in mlp cnn; do python3 examples/pytorch/bench.py --model "$m" --steps "$steps" --bf16; done
+    for m in gpt lstm; do python3 examples/pytorch/bench.py --model "$m" --steps "$lm_steps" --bf16; done
     echo "# two processes, one thread each"
     launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --phases 2>/dev/null
     launch/mpirun -n 2 .build/release/trainer bench --model mlp --steps "$steps" --overlap 2>/dev/null | sed 's/^/forced /'

@@ -4,7 +4,9 @@
 #include "CEmberProducts.h"
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -51,8 +53,32 @@ void ember_round_bf16_exact(const float *in, unsigned short *out, long n) {
 static __thread long rounded_values;
 long ember_bf16_rounded(void) { return rounded_values; }
 
+// Time spent rounding, while benchmarks ask (`trainer bench` reports it apart from the products).
+static atomic_int timing;
+static atomic_long rounding_total_ns;
+static __thread long rounding_thread_ns;
+void ember_bf16_set_timing(int on) { atomic_store_explicit(&timing, on, memory_order_relaxed); }
+long ember_bf16_rounding_ns(void) { return atomic_load_explicit(&rounding_total_ns, memory_order_relaxed); }
+long ember_bf16_thread_rounding_ns(void) { return rounding_thread_ns; }
+void ember_bf16_reset_timing(void) { atomic_store_explicit(&rounding_total_ns, 0, memory_order_relaxed); }
+static long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+static void round_rows(const float *in, long rows, long cols, long ld, unsigned short *out);
+
 void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out) {
     rounded_values += rows * cols;
+    if (!atomic_load_explicit(&timing, memory_order_relaxed)) return round_rows(in, rows, cols, ld, out);
+    long start = now_ns();
+    round_rows(in, rows, cols, ld, out);
+    long spent = now_ns() - start;
+    rounding_thread_ns += spent;
+    atomic_fetch_add_explicit(&rounding_total_ns, spent, memory_order_relaxed);
+}
+
+static void round_rows(const float *in, long rows, long cols, long ld, unsigned short *out) {
     // A contiguous matrix is one long row.
     if (ld == cols && rows > 1) { cols *= rows; rows = 1; }
     for (long r = 0; r < rows; r++) {

@@ -49,6 +49,12 @@ void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned s
 /// How many values `ember_round_bf16` has rounded on the calling thread (tests count that a
 /// shared operand is rounded once).
 long ember_bf16_rounded(void);
+/// Timing of the rounding for benchmarks: on or off (process-wide), nanoseconds spent by every
+/// thread since the last reset, and by the calling thread ever.
+void ember_bf16_set_timing(int on);
+long ember_bf16_rounding_ns(void);
+long ember_bf16_thread_rounding_ns(void);
+void ember_bf16_reset_timing(void);
 /// `n` floats rounded to bfloat16 exactly as PyTorch rounds them (nearest, ties to even, NaN to
 /// 0x7FC0, subnormals kept: the CPU's `vcvtne2ps2bf16`, which `ember_round_bf16` uses, flushes them to zero).
 void ember_round_bf16_exact(const float *in, unsigned short *out, long n);

@@ -99,12 +99,16 @@ func withSingleThreadedBLAS(_ body: () -> Void) {
 public var blasKernel: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 
 /// Opt-in timing of matrix products, so benchmarks can report how much of a step they take and
-/// how fast they run. Process-wide: enabling it times every thread's products (`trainer bench`
-/// turns it on for its timed steps only).
+/// how fast they run, and under bf16 how much the rounding of their operands takes (counted
+/// apart: a product's time is its multiplication). Process-wide: enabling it times every
+/// thread's products (`trainer bench` turns it on for its timed steps only).
 public enum KernelProfile {
     public static var isEnabled: Bool {
         get { enabled.load(ordering: .relaxed) }
-        set { enabled.store(newValue, ordering: .relaxed) }
+        set {
+            enabled.store(newValue, ordering: .relaxed)
+            ember_bf16_set_timing(newValue ? 1 : 0)
+        }
     }
     private static let enabled = Atomic<Bool>(false)
     static let productNanoseconds = Atomic<Int>(0)
@@ -114,9 +118,12 @@ public enum KernelProfile {
     public static var productSeconds: Double { Double(productNanoseconds.load(ordering: .relaxed)) / 1e9 }
     /// Their floating-point operations (2·m·n·k each) since the last reset.
     public static var productOperations: Double { Double(productFlops.load(ordering: .relaxed)) }
+    /// Seconds spent rounding products' operands to bfloat16 since the last reset (while enabled).
+    public static var roundingSeconds: Double { Double(ember_bf16_rounding_ns()) / 1e9 }
     public static func reset() {
         productNanoseconds.store(0, ordering: .relaxed)
         productFlops.store(0, ordering: .relaxed)
+        ember_bf16_reset_timing()
     }
 
     static func now() -> Int { Int(monotonicNanoseconds()) }
@@ -125,9 +132,9 @@ public enum KernelProfile {
     @inline(__always)
     static func countingProduct<R>(flops: Int, _ body: () -> R) -> R {
         guard isEnabled else { return body() }
-        let started = now()
+        let (started, rounding) = (now(), ember_bf16_thread_rounding_ns())
         let result = body()
-        productNanoseconds.add(now() - started, ordering: .relaxed)
+        productNanoseconds.add(now() - started - (ember_bf16_thread_rounding_ns() - rounding), ordering: .relaxed)
         productFlops.add(flops, ordering: .relaxed)
         return result
     }

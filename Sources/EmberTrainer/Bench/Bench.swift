@@ -31,6 +31,9 @@ public enum Bench {
         public var tokensPerSample: Int?
         /// The products' precision (`--precision bf16` adds `precision=bf16` to the line).
         public var precision = Precision.float32
+        /// Under bf16: the share of the step spent rounding the products' operands (apart from
+        /// `productFraction`, which is the multiplications' own).
+        public var roundingFraction = 0.0
         /// The dtype gradients travel in (`--reduce-dtype bf16` adds `reduce=bf16`).
         public var reduceDtype = DType.float32
 
@@ -47,7 +50,8 @@ public enum Bench {
                 + (optimizer == "sgd" ? "" : " optimizer=\(optimizer)")
                 + (microBatch.map { " deterministic=on micro_batch=\($0)" } ?? "")
                 + (tokensPerSample.map { String(format: " tokens_per_s=%.0f", samplesPerSecond * Double($0)) } ?? "")
-                + (precision == .bfloat16 ? " precision=bf16 bf16_units=\(Precision.bfloat16Units ?? "emulated")" : "")
+                + (precision == .bfloat16 ? String(format: " rounding_pct=%.1f", roundingFraction * 100)
+                    + " precision=bf16 bf16_units=\(Precision.bfloat16Units ?? "emulated")" : "")
                 + (reduceDtype == .bfloat16 ? " reduce=bf16" : "")
         }
     }
@@ -197,6 +201,7 @@ public enum Bench {
         result.optimizer = languageModel ? "adamw" : kind
         result.microBatch = micro
         (result.precision, result.reduceDtype) = (precision, ddp.reduceDtype)
+        result.roundingFraction = KernelProfile.roundingSeconds / max(elapsed, 1e-9)
         if languageModel { result.tokensPerSample = s.x.shape[1] }
         if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result
