@@ -1,6 +1,6 @@
 """Writes Tests/EmberTests/Fixtures/bf16.json: PyTorch's results under
 `torch.autocast("cpu", dtype=torch.bfloat16)` for matmul, linear, conv2d, scaled dot-product
-attention and an LSTM, forward and backward (gradients of sum(output * w) for inputs and
+attention, causal multi-head self-attention and an LSTM, forward and backward (gradients of sum(output * w) for inputs and
 parameters), from float32 inputs, so PrecisionTests compares Ember's autocast without PyTorch.
 Run: python3 scripts/generate_bf16_fixtures.py (needs torch)
 """
@@ -39,6 +39,11 @@ conv = nn.Conv2d(3, 4, 3, padding=1)
 case("conv2d", lambda x: conv(x), [torch.randn(2, 3, 8, 8)], dict(conv.named_parameters()))
 case("attention", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
      [torch.randn(2, 2, 8, 16), torch.randn(2, 2, 8, 16), torch.randn(2, 2, 8, 16)])
+# Causal self-attention through the packed projection (Ember's fused path for GPT and encoders).
+mha = nn.MultiheadAttention(16, 2, batch_first=True)
+causal = torch.triu(torch.full((8, 8), float("-inf")), diagonal=1)
+case("mha", lambda x: mha(x, x, x, attn_mask=causal, is_causal=True, need_weights=False),
+     [torch.randn(2, 8, 16)], dict(mha.named_parameters()))
 lstm = nn.LSTM(8, 16, batch_first=True)
 case("lstm", lambda x: lstm(x), [torch.randn(3, 5, 8)], dict(lstm.named_parameters()))
 path = os.path.join(os.path.dirname(__file__), "..", "Tests", "EmberTests", "Fixtures", "bf16.json")

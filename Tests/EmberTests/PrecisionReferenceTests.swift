@@ -2,7 +2,8 @@ import XCTest
 @testable import Ember
 
 /// Ember's bf16 autocast against PyTorch's (`torch.autocast("cpu", dtype=torch.bfloat16)`,
-/// Fixtures/bf16.json from scripts/generate_bf16_fixtures.py), forward and backward. Both round the
+/// Fixtures/bf16.json from scripts/generate_bf16_fixtures.py), forward and backward: matmul,
+/// linear, conv2d, attention, causal multi-head self-attention (the packed path), an LSTM. Both round the
 /// products' operands to bfloat16 (8 significant bits: 2⁻⁸ relative each); PyTorch also rounds each
 /// product's result and, in its LSTM, the gates. So results agree to about one bfloat16 rounding
 /// of their size (measured: 2⁻⁸·⁵ of the largest magnitude at worst): within 2⁻⁷ for products and
@@ -33,6 +34,7 @@ final class PrecisionReferenceTests: XCTestCase {
             case "linear": module = Linear(inFeatures: 32, outFeatures: 16)
             case "conv2d": module = Conv2d(inChannels: 3, outChannels: 4, kernelSize: 3, padding: 1)
             case "lstm": module = LSTM(inputSize: 8, hiddenSize: 16, batchFirst: true)
+            case "mha": module = MultiheadAttention(embedDim: 16, numHeads: 2, batchFirst: true)
             default: module = nil
             }
             if let module { try module.loadStateDict(c.params.mapValues { tensor($0) }) }
@@ -41,6 +43,8 @@ final class PrecisionReferenceTests: XCTestCase {
                 case "matmul": return xs[0].matmul(xs[1])
                 case "attention": return Tensor.scaledDotProductAttention(xs[0], xs[1], xs[2], isCausal: true)
                 case "lstm": return (module as! LSTM)(xs[0]).output
+                // Self-attention, causal, no weights: the packed path (Q, K, V rounded as one block).
+                case "mha": return (module as! MultiheadAttention)(xs[0], xs[0], xs[0], needWeights: false, isCausal: true).output
                 default: return module!(xs[0])
                 }
             }
