@@ -2,6 +2,7 @@
 // one shape (transposes, sizes, leading dimensions, alpha, beta), so each thread keeps the ones
 // it made in a small hash table and only points their memory at new buffers on later calls.
 // oneDNN runs on OpenMP: its thread count is OpenMP's per-thread setting, applied lazily.
+// Bfloat16Products.c runs the bf16 products on the same cache (Engine.h).
 #include "CEmberProducts.h"
 #include <cpuid.h>
 #include <dlfcn.h>
@@ -16,8 +17,9 @@
 #else
 #error "Ember needs oneDNN for its matrix products: apt-get install libdnnl-dev (launch/run installs it)"
 #endif
+#include "Engine.h"
 
-static dnnl_engine_t engine;
+dnnl_engine_t ember_engine;
 static int engine_ok;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 static void (*set_omp_threads)(int);
@@ -27,7 +29,7 @@ static pthread_key_t thread_cache;
 static void drop_thread_cache(void *table);
 
 static void start_engine(void) {
-    engine_ok = dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success;
+    engine_ok = dnnl_engine_create(&ember_engine, dnnl_cpu, 0) == dnnl_success;
     pthread_key_create(&thread_cache, drop_thread_cache);
     // libgomp comes with libdnnl; found at run time so the build needs no OpenMP development files.
     set_omp_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
@@ -87,12 +89,6 @@ void ember_products_set_threads(int threads) { atomic_store(&wanted_threads, thr
 
 static __thread int applied_threads;  // what this thread last told OpenMP (0: nothing yet)
 
-// One cached product: its shape is the key, its memory objects are re-pointed on every call.
-typedef struct {
-    long key[12];
-    dnnl_primitive_t primitive;
-    dnnl_memory_t a, b, c;
-} product;
 
 enum { SLOTS = 512 };  // a power of two; the table is emptied when half full
 static __thread product *table;
@@ -126,7 +122,7 @@ static void empty_table(void) {
 }
 
 // A matrix [rows, cols] stored row-major with leading dimension ld, or transposed in storage.
-static dnnl_status_t matrix(dnnl_memory_desc_t *md, long rows, long cols, long ld, int transposed, dnnl_data_type_t type) {
+dnnl_status_t ember_matrix_desc(dnnl_memory_desc_t *md, long rows, long cols, long ld, int transposed, dnnl_data_type_t type) {
     dnnl_dims_t dims = {rows, cols};
     dnnl_dims_t strides = {transposed ? 1 : ld, transposed ? ld : 1};
     return dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides);
@@ -152,7 +148,7 @@ static int make(product *p, const long *key, float alpha, float beta) {
     long ta = key[0], tb = key[1], m = key[2], n = key[3], k = key[4];
     dnnl_data_type_t in = key[10] ? dnnl_bf16 : dnnl_f32;  // operands; the result is float32 either way
     dnnl_memory_desc_t a, b, c;
-    if (matrix(&a, m, k, key[5], (int)ta, in) || matrix(&b, k, n, key[6], (int)tb, in) || matrix(&c, m, n, key[7], 0, dnnl_f32)) return -1;
+    if (ember_matrix_desc(&a, m, k, key[5], (int)ta, in) || ember_matrix_desc(&b, k, n, key[6], (int)tb, in) || ember_matrix_desc(&c, m, n, key[7], 0, dnnl_f32)) return -1;
     if (key[11]) {
         dnnl_dims_t dims = {k, n};
         if (dnnl_memory_desc_init_by_tag(&b, 2, dims, in, dnnl_format_tag_any) != dnnl_success) return -1;
@@ -161,16 +157,16 @@ static int make(product *p, const long *key, float alpha, float beta) {
     if (dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c) != dnnl_success) return -1;
     dnnl_primitive_attr_t attr = attributes(alpha, beta);
     dnnl_primitive_desc_t pd;
-    dnnl_status_t status = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
+    dnnl_status_t status = dnnl_primitive_desc_create(&pd, &desc, attr, ember_engine, NULL);
     dnnl_primitive_attr_destroy(attr);
     if (status != dnnl_success) return -1;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &last_kernel);
     status = dnnl_primitive_create(&p->primitive, pd);
     dnnl_primitive_desc_destroy(pd);
     if (status != dnnl_success) return -1;
-    dnnl_memory_create(&p->a, &a, engine, DNNL_MEMORY_NONE);
-    if (!key[11]) dnnl_memory_create(&p->b, &b, engine, DNNL_MEMORY_NONE);
-    dnnl_memory_create(&p->c, &c, engine, DNNL_MEMORY_NONE);
+    dnnl_memory_create(&p->a, &a, ember_engine, DNNL_MEMORY_NONE);
+    if (!key[11]) dnnl_memory_create(&p->b, &b, ember_engine, DNNL_MEMORY_NONE);
+    dnnl_memory_create(&p->c, &c, ember_engine, DNNL_MEMORY_NONE);
     memcpy(p->key, key, sizeof p->key);
     created++;
     return 0;
@@ -188,7 +184,7 @@ static void drop_thread_cache(void *unused) {
 }
 
 // The calling thread's product for this shape, made on first use; NULL when oneDNN cannot.
-static product *lookup(const long *key, float alpha, float beta) {
+product *ember_product_lookup(const long *key, float alpha, float beta) {
     if (!table) {
         if (!(table = calloc(SLOTS, sizeof(product)))) return NULL;
         pthread_setspecific(thread_cache, table);
@@ -203,12 +199,12 @@ static product *lookup(const long *key, float alpha, float beta) {
 }
 
 // The calling thread's oneDNN stream, made on first use; NULL when oneDNN cannot.
-static dnnl_stream_t thread_stream(void) {
-    if (!stream && dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) stream = NULL;
+dnnl_stream_t ember_thread_stream(void) {
+    if (!stream && dnnl_stream_create(&stream, ember_engine, dnnl_stream_default_flags) != dnnl_success) stream = NULL;
     return stream;
 }
 
-static void apply_threads(void) {
+void ember_apply_threads(void) {
     int want = atomic_load_explicit(&wanted_threads, memory_order_relaxed);
     if (want == applied_threads || !set_omp_threads) return;
     set_omp_threads(want);
@@ -216,16 +212,16 @@ static void apply_threads(void) {
 }
 
 // C = alpha·op(A)·op(B) + beta·C with operands of the given precision (a, b float32 or bfloat16).
-static int run_product(int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, long lda,
+int ember_run_product(int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, long lda,
                        const void *b, long ldb, float beta, float *c, long ldc, int bf16) {
     if (k <= 0 || !ember_products_available()) return -1;
     uint32_t alpha_bits, beta_bits;
     memcpy(&alpha_bits, &alpha, 4);
     memcpy(&beta_bits, &beta, 4);
     long key[12] = {trans_a != 0, trans_b != 0, m, n, k, lda, ldb, ldc, alpha_bits, beta_bits, bf16, 0};
-    product *p = lookup(key, alpha, beta);
-    if (!p || !thread_stream()) return -1;
-    apply_threads();
+    product *p = ember_product_lookup(key, alpha, beta);
+    if (!p || !ember_thread_stream()) return -1;
+    ember_apply_threads();
     dnnl_memory_set_data_handle(p->a, (void *)a);
     dnnl_memory_set_data_handle(p->b, (void *)b);
     dnnl_memory_set_data_handle(p->c, c);
@@ -235,129 +231,14 @@ static int run_product(int trans_a, int trans_b, long m, long n, long k, float a
 
 int ember_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                 const float *b, long ldb, float beta, float *c, long ldc) {
-    return run_product(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0);
+    return ember_run_product(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0);
 }
 
-static __thread int autocast_bf16;
-int ember_products_bf16(void) { return autocast_bf16; }
-int ember_products_set_bf16(int on) {
-    int previous = autocast_bf16;
-    autocast_bf16 = on;
-    return previous;
-}
-
-
-static uint16_t *scratch_for(int which, long count) {
+uint16_t *ember_scratch(int which, long count) {
     if (scratch_count[which] < count) {
         free(scratch[which]);
         scratch[which] = aligned_alloc(64, (size_t)((count * 2 + 63) / 64 * 64));
         scratch_count[which] = scratch[which] ? count : 0;
     }
     return scratch[which];
-}
-
-// An operand rounded into the calling thread's scratch `which` unless it already is bfloat16;
-// afterwards `*x` and `*ld` describe the bfloat16 copy.
-static int as_bf16(int which, const void **x, long *ld, int rounded, long rows, long cols) {
-    if (rounded) return 0;
-    uint16_t *r = scratch_for(which, rows * cols);
-    if (!r) return -1;
-    ember_round_bf16((const float *)*x, rows, cols, *ld, r);
-    *x = r;
-    *ld = cols;
-    return 0;
-}
-
-int ember_gemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, int a_rounded, long lda,
-                    const void *b, int b_rounded, long ldb, float beta, float *c, long ldc) {
-    if (k <= 0 || !ember_bf16_available()) return -1;
-    if (as_bf16(0, &a, &lda, a_rounded, trans_a ? k : m, trans_a ? m : k)) return -1;
-    if (as_bf16(1, &b, &ldb, b_rounded, trans_b ? n : k, trans_b ? k : n)) return -1;
-    return run_product(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1);
-}
-
-int ember_sgemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
-                     const float *b, long ldb, float beta, float *c, long ldc) {
-    if (k <= 0) return -1;
-    if (ember_bf16_available()) return ember_gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, 0, lda, b, 0, ldb, beta, c, ldc);
-    // Without bfloat16 units: the same roundings, widened back to float32 (emulation).
-    long rows_a = trans_a ? k : m, cols_a = trans_a ? m : k, rows_b = trans_b ? n : k, cols_b = trans_b ? k : n;
-    long na = rows_a * cols_a, nb = rows_b * cols_b;
-    uint16_t *ra = scratch_for(0, 3 * na + 2), *rb = scratch_for(1, 3 * nb + 2);
-    if (!ra || !rb) return -1;
-    ember_round_bf16(a, rows_a, cols_a, lda, ra);
-    ember_round_bf16(b, rows_b, cols_b, ldb, rb);
-    float *wa = (float *)(ra + na + (na & 1)), *wb = (float *)(rb + nb + (nb & 1));
-    for (long i = 0; i < na; i++) { uint32_t v = (uint32_t)ra[i] << 16; memcpy(wa + i, &v, 4); }
-    for (long i = 0; i < nb; i++) { uint32_t v = (uint32_t)rb[i] << 16; memcpy(wb + i, &v, 4); }
-    return run_product(trans_a, trans_b, m, n, k, alpha, wa, cols_a, wb, cols_b, beta, c, ldc, 0);
-}
-
-// A weight rounded to bfloat16 and laid out once as oneDNN's kernels for one product shape want
-// it (blocked, pairs of k interleaved), so the steps of a sequence do not each repack it.
-struct ember_packed_weight {
-    long key[12];
-    dnnl_memory_t memory;
-};
-
-ember_packed_weight *ember_pack_weight_bf16(int trans_b, long m, long n, long k, long lda, long ldc, const float *b, long ldb) {
-    if (k <= 0 || !ember_bf16_available() || !ember_products_available() || !thread_stream()) return NULL;
-    long rows = trans_b ? n : k, cols = trans_b ? k : n;
-    uint16_t *plain = scratch_for(1, rows * cols);
-    if (!plain) return NULL;
-    ember_round_bf16(b, rows, cols, ldb, plain);
-    uint32_t one = 0x3f800000u;  // alpha 1, beta 0
-    long key[12] = {0, trans_b != 0, m, n, k, lda, cols, ldc, one, 0, 1, 1};
-    product *p = lookup(key, 1, 0);
-    if (!p) return NULL;
-    const_dnnl_primitive_desc_t pd;
-    dnnl_memory_desc_t from;
-    if (dnnl_primitive_get_primitive_desc(p->primitive, &pd) != dnnl_success || matrix(&from, k, n, cols, trans_b, dnnl_bf16)) return NULL;
-    const dnnl_memory_desc_t *to = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    ember_packed_weight *w = calloc(1, sizeof *w);
-    dnnl_primitive_desc_t rpd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_memory_t source = NULL;
-    int ok = w && dnnl_memory_create(&w->memory, to, engine, DNNL_MEMORY_ALLOCATE) == dnnl_success
-        && dnnl_reorder_primitive_desc_create(&rpd, &from, engine, to, engine, NULL) == dnnl_success
-        && dnnl_primitive_create(&reorder, rpd) == dnnl_success
-        && dnnl_memory_create(&source, &from, engine, plain) == dnnl_success;
-    if (ok) {
-        apply_threads();
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, w->memory}};
-        ok = dnnl_primitive_execute(reorder, stream, 2, args) == dnnl_success;
-    }
-    if (source) dnnl_memory_destroy(source);
-    if (reorder) dnnl_primitive_destroy(reorder);
-    if (rpd) dnnl_primitive_desc_destroy(rpd);
-    if (!ok) {
-        ember_free_packed_weight(w);
-        return NULL;
-    }
-    memcpy(w->key, key, sizeof key);
-    return w;
-}
-
-int ember_gemm_packed_bf16(const ember_packed_weight *w, const void *a, int a_rounded, float *c) {
-    long m = w->key[2], k = w->key[4], lda = w->key[5];
-    if (!a_rounded) {
-        // Rounded into a copy whose rows are k apart: the product must have been made for that.
-        uint16_t *ra = lda == k ? scratch_for(0, m * k) : NULL;
-        if (!ra) return -1;
-        ember_round_bf16((const float *)a, m, k, lda, ra);
-        a = ra;
-    }
-    product *p = lookup(w->key, 1, 0);
-    if (!p || !thread_stream()) return -1;
-    apply_threads();
-    dnnl_memory_set_data_handle(p->a, (void *)a);
-    dnnl_memory_set_data_handle(p->c, c);
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, w->memory}, {DNNL_ARG_DST, p->c}};
-    return dnnl_primitive_execute(p->primitive, stream, 3, args) == dnnl_success ? 0 : -1;
-}
-
-void ember_free_packed_weight(ember_packed_weight *w) {
-    if (!w) return;
-    if (w->memory) dnnl_memory_destroy(w->memory);
-    free(w);
 }
