@@ -14,16 +14,19 @@ final class PrecisionTests: XCTestCase {
 
     func testProductsAreWithinTheBfloat16RoundingBoundOfTheExactProduct() {
         let g = Generator(seed: 11)
+        var kernels: Set<String> = []
         for (m, n, k) in [(1, 1, 1), (7, 5, 3), (64, 64, 32), (32, 1024, 256), (65, 33, 300)] {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 let a = Tensor.randn(ta ? [k, m] : [m, k], generator: g), b = Tensor.randn(tb ? [n, k] : [k, n], generator: g)
                 let c = autocast(.bfloat16) { a.matmul(b, transposeA: ta, transposeB: tb) }
+                kernels.insert(ProductEngine.lastKernel)
                 assertWithinProductBound(c, bfloat16Bound(a, b, transposeA: ta, transposeB: tb, k: k), "bf16 m \(m) n \(n) k \(k) tA \(ta) tB \(tb)")
                 // And not the float32 product: the operands really were rounded.
                 if k >= 32 { XCTAssertNotEqual(c.scalars, a.matmul(b, transposeA: ta, transposeB: tb).scalars) }
             }
         }
-        print("bfloat16 products: \(Precision.bfloat16Units ?? "emulated (no bfloat16 units)") through \(ProductEngine.description)")
+        // launch/test shows which bf16 kernels these tests compared (AMX: oneDNN's "brg:avx512_core_amx").
+        print("bf16 kernels compared: \(Precision.bfloat16Units ?? "emulated (no bfloat16 units)"), oneDNN kernels \(kernels.sorted().joined(separator: ", "))")
     }
 
     func testOperandsThatAreBfloat16ValuesMultiplyExactly() {
