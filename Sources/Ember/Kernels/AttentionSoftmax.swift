@@ -5,51 +5,60 @@ extension Kernels {
     /// cols]`, in one pass per row. `mask` (optional, additive) is `[rows, cols]` shared by every
     /// batch or `[batch, rows, cols]`; `causal` keeps column `j` of row `i` only when `j <= i`,
     /// without a mask tensor: the other columns are neither read nor exponentiated. A row with
-    /// nothing left to attend to is all zeros (PyTorch's "safe softmax" for attention). Float32
-    /// runs in C (Activations.c), vectorised; these loops are float64's.
+    /// nothing left to attend to is all zeros (PyTorch's "safe softmax" for attention).
     static func attentionSoftmax(_ scores: Tensor, scale: Double, mask: Tensor?, causal: Bool,
                                  batch: Int, rows: Int, cols: Int) -> Tensor {
         let out = Tensor(uninitializedShape: scores.shape, dtype: scores.dtype)
         let maskStride = mask.map { $0.count == rows * cols ? 0 : rows * cols } ?? 0
-        func run<T: FloatElement>(_ s: UnsafePointer<T>, _ d: UnsafeMutablePointer<T>, _ m: UnsafePointer<T>?) {
-            let scale = T(scale)
-            for b in 0..<batch {
-                for r in 0..<rows {
-                    let src = s + (b * rows + r) * cols, dst = d + (b * rows + r) * cols
-                    let add = m.map { $0 + b * maskStride + r * cols }
-                    let width = causal ? Swift.min(r + 1, cols) : cols
-                    var top = -T.infinity
-                    for c in 0..<width {
-                        let z = src[c] * scale + (add?[c] ?? 0)
-                        dst[c] = z
-                        if z > top { top = z }
-                    }
-                    if top == -T.infinity || top.isNaN {
-                        // Nothing to attend to (or NaN scores, which stay NaN).
-                        let fill: T = top.isNaN ? .nan : 0
-                        for c in 0..<cols { dst[c] = fill }
-                        continue
-                    }
-                    var total: T = 0
-                    for c in 0..<width {
-                        let e = T.exp(dst[c] - top)
-                        dst[c] = e
-                        total += e
-                    }
-                    let inv = 1 / total
-                    for c in 0..<width { dst[c] *= inv }
-                    for c in width..<cols { dst[c] = 0 }
-                }
-            }
+        func run<T: FloatElement>(_ type: T.Type) {
+            attentionSoftmax(scores.pointer(T.self), mask: mask.map { UnsafePointer($0.pointer(T.self)) }, maskStride: maskStride,
+                             into: out.pointer(T.self), batch: batch, rows: rows, cols: cols, scale: scale, causal: causal)
         }
         switch scores.dtype {
-        case .float32:
-            ember_attention_softmax_f32(scores.pointer(Float.self), mask?.pointer(Float.self), maskStride, out.pointer(Float.self),
-                                        batch, rows, cols, Float(scale), causal ? 1 : 0)
-        case .float64: run(scores.pointer(Double.self), out.pointer(Double.self), mask.map { UnsafePointer($0.pointer(Double.self)) })
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
         case .int64, .bfloat16: stop(scores.dtype.refusal("attention"))
         }
         return out
+    }
+
+    /// The same on raw buffers (a head's block of a larger one, say). Float32 runs in C
+    /// (Activations.c), vectorised; these loops are float64's.
+    static func attentionSoftmax<T: FloatElement>(_ s: UnsafePointer<T>, mask m: UnsafePointer<T>?, maskStride: Int,
+                                                  into d: UnsafeMutablePointer<T>, batch: Int, rows: Int, cols: Int,
+                                                  scale: Double, causal: Bool) {
+        if T.self == Float.self {
+            return ember_attention_softmax_f32(floats(s), m.map(floats), maskStride, floats(d), batch, rows, cols, Float(scale), causal ? 1 : 0)
+        }
+        let scale = T(scale)
+        for b in 0..<batch {
+            for r in 0..<rows {
+                let src = s + (b * rows + r) * cols, dst = d + (b * rows + r) * cols
+                let add = m.map { $0 + b * maskStride + r * cols }
+                let width = causal ? Swift.min(r + 1, cols) : cols
+                var top = -T.infinity
+                for c in 0..<width {
+                    let z = src[c] * scale + (add?[c] ?? 0)
+                    dst[c] = z
+                    if z > top { top = z }
+                }
+                if top == -T.infinity || top.isNaN {
+                    // Nothing to attend to (or NaN scores, which stay NaN).
+                    let fill: T = top.isNaN ? .nan : 0
+                    for c in 0..<cols { dst[c] = fill }
+                    continue
+                }
+                var total: T = 0
+                for c in 0..<width {
+                    let e = T.exp(dst[c] - top)
+                    dst[c] = e
+                    total += e
+                }
+                let inv = 1 / total
+                for c in 0..<width { dst[c] *= inv }
+                for c in width..<cols { dst[c] = 0 }
+            }
+        }
     }
 
     /// The gradient of `attentionSoftmax` with respect to its logits `scale * scores + mask`:
@@ -57,20 +66,27 @@ extension Kernels {
     static func attentionSoftmaxBackward(_ g: Tensor, _ p: Tensor, cols: Int, scale: Double) -> Tensor {
         let out = Tensor(uninitializedShape: p.shape, dtype: p.dtype)
         let n = p.count / Swift.max(cols, 1)
-        func run<T: FloatElement>(_ gp: UnsafePointer<T>, _ pp: UnsafePointer<T>, _ d: UnsafeMutablePointer<T>) {
-            let scale = T(scale)
-            for r in 0..<n {
-                let gr = gp + r * cols, pr = pp + r * cols, dr = d + r * cols
-                var dot: T = 0
-                for c in 0..<cols { dot += gr[c] * pr[c] }
-                for c in 0..<cols { dr[c] = scale * pr[c] * (gr[c] - dot) }
-            }
+        func run<T: FloatElement>(_ type: T.Type) {
+            attentionSoftmaxBackward(g.pointer(T.self), p.pointer(T.self), into: out.pointer(T.self), rows: n, cols: cols, scale: scale)
         }
         switch p.dtype {
-        case .float32: ember_attention_softmax_backward_f32(g.pointer(Float.self), p.pointer(Float.self), out.pointer(Float.self), n, cols, Float(scale))
-        case .float64: run(g.pointer(Double.self), p.pointer(Double.self), out.pointer(Double.self))
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
         case .int64, .bfloat16: stop(p.dtype.refusal("attention"))
         }
         return out
+    }
+
+    /// The same on raw buffers of `rows` rows.
+    static func attentionSoftmaxBackward<T: FloatElement>(_ gp: UnsafePointer<T>, _ pp: UnsafePointer<T>, into d: UnsafeMutablePointer<T>,
+                                                          rows n: Int, cols: Int, scale: Double) {
+        if T.self == Float.self { return ember_attention_softmax_backward_f32(floats(gp), floats(pp), floats(d), n, cols, Float(scale)) }
+        let scale = T(scale)
+        for r in 0..<n {
+            let gr = gp + r * cols, pr = pp + r * cols, dr = d + r * cols
+            var dot: T = 0
+            for c in 0..<cols { dot += gr[c] * pr[c] }
+            for c in 0..<cols { dr[c] = scale * pr[c] * (gr[c] - dot) }
+        }
     }
 }

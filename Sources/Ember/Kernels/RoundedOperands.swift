@@ -36,7 +36,7 @@ struct RoundedBuffer {
 
     /// Rounds `count` floats into the buffer at `offset`.
     func round<T: FloatElement>(_ values: UnsafePointer<T>, count: Int, at offset: Int = 0) {
-        ember_round_bf16(UnsafeRawPointer(values).assumingMemoryBound(to: Float.self), 1, count, count, pointer + offset)
+        Kernels.roundForProducts(values, count: count, into: pointer + offset)
     }
 
     func at(_ offset: Int) -> UnsafePointer<UInt16> { UnsafePointer(pointer + offset) }
@@ -58,6 +58,19 @@ extension Kernels {
         let out = Tensor(uninitializedShape: t.shape, dtype: .bfloat16)
         ember_round_bf16(t.pointer(Float.self), 1, t.count, t.count, out.pointer(UInt16.self))
         return out
+    }
+
+    /// An uninitialised bfloat16 tensor of `t`'s shape for a kernel to round `t`'s values into as
+    /// it makes them (`roundForProducts`), when the calling thread's products run in bfloat16;
+    /// nil otherwise.
+    static func bfloat16Buffer(like t: Tensor) -> Tensor? {
+        guard t.dtype == .float32, t.count > 0, roundsOperands(Float.self) else { return nil }
+        return Tensor(uninitializedShape: t.shape, dtype: .bfloat16)
+    }
+
+    /// `count` float32 values rounded to bfloat16 as the products round them, into `out`.
+    static func roundForProducts<T: FloatElement>(_ values: UnsafePointer<T>, count: Int, into out: UnsafeMutablePointer<UInt16>) {
+        ember_round_bf16(UnsafeRawPointer(values).assumingMemoryBound(to: Float.self), 1, count, count, out)
     }
 
     /// Values rounded for bf16 products on the calling thread so far (tests count them).

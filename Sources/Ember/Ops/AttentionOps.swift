@@ -128,32 +128,30 @@ extension Tensor {
         func products(_ body: (Int, Int, Int) -> Void) {
             for b in 0..<n { for h in 0..<numHeads { body(b, h, b * numHeads + h) } }
         }
-        let scores = Tensor(uninitializedShape: [batch, l, l], dtype: qkv.dtype)
         let out = Tensor(uninitializedShape: [n, l, e], dtype: qkv.dtype)
+        let weights = Tensor(uninitializedShape: [batch, l, l], dtype: qkv.dtype)
         // Under bf16 autocast Q, K, V and the weights are rounded once for forward's and
         // backward's products (nil otherwise).
-        let roundedQKV = Kernels.roundedForProducts(qkv)
-        var roundedWeights: Tensor?
-        func forward<T: FloatElement>(_ type: T.Type) -> Tensor {
+        let roundedQKV = Kernels.roundedForProducts(qkv), roundedWeights = Kernels.bfloat16Buffer(like: weights)
+        // One head at a time: its scores, weights and their bfloat16 copy are still in cache for
+        // its second product (`scores` is one head's).
+        func forward<T: FloatElement>(_ type: T.Type, scores: Tensor) {
             let x = ProductOperand(qkv.pointer(T.self), rounded: roundedQKV), s = scores.pointer(T.self)
+            let p = ProductOperand(weights.pointer(T.self), rounded: roundedWeights), o = out.pointer(T.self)
             products { b, h, i in
-                Kernels.gemm(false, true, m: l, n: l, k: d, x + at(b, h, 0), lda: 3 * e, x + at(b, h, 1), ldb: 3 * e, beta: 0, s + i * l * l, ldc: l)
+                let block = i * l * l
+                Kernels.gemm(false, true, m: l, n: l, k: d, x + at(b, h, 0), lda: 3 * e, x + at(b, h, 1), ldb: 3 * e, beta: 0, s, ldc: l)
+                Kernels.attentionSoftmax(UnsafePointer(s), mask: nil, maskStride: 0, into: weights.pointer(T.self) + block,
+                                         batch: 1, rows: l, cols: l, scale: scale, causal: causal)
+                if let rounded = roundedWeights { Kernels.roundForProducts(p.values + block, count: l * l, into: rounded.pointer(UInt16.self) + block) }
+                Kernels.gemm(false, false, m: l, n: d, k: l, p + block, lda: l, x + at(b, h, 2), ldb: 3 * e, beta: 0, o + b * l * e + h * d, ldc: e)
             }
-            let p = Kernels.attentionSoftmax(scores, scale: scale, mask: nil, causal: causal, batch: batch, rows: l, cols: l)
-            roundedWeights = Kernels.roundedForProducts(p)
-            let pp = ProductOperand(p.pointer(T.self), rounded: roundedWeights), o = out.pointer(T.self)
-            products { b, h, i in
-                Kernels.gemm(false, false, m: l, n: d, k: l, pp + i * l * l, lda: l, x + at(b, h, 2), ldb: 3 * e, beta: 0, o + b * l * e + h * d, ldc: e)
-            }
-            return p
         }
-        let weights: Tensor
         switch qkv.dtype {
-        case .float32: weights = forward(Float.self)
-        case .float64: weights = forward(Double.self)
+        case .float32: forward(Float.self, scores: Tensor(uninitializedShape: [l, l], dtype: qkv.dtype))
+        case .float64: forward(Double.self, scores: Tensor(uninitializedShape: [l, l], dtype: qkv.dtype))
         case .int64, .bfloat16: stop(qkv.dtype.refusal("attention"))
         }
-        let keptWeights = roundedWeights
         return out.recordOp("PackedSelfAttentionBackward", [qkv]) { g in
             if GradMode.isEnabled {
                 // Under createGraph: the same gradient from recorded ops, differentiable again.
@@ -168,32 +166,30 @@ extension Tensor {
                 return [Tensor.cat([merged(ds.matmul(k)), merged(ds.matmul(q, transposeA: true)), merged(p.matmul(go, transposeA: true))], dim: -1)]
             }
             let dqkv = Tensor(uninitializedShape: qkv.shape, dtype: qkv.dtype)
-            let dWeights = Tensor(uninitializedShape: [batch, l, l], dtype: qkv.dtype)
-            // (`roundedGradient`, an argument, lives as long as the call that uses its pointer.)
-            func backward<T: FloatElement>(_ type: T.Type, roundedGradient: Tensor?) {
+            // Head by head, as forward: one head's weight and score gradients (and the latter's
+            // bfloat16 copy) live in `scratch`. (The arguments live as long as the call that uses
+            // their pointers.)
+            func backward<T: FloatElement>(_ type: T.Type, roundedGradient: Tensor?, scratch: Tensor, roundedScores: Tensor?) {
                 let x = ProductOperand(qkv.pointer(T.self), rounded: roundedQKV), dx = dqkv.pointer(T.self)
                 let gp = ProductOperand(g.pointer(T.self), rounded: roundedGradient)
-                let p = ProductOperand(weights.pointer(T.self), rounded: keptWeights), dp = dWeights.pointer(T.self)
+                let p = ProductOperand(weights.pointer(T.self), rounded: roundedWeights)
+                let dp = scratch.pointer(T.self), ds = ProductOperand(UnsafePointer(dp + l * l), rounded: roundedScores.map { UnsafePointer($0.pointer(UInt16.self)) })
                 products { b, h, i in
-                    let go = gp + (b * l * e + h * d)
-                    Kernels.gemm(false, true, m: l, n: l, k: d, go, lda: e, x + at(b, h, 2), ldb: 3 * e, beta: 0, dp + i * l * l, ldc: l)
-                    Kernels.gemm(true, false, m: l, n: d, k: l, p + i * l * l, lda: l, go, ldb: e, beta: 0, dx + at(b, h, 2), ldc: 3 * e)
-                }
-                // Kept alive while its pointer is used: a freed buffer goes back to the cache,
-                // where another rank's thread may take it at once.
-                let dScores = Kernels.attentionSoftmaxBackward(dWeights, weights, cols: l, scale: scale)
-                let roundedScores = Kernels.roundedForProducts(dScores)
-                withExtendedLifetime((dScores, roundedScores)) {
-                    let ds = ProductOperand(dScores.pointer(T.self), rounded: roundedScores)
-                    products { b, h, i in
-                        Kernels.gemm(false, false, m: l, n: d, k: l, ds + i * l * l, lda: l, x + at(b, h, 1), ldb: 3 * e, beta: 0, dx + at(b, h, 0), ldc: 3 * e)
-                        Kernels.gemm(true, false, m: l, n: d, k: l, ds + i * l * l, lda: l, x + at(b, h, 0), ldb: 3 * e, beta: 0, dx + at(b, h, 1), ldc: 3 * e)
-                    }
+                    let go = gp + (b * l * e + h * d), block = i * l * l
+                    Kernels.gemm(false, true, m: l, n: l, k: d, go, lda: e, x + at(b, h, 2), ldb: 3 * e, beta: 0, dp, ldc: l)
+                    Kernels.gemm(true, false, m: l, n: d, k: l, p + block, lda: l, go, ldb: e, beta: 0, dx + at(b, h, 2), ldc: 3 * e)
+                    Kernels.attentionSoftmaxBackward(UnsafePointer(dp), p.values + block, into: dp + l * l, rows: l, cols: l, scale: scale)
+                    if let roundedScores { Kernels.roundForProducts(ds.values, count: l * l, into: roundedScores.pointer(UInt16.self)) }
+                    Kernels.gemm(false, false, m: l, n: d, k: l, ds, lda: l, x + at(b, h, 1), ldb: 3 * e, beta: 0, dx + at(b, h, 0), ldc: 3 * e)
+                    Kernels.gemm(true, false, m: l, n: d, k: l, ds, lda: l, x + at(b, h, 0), ldb: 3 * e, beta: 0, dx + at(b, h, 1), ldc: 3 * e)
                 }
             }
+            let scratch = Tensor(uninitializedShape: [2, l, l], dtype: qkv.dtype)
             switch qkv.dtype {
-            case .float32: backward(Float.self, roundedGradient: Kernels.roundedForProducts(g))
-            case .float64: backward(Double.self, roundedGradient: nil)
+            case .float32:
+                backward(Float.self, roundedGradient: Kernels.roundedForProducts(g), scratch: scratch,
+                         roundedScores: Kernels.bfloat16Buffer(like: Tensor(uninitializedShape: [l, l], dtype: .float32)))
+            case .float64: backward(Double.self, roundedGradient: nil, scratch: scratch, roundedScores: nil)
             case .int64: break
             case .bfloat16: stop(DType.bfloat16Refused("attention"))
             }
