@@ -24,8 +24,8 @@ extension Kernels {
         defer { for (b, count) in zip(scratch, sizes) { RecurrentTape.release(b, count) } }
         // Under bf16 each step's gradient towards W_hh is rounded once: for the step's product and
         // for dW_hh's (and, shared, dW_ih's and dx's) after the loop.
-        let roundedSteps = roundsOperands(T.self) ? RoundedBuffer(tn * gw) : nil
-        defer { roundedSteps?.release() }
+        let roundedSteps = bfloat16Buffer([tn * gw], for: T.self)
+        defer { withExtendedLifetime(roundedSteps) {} }
         let recurrent = RecurrentProduct(wHH, m: n, n: p, k: gw, transposed: false)
         defer { recurrent.release() }
         dh.update(from: gH, count: n * p)
@@ -45,9 +45,9 @@ extension Kernels {
             let dhh = dHH + s * n * gw
             backwardGates(d, step: s, tape: tape, dy: wHR == nil ? dh : dRaw, dh: dh, dc: dc, dxp: dXP + t * n * gw,
                           dhh: shared ? nil : dhh, active: active)
-            roundedSteps?.round(dhh, count: n * gw, at: s * n * gw)
+            if let r = roundedSteps { roundForProducts(dhh, count: n * gw, into: r.bfloat16Pointer(s * n * gw)) }
             // dh before the step: through W_hh for the rows that took it (plus GRU's z·dh), as is otherwise.
-            recurrent(dhh, roundedA: roundedSteps?.at(s * n * gw), into: next)
+            recurrent(dhh, roundedA: roundedSteps?.bfloat16Pointer(s * n * gw), into: next)
             let g = tape.gates + s * n * gw
             for row in 0..<n {
                 if active[row] != 0 {
@@ -61,10 +61,11 @@ extension Kernels {
         dh0.update(from: dh, count: n * p)
         if let dc0 { dc0.update(from: dc, count: n * h) }
         // The weights' gradients, each one product over every step.
-        let gx = ProductOperand(dXP, rounded: shared ? roundedSteps?.at(0) : nil), gh = ProductOperand(dHH, rounded: roundedSteps?.at(0))
-        gemm(true, false, m: gw, n: d.input, k: tn, gx, lda: gw, ProductOperand(x, rounded: tape.roundedX?.at(0)), ldb: d.input,
+        let steps = roundedSteps?.bfloat16Pointer()
+        let gx = ProductOperand(dXP, rounded: shared ? steps : nil), gh = ProductOperand(dHH, rounded: steps)
+        gemm(true, false, m: gw, n: d.input, k: tn, gx, lda: gw, ProductOperand(x, rounded: tape.roundedX?.bfloat16Pointer()), ldb: d.input,
              beta: 0, dWIH, ldc: d.input)
-        gemm(true, false, m: gw, n: p, k: tn, gh, lda: gw, ProductOperand(tape.hs, rounded: tape.roundedHs?.at(0)), ldb: p, beta: 0, dWHH, ldc: p)
+        gemm(true, false, m: gw, n: p, k: tn, gh, lda: gw, ProductOperand(tape.hs, rounded: tape.roundedHs?.bfloat16Pointer()), ldb: p, beta: 0, dWHH, ldc: p)
         gemm(false, false, m: tn, n: d.input, k: gw, gx, lda: gw, ProductOperand(wIH), ldb: d.input, beta: 0, dx, ldc: d.input)
         sumRows(dXP, rows: tn, width: gw, into: dBIH)
         if shared { dBHH.update(from: dBIH, count: gw) } else { sumRows(dHH, rows: tn, width: gw, into: dBHH) }

@@ -17,8 +17,8 @@ extension Kernels {
         let tape = RecurrentTape<T>(d, projects: wHR != nil)
         // Every step's input projection in one product (plus both biases where they simply add);
         // under bf16 the input is rounded once here for this product and dW_ih's in backward.
-        tape.roundedX?.round(x, count: tn * d.input)
-        gemm(false, true, m: tn, n: gw, k: d.input, ProductOperand(x, rounded: tape.roundedX?.at(0)), lda: d.input,
+        if let r = tape.roundedX { roundForProducts(x, count: tn * d.input, into: r.bfloat16Pointer()) }
+        gemm(false, true, m: tn, n: gw, k: d.input, ProductOperand(x, rounded: tape.roundedX?.bfloat16Pointer()), lda: d.input,
              ProductOperand(wIH), ldb: d.input, beta: 0, xp, ldc: gw)
         if bIH != nil || (bHH != nil && d.cell != .gru) {
             let bias = (0..<gw).map { j in (bIH?[j] ?? 0) + (d.cell != .gru ? bHH?[j] ?? 0 : 0) }
@@ -34,8 +34,8 @@ extension Kernels {
             let t = d.time(s)
             let hPrev = hs + s * n * p, hNext = hs + (s + 1) * n * p
             // The state as this step's product rounds it is the one dW_hh's product needs.
-            tape.roundedHs?.round(hPrev, count: n * p, at: s * n * p)
-            recurrent(hPrev, roundedA: tape.roundedHs?.at(s * n * p), into: hh)
+            if let r = tape.roundedHs { roundForProducts(hPrev, count: n * p, into: r.bfloat16Pointer(s * n * p)) }
+            recurrent(hPrev, roundedA: tape.roundedHs?.bfloat16Pointer(s * n * p), into: hh)
             for row in 0..<n { active[row] = d.active(row, t) ? 1 : 0 }
             // A row past its length keeps its state.
             for row in 0..<n where active[row] == 0 {

@@ -29,7 +29,7 @@ enum RecurrentCell: Sendable, Equatable {
 final class RecurrentTape<T: FloatElement> {
     let gates: UnsafeMutablePointer<T>, hs: UnsafeMutablePointer<T>, cs: UnsafeMutablePointer<T>
     let hhn: UnsafeMutablePointer<T>, raw: UnsafeMutablePointer<T>
-    let roundedX: RoundedBuffer?, roundedHs: RoundedBuffer?
+    let roundedX: Tensor?, roundedHs: Tensor?
     private let counts: [Int]
 
     init(_ d: RecurrentShape, projects: Bool) {
@@ -39,15 +39,10 @@ final class RecurrentTape<T: FloatElement> {
         // Every step writes every row unless lengths stop some: only then must the rest be zero.
         let buffers = counts.map { d.lengths == nil ? RecurrentTape.uninitialized($0) : RecurrentTape.zeroed($0) }
         (gates, hs, cs, hhn, raw) = (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4])
-        let rounds = Kernels.roundsOperands(T.self)
-        (roundedX, roundedHs) = rounds ? (RoundedBuffer(tn * d.input), RoundedBuffer(tn * p)) : (nil, nil)
+        (roundedX, roundedHs) = (Kernels.bfloat16Buffer([tn * d.input], for: T.self), Kernels.bfloat16Buffer([tn * p], for: T.self))
     }
 
-    deinit {
-        for (b, count) in zip([gates, hs, cs, hhn, raw], counts) { RecurrentTape.release(b, count) }
-        roundedX?.release()
-        roundedHs?.release()
-    }
+    deinit { for (b, count) in zip([gates, hs, cs, hhn, raw], counts) { RecurrentTape.release(b, count) } }
 
     /// `count` zeroed values from the caching allocator: a training step reuses the pages of the
     /// last one instead of taking fresh ones from the kernel (a tenth of an LSTM step faulting

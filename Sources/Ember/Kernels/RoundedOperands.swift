@@ -16,31 +16,12 @@ struct ProductOperand<T: FloatElement> {
     /// `values` with the rounded copy of a tensor that holds them (nil leaves it out); the
     /// caller keeps that tensor alive while the operand is used.
     init(_ values: UnsafeMutablePointer<T>, rounded: Tensor?) {
-        self.init(UnsafePointer(values), rounded: rounded.map { UnsafePointer($0.pointer(UInt16.self)) })
+        self.init(UnsafePointer(values), rounded: rounded.map { UnsafePointer($0.bfloat16Pointer()) })
     }
 
     static func + (operand: ProductOperand, offset: Int) -> ProductOperand {
         ProductOperand(operand.values + offset, rounded: operand.rounded.map { $0 + offset })
     }
-}
-
-/// A bfloat16 buffer from the caching allocator, for operands a kernel rounds once and keeps
-/// (the recurrent layers' tapes); `release` gives it back.
-struct RoundedBuffer {
-    let pointer: UnsafeMutablePointer<UInt16>, count: Int
-
-    init(_ count: Int) {
-        self.count = Swift.max(count, 1)
-        pointer = BufferCache.shared.take(self.count * 2).bindMemory(to: UInt16.self, capacity: self.count)
-    }
-
-    /// Rounds `count` floats into the buffer at `offset`.
-    func round<T: FloatElement>(_ values: UnsafePointer<T>, count: Int, at offset: Int = 0) {
-        Kernels.roundForProducts(values, count: count, into: pointer + offset)
-    }
-
-    func at(_ offset: Int) -> UnsafePointer<UInt16> { UnsafePointer(pointer + offset) }
-    func release() { BufferCache.shared.give(UnsafeMutableRawPointer(pointer), count * 2) }
 }
 
 extension Kernels {
@@ -54,18 +35,17 @@ extension Kernels {
     /// (the CPU's conversion), when the calling thread's products run in bfloat16 on bfloat16
     /// units; nil otherwise (float64, float32 products, or emulation).
     static func roundedForProducts(_ t: Tensor) -> Tensor? {
-        guard t.dtype == .float32, t.count > 0, roundsOperands(Float.self) else { return nil }
-        let out = Tensor(uninitializedShape: t.shape, dtype: .bfloat16)
-        ember_round_bf16(t.pointer(Float.self), 1, t.count, t.count, out.pointer(UInt16.self))
+        guard t.dtype == .float32, let out = bfloat16Buffer(t.shape) else { return nil }
+        roundForProducts(t.pointer(Float.self), count: t.count, into: out.bfloat16Pointer())
         return out
     }
 
-    /// An uninitialised bfloat16 tensor of `t`'s shape for a kernel to round `t`'s values into as
-    /// it makes them (`roundForProducts`), when the calling thread's products run in bfloat16;
-    /// nil otherwise.
-    static func bfloat16Buffer(like t: Tensor) -> Tensor? {
-        guard t.dtype == .float32, t.count > 0, roundsOperands(Float.self) else { return nil }
-        return Tensor(uninitializedShape: t.shape, dtype: .bfloat16)
+    /// An uninitialised bfloat16 tensor of `shape` for a kernel to round values of `T` into
+    /// (`roundForProducts`) and keep for several products, when the calling thread's products of
+    /// `T` run in bfloat16; nil otherwise.
+    static func bfloat16Buffer<T: FloatElement>(_ shape: [Int], for type: T.Type = Float.self) -> Tensor? {
+        guard shape.reduce(1, *) > 0, roundsOperands(T.self) else { return nil }
+        return Tensor(uninitializedShape: shape, dtype: .bfloat16)
     }
 
     /// `count` float32 values rounded to bfloat16 as the products round them, into `out`.
@@ -93,4 +73,10 @@ extension Kernels {
         }
         gemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a.values, lda: lda, b.values, ldb: ldb, beta: beta, c, ldc: ldc)
     }
+}
+
+extension Tensor {
+    /// A bfloat16 tensor's storage from element `offset` on, for kernels that round into it or
+    /// multiply from it.
+    func bfloat16Pointer(_ offset: Int = 0) -> UnsafeMutablePointer<UInt16> { pointer(UInt16.self) + offset }
 }

@@ -132,7 +132,7 @@ extension Tensor {
         let weights = Tensor(uninitializedShape: [batch, l, l], dtype: qkv.dtype)
         // Under bf16 autocast Q, K, V and the weights are rounded once for forward's and
         // backward's products (nil otherwise).
-        let roundedQKV = Kernels.roundedForProducts(qkv), roundedWeights = Kernels.bfloat16Buffer(like: weights)
+        let roundedQKV = Kernels.roundedForProducts(qkv), roundedWeights = Kernels.bfloat16Buffer(weights.shape)
         // One head at a time: its scores, weights and their bfloat16 copy are still in cache for
         // its second product (`scores` is one head's).
         func forward<T: FloatElement>(_ type: T.Type, scores: Tensor) {
@@ -143,7 +143,7 @@ extension Tensor {
                 Kernels.gemm(false, true, m: l, n: l, k: d, x + at(b, h, 0), lda: 3 * e, x + at(b, h, 1), ldb: 3 * e, beta: 0, s, ldc: l)
                 Kernels.attentionSoftmax(UnsafePointer(s), mask: nil, maskStride: 0, into: weights.pointer(T.self) + block,
                                          batch: 1, rows: l, cols: l, scale: scale, causal: causal)
-                if let rounded = roundedWeights { Kernels.roundForProducts(p.values + block, count: l * l, into: rounded.pointer(UInt16.self) + block) }
+                if let rounded = roundedWeights { Kernels.roundForProducts(p.values + block, count: l * l, into: rounded.bfloat16Pointer(block)) }
                 Kernels.gemm(false, false, m: l, n: d, k: l, p + block, lda: l, x + at(b, h, 2), ldb: 3 * e, beta: 0, o + b * l * e + h * d, ldc: e)
             }
         }
@@ -173,13 +173,13 @@ extension Tensor {
                 let x = ProductOperand(qkv.pointer(T.self), rounded: roundedQKV), dx = dqkv.pointer(T.self)
                 let gp = ProductOperand(g.pointer(T.self), rounded: roundedGradient)
                 let p = ProductOperand(weights.pointer(T.self), rounded: roundedWeights)
-                let dp = scratch.pointer(T.self), ds = ProductOperand(UnsafePointer(dp + l * l), rounded: roundedScores.map { UnsafePointer($0.pointer(UInt16.self)) })
+                let dp = scratch.pointer(T.self), ds = ProductOperand(UnsafePointer(dp + l * l), rounded: roundedScores?.bfloat16Pointer())
                 products { b, h, i in
                     let go = gp + (b * l * e + h * d), block = i * l * l
                     Kernels.gemm(false, true, m: l, n: l, k: d, go, lda: e, x + at(b, h, 2), ldb: 3 * e, beta: 0, dp, ldc: l)
                     Kernels.gemm(true, false, m: l, n: d, k: l, p + block, lda: l, go, ldb: e, beta: 0, dx + at(b, h, 2), ldc: 3 * e)
                     Kernels.attentionSoftmaxBackward(UnsafePointer(dp), p.values + block, into: dp + l * l, rows: l, cols: l, scale: scale)
-                    if let roundedScores { Kernels.roundForProducts(ds.values, count: l * l, into: roundedScores.pointer(UInt16.self)) }
+                    if let roundedScores { Kernels.roundForProducts(ds.values, count: l * l, into: roundedScores.bfloat16Pointer()) }
                     Kernels.gemm(false, false, m: l, n: d, k: l, ds, lda: l, x + at(b, h, 1), ldb: 3 * e, beta: 0, dx + at(b, h, 0), ldc: 3 * e)
                     Kernels.gemm(true, false, m: l, n: d, k: l, ds, lda: l, x + at(b, h, 0), ldb: 3 * e, beta: 0, dx + at(b, h, 1), ldc: 3 * e)
                 }
@@ -188,7 +188,7 @@ extension Tensor {
             switch qkv.dtype {
             case .float32:
                 backward(Float.self, roundedGradient: Kernels.roundedForProducts(g), scratch: scratch,
-                         roundedScores: Kernels.bfloat16Buffer(like: Tensor(uninitializedShape: [l, l], dtype: .float32)))
+                         roundedScores: Kernels.bfloat16Buffer([l, l]))
             case .float64: backward(Double.self, roundedGradient: nil, scratch: scratch, roundedScores: nil)
             case .int64: break
             case .bfloat16: stop(DType.bfloat16Refused("attention"))
