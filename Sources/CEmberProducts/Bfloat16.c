@@ -13,10 +13,14 @@
 
 static int bf16_units = -1;  // unknown yet; computed once (the same answer for every thread)
 
+// The CPU's units count only where oneDNN may use them: `DNNL_MAX_CPU_ISA` (or a library that
+// did not start) leaves oneDNN without bf16 kernels, and Ember then emulates rather than asking
+// it for products it cannot build.
 int ember_bf16_available(void) {
     if (bf16_units < 0) {
-        const char *isa = ember_cpu_isa();
-        bf16_units = strcmp(isa, "avx512_core_bf16") == 0 || strcmp(isa, "avx512_core_amx") == 0;
+        const char *cpu = ember_cpu_isa(), *dnnl = ember_products_available() ? ember_products_isa() : "baseline";
+        int units = strcmp(cpu, "avx512_core_bf16") == 0 || strcmp(cpu, "avx512_core_amx") == 0;
+        bf16_units = units && (strcmp(dnnl, "avx512_core_bf16") == 0 || strcmp(dnnl, "avx512_core_amx") == 0);
     }
     return bf16_units;
 }

@@ -37,8 +37,9 @@ int ember_gemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alph
 int ember_sgemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                      const float *b, long ldb, float beta, float *c, long ldc) {
     if (k <= 0) return -1;
-    if (ember_bf16_available()) return ember_gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, 0, lda, b, 0, ldb, beta, c, ldc);
-    // Without bfloat16 units: the same roundings, widened back to float32 (emulation).
+    if (ember_bf16_available() && ember_gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, 0, lda, b, 0, ldb, beta, c, ldc) == 0) return 0;
+    // Without bfloat16 units (or a bf16 product oneDNN would not build): the same roundings,
+    // widened back to float32 (emulation), never the float32 product unrounded.
     long rows_a = trans_a ? k : m, cols_a = trans_a ? m : k, rows_b = trans_b ? n : k, cols_b = trans_b ? k : n;
     long na = rows_a * cols_a, nb = rows_b * cols_b;
     uint16_t *ra = ember_scratch(0, 3 * na + 2), *rb = ember_scratch(1, 3 * nb + 2);

@@ -1,6 +1,7 @@
 # Sourced by integration.sh: bf16 mixed precision (--precision bf16). A two-rank run trains and
 # says which units multiply; --deterministic --precision bf16 gives bitwise the same weights on
-# 1, 2, 3 and 4 ranks; a CPU without bfloat16 units is refused in one line (checked where it can be);
+# 1, 2, 3 and 4 ranks; a CPU without bfloat16 units is refused in one line (checked where it can be),
+# and so is oneDNN capped below them (checked everywhere);
 # --reduce-dtype bf16 (gradients travel in bfloat16; needs no bfloat16 units): MPI's bfloat16 sum
 # gives the bits of the threads' one on two ranks, three ranks train, a sharded step is refused.
 
@@ -9,6 +10,9 @@ run_precision_tests() {
     local d="$work/precision"
     mkdir -p "$d"
     run_reduce_dtype_checks "$d"
+    # Any CPU: with oneDNN capped below its bfloat16 kernels, bf16 is refused, not emulated slowly.
+    row "--precision bf16 with oneDNN capped at AVX2 (DNNL_MAX_CPU_ISA)" 2 "--precision bf16" "$d/capped" \
+        env DNNL_MAX_CPU_ISA=AVX2 "$trainer" train --model mlp --data synthetic --epochs 1 --precision bf16 --run-dir "$d/capped"
     if ! grep -qE "avx512_bf16|amx_bf16" /proc/cpuinfo; then
         row "--precision bf16 on a CPU without bfloat16 units" 2 "--precision bf16 needs a CPU with bfloat16 units" "$d/refused" \
             "$trainer" train --model mlp --data synthetic --epochs 1 --precision bf16 --run-dir "$d/refused"

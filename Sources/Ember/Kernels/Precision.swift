@@ -17,9 +17,11 @@ public enum Precision: String, Sendable, CaseIterable {
     /// roundings, float32 products: slower than float32).
     public static var bfloat16IsNative: Bool { ember_bf16_available() != 0 }
 
-    /// What bfloat16 products run on: `amx`, `avx512_bf16`, or nil (emulated).
+    /// What bfloat16 products run on: `amx`, `avx512_bf16`, or nil (emulated: the CPU has
+    /// neither, or oneDNN may not use them, as under `DNNL_MAX_CPU_ISA=AVX2`).
     public static var bfloat16Units: String? {
-        switch ProductEngine.cpuInstructions {
+        guard bfloat16IsNative else { return nil }
+        return switch ProductEngine.oneDNNInstructions {
         case "avx512_core_amx": "amx"
         case "avx512_core_bf16": "avx512_bf16"
         default: nil

@@ -28,7 +28,7 @@ public enum ProductEngine {
     /// `onednn:avx512_core`, `openblas:SkylakeX`. Benchmarks and the start-up log print it.
     public static var description: String {
         switch float32 {
-        case .onednn: "onednn:\(String(cString: ember_products_isa()))"
+        case .onednn: "onednn:\(oneDNNInstructions)"
         case .openblas: "openblas:\(blasKernel)"
         }
     }
@@ -38,6 +38,9 @@ public enum ProductEngine {
 
     /// The best instruction set this CPU has for products, in oneDNN's names.
     public static var cpuInstructions: String { String(cString: ember_cpu_isa()) }
+
+    /// The best instruction set oneDNN may use here: the CPU's, unless `DNNL_MAX_CPU_ISA` caps it.
+    public static var oneDNNInstructions: String { String(cString: ember_products_isa()) }
 
     /// oneDNN's version ("2.6.3").
     public static var oneDNNVersion: String { String(cString: ember_products_version()) }
@@ -53,18 +56,19 @@ public enum ProductEngine {
         let cpu = cpuInstructions
         switch float32 {
         case .onednn:
-            let used = String(cString: ember_products_isa())
-            guard rank(of: used) < rank(of: cpu) else { return nil }
+            let used = oneDNNInstructions
+            guard float32Level(used) < float32Level(cpu) else { return nil }
             return "float32 products run on oneDNN's \(used) kernels, below this CPU's \(cpu) (DNNL_MAX_CPU_ISA set?)"
         case .openblas:
-            return "float32 products run on OpenBLAS \(blasKernel) kernels instead of oneDNN's \(String(cString: ember_products_isa()))"
+            return "float32 products run on OpenBLAS \(blasKernel) kernels instead of oneDNN's \(oneDNNInstructions)"
         }
     }
 
-    /// oneDNN's instruction sets from weakest to strongest, for comparing two of them.
-    static func rank(of isa: String) -> Int {
-        ["baseline", "sse41", "avx", "avx2", "avx2_vnni", "avx512_core", "avx512_core_vnni",
-         "avx512_core_bf16", "avx512_core_amx"].firstIndex(of: isa) ?? 0
+    /// How wide an instruction set's float32 arithmetic is, in oneDNN's names: VNNI, bfloat16
+    /// and AMX add nothing to float32 products, so a cap at `avx512_core` costs them nothing.
+    static func float32Level(_ isa: String) -> Int {
+        let levels: [String: Int] = ["sse41": 1, "avx": 2, "avx2": 3, "avx2_vnni": 3]
+        return isa.hasPrefix("avx512") ? 4 : levels[isa] ?? 0
     }
 }
 
