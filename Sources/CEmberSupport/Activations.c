@@ -152,23 +152,34 @@ EMBER_CLONES void ember_lstm_step_f32(long n, long h, const float *restrict xp, 
     }
 }
 
+// One row's element j of an LSTM step backward: `d` is the gradient of the step's output (plus
+// `g_out`'s, when given); the gate gradients go to `p`.
+static inline __attribute__((always_inline)) void lstm_cell_backward(long j, long h, const float *g, const float *cp,
+                                                                     const float *cn, const float *dy, const float *g_out,
+                                                                     float *dc, float *p) {
+    float i = g[j], f = g[h + j], gg = g[2 * h + j], o = g[3 * h + j];
+    float tc = tanh_fast(cn[j]);
+    float d = g_out ? dy[j] + g_out[j] : dy[j];
+    float dct = dc[j] + d * o * (1 - tc * tc);
+    float di = dct * gg * i * (1 - i), df = dct * cp[j] * f * (1 - f);
+    float dg = dct * i * (1 - gg * gg), dout = d * tc * o * (1 - o);
+    p[j] = di; p[h + j] = df; p[2 * h + j] = dg; p[3 * h + j] = dout;
+    dc[j] = dct * f;
+}
 EMBER_CLONES void ember_lstm_step_backward_f32(long n, long h, const float *restrict gates, const float *restrict c_prev,
-                                               const float *restrict c_next, const float *restrict dy, float *restrict dc,
-                                               float *restrict dxp, float *dhh, const unsigned char *active) {
+                                               const float *restrict c_next, const float *restrict dy, const float *restrict g_out,
+                                               float *restrict dc, float *restrict dxp, float *dhh, float *restrict db,
+                                               const unsigned char *active) {
     for (long r = 0; r < n; r++) {
         if (!active[r]) continue;
-        const float *g = gates + r * 4 * h;
-        float *p = dxp + r * 4 * h;
-        for (long j = 0; j < h; j++) {
-            float i = g[j], f = g[h + j], gg = g[2 * h + j], o = g[3 * h + j];
-            float tc = tanh_fast(c_next[r * h + j]);
-            float d = dy[r * h + j];
-            float dct = dc[r * h + j] + d * o * (1 - tc * tc);
-            float di = dct * gg * i * (1 - i), df = dct * c_prev[r * h + j] * f * (1 - f);
-            float dg = dct * i * (1 - gg * gg), dout = d * tc * o * (1 - o);
-            p[j] = di; p[h + j] = df; p[2 * h + j] = dg; p[3 * h + j] = dout;
-            dc[r * h + j] = dct * f;
-        }
+        const float *g = gates + r * 4 * h, *cp = c_prev + r * h, *cn = c_next + r * h, *d = dy + r * h;
+        const float *go = g_out ? g_out + r * h : NULL;
+        float *p = dxp + r * 4 * h, *dcr = dc + r * h;
+        // Specialised for the usual call (with `g_out`), so its loop has no branches.
+        if (go) EMBER_INTERLEAVED_FOR(j, h, lstm_cell_backward(j, h, g, cp, cn, d, go, dcr, p););
+        else EMBER_INTERLEAVED_FOR(j, h, lstm_cell_backward(j, h, g, cp, cn, d, NULL, dcr, p););
+        // The row's gate gradients, still in L1, added to the bias gradient.
+        if (db) for (long j = 0; j < 4 * h; j++) db[j] += p[j];
         if (dhh) memcpy(dhh + r * 4 * h, p, (size_t)(4 * h) * sizeof(float));
     }
 }

@@ -31,11 +31,15 @@ extension Kernels {
         dh.update(from: gH, count: n * p)
         if d.cell == .lstm, let gC { dc.update(from: gC, count: n * h) }
         if let dWHR { dWHR.update(repeating: 0, count: p * h) }
+        // A float32 LSTM without projection runs its steps in one C kernel that also adds the
+        // output's gradient and sums the bias gradient as it goes (two passes fewer per step).
+        let fused = T.self == Float.self && d.cell == .lstm && wHR == nil
+        if fused { dBIH.update(repeating: 0, count: gw) }
         var active = [UInt8](repeating: 1, count: n)
         for s in stride(from: d.steps - 1, through: 0, by: -1) {
             let t = d.time(s)
             for row in 0..<n { active[row] = d.active(row, t) ? 1 : 0 }
-            for row in 0..<n where active[row] != 0 { RecurrentTape.add(gOut + (t * n + row) * p, into: dh + row * p, p) }
+            if !fused { for row in 0..<n where active[row] != 0 { RecurrentTape.add(gOut + (t * n + row) * p, into: dh + row * p, p) } }
             if let wHR, let dWHR {
                 // Through the projection: d(raw) = dh W_hr, dW_hr += dhᵀ raw (inactive rows left out).
                 gemm(false, false, m: n, n: h, k: p, dh, lda: p, wHR, ldb: h, beta: 0, dRaw, ldc: h)
@@ -43,8 +47,14 @@ extension Kernels {
                 gemm(true, false, m: p, n: h, k: n, masked, lda: p, tape.raw + s * n * h, ldb: h, beta: 1, dWHR, ldc: h)
             }
             let dhh = dHH + s * n * gw
-            backwardGates(d, step: s, tape: tape, dy: wHR == nil ? dh : dRaw, dh: dh, dc: dc, dxp: dXP + t * n * gw,
-                          dhh: shared ? nil : dhh, active: active)
+            if fused {
+                let g = tape.gates + s * n * gw, cPrev = tape.cs + s * n * h, cNext = tape.cs + (s + 1) * n * h
+                ember_lstm_step_backward_f32(n, h, floats(g), floats(cPrev), floats(cNext), floats(dh), floats(gOut + t * n * p), floats(dc),
+                                             floats(dXP + t * n * gw), shared ? nil : floats(dhh), floats(dBIH), active)
+            } else {
+                backwardGates(d, step: s, tape: tape, dy: wHR == nil ? dh : dRaw, dh: dh, dc: dc, dxp: dXP + t * n * gw,
+                              dhh: shared ? nil : dhh, active: active)
+            }
             if let r = roundedSteps { roundForProducts(dhh, count: n * gw, into: r.bfloat16Pointer(s * n * gw)) }
             // dh before the step: through W_hh for the rows that took it (plus GRU's z·dh), as is otherwise.
             recurrent(dhh, roundedA: roundedSteps?.bfloat16Pointer(s * n * gw), into: next)
@@ -67,8 +77,9 @@ extension Kernels {
              beta: 0, dWIH, ldc: d.input)
         gemm(true, false, m: gw, n: p, k: tn, gh, lda: gw, ProductOperand(tape.hs, rounded: tape.roundedHs?.bfloat16Pointer()), ldb: p, beta: 0, dWHH, ldc: p)
         gemm(false, false, m: tn, n: d.input, k: gw, gx, lda: gw, ProductOperand(wIH), ldb: d.input, beta: 0, dx, ldc: d.input)
-        sumRows(dXP, rows: tn, width: gw, into: dBIH)
-        if shared { dBHH.update(from: dBIH, count: gw) } else { sumRows(dHH, rows: tn, width: gw, into: dBHH) }
+        if !fused { sumRows(dXP, rows: tn, width: gw, into: dBIH) }
+        // An LSTM's (or plain RNN's) two bias gradients are the same sum; only GRU's differ.
+        if d.cell != .gru { dBHH.update(from: dBIH, count: gw) } else { sumRows(dHH, rows: tn, width: gw, into: dBHH) }
     }
 
     /// `into[j] = Σ_r rows[r][j]`: a bias's gradient from every step's gate gradients.
@@ -87,7 +98,7 @@ extension Kernels {
         let g = tape.gates + s * n * gw, cPrev = tape.cs + s * n * h, cNext = tape.cs + (s + 1) * n * h
         let hPrev = tape.hs + s * n * p, hhn = tape.hhn + s * n * h
         if T.self == Float.self && d.cell == .lstm {
-            return ember_lstm_step_backward_f32(n, h, floats(g), floats(cPrev), floats(cNext), floats(dy), floats(dc), floats(dxp), dhh.map(floats), active)
+            return ember_lstm_step_backward_f32(n, h, floats(g), floats(cPrev), floats(cNext), floats(dy), nil, floats(dc), floats(dxp), dhh.map(floats), nil, active)
         }
         if T.self == Float.self && d.cell == .gru, let dhh {
             return ember_gru_step_backward_f32(n, h, floats(g), floats(hhn), floats(hPrev), floats(dh), floats(dxp), floats(dhh), active)
