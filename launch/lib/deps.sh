@@ -2,8 +2,9 @@
 # installed (oneDNN for float32 matrix products, OpenBLAS for float64, OpenMPI for the distributed
 # trainer).
 ember_packages=(libopenblas-dev libdnnl-dev libopenmpi-dev openmpi-bin zlib1g-dev pkg-config)
-# The tests also start a real Slurm (as root): launch/test asks for these too.
-ember_test_packages=(slurm-wlm munge time)
+# The tests also start a real Slurm (as root) and run the unit tests on emulated older CPUs
+# (qemu-user): launch/test asks for these too.
+ember_test_packages=(slurm-wlm munge time qemu-user)
 
 # ember_install_deps [PACKAGE...]: the build's packages and any given, installed when missing.
 ember_install_deps() {
