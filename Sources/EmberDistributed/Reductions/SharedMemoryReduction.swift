@@ -182,10 +182,10 @@ final class SharedMemoryReducer {
         let shards = (0..<world).map { Shards.range(count: count, rank: $0, world: world) }
         // Two halves, used in turn: a rank publishing into a half again (two gathers later) has
         // passed the barrier of the gather between, which no rank reaches before it has copied
-        // out of that half. So one barrier per gather, not two.
-        let half = (shards.map(\.count).max()! * stride + 63) / 64 * 64
-        guard let staging = try staging(bytes: 2 * half) else { return false }
-        let offset = stagingHalf * half
+        // out of that half. So one barrier per gather, not two. The halves are the segment's,
+        // not this gather's size: buckets of other sizes must not shift them.
+        guard let staging = try staging(bytes: 2 * shards.map(\.count).max()! * stride) else { return false }
+        let offset = stagingHalf * (staging.byteCount / 2)
         stagingHalf ^= 1
         memcpy(staging.bases[rank] + offset, buffer + shards[rank].lowerBound, shards[rank].count * stride)
         barrier()  // every rank's shard is published
