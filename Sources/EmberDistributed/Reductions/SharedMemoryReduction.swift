@@ -180,22 +180,15 @@ final class SharedMemoryReducer {
     func gatherShardsStaged<T: FloatElement>(_ buffer: UnsafeMutablePointer<T>, count: Int) throws -> Bool {
         let stride = MemoryLayout<T>.stride
         let shards = (0..<world).map { Shards.range(count: count, rank: $0, world: world) }
-        // Two halves, used in turn: a rank publishing into a half again (two gathers later) has
-        // passed the barrier of the gather between, which no rank reaches before it has copied
-        // out of that half. So one barrier per gather, not two. The halves are the segment's,
-        // not this gather's size: buckets of other sizes must not shift them.
-        guard let staging = try staging(bytes: 2 * shards.map(\.count).max()! * stride) else { return false }
-        let offset = stagingHalf * (staging.byteCount / 2)
-        stagingHalf ^= 1
-        memcpy(staging.bases[rank] + offset, buffer + shards[rank].lowerBound, shards[rank].count * stride)
+        guard let staging = try staging(bytes: shards.map(\.count).max()! * stride) else { return false }
+        memcpy(staging.bases[rank], buffer + shards[rank].lowerBound, shards[rank].count * stride)
         barrier()  // every rank's shard is published
         for r in 0..<world where r != rank {
-            memcpy(buffer + shards[r].lowerBound, staging.bases[r] + offset, shards[r].count * stride)
+            memcpy(buffer + shards[r].lowerBound, staging.bases[r], shards[r].count * stride)
         }
+        barrier()  // nobody publishes again before every rank has copied
         return true
     }
-    /// The staging half the next `gatherShardsStaged` publishes into (0 or 1, alike on every rank).
-    private var stagingHalf = 0
 
     /// The staging segment, at least `bytes` per rank, kept between calls (collective, like
     /// `allocate`; a smaller one is freed when a larger one is needed). For `gatherShardsStaged`.
