@@ -50,9 +50,20 @@ extension Tensor {
             if let dWHR { grads.append(dWHR) }
             return grads
         }
-        let output = result.narrow(dim: 0, start: 0, length: sizes[0]).reshape([steps, batch, outWidth])
-        let h = result.narrow(dim: 0, start: sizes[0], length: sizes[1]).reshape([batch, outWidth])
-        let c = cell == .lstm ? result.narrow(dim: 0, start: sizes[0] + sizes[1], length: sizes[2]).reshape([batch, hidden]) : nil
+        let output = result.recurrentPart(at: 0, [steps, batch, outWidth])
+        let h = result.recurrentPart(at: sizes[0], [batch, outWidth])
+        let c = cell == .lstm ? result.recurrentPart(at: sizes[0] + sizes[1], [batch, hidden]) : nil
         return (output, h, c)
+    }
+
+    /// One of the packed result's three parts as a view of its memory, not a `narrow` copy (an
+    /// LSTM's whole output crossed memory once more for nothing). A general zero-copy `narrow`
+    /// would let an in-place write reach a tensor saved for backward unseen (Ember keeps no
+    /// version counters); here it cannot: backward reads none of the result's values, and the
+    /// parts do not overlap.
+    private func recurrentPart(at offset: Int, _ shape: [Int]) -> Tensor {
+        flatView(offset: offset, shape: shape).recordOp("RecurrentPartBackward", [self]) { [size = count] g in
+            [g.reshape([g.count]).unnarrow(dim: 0, start: offset, size: size)]
+        }
     }
 }
