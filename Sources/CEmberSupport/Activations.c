@@ -168,12 +168,12 @@ static inline __attribute__((always_inline)) void lstm_cell_backward(long j, lon
 }
 EMBER_CLONES void ember_lstm_step_backward_f32(long n, long h, const float *restrict gates, const float *restrict c_prev,
                                                const float *restrict c_next, const float *restrict dy, const float *restrict g_out,
-                                               float *restrict dc, float *restrict dxp, float *dhh, float *restrict db,
+                                               long ldg, float *restrict dc, float *restrict dxp, float *dhh, float *restrict db,
                                                const unsigned char *active) {
     for (long r = 0; r < n; r++) {
         if (!active[r]) continue;
         const float *g = gates + r * 4 * h, *cp = c_prev + r * h, *cn = c_next + r * h, *d = dy + r * h;
-        const float *go = g_out ? g_out + r * h : NULL;
+        const float *go = g_out ? g_out + r * ldg : NULL;
         float *p = dxp + r * 4 * h, *dcr = dc + r * h;
         // Specialised for the usual call (with `g_out`), so its loop has no branches.
         if (go) EMBER_INTERLEAVED_FOR(j, h, lstm_cell_backward(j, h, g, cp, cn, d, go, dcr, p););

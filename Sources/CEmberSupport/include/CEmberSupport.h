@@ -43,10 +43,10 @@ void ember_softmax_rows_f32(const float *x, float *softmax, float *lse, long row
 /// One step of an LSTM or GRU cell for the active rows, forward and backward (Activations.c).
 void ember_lstm_step_f32(long n, long h, const float *xp, const float *hh, const float *c_prev, float *gates, float *c_next,
                          float *y, const unsigned char *active);
-/// Backward: `g_out` (may be NULL) is added to `dy`; `dhh` (may be NULL: dxp only) gets a copy of
-/// the gate gradients; `db` (may be NULL) accumulates them (the bias gradient).
+/// Backward: `g_out` (may be NULL; rows `ldg` apart) is added to `dy`; `dhh` (may be NULL: dxp
+/// only) gets a copy of the gate gradients; `db` (may be NULL) accumulates them (the bias gradient).
 void ember_lstm_step_backward_f32(long n, long h, const float *gates, const float *c_prev, const float *c_next, const float *dy,
-                                  const float *g_out, float *dc, float *dxp, float *dhh, float *db, const unsigned char *active);
+                                  const float *g_out, long ldg, float *dc, float *dxp, float *dhh, float *db, const unsigned char *active);
 void ember_gru_step_f32(long n, long h, const float *xp, const float *hh, const float *b_hh, const float *h_prev, float *gates,
                         float *hhn, float *h_next, const unsigned char *active);
 void ember_gru_step_backward_f32(long n, long h, const float *gates, const float *hhn, const float *h_prev, const float *dy,

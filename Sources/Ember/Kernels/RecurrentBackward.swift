@@ -1,7 +1,8 @@
 import CEmberSupport
 
 extension Kernels {
-    /// Backward through time from the gradients of the outputs `gOut [T, N, P]` and of the final
+    /// Backward through time from the gradients of the outputs `gOut [T, N, P]` (`[N, T, P]` when
+    /// `d.batchFirstOutput`) and of the final
     /// states; writes the gradients of the input, the initial states and every weight.
     static func recurrentBackward<T: FloatElement>(_ d: RecurrentShape, tape: RecurrentTape<T>, x: UnsafePointer<T>,
                                                    wIH: UnsafePointer<T>, wHH: UnsafePointer<T>, wHR: UnsafePointer<T>?,
@@ -39,7 +40,7 @@ extension Kernels {
         for s in stride(from: d.steps - 1, through: 0, by: -1) {
             let t = d.time(s)
             for row in 0..<n { active[row] = d.active(row, t) ? 1 : 0 }
-            if !fused { for row in 0..<n where active[row] != 0 { RecurrentTape.add(gOut + (t * n + row) * p, into: dh + row * p, p) } }
+            if !fused { for row in 0..<n where active[row] != 0 { RecurrentTape.add(gOut + d.outputRow(t, row) * p, into: dh + row * p, p) } }
             if let wHR, let dWHR {
                 // Through the projection: d(raw) = dh W_hr, dW_hr += dhᵀ raw (inactive rows left out).
                 gemm(false, false, m: n, n: h, k: p, dh, lda: p, wHR, ldb: h, beta: 0, dRaw, ldc: h)
@@ -49,8 +50,8 @@ extension Kernels {
             let dhh = dHH + s * n * gw
             if fused {
                 let g = tape.gates + s * n * gw, cPrev = tape.cs + s * n * h, cNext = tape.cs + (s + 1) * n * h
-                ember_lstm_step_backward_f32(n, h, floats(g), floats(cPrev), floats(cNext), floats(dh), floats(gOut + t * n * p), floats(dc),
-                                             floats(dXP + t * n * gw), shared ? nil : floats(dhh), floats(dBIH), active)
+                ember_lstm_step_backward_f32(n, h, floats(g), floats(cPrev), floats(cNext), floats(dh), floats(gOut + d.outputRow(t, 0) * p),
+                                             d.outputRowStride * p, floats(dc), floats(dXP + t * n * gw), shared ? nil : floats(dhh), floats(dBIH), active)
             } else {
                 backwardGates(d, step: s, tape: tape, dy: wHR == nil ? dh : dRaw, dh: dh, dc: dc, dxp: dXP + t * n * gw,
                               dhh: shared ? nil : dhh, active: active)
@@ -98,7 +99,7 @@ extension Kernels {
         let g = tape.gates + s * n * gw, cPrev = tape.cs + s * n * h, cNext = tape.cs + (s + 1) * n * h
         let hPrev = tape.hs + s * n * p, hhn = tape.hhn + s * n * h
         if T.self == Float.self && d.cell == .lstm {
-            return ember_lstm_step_backward_f32(n, h, floats(g), floats(cPrev), floats(cNext), floats(dy), nil, floats(dc), floats(dxp), dhh.map(floats), nil, active)
+            return ember_lstm_step_backward_f32(n, h, floats(g), floats(cPrev), floats(cNext), floats(dy), nil, 0, floats(dc), floats(dxp), dhh.map(floats), nil, active)
         }
         if T.self == Float.self && d.cell == .gru, let dhh {
             return ember_gru_step_backward_f32(n, h, floats(g), floats(hhn), floats(hPrev), floats(dh), floats(dxp), floats(dhh), active)

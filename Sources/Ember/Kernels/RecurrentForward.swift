@@ -3,7 +3,8 @@ import CEmberSupport
 extension Kernels {
     @inline(__always) static func logistic<T: FloatElement>(_ v: T) -> T { 1 / (1 + T.exp(-v)) }
 
-    /// Forward: `out [T, N, P]` (by time), final `h [N, P]` and `c [N, H]`, and the tape.
+    /// Forward: `out [T, N, P]` (by time; `[N, T, P]` when `d.batchFirstOutput`), final `h [N, P]`
+    /// and `c [N, H]`, and the tape.
     static func recurrentForward<T: FloatElement>(_ d: RecurrentShape, x: UnsafePointer<T>, h0: UnsafePointer<T>, c0: UnsafePointer<T>?,
                                                   wIH: UnsafePointer<T>, wHH: UnsafePointer<T>, bIH: UnsafePointer<T>?, bHH: UnsafePointer<T>?,
                                                   wHR: UnsafePointer<T>?, out: UnsafeMutablePointer<T>, hN: UnsafeMutablePointer<T>,
@@ -52,7 +53,7 @@ extension Kernels {
                 }
             }
             for row in 0..<n {
-                let o = out + (t * n + row) * p
+                let o = out + d.outputRow(t, row) * p
                 if active[row] != 0 { o.update(from: hNext + row * p, count: p) } else { o.update(repeating: 0, count: p) }
             }
         }

@@ -128,7 +128,14 @@ struct RecurrentProduct<T: FloatElement> {
 struct RecurrentShape {
     let steps: Int, batch: Int, input: Int, hidden: Int, output: Int, cell: RecurrentCell, reverse: Bool
     let lengths: [Int]?
+    /// The outputs (and their gradients) `[N, T, P]` instead of `[T, N, P]`: a batch-first
+    /// layer's last outputs go straight where the caller wants them, with no transposing copy.
+    var batchFirstOutput = false
     var gateWidth: Int { cell.gates * hidden }
+    /// The row of the outputs holding time `t` of batch row `n`.
+    func outputRow(_ t: Int, _ n: Int) -> Int { batchFirstOutput ? n * steps + t : t * batch + n }
+    /// Rows between one batch row's output and the next's at one time.
+    var outputRowStride: Int { batchFirstOutput ? steps : 1 }
     /// The time index of processing step `s`.
     func time(_ s: Int) -> Int { reverse ? steps - 1 - s : s }
     func active(_ n: Int, _ t: Int) -> Bool { t < (lengths?[n] ?? steps) }

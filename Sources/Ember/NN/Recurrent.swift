@@ -65,6 +65,8 @@ open class RecurrentLayer: Module {
         }
         let h0 = states(h0, outputSize, "the initial hidden state"), c0 = cell == .lstm ? states(c0, hiddenSize, "the initial cell state") : nil
         var hs: [Tensor] = [], cs: [Tensor] = []
+        // The last layer of a batch-first module writes its outputs batch-first itself.
+        let lastBatchFirst = batchFirst && !unbatched
         for layer in 0..<numLayers {
             var outputs: [Tensor] = []
             for direction in 0..<directions {
@@ -72,7 +74,7 @@ open class RecurrentLayer: Module {
                 let k = layer * directions + direction
                 let r = Tensor.recurrentLayer(cell, x, h0: h0[k], c0: c0?[k], wIH: weights["weight_ih" + suffix]!, wHH: weights["weight_hh" + suffix]!,
                                               bIH: weights["bias_ih" + suffix], bHH: weights["bias_hh" + suffix], wHR: weights["weight_hr" + suffix],
-                                              lengths: lengths, reverse: direction == 1)
+                                              lengths: lengths, reverse: direction == 1, batchFirstOutput: lastBatchFirst && layer == numLayers - 1)
                 outputs.append(r.output)
                 hs.append(r.h)
                 if let c = r.c { cs.append(c) }
@@ -88,8 +90,6 @@ open class RecurrentLayer: Module {
             out = out.squeeze(1)
             h = h.squeeze(1)
             c = c?.squeeze(1)
-        } else if batchFirst {
-            out = out.transpose(0, 1)
         }
         return (out, h, c)
     }

@@ -4,12 +4,15 @@
 extension Tensor {
     /// `x [T, N, I]`, `h0 [N, P]` (and `c0 [N, H]` for an LSTM), weights as PyTorch stores them
     /// (`wIH [G·H, I]`, `wHH [G·H, P]`, biases `[G·H]`, the LSTM projection `wHR [P, H]`).
-    /// Returns the outputs `[T, N, P]` (zero past a row's length) and the final states.
+    /// Returns the outputs `[T, N, P]` (zero past a row's length; `[N, T, P]` with
+    /// `batchFirstOutput`) and the final states.
     static func recurrentLayer(_ cell: RecurrentCell, _ x: Tensor, h0: Tensor, c0: Tensor?, wIH: Tensor, wHH: Tensor,
-                               bIH: Tensor?, bHH: Tensor?, wHR: Tensor?, lengths: [Int]?, reverse: Bool) -> (output: Tensor, h: Tensor, c: Tensor?) {
+                               bIH: Tensor?, bHH: Tensor?, wHR: Tensor?, lengths: [Int]?, reverse: Bool,
+                               batchFirstOutput: Bool = false) -> (output: Tensor, h: Tensor, c: Tensor?) {
         let (steps, batch, input) = (x.shape[0], x.shape[1], x.shape[2])
         let hidden = wIH.shape[0] / cell.gates, outWidth = wHR?.shape[0] ?? hidden
-        let d = RecurrentShape(steps: steps, batch: batch, input: input, hidden: hidden, output: outWidth, cell: cell, reverse: reverse, lengths: lengths)
+        let d = RecurrentShape(steps: steps, batch: batch, input: input, hidden: hidden, output: outWidth, cell: cell, reverse: reverse,
+                               lengths: lengths, batchFirstOutput: batchFirstOutput)
         let dtype = x.dtype
         let (x, h0, c0) = (x.to(dtype), h0.to(dtype), c0?.to(dtype))
         let (wIH, wHH, bIH, bHH, wHR) = (wIH.to(dtype), wHH.to(dtype), bIH?.to(dtype), bHH?.to(dtype), wHR?.to(dtype))
@@ -50,7 +53,7 @@ extension Tensor {
             if let dWHR { grads.append(dWHR) }
             return grads
         }
-        let output = result.recurrentPart(at: 0, [steps, batch, outWidth])
+        let output = result.recurrentPart(at: 0, batchFirstOutput ? [batch, steps, outWidth] : [steps, batch, outWidth])
         let h = result.recurrentPart(at: sizes[0], [batch, outWidth])
         let c = cell == .lstm ? result.recurrentPart(at: sizes[0] + sizes[1], [batch, hidden]) : nil
         return (output, h, c)
