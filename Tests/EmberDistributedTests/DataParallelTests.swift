@@ -86,7 +86,7 @@ final class DataParallelTests: XCTestCase {
     /// Wrapping a model again and releasing the old wrapper leaves the new one intact (the old
     /// one must not take the gradient slots, or their prescaling, with it).
     func testRewrappingAModelStillAverages() throws {
-        func input(_ rank: Int) -> Tensor { Tensor([Float(rank + 1), 2]) }
+        @Sendable func input(_ rank: Int) -> Tensor { Tensor([Float(rank + 1), 2]) }
         func localGradient(_ rank: Int) -> [Float] {
             let m = Linear(inFeatures: 2, outFeatures: 2, generator: Generator(seed: 1))
             m(input(rank)).sum().backward()

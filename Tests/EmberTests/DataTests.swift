@@ -16,7 +16,7 @@ final class DataTests: XCTestCase {
 
     private func write(_ name: String, _ text: String) -> String {
         let path = dir + "/" + name
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
     }
 
@@ -141,7 +141,7 @@ final class DataTests: XCTestCase {
         assertThrows(try CSV.load(write("e.csv", "1,2,1.5\n")), mentions: ["e.csv", "not a class index"])
         assertThrows(try CSV.load(write("f.csv", "1,2\n"), labelColumn: 5), mentions: ["label column 5"])
         let gz = dir + "/g.csv.gz"
-        FileManager.default.createFile(atPath: gz, contents: Data([0x1f, 0x8b, 8, 0, 0, 0]))
+        _ = FileManager.default.createFile(atPath: gz, contents: Data([0x1f, 0x8b, 8, 0, 0, 0]))
         assertThrows(try CSV.load(gz), mentions: ["g.csv.gz", "gzip"])
     }
 
@@ -157,7 +157,7 @@ final class DataTests: XCTestCase {
         assertThrows(try MNISTFiles.load(directory: dir), mentions: ["train-labels-idx1-ubyte", "12", "out of range"])
         try IDX.writeBytes([3], shape: [1], to: dir + "/train-labels-idx1-ubyte")
         assertThrows(try MNISTFiles.load(directory: dir), mentions: ["1 labels for 2 images"])
-        FileManager.default.createFile(atPath: dir + "/t.idx", contents: Data([0, 0, 8, 1, 0, 0, 0, 9, 1, 2]))
+        _ = FileManager.default.createFile(atPath: dir + "/t.idx", contents: Data([0, 0, 8, 1, 0, 0, 0, 9, 1, 2]))
         assertThrows(try IDX.read(dir + "/t.idx"), mentions: ["t.idx", "truncated"])
         assertThrows(try MNISTFiles.load(directory: dir + "/none"), mentions: ["train-images-idx3-ubyte"])
     }
