@@ -16,11 +16,11 @@ static int bf16_units = -1;  // unknown yet; computed once (the same answer for 
 // The CPU's units count only where oneDNN may use them: `DNNL_MAX_CPU_ISA` (or a library that
 // did not start) leaves oneDNN without bf16 kernels, and Ember then emulates rather than asking
 // it for products it cannot build.
+static int has_bf16_units(const char *isa) { return strcmp(isa, "avx512_core_bf16") == 0 || strcmp(isa, "avx512_core_amx") == 0; }
+int ember_cpu_has_bf16(void) { return has_bf16_units(ember_cpu_isa()); }
 int ember_bf16_available(void) {
     if (bf16_units < 0) {
-        const char *cpu = ember_cpu_isa(), *dnnl = ember_products_available() ? ember_products_isa() : "baseline";
-        int units = strcmp(cpu, "avx512_core_bf16") == 0 || strcmp(cpu, "avx512_core_amx") == 0;
-        bf16_units = units && (strcmp(dnnl, "avx512_core_bf16") == 0 || strcmp(dnnl, "avx512_core_amx") == 0);
+        bf16_units = ember_cpu_has_bf16() && ember_products_available() && has_bf16_units(ember_products_isa());
     }
     return bf16_units;
 }

@@ -4,12 +4,15 @@
 # The vectorised avx2 and baseline clones of Ember's own kernels exist only in optimised builds,
 # which the unit tests (debug, also run on these CPUs) do not exercise.
 
+# final_loss LOG: the train loss of a trainer log's last line ("done: ... train loss X, ...").
+final_loss() { grep -oE '^done: .*train loss [0-9.]+' "$1" | grep -oE '[0-9.]+$'; }
+
 # same_loss A B: the final train losses of two trainer logs agree within 2e-4 relative (a few
 # units of the printed last digit; different kernels sum in different orders).
 same_loss() {
     local a b
-    a=$(grep -oE '^done: .*train loss [0-9.]+' "$1" | grep -oE '[0-9.]+$')
-    b=$(grep -oE '^done: .*train loss [0-9.]+' "$2" | grep -oE '[0-9.]+$')
+    a=$(final_loss "$1")
+    b=$(final_loss "$2")
     [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 2e-4 * a) }'
 }
 

@@ -17,6 +17,10 @@ public enum Precision: String, Sendable, CaseIterable {
     /// roundings, float32 products: slower than float32).
     public static var bfloat16IsNative: Bool { ember_bf16_available() != 0 }
 
+    /// Whether the CPU has bfloat16 units at all (they may still be out of oneDNN's reach, as
+    /// under `DNNL_MAX_CPU_ISA=AVX2`).
+    public static var cpuHasBfloat16Units: Bool { ember_cpu_has_bf16() != 0 }
+
     /// What bfloat16 products run on: `amx`, `avx512_bf16`, or nil (emulated: the CPU has
     /// neither, or oneDNN may not use them, as under `DNNL_MAX_CPU_ISA=AVX2`).
     public static var bfloat16Units: String? {

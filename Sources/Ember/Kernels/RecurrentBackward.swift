@@ -48,14 +48,9 @@ extension Kernels {
                 gemm(true, false, m: p, n: h, k: n, masked, lda: p, tape.raw + s * n * h, ldb: h, beta: 1, dWHR, ldc: h)
             }
             let dhh = dHH + s * n * gw
-            if fused {
-                let g = tape.gates + s * n * gw, cPrev = tape.cs + s * n * h, cNext = tape.cs + (s + 1) * n * h
-                ember_lstm_step_backward_f32(n, h, floats(g), floats(cPrev), floats(cNext), floats(dh), floats(gOut + d.outputRow(t, 0) * p),
-                                             d.outputRowStride * p, floats(dc), floats(dXP + t * n * gw), shared ? nil : floats(dhh), floats(dBIH), active)
-            } else {
-                backwardGates(d, step: s, tape: tape, dy: wHR == nil ? dh : dRaw, dh: dh, dc: dc, dxp: dXP + t * n * gw,
-                              dhh: shared ? nil : dhh, active: active)
-            }
+            backwardGates(d, step: s, tape: tape, dy: wHR == nil ? dh : dRaw, dh: dh, dc: dc, dxp: dXP + t * n * gw,
+                          dhh: shared ? nil : dhh, active: active,
+                          fusedInto: fused ? (gOut + d.outputRow(t, 0) * p, d.outputRowStride * p, dBIH) : nil)
             if let r = roundedSteps { roundForProducts(dhh, count: n * gw, into: r.bfloat16Pointer(s * n * gw)) }
             // dh before the step: through W_hh for the rows that took it (plus GRU's z·dh), as is otherwise.
             recurrent(dhh, roundedA: roundedSteps?.bfloat16Pointer(s * n * gw), into: next)
@@ -91,15 +86,19 @@ extension Kernels {
 
     /// Step `s`'s gate gradients for the active rows from `dy` (the gradient of its output) and
     /// the running cell gradient `dc`: into `dxp` (towards the input projection) and `dhh` (towards
-    /// W_hh; nil when the two are the same tape). Float32 LSTM and GRU run in C.
+    /// W_hh; nil when the two are the same tape). Float32 LSTM and GRU run in C; the float32
+    /// LSTM's kernel can also add the output gradient (`fusedInto`: its step's first row and the
+    /// rows' stride) and sum the bias gradient as it goes.
     private static func backwardGates<T: FloatElement>(_ d: RecurrentShape, step s: Int, tape: RecurrentTape<T>, dy: UnsafeMutablePointer<T>,
                                                        dh: UnsafeMutablePointer<T>, dc: UnsafeMutablePointer<T>, dxp: UnsafeMutablePointer<T>,
-                                                       dhh: UnsafeMutablePointer<T>?, active: [UInt8]) {
+                                                       dhh: UnsafeMutablePointer<T>?, active: [UInt8],
+                                                       fusedInto fused: (gOut: UnsafePointer<T>, stride: Int, bias: UnsafeMutablePointer<T>)? = nil) {
         let (n, h, p, gw) = (d.batch, d.hidden, d.output, d.gateWidth)
         let g = tape.gates + s * n * gw, cPrev = tape.cs + s * n * h, cNext = tape.cs + (s + 1) * n * h
         let hPrev = tape.hs + s * n * p, hhn = tape.hhn + s * n * h
         if T.self == Float.self && d.cell == .lstm {
-            return ember_lstm_step_backward_f32(n, h, floats(g), floats(cPrev), floats(cNext), floats(dy), nil, 0, floats(dc), floats(dxp), dhh.map(floats), nil, active)
+            return ember_lstm_step_backward_f32(n, h, floats(g), floats(cPrev), floats(cNext), floats(dy), fused.map { floats($0.gOut) },
+                                                fused?.stride ?? 0, floats(dc), floats(dxp), dhh.map(floats), fused.map { floats($0.bias) }, active)
         }
         if T.self == Float.self && d.cell == .gru, let dhh {
             return ember_gru_step_backward_f32(n, h, floats(g), floats(hhn), floats(hPrev), floats(dh), floats(dxp), floats(dhh), active)

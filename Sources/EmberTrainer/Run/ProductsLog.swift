@@ -7,7 +7,7 @@ extension Trainer {
     static func checkPrecision(_ config: TrainerConfig) throws {
         guard config.precision == "bf16", !Precision.bfloat16IsNative else { return }
         let cpu = ProductEngine.cpuInstructions, dnnl = ProductEngine.oneDNNInstructions
-        if ["avx512_core_bf16", "avx512_core_amx"].contains(cpu) {
+        if Precision.cpuHasBfloat16Units {
             throw ConfigError("--precision bf16: this CPU has bfloat16 units (\(cpu)) but oneDNN may use only \(dnnl) (DNNL_MAX_CPU_ISA or ONEDNN_MAX_CPU_ISA set?): unset it, or train with --precision fp32")
         }
         throw ConfigError("--precision bf16 needs a CPU with bfloat16 units (AVX512_BF16 or AMX); this one offers \(cpu): train with --precision fp32")
