@@ -20,6 +20,27 @@ final class ParamGroupDefaultsTests: XCTestCase {
         return a.weight.scalars + b.weight.scalars
     }
 
+    /// The group keeps its decoded hyperparameters between steps; a change to its options (as a
+    /// schedule makes to momentum) must reach the very next step.
+    func testAChangedOptionReachesTheNextStep() throws {
+        let (a, _) = model()
+        let x = Tensor.randn([8, 3], generator: Generator(seed: 3))
+        let sgd = SGD(parameters: a.parameters(), learningRate: 0.1, momentum: 0.9)
+        func step() { sgd.zeroGrad(); a(x).square().mean().backward(); sgd.step() }
+        step()
+        let before = a.weight.scalars
+        sgd.paramGroups[0]["weight_decay"] = 1000
+        step()
+        let (b, _) = model()
+        let reference = SGD(parameters: b.parameters(), learningRate: 0.1, momentum: 0.9)
+        reference.zeroGrad(); b(x).square().mean().backward(); reference.step()
+        XCTAssertEqual(b.weight.scalars, before)
+        reference.paramGroups[0].setHyperparameters(SGD.Hyperparameters(momentum: 0.9, weightDecay: 1000))
+        reference.zeroGrad(); b(x).square().mean().backward(); reference.step()
+        XCTAssertEqual(a.weight.scalars, b.weight.scalars)
+        XCTAssertGreaterThan(zip(a.weight.scalars, before).map { abs($0 - $1) }.max()!, 10, "weight decay of 1000 moved nothing")
+    }
+
     func testLeftOutOptionsTakeTheOptimizersArgumentsAsPyTorchsDo() throws {
         let partial = try train { a, b in
             try SGD(paramGroups: [ParamGroup(params: a, options: ["lr": 0.1]), ParamGroup(params: b, options: ["dampening": 0.5])],
