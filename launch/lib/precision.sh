@@ -1,5 +1,5 @@
 # Sourced by integration.sh: bf16 mixed precision (--precision bf16). A two-rank run trains and
-# says which units multiply; --deterministic --precision bf16 gives bitwise the same weights on
+# says which units multiply (AMX where the CPU has it); --deterministic --precision bf16 gives bitwise the same weights on
 # 1, 2, 3 and 4 ranks; a CPU without bfloat16 units is refused in one line (checked where it can be),
 # and so is oneDNN capped below them (checked everywhere);
 # --reduce-dtype bf16 (gradients travel in bfloat16; needs no bfloat16 units): MPI's bfloat16 sum
@@ -23,6 +23,12 @@ run_precision_tests() {
         --run-dir "$d/gpt" > "$d/gpt.log" 2>&1
     expect "precision: mpirun -n 2 gpt --precision bf16 trains, naming the bfloat16 units; checkpoints keep float32 weights" "$d/gpt.log" \
         bash -c "grep -qE '^precision: bf16 products on (amx|avx512_bf16) bfloat16 units' '$d/gpt.log' && grep -q 'step 40/40  train loss' '$d/gpt.log' && .build/release/trainer inspect '$d/gpt' | grep -q 'F32'"
+    if grep -q amx_bf16 /proc/cpuinfo && [ -z "${DNNL_MAX_CPU_ISA:-}" ]; then
+        # The bf16 speed targets assume AMX wherever the CPU has it: a fallback to AVX512_BF16
+        # (oneDNN not allowed the tiles, say) would halve the products' speed without an error.
+        expect "precision: on this AMX CPU the bf16 products run on AMX tiles" "$d/gpt.log" \
+            grep -q '^precision: bf16 products on amx bfloat16 units' "$d/gpt.log"
+    fi
     local det=(--model mlp --dropout 0.2 --data synthetic --synthetic-samples 600 --epochs 2 --deterministic --global-batch-size 48 --precision bf16)
     "$trainer" train "${det[@]}" --run-dir "$d/det1" > "$d/det1.log" 2>&1
     local runs=("$d/det1") n
