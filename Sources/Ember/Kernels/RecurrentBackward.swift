@@ -41,27 +41,15 @@ extension Kernels {
             let t = d.time(s)
             for row in 0..<n { active[row] = d.active(row, t) ? 1 : 0 }
             if !fused { for row in 0..<n where active[row] != 0 { RecurrentTape.add(gOut + d.outputRow(t, row) * p, into: dh + row * p, p) } }
-            if let wHR, let dWHR {
-                // Through the projection: d(raw) = dh W_hr, dW_hr += dhᵀ raw (inactive rows left out).
-                gemm(false, false, m: n, n: h, k: p, dh, lda: p, wHR, ldb: h, beta: 0, dRaw, ldc: h)
-                for row in 0..<n { for j in 0..<p { masked[row * p + j] = active[row] != 0 ? dh[row * p + j] : 0 } }
-                gemm(true, false, m: p, n: h, k: n, masked, lda: p, tape.raw + s * n * h, ldb: h, beta: 1, dWHR, ldc: h)
-            }
+            if let wHR, let dWHR { projectionBackward(d, step: s, tape: tape, dh: dh, wHR: wHR, dRaw: dRaw, dWHR: dWHR, masked: masked, active: active) }
             let dhh = dHH + s * n * gw
             backwardGates(d, step: s, tape: tape, dy: wHR == nil ? dh : dRaw, dh: dh, dc: dc, dxp: dXP + t * n * gw,
                           dhh: shared ? nil : dhh, active: active,
                           fusedInto: fused ? (gOut + d.outputRow(t, 0) * p, d.outputRowStride * p, dBIH) : nil)
             if let r = roundedSteps { roundForProducts(dhh, count: n * gw, into: r.bfloat16Pointer(s * n * gw)) }
-            // dh before the step: through W_hh for the rows that took it (plus GRU's z·dh), as is otherwise.
+            // dh before the step: through W_hh (`carryPastStep` finishes it).
             recurrent(dhh, roundedA: roundedSteps?.bfloat16Pointer(s * n * gw), into: next)
-            let g = tape.gates + s * n * gw
-            for row in 0..<n {
-                if active[row] != 0 {
-                    if d.cell == .gru { for j in 0..<p { next[row * p + j] += dh[row * p + j] * g[row * gw + h + j] } }
-                } else {
-                    (next + row * p).update(from: dh + row * p, count: p)
-                }
-            }
+            carryPastStep(d, step: s, tape: tape, dh: dh, into: next, active: active)
             swap(&dh, &next)
         }
         dh0.update(from: dh, count: n * p)
@@ -76,6 +64,32 @@ extension Kernels {
         if !fused { sumRows(dXP, rows: tn, width: gw, into: dBIH) }
         // An LSTM's (or plain RNN's) two bias gradients are the same sum; only GRU's differ.
         if d.cell != .gru { dBHH.update(from: dBIH, count: gw) } else { sumRows(dHH, rows: tn, width: gw, into: dBHH) }
+    }
+
+    /// Step `s` back through the LSTM's projection: d(raw) = dh W_hr into `dRaw`, and
+    /// dW_hr += dhᵀ raw over the rows that took the step (`masked`: scratch for those rows' dh).
+    private static func projectionBackward<T: FloatElement>(_ d: RecurrentShape, step s: Int, tape: RecurrentTape<T>, dh: UnsafeMutablePointer<T>,
+                                                            wHR: UnsafePointer<T>, dRaw: UnsafeMutablePointer<T>, dWHR: UnsafeMutablePointer<T>,
+                                                            masked: UnsafeMutablePointer<T>, active: [UInt8]) {
+        let (n, h, p) = (d.batch, d.hidden, d.output)
+        gemm(false, false, m: n, n: h, k: p, dh, lda: p, wHR, ldb: h, beta: 0, dRaw, ldc: h)
+        for row in 0..<n { for j in 0..<p { masked[row * p + j] = active[row] != 0 ? dh[row * p + j] : 0 } }
+        gemm(true, false, m: p, n: h, k: n, masked, lda: p, tape.raw + s * n * h, ldb: h, beta: 1, dWHR, ldc: h)
+    }
+
+    /// dh before step `s`, given `next` = (the step's gate gradients) W_hh: plus GRU's z·dh for
+    /// the rows that took the step; a row that did not keeps its dh as it is.
+    private static func carryPastStep<T: FloatElement>(_ d: RecurrentShape, step s: Int, tape: RecurrentTape<T>, dh: UnsafeMutablePointer<T>,
+                                                       into next: UnsafeMutablePointer<T>, active: [UInt8]) {
+        let (n, h, p, gw) = (d.batch, d.hidden, d.output, d.gateWidth)
+        let g = tape.gates + s * n * gw
+        for row in 0..<n {
+            if active[row] != 0 {
+                if d.cell == .gru { for j in 0..<p { next[row * p + j] += dh[row * p + j] * g[row * gw + h + j] } }
+            } else {
+                (next + row * p).update(from: dh + row * p, count: p)
+            }
+        }
     }
 
     /// `into[j] = Σ_r rows[r][j]`: a bias's gradient from every step's gate gradients.
