@@ -138,73 +138,72 @@ public enum Bench {
                            reduceDtype: DType = .float32) throws -> Result {
         setNumThreads(threads)
         let s = try pretrained.map { try pretrainedSetup($0, generator: Generator(seed: 0)) } ?? setup(name, generator: Generator(seed: 0))
-        let languageModel = ["gpt", "lstm"].contains(name) || pretrained != nil
         let micro = deterministicMicroBatch
         if let micro, s.batch % micro != 0 { throw ConfigError("--micro-batch \(micro) must divide \(name)'s batch of \(s.batch)") }
         let sharded = micro == nil && (shardedStep ?? (reduceDtype == .float32 && DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize)))
         let ddp = try DataParallel(s.model, communicator: comm, overlap: overlap, shardOptimizerStep: sharded, reduceDtype: reduceDtype)
         let exact = micro == nil ? nil : try ddp.deterministicGradients()
         let optimizer = makeOptimizer(name, pretrained: pretrained != nil, kind: kind, s.model.parameters(), lr: s.lr, momentum: s.momentum)
-        var phaseNanoseconds = [UInt64](repeating: 0, count: 4)
-        var timing = false
-        func lap(_ phase: Int, since start: inout UInt64) {
-            guard timing else { return }
-            let now = DispatchTime.now().uptimeNanoseconds
-            phaseNanoseconds[phase] += now - start
-            start = now
-        }
-        func deterministicStep(_ micro: Int) throws {
-            var t = DispatchTime.now().uptimeNanoseconds
-            let count = s.batch / micro
-            for k in 0..<count {
-                try exact!.microBatch(k) {
-                    s.loss(s.model(s.x.narrow(dim: 0, start: k * micro, length: micro)), s.y.narrow(dim: 0, start: k * micro, length: micro)).backward()
-                }
-            }
-            lap(1, since: &t)
-            try exact!.reduce(microBatches: count * comm.worldSize)
-            lap(2, since: &t)
-            optimizer.step()
-            optimizer.zeroGrad()
-            lap(3, since: &t)
-        }
+        let clock = PhaseClock()
         func step() throws {
-            if let micro { return try deterministicStep(micro) }
             var t = DispatchTime.now().uptimeNanoseconds
+            if let micro, let exact {
+                // This rank's batch in micro-batches, their gradients added in order over the ranks.
+                let count = s.batch / micro
+                for k in 0..<count {
+                    try exact.microBatch(k) {
+                        s.loss(s.model(s.x.narrow(dim: 0, start: k * micro, length: micro)), s.y.narrow(dim: 0, start: k * micro, length: micro)).backward()
+                    }
+                }
+                clock.lap(1, since: &t)
+                try exact.reduce(microBatches: count * comm.worldSize)
+                clock.lap(2, since: &t)
+                optimizer.step()
+                optimizer.zeroGrad()
+                return clock.lap(3, since: &t)
+            }
             optimizer.zeroGrad()
             let loss = s.loss(try ddp(s.x), s.y)
-            lap(0, since: &t)
+            clock.lap(0, since: &t)
             loss.backward()
-            lap(1, since: &t)
+            clock.lap(1, since: &t)
             if ddp.shardsOptimizerStep {
-                lap(2, since: &t)
+                clock.lap(2, since: &t)
                 try ddp.step(optimizer)
             } else {
                 try ddp.synchronize()
-                lap(2, since: &t)
+                clock.lap(2, since: &t)
                 optimizer.step()
             }
-            lap(3, since: &t)
+            clock.lap(3, since: &t)
         }
-        let elapsed = try time(steps: steps, warmup: warmup, comm: comm, afterWarmup: { timing = timePhases }) {
+        let elapsed = try time(steps: steps, warmup: warmup, comm: comm, afterWarmup: { clock.on = timePhases }) {
             try autocast(precision) { try step() }
         }
-        let stepSeconds = elapsed / Double(steps)
-        var result = Result(name: name, world: comm.worldSize, threads: threads,
-                            samplesPerSecond: Double(s.batch * comm.worldSize) / stepSeconds, stepMilliseconds: stepSeconds * 1000,
-                            productFraction: KernelProfile.productSeconds / max(elapsed, 1e-9),
-                            productGFLOPS: KernelProfile.productOperations / max(KernelProfile.productSeconds, 1e-9) / 1e9,
-                            peakResidentMB: peakResidentMegabytes())
+        var result = Result(name: name, world: comm.worldSize, threads: threads, batch: s.batch, steps: steps, elapsed: elapsed)
         result.overlap = overlap
         result.shardedStep = ddp.shardsOptimizerStep
         result.transport = comm.transportSelection?.transportName ?? "mpi"
-        result.optimizer = languageModel ? "adamw" : kind
+        result.optimizer = ["gpt", "lstm"].contains(name) || pretrained != nil ? "adamw" : kind
         result.microBatch = micro
         (result.precision, result.reduceDtype) = (precision, ddp.reduceDtype)
-        result.roundingFraction = KernelProfile.roundingSeconds / max(elapsed, 1e-9)
-        if languageModel { result.tokensPerSample = s.x.shape[1] }
-        if timePhases { result.phases = phaseNanoseconds.map { Double($0) / Double(steps) / 1000 } }
+        if ["gpt", "lstm"].contains(name) || pretrained != nil { result.tokensPerSample = s.x.shape[1] }
+        if timePhases { result.phases = clock.nanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result
+    }
+
+    /// Time per step phase (forward, backward, synchronize, optimizer), summed while `on`.
+    private final class PhaseClock {
+        var nanoseconds = [UInt64](repeating: 0, count: 4)
+        var on = false
+
+        /// Adds the time since `start` to `phase` and restarts `start` from now.
+        func lap(_ phase: Int, since start: inout UInt64) {
+            guard on else { return }
+            let now = DispatchTime.now().uptimeNanoseconds
+            nanoseconds[phase] += now - start
+            start = now
+        }
     }
 
     /// Gradient averaging through DataParallel's buckets against one raw allreduce of the same
@@ -277,5 +276,20 @@ public enum Bench {
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         return Double(usage.ru_maxrss) / 1024
+    }
+}
+
+// Outside the struct, so its memberwise initialiser stays.
+extension Bench.Result {
+    /// A run of `steps` steps of `batch` samples per rank that took `elapsed` seconds, with
+    /// what the kernels' profile counted meanwhile.
+    init(name: String, world: Int, threads: Int, batch: Int, steps: Int, elapsed: Double) {
+        let stepSeconds = elapsed / Double(steps)
+        self.init(name: name, world: world, threads: threads,
+                  samplesPerSecond: Double(batch * world) / stepSeconds, stepMilliseconds: stepSeconds * 1000,
+                  productFraction: KernelProfile.productSeconds / max(elapsed, 1e-9),
+                  productGFLOPS: KernelProfile.productOperations / max(KernelProfile.productSeconds, 1e-9) / 1e9,
+                  peakResidentMB: Bench.peakResidentMegabytes())
+        roundingFraction = KernelProfile.roundingSeconds / max(elapsed, 1e-9)
     }
 }
