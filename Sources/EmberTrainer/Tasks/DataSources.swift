@@ -27,38 +27,62 @@ public enum DataPreparation {
     /// every resume sees the same split) and optionally standardises features with training statistics.
     /// `dataDirectory` is where the bundled MNIST subset lies when it is not found beside the program.
     public static func prepare(_ config: TrainerConfig, dataDirectory: String? = nil) throws -> PreparedData {
-        let spec = try DataSpec.parse(config.data)
-        var full: TensorDataset
-        var givenTest: TensorDataset? = nil
-        var notice: String? = nil
-        switch spec {
+        var (full, givenTest, notice) = try load(config, dataDirectory: dataDirectory)
+        guard full.count > 0 else { throw DataError("--data \(config.data) holds no samples") }
+        let task: Task = full.targets.dtype == .int64 ? .classification : .regression
+        let outputs = try outputCount(config, full: full, givenTest: givenTest, task: task)
+        var (train, val, test) = try split(config, full: full, givenTest: givenTest, notice: &notice)
+        if config.standardize {
+            let norm = Normalize.fit(train.inputs)
+            func apply(_ d: TensorDataset) -> TensorDataset { TensorDataset(inputs: norm.batch(d.inputs), targets: d.targets) }
+            train = apply(train)
+            val = val.map(apply)
+            test = test.map(apply)
+        }
+        return PreparedData(train: train, val: val, test: test, task: task, outputs: outputs, source: config.data, notice: notice)
+    }
+
+    /// `--data` read: all its samples, the test set when the format brings its own, and a notice.
+    private static func load(_ config: TrainerConfig, dataDirectory: String?) throws -> (TensorDataset, TensorDataset?, String?) {
+        switch try DataSpec.parse(config.data) {
         case .mnist5k:
-            full = try MNIST.bundled(dataDirectory: dataDirectory)
+            return (try MNIST.bundled(dataDirectory: dataDirectory), nil, nil)
         case .synthetic:
-            full = synthetic(model: config.model.rawValue, count: config.syntheticSamples, seed: config.seed)
+            return (synthetic(model: config.model.rawValue, count: config.syntheticSamples, seed: config.seed), nil, nil)
         case .csv(let path):
-            (full, notice) = try loadCSV(path, labelColumn: config.labelColumn, classification: config.numClasses != nil)
+            let (data, notice) = try loadCSV(path, labelColumn: config.labelColumn, classification: config.numClasses != nil)
+            return (data, nil, notice)
         case .idx(let dir):
-            (full, givenTest) = try MNISTFiles.load(directory: dir)
+            let (data, test) = try MNISTFiles.load(directory: dir)
+            return (data, test, nil)
         case .npy(let dir):
-            (full, givenTest) = try loadNPY(dir)
+            let (data, test) = try loadNPY(dir)
+            return (data, test, nil)
         case .shakespeare, .text, .tokens:
             throw DataError("--data \(config.data) is text, which only the language models (--model \(ModelName.languageModels.map(\.rawValue).joined(separator: ", "))) train on")
         }
-        guard full.count > 0 else { throw DataError("--data \(config.data) holds no samples") }
-        let task: Task = full.targets.dtype == .int64 ? .classification : .regression
-        var outputs = task == .classification ? full.numClasses : full.targets.shape.dropFirst().reduce(1, *)
-        if task == .classification {
-            if let n = config.numClasses {
-                let maxLabel = max(full.targets.intScalars.max() ?? 0, givenTest?.targets.intScalars.max() ?? 0)
-                if maxLabel >= n {
-                    throw DataError("--data \(config.data) has label \(maxLabel), out of range for --num-classes \(n) (labels must be 0..<\(n))")
-                }
-                outputs = n
-            }
-            if outputs < 2 { throw DataError("--data \(config.data) has a single class; classification needs at least 2") }
-        }
+    }
 
+    /// The model's outputs: the classes (`--num-classes` when given, checked against the labels)
+    /// or the width of a regression target.
+    private static func outputCount(_ config: TrainerConfig, full: TensorDataset, givenTest: TensorDataset?, task: Task) throws -> Int {
+        guard task == .classification else { return full.targets.shape.dropFirst().reduce(1, *) }
+        var outputs = full.numClasses
+        if let n = config.numClasses {
+            let maxLabel = max(full.targets.intScalars.max() ?? 0, givenTest?.targets.intScalars.max() ?? 0)
+            if maxLabel >= n {
+                throw DataError("--data \(config.data) has label \(maxLabel), out of range for --num-classes \(n) (labels must be 0..<\(n))")
+            }
+            outputs = n
+        }
+        if outputs < 2 { throw DataError("--data \(config.data) has a single class; classification needs at least 2") }
+        return outputs
+    }
+
+    /// Train, validation and test parts (seeded: every rank and every resume sees the same). A
+    /// fraction too small for the data leaves an empty split: said in `notice`, and gone without.
+    private static func split(_ config: TrainerConfig, full: TensorDataset, givenTest: TensorDataset?,
+                              notice: inout String?) throws -> (TensorDataset, TensorDataset?, TensorDataset?) {
         let generator = Generator(seed: config.seed &+ 0x5EED)
         var rest = full
         var test = givenTest
@@ -76,7 +100,6 @@ public enum DataPreparation {
             val = materialize(parts[1], rest)
         }
         guard train.count > 0 else { throw DataError("--data \(config.data): no training samples left after the validation and test splits") }
-        // A fraction too small for the data leaves an empty split: say so, and go without it.
         if let v = val, v.count == 0 {
             if config.patience != nil || config.schedule == "plateau" {
                 throw DataError("--data \(config.data): --val-fraction \(config.valFraction) of \(full.count) samples leaves no validation sample, which --patience and --schedule plateau need; raise --val-fraction")
@@ -85,14 +108,7 @@ public enum DataPreparation {
             notice = [notice, "--val-fraction \(config.valFraction) of \(full.count) samples leaves no validation sample: training without validation"].compactMap { $0 }.joined(separator: "; ")
         }
         if let t = test, t.count == 0 { test = nil }
-        if config.standardize {
-            let norm = Normalize.fit(train.inputs)
-            func apply(_ d: TensorDataset) -> TensorDataset { TensorDataset(inputs: norm.batch(d.inputs), targets: d.targets) }
-            train = apply(train)
-            val = val.map(apply)
-            test = test.map(apply)
-        }
-        return PreparedData(train: train, val: val, test: test, task: task, outputs: outputs, source: config.data, notice: notice)
+        return (train, val, test)
     }
 
     static func materialize(_ subset: Subset<TensorDataset>, _ base: TensorDataset) -> TensorDataset {
