@@ -81,22 +81,7 @@ public enum Trainer {
         defer { comm.finalizeIfNeeded() }
 
         if config.localRanks > 1 {
-            let world = LocalWorld(size: config.localRanks, timeout: config.collectiveTimeout)
-            setNumThreads(config.threads > 0 ? config.threads : 1)
-            let result = ResultSlot()
-            do {
-                try world.run { comm in
-                    let log = Logger.forRank(comm.rank, level: config.logLevel)
-                    let summary = try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log, settings: settings,
-                                                                                         callbacks: callbacks(), makeTask: makeTask) }
-                    if comm.rank == 0 { result.set(summary) }
-                }
-            } catch let error as RankError {
-                // Ranks share the error; report it once, as rank 0 would.
-                if let shared = error.underlying as? SharedError { throw SharedError(underlying: shared.underlying, rank: 0) }
-                throw error
-            }
-            return result.get()!
+            return try runThreadRanks(config, settings: settings, overrides: overrides, callbacks: callbacks, makeTask: makeTask)
         }
 
         // The launcher's word for the world must be MPI's: a trainer started alone in an N-task
@@ -123,6 +108,29 @@ public enum Trainer {
             }
             throw error
         }
+    }
+
+    /// `--local-ranks N`: the ranks as threads of this process, each running the task.
+    private static func runThreadRanks<Task: TrainingTask>(_ config: TrainerConfig, settings: LaunchSettings,
+                                                           overrides: @escaping @Sendable (inout TrainerConfig) -> Void,
+                                                           callbacks: @escaping @Sendable () -> [TrainingCallback],
+                                                           makeTask: @escaping @Sendable (TrainerConfig, LaunchSettings) throws -> Task) throws -> RunSummary {
+        let world = LocalWorld(size: config.localRanks, timeout: config.collectiveTimeout)
+        setNumThreads(config.threads > 0 ? config.threads : 1)
+        let result = ResultSlot()
+        do {
+            try world.run { comm in
+                let log = Logger.forRank(comm.rank, level: config.logLevel)
+                let summary = try sharingErrors(rank: comm.rank) { try runRank(config, overrides: overrides, comm: comm, log: log, settings: settings,
+                                                                                     callbacks: callbacks(), makeTask: makeTask) }
+                if comm.rank == 0 { result.set(summary) }
+            }
+        } catch let error as RankError {
+            // Ranks share the error; report it once, as rank 0 would.
+            if let shared = error.underlying as? SharedError { throw SharedError(underlying: shared.underlying, rank: 0) }
+            throw error
+        }
+        return result.get()!
     }
 
     /// Marks the errors every rank hits alike (options, data, divergence) as shared.
