@@ -243,16 +243,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
             try fail("--monitor \(monitor) needs a validation split (--val-fraction > 0)")
         }
         for (i, spec) in (layers ?? []).enumerated() { try spec.validate(index: i) }
-        if deterministic {
-            guard let g = globalBatchSize else { try fail("--deterministic needs --global-batch-size N (the samples of one step over all ranks, whatever their number)") }
-            if let m = microBatchSize, g % m != 0 { try fail("--micro-batch-size \(m) must divide --global-batch-size \(g)") }
-            if gradAccumulation != 1 { try fail("--grad-accumulation does not apply with --deterministic (the micro-batches are the accumulation)") }
-            if shardOptimizer == true { try fail("--shard-optimizer does not apply with --deterministic (every rank takes the whole step)") }
-            if reduceDtype == "bf16" { try fail("--reduce-dtype bf16 does not apply with --deterministic (its gradients are added in a fixed order in float32)") }
-            if threads > 1 { try fail("--threads \(threads): --deterministic runs one BLAS thread per rank (products split over threads may round differently)") }
-        } else if globalBatchSize != nil || microBatchSize != nil {
-            try fail("--global-batch-size and --micro-batch-size apply with --deterministic")
-        }
+        try validateDeterministic()
         if reduceDtype == "bf16" && shardOptimizer == true {
             try fail("--reduce-dtype bf16 cannot be combined with --shard-optimizer (a sharded step reduce-scatters in float32); leave sharding off")
         }
@@ -265,17 +256,35 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         if let maxSteps, warmupSteps >= maxSteps { try fail("--warmup-steps must be below --max-steps (got \(warmupSteps) with --max-steps \(maxSteps))") }
         if let minLr, minLr > lr { try fail("--min-lr \(minLr) is above --lr \(lr)") }
         if maxSteps != nil && warmupEpochs > 0 { try fail("--warmup-epochs applies to training by epochs; with --max-steps use --warmup-steps") }
-        if !forTask {
-            if case .tokens? = try? DataSpec.parse(data), pretrained == nil {
-                try fail("--data \(data) holds a pretrained tokenizer's ids: train it with --pretrained DIR (the model they belong to)")
-            }
-            let text = (try? DataSpec.parse(data))?.isText ?? false
-            if model.isLanguageModel && !text { try fail("--model \(model) trains on text: use --data shakespeare (bundled) or text:PATH, not \(data)") }
-            if !model.isLanguageModel && text { try fail("--data \(data) is text, which only the language models (--model \(ModelName.languageModels.map(\.rawValue).joined(separator: ", "))) train on") }
-            if model == .pretrained && pretrained == nil { try fail("--model pretrained is chosen by --pretrained DIR (a Hugging Face model directory)") }
-            if model == .gpt && nEmbd % nHead != 0 { try fail("--n-embd \(nEmbd) must be divisible by --n-head \(nHead)") }
-            try MemoryEstimate.check(self)
+        if !forTask { try validateModelAndData() }
+    }
+
+    /// `--deterministic` and the options that belong to it (or cannot go with it).
+    private func validateDeterministic() throws {
+        guard deterministic else {
+            if globalBatchSize != nil || microBatchSize != nil { throw ConfigError("--global-batch-size and --micro-batch-size apply with --deterministic") }
+            return
         }
+        guard let g = globalBatchSize else { throw ConfigError("--deterministic needs --global-batch-size N (the samples of one step over all ranks, whatever their number)") }
+        if let m = microBatchSize, g % m != 0 { throw ConfigError("--micro-batch-size \(m) must divide --global-batch-size \(g)") }
+        if gradAccumulation != 1 { throw ConfigError("--grad-accumulation does not apply with --deterministic (the micro-batches are the accumulation)") }
+        if shardOptimizer == true { throw ConfigError("--shard-optimizer does not apply with --deterministic (every rank takes the whole step)") }
+        if reduceDtype == "bf16" { throw ConfigError("--reduce-dtype bf16 does not apply with --deterministic (its gradients are added in a fixed order in float32)") }
+        if threads > 1 { throw ConfigError("--threads \(threads): --deterministic runs one BLAS thread per rank (products split over threads may round differently)") }
+    }
+
+    /// The model against the data it trains on, and whether its memory fits.
+    private func validateModelAndData() throws {
+        let spec = try? DataSpec.parse(data)
+        if case .tokens? = spec, pretrained == nil {
+            throw ConfigError("--data \(data) holds a pretrained tokenizer's ids: train it with --pretrained DIR (the model they belong to)")
+        }
+        let text = spec?.isText ?? false
+        if model.isLanguageModel && !text { throw ConfigError("--model \(model) trains on text: use --data shakespeare (bundled) or text:PATH, not \(data)") }
+        if !model.isLanguageModel && text { throw ConfigError("--data \(data) is text, which only the language models (--model \(ModelName.languageModels.map(\.rawValue).joined(separator: ", "))) train on") }
+        if model == .pretrained && pretrained == nil { throw ConfigError("--model pretrained is chosen by --pretrained DIR (a Hugging Face model directory)") }
+        if model == .gpt && nEmbd % nHead != 0 { throw ConfigError("--n-embd \(nEmbd) must be divisible by --n-head \(nHead)") }
+        try MemoryEstimate.check(self)
     }
 
     /// The most steps, epochs or steps between validations a run may ask for (10^12).
