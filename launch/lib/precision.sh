@@ -1,7 +1,7 @@
 # Sourced by integration.sh: bf16 mixed precision (--precision bf16). A two-rank run trains and
-# says which units multiply (AMX where the CPU has it); --deterministic --precision bf16 gives bitwise the same weights on
-# 1, 2, 3 and 4 ranks; a CPU without bfloat16 units is refused in one line (checked where it can be),
-# and so is oneDNN capped below them (checked everywhere);
+# says which units multiply (AMX where the CPU has it); --deterministic --precision bf16 gives
+# bitwise the same weights on 1, 2, 3 and 4 ranks; a CPU without bfloat16 units is refused in
+# one line (checked where it can be), and so is oneDNN capped below them (checked everywhere);
 # --reduce-dtype bf16 (gradients travel in bfloat16; needs no bfloat16 units): MPI's bfloat16 sum
 # gives the bits of the threads' one on two ranks, three ranks train, a sharded step is refused.
 
