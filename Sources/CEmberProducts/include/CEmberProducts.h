@@ -23,9 +23,9 @@ void ember_products_set_threads(int threads);
 /// success; non-zero when oneDNN cannot run it (the caller falls back to BLAS).
 int ember_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
                 const float *b, long ldb, float beta, float *c, long ldc);
-/// 1 when the CPU multiplies bfloat16 natively (AVX512_BF16 or AMX), which bf16 products need.
 /// Whether the CPU has bfloat16 units (AVX512_BF16 or AMX), whether or not oneDNN may use them.
 int ember_cpu_has_bf16(void);
+/// 1 when bfloat16 products run natively: the CPU has the units and oneDNN may use them.
 int ember_bf16_available(void);
 /// As `ember_sgemm`, with A and B rounded to bfloat16 (nearest, ties to even) and products
 /// accumulated in float32 (Bfloat16.c, Products.c); non-zero when the CPU or oneDNN cannot.

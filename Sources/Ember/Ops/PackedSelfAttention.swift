@@ -76,8 +76,7 @@ private struct PackedHeads {
     func backward<T: FloatElement>(_ type: T.Type, _ qkv: Tensor, _ rounded: (qkv: Tensor?, weights: Tensor?), weights: Tensor,
                                    gradient g: Tensor, into dqkv: Tensor) {
         let scratch = Tensor(uninitializedShape: [2, l, l], dtype: qkv.dtype)
-        let roundedGradient = T.self == Float.self ? Kernels.roundedForProducts(g) : nil
-        let roundedScores = T.self == Float.self ? Kernels.bfloat16Buffer([l, l]) : nil
+        let roundedGradient = Kernels.roundedForProducts(g), roundedScores = Kernels.bfloat16Buffer([l, l], for: T.self)
         let x = ProductOperand(qkv.pointer(T.self), rounded: rounded.qkv), dx = dqkv.pointer(T.self)
         let gp = ProductOperand(g.pointer(T.self), rounded: roundedGradient)
         let p = ProductOperand(weights.pointer(T.self), rounded: rounded.weights)

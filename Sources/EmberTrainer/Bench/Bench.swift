@@ -138,6 +138,7 @@ public enum Bench {
                            reduceDtype: DType = .float32) throws -> Result {
         setNumThreads(threads)
         let s = try pretrained.map { try pretrainedSetup($0, generator: Generator(seed: 0)) } ?? setup(name, generator: Generator(seed: 0))
+        let languageModel = ["gpt", "lstm"].contains(name) || pretrained != nil
         let micro = deterministicMicroBatch
         if let micro, s.batch % micro != 0 { throw ConfigError("--micro-batch \(micro) must divide \(name)'s batch of \(s.batch)") }
         let sharded = micro == nil && (shardedStep ?? (reduceDtype == .float32 && DataParallel.shardingPaysOff(parameterCount: s.model.parameterCount, worldSize: comm.worldSize)))
@@ -184,10 +185,10 @@ public enum Bench {
         result.overlap = overlap
         result.shardedStep = ddp.shardsOptimizerStep
         result.transport = comm.transportSelection?.transportName ?? "mpi"
-        result.optimizer = ["gpt", "lstm"].contains(name) || pretrained != nil ? "adamw" : kind
+        result.optimizer = languageModel ? "adamw" : kind
         result.microBatch = micro
         (result.precision, result.reduceDtype) = (precision, ddp.reduceDtype)
-        if ["gpt", "lstm"].contains(name) || pretrained != nil { result.tokensPerSample = s.x.shape[1] }
+        if languageModel { result.tokensPerSample = s.x.shape[1] }
         if timePhases { result.phases = clock.nanoseconds.map { Double($0) / Double(steps) / 1000 } }
         return result
     }
