@@ -42,6 +42,22 @@ extension Kernels {
         }
     }
 
+    /// `src [outer, length, inner]` placed at `start` of the middle axis of a new `[outer, size,
+    /// inner]`, zeros elsewhere: only the margins are zeroed, not the whole (an LSTM's output
+    /// gradient was written twice in each backward).
+    static func placed(_ src: Tensor, outer: Int, length: Int, inner: Int, start: Int, size: Int, shape: [Int]) -> Tensor {
+        let out = Tensor(uninitializedShape: shape, dtype: src.dtype)
+        let e = src.dtype.byteSize, row = size * inner * e, body = length * inner * e
+        let before = start * inner * e, after = row - before - body
+        for o in 0..<outer {
+            let d = out.dataPointer + o * row
+            d.initializeMemory(as: UInt8.self, repeating: 0, count: before)
+            (d + before).copyMemory(from: src.dataPointer + o * body, byteCount: body)
+            (d + before + body).initializeMemory(as: UInt8.self, repeating: 0, count: after)
+        }
+        return out
+    }
+
     /// Zero-filled tensor (every dtype's zero is all-zero bytes).
     static func zeroed(_ shape: [Int], dtype: DType) -> Tensor {
         let t = Tensor(uninitializedShape: shape, dtype: dtype)

@@ -23,9 +23,7 @@ extension Tensor {
         var outShape = shape
         outShape[d] = size
         let (outer, length, inner) = Shapes.split(shape, at: d)
-        let out = Kernels.zeroed(outShape, dtype: dtype)
-        Kernels.copyBlock(from: self, into: out, outer: outer, srcSize: length, dstSize: size,
-                          srcStart: 0, dstStart: start, length: length, inner: inner)
+        let out = Kernels.placed(self, outer: outer, length: length, inner: inner, start: start, size: size, shape: outShape)
         return out.recordOp("UnnarrowBackward", [self]) { g in [g.narrow(dim: d, start: start, length: length)] }
     }
 
