@@ -111,6 +111,14 @@ final class LanguageModelTests: RunDirectoryTestCase {
         g.nHead = 3
         XCTAssertThrowsError(try g.validate()) { XCTAssertTrue("\($0)".contains("--n-embd 128 must be divisible by --n-head 3"), "\($0)") }
     }
+
+    func testAShortRunIsToldTheWarmupItDidNotGiveIsThePresets() {
+        var g = TrainerConfig(model: .gpt)
+        g.maxSteps = 50
+        XCTAssertThrowsError(try g.validate()) { XCTAssertTrue("\($0)".contains("(got 100 with --max-steps 50, the gpt preset's default"), "\($0)") }
+        g.warmupSteps = 60
+        XCTAssertThrowsError(try g.validate()) { XCTAssertTrue("\($0)".hasSuffix("(got 60 with --max-steps 50)"), "\($0)") }
+    }
 }
 
 /// Asks training to stop once `step` optimizer steps are done.

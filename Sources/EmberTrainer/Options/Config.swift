@@ -253,7 +253,10 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         }
         if batchSize > Self.largestBatch { try fail("--batch-size \(batchSize) is beyond what a step can hold (at most \(Self.largestBatch))") }
         if maxSteps == nil && (warmupSteps > 0 || minLr != nil) { try fail("--warmup-steps and --min-lr apply to training by steps (--max-steps N)") }
-        if let maxSteps, warmupSteps >= maxSteps { try fail("--warmup-steps must be below --max-steps (got \(warmupSteps) with --max-steps \(maxSteps))") }
+        if let maxSteps, warmupSteps >= maxSteps {
+            let preset = warmupSteps == TrainerConfig(model: model).warmupSteps ? ", the \(model.rawValue) preset's default: give a smaller --warmup-steps" : ""
+            try fail("--warmup-steps must be below --max-steps (got \(warmupSteps) with --max-steps \(maxSteps)\(preset))")
+        }
         if let minLr, minLr > lr { try fail("--min-lr \(minLr) is above --lr \(lr)") }
         if maxSteps != nil && warmupEpochs > 0 { try fail("--warmup-epochs applies to training by epochs; with --max-steps use --warmup-steps") }
         if !forTask { try validateModelAndData() }

@@ -239,7 +239,7 @@ public enum Checkpoints {
     /// The newest checkpoint of a run that verifies; damaged newer ones are reported through `warn`.
     public static func latestValid(runDir: String, warn: (String) -> Void) throws -> LoadedCheckpoint {
         let all = list(runDir: runDir)
-        guard !all.isEmpty else { throw DataError("no checkpoints in \(directory(runDir: runDir)) to resume from") }
+        guard !all.isEmpty else { throw noCheckpoints(runDir) }
         var problems: [String] = []
         for path in all.reversed() {
             do {
@@ -292,6 +292,11 @@ public enum Checkpoints {
                 return state.config
             }
         }
-        throw DataError("no checkpoints in \(directory(runDir: own)) to resume from")
+        throw noCheckpoints(own)
+    }
+
+    /// Said by resume, eval and sample alike: the directory is not a run, or its run saved nothing yet.
+    static func noCheckpoints(_ runDir: String) -> DataError {
+        DataError("no checkpoints in \(directory(runDir: runDir)): \(runDir) is not a run directory, or its run has saved none yet")
     }
 }
