@@ -141,38 +141,15 @@ extension Kernels {
             defer { withExtendedLifetime((scratch, partialWeights)) {} }
             let src = x.pointer(T.self), w = weight.pointer(T.self), g = grad.pointer(T.self)
             plan.forEachChunk(workers: workers) { worker, b0, nb in
-                let width = nb * l
                 let cols = scratch.pointer(T.self) + worker * (rows + oc) * plan.chunk * l
                 let gathered = cols + rows * plan.chunk * l
-                // nb samples of [outC, L] → [outC, nb·L], the layout the products want.
-                for s in 0..<nb {
-                    for c in 0..<oc {
-                        let from = g + ((b0 + s) * oc + c) * l, to = gathered + c * width + s * l
-                        for i in 0..<l { to[i] = from[i] }
-                        if let biasSums { biasSums.pointer(T.self)[worker * oc + c] += sumContiguous(from, l) }
-                    }
-                }
+                plan.gatherGradient(g, from: b0, samples: nb, into: gathered, biasSums: biasSums.map { $0.pointer(T.self) + worker * oc })
                 if let dw {
                     let into = worker == 0 ? dw.pointer(T.self) : partialWeights!.pointer(T.self) + (worker - 1) * dw.count
                     im2col(src + b0 * plan.inputPlane, samples: nb, plan.geometry, into: cols)
-                    for grp in 0..<plan.groups {
-                        gemm(false, true, m: plan.groupOut, n: plan.groupRows, k: width, alpha: T(dwScale),
-                             gathered + grp * plan.groupOut * width, lda: width,
-                             cols + grp * plan.groupRows * width, ldb: width,
-                             beta: 1, into + grp * plan.groupOut * plan.groupRows, ldc: plan.groupRows)
-                    }
+                    plan.addWeightGradient(gathered, cols, samples: nb, scale: T(dwScale), into: into)
                 }
-                if let dx {
-                    for grp in 0..<plan.groups {
-                        gemm(true, false, m: plan.groupRows, n: width, k: plan.groupOut,
-                             w + grp * plan.groupOut * plan.groupRows, lda: plan.groupRows,
-                             gathered + grp * plan.groupOut * width, ldb: width,
-                             beta: 0, cols + grp * plan.groupRows * width, ldc: width)
-                    }
-                    let images = dx.pointer(T.self) + b0 * plan.inputPlane
-                    images.update(repeating: 0, count: nb * plan.inputPlane)
-                    col2imAdd(cols, samples: nb, plan.geometry, into: images)
-                }
+                if let dx { plan.inputGradient(gathered, weight: w, samples: nb, cols: cols, into: dx.pointer(T.self) + b0 * plan.inputPlane) }
             }
             if let dw, let partialWeights {
                 for k in 0..<(workers - 1) { axpy(1, partialWeights.pointer(T.self) + k * dw.count, dw.pointer(T.self), dw.count) }
@@ -181,5 +158,44 @@ extension Kernels {
         x.dtype == .float64 ? run(Double.self) : run(Float.self)
         let db = biasSums.map { $0.sum(dim: 0) }
         return (dx, dw, db)
+    }
+}
+
+extension ConvPlan {
+    /// `samples` samples of the output gradient `[outC, L]` from sample `first` on, gathered to
+    /// `[outC, samples·L]` (the layout the products want); each channel's sum added to `biasSums`.
+    fileprivate func gatherGradient<T: FloatElement>(_ g: UnsafePointer<T>, from first: Int, samples nb: Int, into gathered: UnsafeMutablePointer<T>,
+                                                     biasSums: UnsafeMutablePointer<T>?) {
+        let (l, oc, width) = (positions, outChannels, nb * positions)
+        for s in 0..<nb {
+            for c in 0..<oc {
+                let from = g + ((first + s) * oc + c) * l, to = gathered + c * width + s * l
+                for i in 0..<l { to[i] = from[i] }
+                if let biasSums { biasSums[c] += Kernels.sumContiguous(from, l) }
+            }
+        }
+    }
+
+    /// `into += scale · gathered colsᵀ` per group: the chunk's part of the weight's gradient.
+    fileprivate func addWeightGradient<T: FloatElement>(_ gathered: UnsafePointer<T>, _ cols: UnsafePointer<T>, samples nb: Int, scale: T,
+                                                        into: UnsafeMutablePointer<T>) {
+        let width = nb * positions
+        for grp in 0..<groups {
+            Kernels.gemm(false, true, m: groupOut, n: groupRows, k: width, alpha: scale, gathered + grp * groupOut * width, lda: width,
+                         cols + grp * groupRows * width, ldb: width, beta: 1, into + grp * groupOut * groupRows, ldc: groupRows)
+        }
+    }
+
+    /// The chunk's input gradient: `weightᵀ gathered` per group into the columns `cols`, folded
+    /// back onto the images `into` (zeroed first).
+    fileprivate func inputGradient<T: FloatElement>(_ gathered: UnsafePointer<T>, weight w: UnsafePointer<T>, samples nb: Int,
+                                                    cols: UnsafeMutablePointer<T>, into images: UnsafeMutablePointer<T>) {
+        let width = nb * positions
+        for grp in 0..<groups {
+            Kernels.gemm(true, false, m: groupRows, n: width, k: groupOut, w + grp * groupOut * groupRows, lda: groupRows,
+                         gathered + grp * groupOut * width, ldb: width, beta: 0, cols + grp * groupRows * width, ldc: width)
+        }
+        images.update(repeating: 0, count: nb * inputPlane)
+        Kernels.col2imAdd(cols, samples: nb, geometry, into: images)
     }
 }

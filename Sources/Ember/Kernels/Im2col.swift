@@ -261,43 +261,7 @@ extension Kernels {
                                   outHeight: oh, outWidth: ow, into: indices) {
                     continue
                 }
-                if interior {
-                    for oy in 0..<oh {
-                        for ox in 0..<ow {
-                            let start = oy * g.stride.h * g.width + ox * g.stride.w
-                            var best = start, bestValue = image[start]
-                            for ki in 0..<g.kernel.h {
-                                let row = start + ki * g.width
-                                for kj in 0..<g.kernel.w {
-                                    let v = image[row + kj]
-                                    // NaN wins, as in PyTorch (v != v only for NaN). Selects, not
-                                    // branches: on real data the comparison is a coin toss.
-                                    let take = (v > bestValue) || (v != v && bestValue == bestValue)
-                                    best = take ? row + kj : best
-                                    bestValue = take ? v : bestValue
-                                }
-                            }
-                            indices[oy * ow + ox] = Int64(best)
-                        }
-                    }
-                    continue
-                }
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        var best = -1, bestValue = -T.infinity
-                        for ki in 0..<g.kernel.h {
-                            let iy = oy * g.stride.h - g.padBefore.h + ki * g.dilation.h
-                            guard iy >= 0 && iy < g.height else { continue }
-                            for kj in 0..<g.kernel.w {
-                                let ix = ox * g.stride.w - g.padBefore.w + kj * g.dilation.w
-                                guard ix >= 0 && ix < g.width else { continue }
-                                let v = image[iy * g.width + ix]
-                                if best < 0 || v > bestValue || (v != v && bestValue == bestValue) { best = iy * g.width + ix; bestValue = v }
-                            }
-                        }
-                        indices[oy * ow + ox] = Int64(Swift.max(best, 0))
-                    }
-                }
+                if interior { maxPoolInterior(image, g, outHeight: oh, outWidth: ow, into: indices) } else { maxPoolPadded(image, g, outHeight: oh, outWidth: ow, into: indices) }
             }
         }
         switch x.dtype {
@@ -306,6 +270,50 @@ extension Kernels {
         case .int64, .bfloat16: stop(x.dtype.refusal("max pooling"))
         }
         return out
+    }
+
+    /// One plane's windows when all of them lie inside the image: no bounds checks.
+    private static func maxPoolInterior<T: FloatElement>(_ image: UnsafePointer<T>, _ g: ConvGeometry, outHeight oh: Int, outWidth ow: Int,
+                                                         into indices: UnsafeMutablePointer<Int64>) {
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                let start = oy * g.stride.h * g.width + ox * g.stride.w
+                var best = start, bestValue = image[start]
+                for ki in 0..<g.kernel.h {
+                    let row = start + ki * g.width
+                    for kj in 0..<g.kernel.w {
+                        let v = image[row + kj]
+                        // NaN wins, as in PyTorch (v != v only for NaN). Selects, not branches: on
+                        // real data the comparison is a coin toss.
+                        let take = (v > bestValue) || (v != v && bestValue == bestValue)
+                        best = take ? row + kj : best
+                        bestValue = take ? v : bestValue
+                    }
+                }
+                indices[oy * ow + ox] = Int64(best)
+            }
+        }
+    }
+
+    /// One plane's windows with padding or dilation: positions outside the image are skipped.
+    private static func maxPoolPadded<T: FloatElement>(_ image: UnsafePointer<T>, _ g: ConvGeometry, outHeight oh: Int, outWidth ow: Int,
+                                                       into indices: UnsafeMutablePointer<Int64>) {
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                var best = -1, bestValue = -T.infinity
+                for ki in 0..<g.kernel.h {
+                    let iy = oy * g.stride.h - g.padBefore.h + ki * g.dilation.h
+                    guard iy >= 0 && iy < g.height else { continue }
+                    for kj in 0..<g.kernel.w {
+                        let ix = ox * g.stride.w - g.padBefore.w + kj * g.dilation.w
+                        guard ix >= 0 && ix < g.width else { continue }
+                        let v = image[iy * g.width + ix]
+                        if best < 0 || v > bestValue || (v != v && bestValue == bestValue) { best = iy * g.width + ix; bestValue = v }
+                    }
+                }
+                indices[oy * ow + ox] = Int64(Swift.max(best, 0))
+            }
+        }
     }
 
     /// 2×2 windows with stride 2 (LeNet's and most CNNs' pooling), without unpredictable

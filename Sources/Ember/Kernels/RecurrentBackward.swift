@@ -54,16 +54,24 @@ extension Kernels {
         }
         dh0.update(from: dh, count: n * p)
         if let dc0 { dc0.update(from: dc, count: n * h) }
-        // The weights' gradients, each one product over every step.
         let steps = roundedSteps?.bfloat16Pointer()
         let gx = ProductOperand(dXP, rounded: shared ? steps : nil), gh = ProductOperand(dHH, rounded: steps)
+        gradientsOverAllSteps(d, tape: tape, gx: gx, gh: gh, x: x, wIH: wIH, dx: dx, dWIH: dWIH, dWHH: dWHH)
+        if !fused { sumRows(dXP, rows: tn, width: gw, into: dBIH) }
+        // An LSTM's (or plain RNN's) two bias gradients are the same sum; only GRU's differ.
+        if d.cell != .gru { dBHH.update(from: dBIH, count: gw) } else { sumRows(dHH, rows: tn, width: gw, into: dBHH) }
+    }
+
+    /// After the loop, each one product over every step: dW_ih and dx from the gate gradients
+    /// towards the input projection (`gx`), dW_hh from those towards W_hh (`gh`) and the states.
+    private static func gradientsOverAllSteps<T: FloatElement>(_ d: RecurrentShape, tape: RecurrentTape<T>, gx: ProductOperand<T>, gh: ProductOperand<T>,
+                                                     x: UnsafePointer<T>, wIH: UnsafePointer<T>, dx: UnsafeMutablePointer<T>,
+                                                     dWIH: UnsafeMutablePointer<T>, dWHH: UnsafeMutablePointer<T>) {
+        let (tn, p, gw) = (d.steps * d.batch, d.output, d.gateWidth)
         gemm(true, false, m: gw, n: d.input, k: tn, gx, lda: gw, ProductOperand(x, rounded: tape.roundedX?.bfloat16Pointer()), ldb: d.input,
              beta: 0, dWIH, ldc: d.input)
         gemm(true, false, m: gw, n: p, k: tn, gh, lda: gw, ProductOperand(tape.hs, rounded: tape.roundedHs?.bfloat16Pointer()), ldb: p, beta: 0, dWHH, ldc: p)
         gemm(false, false, m: tn, n: d.input, k: gw, gx, lda: gw, ProductOperand(wIH), ldb: d.input, beta: 0, dx, ldc: d.input)
-        if !fused { sumRows(dXP, rows: tn, width: gw, into: dBIH) }
-        // An LSTM's (or plain RNN's) two bias gradients are the same sum; only GRU's differ.
-        if d.cell != .gru { dBHH.update(from: dBIH, count: gw) } else { sumRows(dHH, rows: tn, width: gw, into: dBHH) }
     }
 
     /// Step `s` back through the LSTM's projection: d(raw) = dh W_hr into `dRaw`, and
