@@ -55,7 +55,7 @@ int ember_sgemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alp
 // A weight rounded to bfloat16 and laid out once as oneDNN's kernels for one product shape want
 // it (blocked, pairs of k interleaved), so the steps of a sequence do not each repack it.
 struct ember_packed_weight {
-    long key[12];
+    long key[EMBER_KEY];
     dnnl_memory_t memory;
 };
 
@@ -67,7 +67,8 @@ ember_packed_weight *ember_pack_weight_bf16(int trans_b, long m, long n, long k,
     if (!plain) return NULL;
     ember_round_bf16(b, rows, cols, ldb, plain);
     uint32_t one = 0x3f800000u;  // alpha 1, beta 0
-    long key[12] = {0, trans_b != 0, m, n, k, lda, cols, ldc, one, 0, 1, 1};
+    int threads = ember_product_threads(m, n, k);
+    long key[EMBER_KEY] = {0, trans_b != 0, m, n, k, lda, cols, ldc, one, 0, 1, 1, threads};
     product *p = ember_product_lookup(key, 1, 0);
     if (!p) return NULL;
     const_dnnl_primitive_desc_t pd;
@@ -83,7 +84,7 @@ ember_packed_weight *ember_pack_weight_bf16(int trans_b, long m, long n, long k,
         && dnnl_primitive_create(&reorder, rpd) == dnnl_success
         && dnnl_memory_create(&source, &from, ember_engine, plain) == dnnl_success;
     if (ok) {
-        ember_apply_threads();
+        ember_apply_threads(threads);
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, w->memory}};
         ok = dnnl_primitive_execute(reorder, stream, 2, args) == dnnl_success;
     }
@@ -110,7 +111,7 @@ int ember_gemm_packed_bf16(const ember_packed_weight *w, const void *a, int a_ro
     product *p = ember_product_lookup(w->key, 1, 0);
     dnnl_stream_t stream = ember_thread_stream();
     if (!p || !stream) return -1;
-    ember_apply_threads();
+    ember_apply_threads((int)w->key[12]);
     dnnl_memory_set_data_handle(p->a, (void *)a);
     dnnl_memory_set_data_handle(p->c, c);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, w->memory}, {DNNL_ARG_DST, p->c}};

@@ -105,7 +105,7 @@ const char *ember_products_last_kernel(void) { return last_kernel; }
 
 static unsigned long hash(const long *key) {
     unsigned long h = 1469598103934665603ul;
-    for (int i = 0; i < 12; i++) h = (h ^ (unsigned long)key[i]) * 1099511628211ul;
+    for (int i = 0; i < EMBER_KEY; i++) h = (h ^ (unsigned long)key[i]) * 1099511628211ul;
     return h;
 }
 
@@ -155,6 +155,7 @@ static int make(product *p, const long *key, float alpha, float beta) {
     }
     dnnl_matmul_desc_t desc;
     if (dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c) != dnnl_success) return -1;
+    ember_apply_threads((int)key[12]);
     dnnl_primitive_attr_t attr = attributes(alpha, beta);
     dnnl_primitive_desc_t pd;
     dnnl_status_t status = dnnl_primitive_desc_create(&pd, &desc, attr, ember_engine, NULL);
@@ -204,11 +205,29 @@ dnnl_stream_t ember_thread_stream(void) {
     return stream;
 }
 
-void ember_apply_threads(void) {
+// Below 2^20 multiply-adds (about 5 µs of one core's work) a product runs on one thread:
+// oneDNN would split even a 64×64×32 product over every thread, whose start and join then
+// cost more than the halved arithmetic saves, and in the minutes a shared host is slow to
+// bring the other core in, twice a step's time (LeNet at 2 threads: 17.5k samples/s with every
+// product shared, 33.8k with this limit; 35.4k against 33.3k when the host behaves).
+// `EMBER_PRODUCT_PARALLEL_FROM` (multiply-adds) sets another limit: 0 shares every product.
+static long parallel_from = -1;
+static void read_parallel_from(void) {
+    const char *v = getenv("EMBER_PRODUCT_PARALLEL_FROM");
+    parallel_from = v && *v ? atol(v) : 1l << 20;
+}
+
+int ember_product_threads(long m, long n, long k) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, read_parallel_from);
     int want = atomic_load_explicit(&wanted_threads, memory_order_relaxed);
-    if (want == applied_threads || !set_omp_threads) return;
-    set_omp_threads(want);
-    applied_threads = want;
+    return want > 1 && (double)m * (double)n * (double)k < (double)parallel_from ? 1 : want;
+}
+
+void ember_apply_threads(int threads) {
+    if (threads == applied_threads || !set_omp_threads) return;
+    set_omp_threads(threads);
+    applied_threads = threads;
 }
 
 // C = alpha·op(A)·op(B) + beta·C with operands of the given precision (a, b float32 or bfloat16).
@@ -218,10 +237,11 @@ int ember_run_product(int trans_a, int trans_b, long m, long n, long k, float al
     uint32_t alpha_bits, beta_bits;
     memcpy(&alpha_bits, &alpha, 4);
     memcpy(&beta_bits, &beta, 4);
-    long key[12] = {trans_a != 0, trans_b != 0, m, n, k, lda, ldb, ldc, alpha_bits, beta_bits, bf16, 0};
+    int threads = ember_product_threads(m, n, k);
+    long key[EMBER_KEY] = {trans_a != 0, trans_b != 0, m, n, k, lda, ldb, ldc, alpha_bits, beta_bits, bf16, 0, threads};
     product *p = ember_product_lookup(key, alpha, beta);
     if (!p || !ember_thread_stream()) return -1;
-    ember_apply_threads();
+    ember_apply_threads(threads);
     dnnl_memory_set_data_handle(p->a, (void *)a);
     dnnl_memory_set_data_handle(p->b, (void *)b);
     dnnl_memory_set_data_handle(p->c, c);

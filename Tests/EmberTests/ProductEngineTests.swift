@@ -61,6 +61,27 @@ final class ProductEngineTests: XCTestCase {
         XCTAssertEqual(ProductEngine.preparedOnThisThread, prepared + 1)
     }
 
+    /// oneDNN fixes a product's thread count when it prepares it, so the count belongs to the
+    /// shape: a large product under two threads and under one is prepared twice; a small one runs
+    /// on one thread either way (sharing it costs more than it saves) and is prepared once.
+    func testAProductIsPreparedForTheThreadsItRunsOn() throws {
+        try XCTSkipIf(ProductEngine.float32 != .onednn, "oneDNN did not start here: products run on OpenBLAS")
+        let saved = numThreads
+        defer { setNumThreads(saved) }
+        setNumThreads(2)
+        let large = (Tensor.randn([128, 96]), Tensor.randn([96, 112])), small = (Tensor.randn([19, 23]), Tensor.randn([23, 31]))
+        let reference = large.0.matmul(large.1)
+        _ = small.0.matmul(small.1)
+        let prepared = ProductEngine.preparedOnThisThread
+        var single = Tensor.zeros([1])
+        withSingleThreadedBLAS {
+            single = large.0.matmul(large.1)
+            _ = small.0.matmul(small.1)
+        }
+        XCTAssertEqual(ProductEngine.preparedOnThisThread, prepared + 1, "the large product again for one thread; the small one reused")
+        XCTAssertTrue(single.allClose(reference, rtol: 1e-5, atol: 1e-5))
+    }
+
     func testTheEngineNamesALibraryAndItsInstructions() {
         let parts = ProductEngine.description.split(separator: ":")
         XCTAssertEqual(parts.count, 2, ProductEngine.description)
