@@ -23,6 +23,9 @@ dnnl_engine_t ember_engine;
 static int engine_ok;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 static void (*set_omp_threads)(int);
+// libgomp's entry for `#pragma omp parallel` (its ABI since GCC 4.9) and the team queries.
+static void (*gomp_parallel)(void (*)(void *), void *, unsigned, unsigned);
+static int (*omp_thread_num)(void), (*omp_num_threads)(void);
 static atomic_int wanted_threads = 1;
 
 static pthread_key_t thread_cache;
@@ -33,6 +36,9 @@ static void start_engine(void) {
     pthread_key_create(&thread_cache, drop_thread_cache);
     // libgomp comes with libdnnl; found at run time so the build needs no OpenMP development files.
     set_omp_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+    gomp_parallel = (void (*)(void (*)(void *), void *, unsigned, unsigned))dlsym(RTLD_DEFAULT, "GOMP_parallel");
+    omp_thread_num = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_thread_num");
+    omp_num_threads = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_num_threads");
 }
 
 int ember_products_available(void) {
@@ -222,6 +228,24 @@ int ember_product_threads(long m, long n, long k) {
     pthread_once(&once, read_parallel_from);
     int want = atomic_load_explicit(&wanted_threads, memory_order_relaxed);
     return want > 1 && (double)m * (double)n * (double)k < (double)parallel_from ? 1 : want;
+}
+
+int ember_products_threads(void) { return atomic_load_explicit(&wanted_threads, memory_order_relaxed); }
+
+typedef struct {
+    void (*body)(void *, int, int);
+    void *data;
+} team_work;
+static void run_member(void *work) {
+    team_work *w = work;
+    w->body(w->data, omp_thread_num(), omp_num_threads());
+}
+
+void ember_parallel(int threads, void (*body)(void *data, int member, int members), void *data) {
+    pthread_once(&engine_once, start_engine);
+    if (threads < 2 || !gomp_parallel || !omp_thread_num || !omp_num_threads) return body(data, 0, 1);
+    team_work work = {body, data};
+    gomp_parallel(run_member, &work, (unsigned)threads, 0);
 }
 
 void ember_apply_threads(int threads) {

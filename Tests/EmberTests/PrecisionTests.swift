@@ -1,3 +1,4 @@
+import CEmberProducts
 import XCTest
 @testable import Ember
 
@@ -27,6 +28,29 @@ final class PrecisionTests: XCTestCase {
         }
         // launch/test shows which bf16 kernels these tests compared (AMX: oneDNN's "brg:avx512_core_amx").
         print("bf16 kernels compared: \(Precision.bfloat16Units ?? "emulated (no bfloat16 units)"), oneDNN kernels \(kernels.sorted().joined(separator: ", "))")
+    }
+
+    /// From 2^18 values the product threads share the rounding: the same bits as one thread,
+    /// every value written, for one long run and for rows of a larger matrix.
+    func testRoundingSharedByThreadsGivesOneThreadsBits() {
+        let saved = numThreads
+        defer { setNumThreads(saved) }
+        let g = Generator(seed: 5)
+        var values = (Tensor.randn([300_001], generator: g) * Tensor.randn([300_001], generator: g).exp() * 1e3).scalars.map { Float($0) }
+        for (i, special) in [Float.nan, .infinity, -.infinity, 0x1p-130, -0.0, 1 + 0x1p-8, 1 + 0x1p-7 + 0x1p-8].enumerated() { values[i * 1000] = special }
+        // `rows` rows of `cols` values `ld` apart (one long row when ld == cols).
+        func rounded(threads: Int, rows: Int, cols: Int, ld: Int) -> [UInt16] {
+            setNumThreads(threads)
+            var out = [UInt16](repeating: 0xDEAD, count: rows * cols)
+            values.withUnsafeBufferPointer { v in out.withUnsafeMutableBufferPointer { ember_round_bf16(v.baseAddress!, rows, cols, ld, $0.baseAddress!) } }
+            return out
+        }
+        for (rows, cols, ld) in [(1, 300_001, 300_001), (700, 400, 428)] {
+            let one = rounded(threads: 1, rows: rows, cols: cols, ld: ld), two = rounded(threads: 2, rows: rows, cols: cols, ld: ld)
+            XCTAssertFalse(one.contains(0xDEAD), "\(rows)×\(cols): one thread left values unwritten")
+            let differs = one.indices.first { one[$0] != two[$0] }
+            XCTAssertNil(differs, "\(rows)×\(cols) every \(ld): two threads round value \(differs ?? 0) differently")
+        }
     }
 
     func testOperandsThatAreBfloat16ValuesMultiplyExactly() {
