@@ -24,7 +24,7 @@ dnnl_stream_t ember_thread_stream(void);
 // one for a product too small to share.
 int ember_product_threads(long m, long n, long k);
 // The product threads `ember_products_set_threads` asked for.
-int ember_products_threads(void);
+int ember_wanted_threads(void);
 // Runs `body(data, member, members)` on each member of an OpenMP team of `threads` (oneDNN's
 // own threads, through libgomp found at run time); on the caller alone without libgomp. The
 // team may be smaller than asked: split work by `members`.

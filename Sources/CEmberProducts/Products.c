@@ -230,7 +230,7 @@ int ember_product_threads(long m, long n, long k) {
     return want > 1 && (double)m * (double)n * (double)k < (double)parallel_from ? 1 : want;
 }
 
-int ember_products_threads(void) { return atomic_load_explicit(&wanted_threads, memory_order_relaxed); }
+int ember_wanted_threads(void) { return atomic_load_explicit(&wanted_threads, memory_order_relaxed); }
 
 typedef struct {
     void (*body)(void *, int, int);
