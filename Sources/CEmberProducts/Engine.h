@@ -23,12 +23,6 @@ dnnl_stream_t ember_thread_stream(void);
 // The threads a product of this size runs on: those `ember_products_set_threads` asked for, or
 // one for a product too small to share.
 int ember_product_threads(long m, long n, long k);
-// The product threads `ember_products_set_threads` asked for.
-int ember_wanted_threads(void);
-// Runs `body(data, member, members)` on each member of an OpenMP team of `threads` (oneDNN's
-// own threads, through libgomp found at run time); on the caller alone without libgomp. The
-// team may be smaller than asked: split work by `members`.
-void ember_parallel(int threads, void (*body)(void *data, int member, int members), void *data);
 // Tells OpenMP the calling thread's product thread count, if it changed.
 void ember_apply_threads(int threads);
 // A matrix [rows, cols] stored row-major with leading dimension ld, or transposed in storage.

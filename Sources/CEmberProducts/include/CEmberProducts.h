@@ -19,6 +19,13 @@ const char *ember_products_version(void);
 /// Threads each product may use (cores ÷ ranks); process-wide (as OpenBLAS's setting), read by
 /// every thread before its next product.
 void ember_products_set_threads(int threads);
+/// The product threads `ember_products_set_threads` asked for (one inside a kernel that spreads
+/// its own work over threads).
+int ember_wanted_threads(void);
+/// Runs `body(data, member, members)` on each member of an OpenMP team of `threads` (oneDNN's
+/// own threads, through libgomp found at run time); on the caller alone without libgomp or
+/// inside another team. The team may be smaller than asked: split work by `members`.
+void ember_parallel(int threads, void (*body)(void *data, int member, int members), void *data);
 /// Row-major `C = alpha·op(A)·op(B) + beta·C`, float32, leading dimensions as BLAS. Returns 0 on
 /// success; non-zero when oneDNN cannot run it (the caller falls back to BLAS).
 int ember_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,

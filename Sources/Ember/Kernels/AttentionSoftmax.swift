@@ -28,7 +28,12 @@ extension Kernels {
                                                   into d: UnsafeMutablePointer<T>, batch: Int, rows: Int, cols: Int,
                                                   scale: Double, causal: Bool) {
         if T.self == Float.self {
-            return ember_attention_softmax_f32(floats(s), m.map(floats), maskStride, floats(d), batch, rows, cols, Float(scale), causal ? 1 : 0)
+            // Blocks of `rows` rows, shared by the product threads (each row is its own softmax).
+            let block = rows * cols
+            return share(batch, grain: Swift.max(1, softmaxGrain / Swift.max(block, 1))) { b0, b1 in
+                ember_attention_softmax_f32(floats(s + b0 * block), m.map { floats($0 + b0 * maskStride) }, maskStride, floats(d + b0 * block),
+                                            b1 - b0, rows, cols, Float(scale), causal ? 1 : 0)
+            }
         }
         let scale = T(scale)
         for b in 0..<batch {
@@ -77,10 +82,17 @@ extension Kernels {
         return out
     }
 
+    /// Scores worth a product thread of their own: smaller softmaxes stay on the caller.
+    private static let softmaxGrain = 1 << 14
+
     /// The same on raw buffers of `rows` rows.
     static func attentionSoftmaxBackward<T: FloatElement>(_ gp: UnsafePointer<T>, _ pp: UnsafePointer<T>, into d: UnsafeMutablePointer<T>,
                                                           rows n: Int, cols: Int, scale: Double) {
-        if T.self == Float.self { return ember_attention_softmax_backward_f32(floats(gp), floats(pp), floats(d), n, cols, Float(scale)) }
+        if T.self == Float.self {
+            return share(n, grain: Swift.max(1, softmaxGrain / Swift.max(cols, 1))) { r0, r1 in
+                ember_attention_softmax_backward_f32(floats(gp + r0 * cols), floats(pp + r0 * cols), floats(d + r0 * cols), r1 - r0, cols, Float(scale))
+            }
+        }
         let scale = T(scale)
         for r in 0..<n {
             let gr = gp + r * cols, pr = pp + r * cols, dr = d + r * cols

@@ -30,8 +30,12 @@ extension Kernels {
         }
         switch x.dtype {
         case .float32:
-            ember_layer_norm_f32(x.pointer(Float.self), weight?.pointer(Float.self), bias?.pointer(Float.self), y.pointer(Float.self),
-                                 mean.pointer(Float.self), rstd.pointer(Float.self), rows, width, Float(eps))
+            let (xp, yp, mp, rp) = (x.pointer(Float.self), y.pointer(Float.self), mean.pointer(Float.self), rstd.pointer(Float.self))
+            let (wp, bp) = (weight?.pointer(Float.self), bias?.pointer(Float.self))
+            // Each row is normalised alone: rows shared by the product threads.
+            share(rows, grain: Swift.max(1, (1 << 15) / Swift.max(width, 1))) { r0, r1 in
+                ember_layer_norm_f32(xp + r0 * width, wp, bp, yp + r0 * width, mp + r0, rp + r0, r1 - r0, width, Float(eps))
+            }
         case .float64:
             run(x.pointer(Double.self), y.pointer(Double.self), mean.pointer(Double.self), rstd.pointer(Double.self),
                 weight.map { UnsafePointer($0.pointer(Double.self)) }, bias.map { UnsafePointer($0.pointer(Double.self)) })

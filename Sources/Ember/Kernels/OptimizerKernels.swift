@@ -83,7 +83,11 @@ extension Kernels {
                                                   _ vp: UnsafeMutablePointer<T>, count n: Int, b1: T, b2: T, eps: T, stepSize: T,
                                                   bias2Sqrt: T, scale: T, l2: T) {
         if T.self == Float.self {
-            ember_adam_f32(float(param), float(grad), float(mp), float(vp), n, Float(b1), Float(b2), Float(eps), Float(stepSize), Float(bias2Sqrt), Float(scale), Float(l2))
+            // Each element updates alone: a large parameter is shared by the product threads.
+            share(n, grain: 1 << 15) { i, end in
+                ember_adam_f32(float(param + i), float(grad + i), float(mp + i), float(vp + i), end - i, Float(b1), Float(b2), Float(eps), Float(stepSize),
+                               Float(bias2Sqrt), Float(scale), Float(l2))
+            }
         } else {
             ember_adam_f64(double(param), double(grad), double(mp), double(vp), n, Double(b1), Double(b2), Double(eps), Double(stepSize), Double(bias2Sqrt), Double(scale), Double(l2))
         }

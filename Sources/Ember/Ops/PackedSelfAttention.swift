@@ -49,39 +49,47 @@ private struct PackedHeads {
     /// rows are 3E apart.
     func at(_ b: Int, _ h: Int, _ which: Int) -> Int { b * l * 3 * e + which * e + h * d }
 
-    /// `body(sample, head, the head's index among all)` for every head.
-    func forEach(_ body: (Int, Int, Int) -> Void) {
-        for b in 0..<n { for h in 0..<numHeads { body(b, h, b * numHeads + h) } }
+    /// `body(scratch, sample, head, the head's index among all)` for every head. Heads are
+    /// independent, so runs of them are shared by the product threads (each head's small
+    /// products on one), each run with a `scratch` of its own made on its thread.
+    func forEach<S>(scratch make: () -> S, _ body: (S, Int, Int, Int) -> Void) {
+        let precision = Precision.current  // autocast is per thread
+        Kernels.share(count, grain: 4) { start, end in
+            autocast(precision) {
+                let scratch = make()
+                for i in start..<end { body(scratch, i / numHeads, i % numHeads, i) }
+                withExtendedLifetime(scratch) {}
+            }
+        }
     }
 
     /// One head at a time: its scores, weights and their bfloat16 copy are still in cache for
     /// its second product (`scores` holds one head's).
     func forward<T: FloatElement>(_ type: T.Type, _ qkv: Tensor, _ rounded: (qkv: Tensor?, weights: Tensor?), weights: Tensor, into out: Tensor) {
-        let scores = Tensor(uninitializedShape: [l, l], dtype: qkv.dtype)
-        let x = ProductOperand(qkv.pointer(T.self), rounded: rounded.qkv), s = scores.pointer(T.self)
+        let x = ProductOperand(qkv.pointer(T.self), rounded: rounded.qkv)
         let p = ProductOperand(weights.pointer(T.self), rounded: rounded.weights), o = out.pointer(T.self)
-        forEach { b, h, i in
-            let block = i * l * l
+        forEach(scratch: { Tensor(uninitializedShape: [l, l], dtype: qkv.dtype) }) { scores, b, h, i in
+            let block = i * l * l, s = scores.pointer(T.self)
             Kernels.gemm(false, true, m: l, n: l, k: d, x + at(b, h, 0), lda: 3 * e, x + at(b, h, 1), ldb: 3 * e, beta: 0, s, ldc: l)
             Kernels.attentionSoftmax(UnsafePointer(s), mask: nil, maskStride: 0, into: weights.pointer(T.self) + block,
                                      batch: 1, rows: l, cols: l, scale: scale, causal: causal)
             if let r = rounded.weights { Kernels.roundForProducts(p.values + block, count: l * l, into: r.bfloat16Pointer(block)) }
             Kernels.gemm(false, false, m: l, n: d, k: l, p + block, lda: l, x + at(b, h, 2), ldb: 3 * e, beta: 0, o + b * l * e + h * d, ldc: e)
         }
-        withExtendedLifetime(scores) {}
     }
 
     /// Head by head, as forward: one head's weight and score gradients (and the latter's
     /// bfloat16 copy) live in a scratch of two `[L, L]` blocks.
     func backward<T: FloatElement>(_ type: T.Type, _ qkv: Tensor, _ rounded: (qkv: Tensor?, weights: Tensor?), weights: Tensor,
                                    gradient g: Tensor, into dqkv: Tensor) {
-        let scratch = Tensor(uninitializedShape: [2, l, l], dtype: qkv.dtype)
-        let roundedGradient = Kernels.roundedForProducts(g), roundedScores = Kernels.bfloat16Buffer([l, l], for: T.self)
+        let roundedGradient = Kernels.roundedForProducts(g)
         let x = ProductOperand(qkv.pointer(T.self), rounded: rounded.qkv), dx = dqkv.pointer(T.self)
         let gp = ProductOperand(g.pointer(T.self), rounded: roundedGradient)
         let p = ProductOperand(weights.pointer(T.self), rounded: rounded.weights)
-        let dp = scratch.pointer(T.self), ds = ProductOperand(UnsafePointer(dp + l * l), rounded: roundedScores?.bfloat16Pointer())
-        forEach { b, h, i in
+        let scratch = { (Tensor(uninitializedShape: [2, l, l], dtype: qkv.dtype), Kernels.bfloat16Buffer([l, l], for: T.self)) }
+        forEach(scratch: scratch) { scratch, b, h, i in
+            let (dp, roundedScores) = (scratch.0.pointer(T.self), scratch.1)
+            let ds = ProductOperand(UnsafePointer(dp + l * l), rounded: roundedScores?.bfloat16Pointer())
             let go = gp + (b * l * e + h * d), block = i * l * l
             Kernels.gemm(false, true, m: l, n: l, k: d, go, lda: e, x + at(b, h, 2), ldb: 3 * e, beta: 0, dp, ldc: l)
             Kernels.gemm(true, false, m: l, n: d, k: l, p + block, lda: l, go, ldb: e, beta: 0, dx + at(b, h, 2), ldc: 3 * e)
@@ -90,7 +98,7 @@ private struct PackedHeads {
             Kernels.gemm(false, false, m: l, n: d, k: l, ds, lda: l, x + at(b, h, 1), ldb: 3 * e, beta: 0, dx + at(b, h, 0), ldc: 3 * e)
             Kernels.gemm(true, false, m: l, n: d, k: l, ds, lda: l, x + at(b, h, 0), ldb: 3 * e, beta: 0, dx + at(b, h, 1), ldc: 3 * e)
         }
-        withExtendedLifetime((scratch, roundedGradient, roundedScores)) {}
+        withExtendedLifetime(roundedGradient) {}
     }
 
     /// The gradient of `qkv` from recorded ops (split, attend per head, merge), for createGraph.
