@@ -33,6 +33,11 @@ mkdir -p "$(dirname "$out")"
     launch/mpirun -n 2 .build/release/trainer bench --model gpt --steps "$lm_steps" 2>/dev/null
     python3 examples/pytorch/bench.py --model mlp --world 2 --steps "$steps" 2>/dev/null | grep world
     python3 examples/pytorch/bench.py --model cnn --world 2 --steps "$((steps / 2))" 2>/dev/null | grep world
+    echo "# one process, two threads: a rank's threads share its products, attention's heads and activations"
+    echo "# (against two ranks above; results bitwise those of one thread)"
+    if [ "$(nproc)" -ge 2 ]; then
+        for p in fp32 bf16; do .build/release/trainer bench --model gpt --steps "$lm_steps" --threads 2 --precision "$p" | sed 's/^/threads /'; done
+    fi
     echo "# Adam in place of SGD (each model's optimizer step then weighs more)"
     .build/release/trainer bench --steps "$steps" --optimizer adam --phases | sed 's/^/adam /'
     python3 examples/pytorch/bench.py --steps "$steps" --optimizer adam | sed 's/^/adam /'

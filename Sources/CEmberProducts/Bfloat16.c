@@ -3,6 +3,7 @@
 // else AVX512_BF16's dot products) with float32 accumulation and a float32 result.
 #include "CEmberProducts.h"
 #include "Engine.h"
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -58,11 +59,17 @@ void ember_round_bf16_exact(const float *in, unsigned short *out, long n) {
 static __thread long rounded_values;
 long ember_bf16_rounded(void) { return rounded_values; }
 
-// Time spent rounding, while benchmarks ask (`trainer bench` reports it apart from the products).
+// Time spent rounding, while benchmarks ask (`trainer bench` reports it apart from the products),
+// on the thread that asked: a rank's step runs there, and threads sharing its work would count
+// their part of the same wall time again.
 static atomic_int timing;
+static pthread_t timed_thread;
 static atomic_long rounding_total_ns;
 static __thread long rounding_thread_ns;
-void ember_bf16_set_timing(int on) { atomic_store_explicit(&timing, on, memory_order_relaxed); }
+void ember_bf16_set_timing(int on) {
+    if (on) timed_thread = pthread_self();
+    atomic_store_explicit(&timing, on, memory_order_release);
+}
 long ember_bf16_rounding_ns(void) { return atomic_load_explicit(&rounding_total_ns, memory_order_relaxed); }
 long ember_bf16_thread_rounding_ns(void) { return rounding_thread_ns; }
 void ember_bf16_reset_timing(void) { atomic_store_explicit(&rounding_total_ns, 0, memory_order_relaxed); }
@@ -75,7 +82,7 @@ static void round_rows(const float *in, long rows, long cols, long ld, unsigned 
 
 void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out) {
     rounded_values += rows * cols;
-    if (!atomic_load_explicit(&timing, memory_order_relaxed)) return round_rows(in, rows, cols, ld, out);
+    if (!atomic_load_explicit(&timing, memory_order_acquire) || !pthread_equal(pthread_self(), timed_thread)) return round_rows(in, rows, cols, ld, out);
     long start = now_ns();
     round_rows(in, rows, cols, ld, out);
     long spent = now_ns() - start;

@@ -58,8 +58,8 @@ void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned s
 /// How many values `ember_round_bf16` has rounded on the calling thread (tests count that a
 /// shared operand is rounded once).
 long ember_bf16_rounded(void);
-/// Timing of the rounding for benchmarks: on or off (process-wide), nanoseconds spent by every
-/// thread since the last reset, and by the calling thread ever.
+/// Timing of the rounding for benchmarks: on (for the calling thread's roundings) or off,
+/// nanoseconds spent since the last reset, and by the calling thread ever.
 void ember_bf16_set_timing(int on);
 long ember_bf16_rounding_ns(void);
 long ember_bf16_thread_rounding_ns(void);

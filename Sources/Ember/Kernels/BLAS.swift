@@ -100,17 +100,21 @@ public var blasKernel: String { openblas_get_corename().map { String(cString: $0
 
 /// Opt-in timing of matrix products, so benchmarks can report how much of a step they take and
 /// how fast they run, and under bf16 how much the rounding of their operands takes (counted
-/// apart: a product's time is its multiplication). Process-wide: enabling it times every
-/// thread's products (`trainer bench` turns it on for its timed steps only).
+/// apart: a product's time is its multiplication). It times the thread that enabled it, where
+/// a rank's step runs: threads sharing the step's work (attention's heads) would count the same
+/// wall time again (`trainer bench` turns it on for its timed steps only).
 public enum KernelProfile {
     public static var isEnabled: Bool {
-        get { enabled.load(ordering: .relaxed) }
+        get { enabled.load(ordering: .acquiring) }
         set {
-            enabled.store(newValue, ordering: .relaxed)
+            if newValue { profiledThread.store(UInt(pthread_self()), ordering: .relaxed) }
+            enabled.store(newValue, ordering: .releasing)
             ember_bf16_set_timing(newValue ? 1 : 0)
         }
     }
     private static let enabled = Atomic<Bool>(false)
+    private static let profiledThread = Atomic<UInt>(0)
+    private static var onProfiledThread: Bool { isEnabled && UInt(pthread_self()) == profiledThread.load(ordering: .relaxed) }
     static let productNanoseconds = Atomic<Int>(0)
     static let productFlops = Atomic<Int>(0)
 
@@ -131,7 +135,7 @@ public enum KernelProfile {
     /// Runs a matrix product of `flops` operations, counted while enabled.
     @inline(__always)
     static func countingProduct<R>(flops: Int, _ body: () -> R) -> R {
-        guard isEnabled else { return body() }
+        guard onProfiledThread else { return body() }
         let (started, rounding) = (now(), ember_bf16_thread_rounding_ns())
         let result = body()
         productNanoseconds.add(now() - started - (ember_bf16_thread_rounding_ns() - rounding), ordering: .relaxed)
