@@ -27,6 +27,7 @@ static void (*set_omp_threads)(int);
 static void (*gomp_parallel)(void (*)(void *), void *, unsigned, unsigned);
 static int (*omp_thread_num)(void), (*omp_num_threads)(void);
 static atomic_int wanted_threads = 1;
+static long parallel_from;  // multiply-adds from which a product shares the threads (start_engine)
 
 static pthread_key_t thread_cache;
 static void drop_thread_cache(void *table);
@@ -39,6 +40,8 @@ static void start_engine(void) {
     gomp_parallel = (void (*)(void (*)(void *), void *, unsigned, unsigned))dlsym(RTLD_DEFAULT, "GOMP_parallel");
     omp_thread_num = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_thread_num");
     omp_num_threads = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_num_threads");
+    const char *from = getenv("EMBER_PRODUCT_PARALLEL_FROM");
+    parallel_from = from && *from ? atol(from) : 1l << 20;
 }
 
 int ember_products_available(void) {
@@ -217,15 +220,8 @@ dnnl_stream_t ember_thread_stream(void) {
 // bring the other core in, twice a step's time (LeNet at 2 threads: 17.5k samples/s with every
 // product shared, 33.8k with this limit; 35.4k against 33.3k when the host behaves).
 // `EMBER_PRODUCT_PARALLEL_FROM` (multiply-adds) sets another limit: 0 shares every product.
-static long parallel_from = -1;
-static void read_parallel_from(void) {
-    const char *v = getenv("EMBER_PRODUCT_PARALLEL_FROM");
-    parallel_from = v && *v ? atol(v) : 1l << 20;
-}
-
+// Read when the engine starts, which every product's caller has made sure of.
 int ember_product_threads(long m, long n, long k) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, read_parallel_from);
     int want = atomic_load_explicit(&wanted_threads, memory_order_relaxed);
     return want > 1 && (double)m * (double)n * (double)k < (double)parallel_from ? 1 : want;
 }

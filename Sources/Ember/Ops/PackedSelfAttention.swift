@@ -53,13 +53,10 @@ private struct PackedHeads {
     /// independent, so runs of them are shared by the product threads (each head's small
     /// products on one), each run with a `scratch` of its own made on its thread.
     func forEach<S>(scratch make: () -> S, _ body: (S, Int, Int, Int) -> Void) {
-        let precision = Precision.current  // autocast is per thread
         Kernels.share(count, grain: 4) { start, end in
-            autocast(precision) {
-                let scratch = make()
-                for i in start..<end { body(scratch, i / numHeads, i % numHeads, i) }
-                withExtendedLifetime(scratch) {}
-            }
+            let scratch = make()
+            for i in start..<end { body(scratch, i / numHeads, i % numHeads, i) }
+            withExtendedLifetime(scratch) {}
         }
     }
 
