@@ -26,7 +26,9 @@ static void (*set_omp_threads)(int);
 // libgomp's entry for `#pragma omp parallel` (its ABI since GCC 4.9) and the team queries.
 static void (*gomp_parallel)(void (*)(void *), void *, unsigned, unsigned);
 static int (*omp_thread_num)(void), (*omp_num_threads)(void);
-static atomic_int wanted_threads = 1;
+static atomic_int wanted_threads;  // 0 until set: OpenBLAS's count then (configured_threads)
+static __thread int in_team;       // inside ember_parallel's body: products and shares stay on one thread
+static __thread int applied_threads;  // what this thread last told OpenMP (0: not known)
 static long parallel_from;  // multiply-adds from which a product shares the threads (start_engine)
 
 static pthread_key_t thread_cache;
@@ -96,7 +98,16 @@ const char *ember_products_version(void) {
 
 void ember_products_set_threads(int threads) { atomic_store(&wanted_threads, threads < 1 ? 1 : threads); }
 
-static __thread int applied_threads;  // what this thread last told OpenMP (0: nothing yet)
+// Until a count is set, OpenBLAS's own (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, else the cores),
+// so a program that never sets one runs both libraries at the same count.
+static int configured_threads(void) {
+    int want = atomic_load_explicit(&wanted_threads, memory_order_relaxed);
+    if (want) return want;
+    int (*blas_threads)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+    int found = blas_threads ? blas_threads() : 1, unset = 0;
+    atomic_compare_exchange_strong(&wanted_threads, &unset, found < 1 ? 1 : found);
+    return atomic_load(&wanted_threads);
+}
 
 
 enum { SLOTS = 512 };  // a power of two; the table is emptied when half full
@@ -222,24 +233,31 @@ dnnl_stream_t ember_thread_stream(void) {
 // `EMBER_PRODUCT_PARALLEL_FROM` (multiply-adds) sets another limit: 0 shares every product.
 // Read when the engine starts, which every product's caller has made sure of.
 int ember_product_threads(long m, long n, long k) {
-    int want = atomic_load_explicit(&wanted_threads, memory_order_relaxed);
+    int want = ember_wanted_threads();
     return want > 1 && (double)m * (double)n * (double)k < (double)parallel_from ? 1 : want;
 }
 
-int ember_wanted_threads(void) { return atomic_load_explicit(&wanted_threads, memory_order_relaxed); }
+int ember_wanted_threads(void) { return in_team ? 1 : configured_threads(); }
 
 typedef struct {
     void (*body)(void *, int, int);
     void *data;
 } team_work;
+// A member's products run on one thread, and its OpenMP setting starts as the caller's, not as
+// this thread last left it: it tells OpenMP again before its first product.
 static void run_member(void *work) {
     team_work *w = work;
+    int applied = applied_threads;
+    in_team = 1;
+    applied_threads = 0;
     w->body(w->data, omp_thread_num(), omp_num_threads());
+    in_team = 0;
+    applied_threads = applied;
 }
 
 void ember_parallel(int threads, void (*body)(void *data, int member, int members), void *data) {
     pthread_once(&engine_once, start_engine);
-    if (threads < 2 || !gomp_parallel || !omp_thread_num || !omp_num_threads) return body(data, 0, 1);
+    if (threads < 2 || in_team || !gomp_parallel || !omp_thread_num || !omp_num_threads) return body(data, 0, 1);
     team_work work = {body, data};
     gomp_parallel(run_member, &work, (unsigned)threads, 0);
 }

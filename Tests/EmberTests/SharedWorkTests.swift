@@ -26,6 +26,34 @@ final class SharedWorkTests: XCTestCase {
         }
     }
 
+    /// A team runs each worker once, in the caller's precision, with products on one thread
+    /// (a worker's own split is the parallelism); a nested team runs on its caller.
+    func testATeamRunsEachWorkerOnceOnOneProductThread() {
+        let workers = 5
+        var runs = [Int](repeating: 0, count: workers), threads = runs, nested = runs
+        var precisions = [Precision](repeating: .float32, count: workers)
+        let lock = NSLock()
+        onThreads(2) {
+            autocast(.bfloat16) {
+                Kernels.team(workers) { w in
+                    var inner = 0
+                    Kernels.team(3) { _ in inner += 1 }
+                    lock.lock()
+                    defer { lock.unlock() }
+                    runs[w] += 1
+                    threads[w] = numThreads
+                    nested[w] = inner
+                    precisions[w] = Precision.current
+                }
+            }
+            XCTAssertEqual(numThreads, 2, "the caller's count after the team")
+        }
+        XCTAssertEqual(runs, [1, 1, 1, 1, 1])
+        XCTAssertEqual(threads, [1, 1, 1, 1, 1])
+        XCTAssertEqual(nested, [3, 3, 3, 3, 3])
+        XCTAssertEqual(precisions, [Precision](repeating: .bfloat16, count: workers))
+    }
+
     /// Packed self-attention shares its heads (whole heads per thread, their products on one).
     func testAttentionHeadsSharedGiveOneThreadsBits() {
         let g = Generator(seed: 8)

@@ -19,8 +19,8 @@ const char *ember_products_version(void);
 /// Threads each product may use (cores ÷ ranks); process-wide (as OpenBLAS's setting), read by
 /// every thread before its next product.
 void ember_products_set_threads(int threads);
-/// The product threads `ember_products_set_threads` asked for (one inside a kernel that spreads
-/// its own work over threads).
+/// The product threads `ember_products_set_threads` asked for (until then OpenBLAS's count);
+/// one inside `ember_parallel`'s body, whose members each multiply on one thread.
 int ember_wanted_threads(void);
 /// Runs `body(data, member, members)` on each member of an OpenMP team of `threads` (oneDNN's
 /// own threads, through libgomp found at run time); on the caller alone without libgomp or

@@ -68,31 +68,16 @@ extension Kernels {
 }
 
 /// Sets the number of threads every library's matrix products use (OpenBLAS, oneDNN's OpenMP).
-/// Process-wide: ranks running as threads share it, so set it once before they start.
+/// Process-wide: ranks running as threads share it, so set it once before they start. Until it
+/// is set, both use OpenBLAS's count (`OPENBLAS_NUM_THREADS`, `OMP_NUM_THREADS`, else the cores).
 public func setNumThreads(_ n: Int) {
-    configuredThreads.store(max(1, n), ordering: .relaxed)
     openblas_set_num_threads(Int32(max(1, n)))
     ember_products_set_threads(Int32(max(1, n)))
 }
 
-/// Threads matrix products use (as set; kernels that parallelise themselves lower it for a
-/// moment, see `withSingleThreadedBLAS`).
-public var numThreads: Int { configuredThreads.load(ordering: .relaxed) }
-
-private let configuredThreads = Atomic<Int>(Int(openblas_get_num_threads()))
-
-/// Runs `body` with products on one thread, for kernels that spread their own work over
-/// threads; the configured count comes back afterwards even if other threads do the same.
-func withSingleThreadedBLAS(_ body: () -> Void) {
-    openblas_set_num_threads(1)
-    ember_products_set_threads(1)
-    defer {
-        let threads = Int32(configuredThreads.load(ordering: .relaxed))
-        openblas_set_num_threads(threads)
-        ember_products_set_threads(threads)
-    }
-    body()
-}
+/// Threads matrix products use: as set, and one inside a kernel's team (`Kernels.team`), whose
+/// members each multiply on one thread.
+public var numThreads: Int { Int(ember_wanted_threads()) }
 
 /// The CPU kernel family OpenBLAS chose at load time ("Haswell", "SkylakeX", "Cooperlake", ...);
 /// `OPENBLAS_CORETYPE` in the environment overrides its detection.

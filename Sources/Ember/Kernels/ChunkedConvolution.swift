@@ -1,5 +1,4 @@
 import Synchronization
-import Dispatch
 
 /// Convolution as im2col + GEMM, one cache-sized chunk of samples at a time.
 ///
@@ -41,8 +40,8 @@ struct ConvPlan {
     /// Multiply-adds of one pass (forward, or each product of backward).
     var multiplyAdds: Int { batch * outChannels * positions * groupRows }
 
-    /// Workers for `threads` BLAS threads. A large convolution spreads its chunks over threads,
-    /// each with single-threaded BLAS (BLAS threads would split every small product finely and
+    /// Workers for `threads` product threads. A large convolution spreads its chunks over the
+    /// threads, each multiplying on one (BLAS threads would split every small product finely and
     /// spin between them: two threads ran resnet-small at 0.6× one). A small one, or a single
     /// chunk, runs in order and leaves the threads to BLAS: handing out chunks costs more than
     /// they take (LeNet's layers, 7 and 15 million multiply-adds; resnet-small's, 29 to 58 million).
@@ -65,19 +64,11 @@ struct ConvPlan {
 
     /// Runs `body(worker, first sample, samples)` for every chunk: worker `w` of `workers` takes
     /// chunks w, w + workers, ... in order, so each worker's share (and any sum it keeps) is the
-    /// same from run to run.
+    /// same from run to run, whichever thread runs it (`Kernels.team`).
     func forEachChunk(workers: Int, _ body: (Int, Int, Int) -> Void) {
-        func share(_ w: Int) {
-            var c = w
-            while c < chunkCount {
-                body(w, c * chunk, Swift.min(chunk, batch - c * chunk))
-                c += workers
-            }
+        Kernels.team(workers) { w in
+            for c in stride(from: w, to: chunkCount, by: workers) { body(w, c * chunk, Swift.min(chunk, batch - c * chunk)) }
         }
-        guard workers > 1 else { return share(0) }
-        // The workers multiply in the caller's precision (autocast is per thread).
-        let precision = Precision.current
-        withSingleThreadedBLAS { DispatchQueue.concurrentPerform(iterations: workers) { w in autocast(precision) { share(w) } } }
     }
 }
 

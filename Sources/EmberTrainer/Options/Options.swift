@@ -126,7 +126,7 @@ public struct TrainerOption: @unchecked Sendable {
         value("localRanks", \.localRanks, "N", "1", "ranks as threads of this process",
               check: { (1...256).contains($0) ? nil : "must be between 1 and 256 (got \($0))" }),
         value("threads", \.threads, "N", "cores ÷ ranks on the node",
-              "product threads per rank, for every library (oneDNN, OpenBLAS; a product under 2^20 multiply-adds runs on one, `EMBER_PRODUCT_PARALLEL_FROM` moves that limit), also sharing attention's heads, GELU, softmax, layer norm and Adam (docs/cluster.md); large convolutions spread their chunks of samples over them instead (on this 2-core machine two threads train `resnet-small` 1.4× and `mlp` at batch 64 1.35× faster than one)",
+              "product threads per rank, for every library (oneDNN, OpenBLAS; a product under 2^20 multiply-adds runs on one, `EMBER_PRODUCT_PARALLEL_FROM` moves that limit), also sharing attention's heads, GELU, softmax, layer norm and Adam (docs/cluster.md); large convolutions spread their chunks of samples over them instead (on this 2-core machine two threads train `resnet-small` 1.4–1.5× and `mlp` at batch 64 1.35× faster than one)",
               check: { $0 < 0 ? "must not be negative (got \($0)); 0 picks cores / ranks" : $0 > 1024 ? "must be at most 1024 (got \($0))" : nil }),
         value("collectiveTimeout", \.collectiveTimeout, "SECONDS", "300", "seconds a collective may wait before the job is ended (naming the ranks that did not arrive)",
               check: { $0 > 0 && $0.isFinite ? nil : "must be a positive number of seconds (got \($0))" }),
