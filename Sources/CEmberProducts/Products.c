@@ -96,7 +96,18 @@ const char *ember_products_version(void) {
     return version_text;
 }
 
-void ember_products_set_threads(int threads) { atomic_store(&wanted_threads, threads < 1 ? 1 : threads); }
+static atomic_int threads_chosen;  // set by ember_products_set_threads: suggestions no longer apply
+
+void ember_products_set_threads(int threads) {
+    atomic_store(&threads_chosen, 1);
+    atomic_store(&wanted_threads, threads < 1 ? 1 : threads);
+}
+
+int ember_products_suggest_threads(int threads) {
+    if (atomic_load(&threads_chosen)) return 0;
+    atomic_store(&wanted_threads, threads < 1 ? 1 : threads);
+    return 1;
+}
 
 // Until a count is set, OpenBLAS's own (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, else the cores),
 // so a program that never sets one runs both libraries at the same count.

@@ -76,6 +76,16 @@ final class CommunicatorTests: XCTestCase {
         }
     }
 
+    /// A world of ranks as threads lowers the thread count only when the program chose none
+    /// (here the tests have: the count stays).
+    func testAWorldKeepsTheThreadCountTheProgramSet() {
+        let saved = numThreads
+        defer { setNumThreads(saved) }
+        setNumThreads(3)
+        _ = LocalWorld(size: 2)
+        XCTAssertEqual(numThreads, 3)
+    }
+
     func testSingleProcessIsAWorldOfOne() throws {
         let comm = SingleProcessCommunicator()
         XCTAssertEqual(comm.worldSize, 1)

@@ -19,6 +19,8 @@ const char *ember_products_version(void);
 /// Threads each product may use (cores ÷ ranks); process-wide (as OpenBLAS's setting), read by
 /// every thread before its next product.
 void ember_products_set_threads(int threads);
+/// As `ember_products_set_threads` unless a count was set: returns 1 when it applied the count.
+int ember_products_suggest_threads(int threads);
 /// The product threads `ember_products_set_threads` asked for (until then OpenBLAS's count);
 /// one inside `ember_parallel`'s body, whose members each multiply on one thread.
 int ember_wanted_threads(void);

@@ -75,6 +75,12 @@ public func setNumThreads(_ n: Int) {
     ember_products_set_threads(Int32(max(1, n)))
 }
 
+/// Lowers the thread count to `n` unless the program set one (`setNumThreads`): ranks running as
+/// threads split the cores, as torchrun gives each of its processes one thread unless told.
+@_spi(Checks) public func suggestNumThreads(_ n: Int) {
+    if ember_products_suggest_threads(Int32(max(1, n))) != 0 { openblas_set_num_threads(Int32(max(1, n))) }
+}
+
 /// Threads matrix products use: as set, and one inside a kernel's team (`Kernels.team`), whose
 /// members each multiply on one thread.
 public var numThreads: Int { Int(ember_wanted_threads()) }

@@ -27,6 +27,9 @@ public final class LocalWorld: @unchecked Sendable {
         gathered = .allocate(capacity: size)
         gathered.initialize(repeating: [], count: size)
         communicators = (0..<size).map { LocalCommunicator(rank: $0, world: self) }
+        // Unless the program chose a thread count, the ranks share the cores rather than each
+        // taking them all.
+        if size > 1 { suggestNumThreads(ProcessInfo.processInfo.activeProcessorCount / size) }
     }
 
     deinit {
