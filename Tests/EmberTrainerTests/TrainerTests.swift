@@ -194,6 +194,24 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(FileManager.default.contents(atPath: dir + "/notes.txt"), Data("keep me".utf8))
     }
 
+    /// Runs started in the same second get their own default directories, and every rank of a
+    /// world is told rank 0's choice.
+    func testDefaultRunDirectoriesAreNeverShared() throws {
+        let base = root + "/runs/run-20261207-120000"
+        let first = try Trainer.reserveRunDirectory(SingleProcessCommunicator(), base: base)
+        let second = try Trainer.reserveRunDirectory(SingleProcessCommunicator(), base: base)
+        XCTAssertEqual([first, second], [base, base + "-2"])
+        let world = LocalWorld(size: 3)
+        let names = Names()
+        try world.run { comm in
+            // Only rank 0's base counts: the others' clocks may read another second.
+            names.add(try Trainer.reserveRunDirectory(comm, base: comm.rank == 0 ? base : base + "-other"))
+        }
+        XCTAssertEqual(names.all, [base + "-3", base + "-3", base + "-3"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root + "/runs").sorted(),
+                       ["run-20261207-120000", "run-20261207-120000-2", "run-20261207-120000-3"])
+    }
+
     func testMoreRanksThanSamplesAndBadDataAreClearErrors() throws {
         var c = small("few", ranks: 4)
         c.syntheticSamples = 3
@@ -266,4 +284,12 @@ final class TrainingRunTests: XCTestCase {
         bad.lr = 1e30
         XCTAssertThrowsError(try Trainer.train(bad)) { XCTAssertTrue("\($0)".contains("loss became"), "\($0)") }
     }
+}
+
+/// Names collected from the ranks of a local world.
+private final class Names: @unchecked Sendable {
+    private let lock = NSLock()
+    private var names: [String] = []
+    func add(_ name: String) { lock.lock(); names.append(name); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return names }
 }

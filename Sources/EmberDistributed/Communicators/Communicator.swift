@@ -262,6 +262,15 @@ extension Communicator {
         try v.withUnsafeMutableBytes { try broadcast($0.baseAddress!, byteCount: $0.count, root: root) }
         return v
     }
+
+    /// Rank `root`'s text on every rank (its length first, then its bytes).
+    public func broadcast(text: String, root: Int = 0) throws -> String {
+        let count = Int(try broadcast([Double(text.utf8.count)], root: root)[0])
+        guard count > 0 else { return "" }
+        var bytes = rank == root ? Array(text.utf8) : [UInt8](repeating: 0, count: count)
+        try bytes.withUnsafeMutableBytes { try broadcast($0.baseAddress!, byteCount: count, root: root) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }
 
 /// A world of one: collectives are no-ops (average and sum leave values unchanged).

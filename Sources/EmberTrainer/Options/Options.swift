@@ -111,7 +111,7 @@ public struct TrainerOption: @unchecked Sendable {
               check: { ($0.hasPrefix("val_") || $0.hasPrefix("train_")) && $0.count >= 5 ? nil
                   : "must name a logged metric such as val_loss, val_accuracy or train_loss (got \($0))" }),
         value("seed", \.seed, "N", "0", "initialisation, splits, shuffling, dropout"),
-        optional("runDir", \.runDir, "DIR", "`runs/run-<time>`", "must be new (or empty) unless resuming: nothing in an existing run is overwritten"),
+        optional("runDir", \.runDir, "DIR", "`runs/run-<time>`", "must be new (or empty) unless resuming: nothing in an existing run is overwritten; the default is made new (`-2`, `-3`, … after runs started in the same second)"),
         optional("resume", \.resume, "WHAT", "",
                  "`latest` (in `--run-dir`), `auto` (the latest checkpoint if there is one, else a fresh start: what `launch/mpirun --max-restarts` uses), a checkpoint directory, or a run directory"),
         value("checkpointInterval", \.checkpointInterval, "N", "1", "epochs between checkpoints (0: only at the end and on signals)",

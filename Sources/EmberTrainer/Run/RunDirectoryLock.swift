@@ -17,11 +17,12 @@ final class RunDirectoryLock {
     private var fd: Int32
 
     /// Takes the lock, creating the directory if need be; throws naming the holder when another
-    /// process has it.
-    init(directory: String) throws {
+    /// process has it. `madeForThisRun`: the directory was made for this start already (a default
+    /// name reserved), so a failed start removes it all the same.
+    init(directory: String, madeForThisRun: Bool = false) throws {
         self.directory = directory
         let fm = FileManager.default
-        createdDirectory = !fm.fileExists(atPath: directory)
+        createdDirectory = madeForThisRun || !fm.fileExists(atPath: directory)
         do {
             try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {

@@ -153,6 +153,11 @@ public enum Trainer {
     static func runRank<Task: TrainingTask>(_ initial: TrainerConfig, overrides: (inout TrainerConfig) -> Void, comm: Communicator,
                                             log: Logger, settings: LaunchSettings, callbacks: [TrainingCallback],
                                             makeTask: (TrainerConfig, LaunchSettings) throws -> Task) throws -> RunSummary {
+        var initial = initial, reserved = false
+        if initial.runDir == nil && [nil, "auto"].contains(initial.resume) {
+            initial.runDir = try reserveRunDirectory(comm)
+            reserved = true
+        }
         let start = try resolveStart(initial, overrides: overrides, forTask: !(Task.self == PresetTask.self)) { message in
             if comm.rank == 0 { log.warning("\(message)") }
         }
@@ -165,7 +170,7 @@ public enum Trainer {
         // written until data and model are ready, so a start that fails leaves no trace.
         var lock: RunDirectoryLock? = nil
         try onRankZero(comm) {
-            lock = try RunDirectoryLock(directory: dir)
+            lock = try RunDirectoryLock(directory: dir, madeForThisRun: reserved)
             do {
                 try checkRunDirectory(dir, resuming: start.continuesRun, replacingFailedStart: start.replacesFailedStart || start.overAbandonedStart)
                 if let trace = config.trace { try checkTraceDirectory(trace) }
@@ -211,6 +216,29 @@ public enum Trainer {
         let f = DateFormatter()
         f.dateFormat = "yyyyMMdd-HHmmss"
         return "runs/run-\(f.string(from: Date()))"
+    }
+
+    /// A new run's directory when none was given: `runs/run-<time>`, or `-2`, `-3`, … after it
+    /// when that exists (a run started in the same second). Rank 0 makes it (`mkdir`, so of two
+    /// trainers started together each gets its own) and every rank learns its name, so ranks whose
+    /// clocks read different seconds still share one directory.
+    static func reserveRunDirectory(_ comm: Communicator, base: @autoclosure () -> String = defaultRunDirectory()) throws -> String {
+        var name = ""
+        try onRankZero(comm) {
+            let base = base()
+            do {
+                try FileManager.default.createDirectory(atPath: (base as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            } catch {
+                throw ConfigError("cannot create run directory \(base): \(RunDirectoryLock.reason(error))")
+            }
+            for n in 1...1000 {
+                let candidate = n == 1 ? base : "\(base)-\(n)"
+                if mkdir(candidate, 0o777) == 0 { name = candidate; return }
+                guard errno == EEXIST else { throw ConfigError("cannot create run directory \(candidate): \(String(cString: strerror(errno)))") }
+            }
+            throw ConfigError("\(base) and a thousand runs after it exist: choose a --run-dir")
+        }
+        return try comm.broadcast(text: name)
     }
 
     /// What a start that died before its first checkpoint may have left.
