@@ -46,10 +46,10 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Evaluate a checkpoint on its data (or on --data).")
     @Option(help: "A checkpoint directory, or a run directory (its latest good checkpoint).") var checkpoint: String
     @Option(help: "Data to evaluate on instead of the run's own (same formats as train).") var data: String?
-    @Option(help: "Split: train, val, test or all.") var split = "test"
+    @Option(help: "Split: train, val, test or all (default: test, or val when the run kept no test split).") var split: String?
 
     func run() throws {
-        guard ["train", "val", "test", "all"].contains(split) else { TrainingCommandLine.fail(ConfigError("--split must be train, val, test or all (got \(split))"), status: 2) }
+        if let split, !["train", "val", "test", "all"].contains(split) { TrainingCommandLine.fail(ConfigError("--split must be train, val, test or all (got \(split))"), status: 2) }
         do {
             print(try CheckpointTools.evaluate(checkpoint: checkpoint, data: data, split: split,
                                                dataDirectory: try LaunchSettings.current().dataDirectory))

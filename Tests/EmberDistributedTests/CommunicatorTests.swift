@@ -76,6 +76,16 @@ final class CommunicatorTests: XCTestCase {
         }
     }
 
+    /// Rank 0's text reaches every rank whatever the others held (a run directory's name).
+    func testTextBroadcastsFromTheRoot() throws {
+        let world = LocalWorld(size: 3), got = ResultBox<String>()
+        try world.run { comm in
+            got.set(comm.rank, try comm.broadcast(text: comm.rank == 0 ? "runs/run-20261207-120000-2 é" : "other \(comm.rank)"))
+        }
+        XCTAssertEqual((0..<3).map { got.get($0) }, [String?](repeating: "runs/run-20261207-120000-2 é", count: 3))
+        XCTAssertEqual(try SingleProcessCommunicator().broadcast(text: ""), "")
+    }
+
     /// A world of ranks as threads lowers the thread count only when the program chose none
     /// (here the tests have: the count stays).
     func testAWorldKeepsTheThreadCountTheProgramSet() {

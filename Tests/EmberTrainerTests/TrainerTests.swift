@@ -9,6 +9,30 @@ final class ConfigTests: XCTestCase {
         try TrainerConfig().validate()
     }
 
+    /// A preset's warm-up shrinks to fit a shorter run asked for on the command line; one the
+    /// user gave is kept (and refused when it does not fit).
+    func testAPresetsWarmupFitsAShorterRunButAGivenOneIsKept() throws {
+        func config(_ args: [String]) throws -> TrainerConfig { try TrainOptions.parse(args).makeConfig() }
+        XCTAssertEqual(try config(["--model", "gpt", "--max-steps", "30"]).warmupSteps, 1)
+        XCTAssertEqual(try config(["--model", "gpt", "--max-steps", "500"]).warmupSteps, 100)
+        let given = try config(["--model", "gpt", "--max-steps", "30", "--warmup-steps", "40"])
+        XCTAssertEqual(given.warmupSteps, 40)
+        XCTAssertThrowsError(try given.validate()) { XCTAssertTrue("\($0)".contains("--warmup-steps must be below --max-steps"), "\($0)") }
+        try config(["--model", "gpt", "--max-steps", "30"]).validate()
+    }
+
+    /// `trainer eval` without --split evaluates the held-out split there is; a named split the
+    /// data lacks is refused naming those there are.
+    func testEvalChoosesTheHeldOutSplitAndRefusesAMissingOne() throws {
+        let noTest: [(String, Int?)] = [("train", 1), ("val", 2), ("test", nil)]
+        XCTAssertEqual(try CheckpointTools.chosen(noTest, nil).map(\.0), ["val"])
+        XCTAssertEqual(try CheckpointTools.chosen([("train", 1), ("val", 2), ("test", 3)], nil).map(\.0), ["test"])
+        XCTAssertEqual(try CheckpointTools.chosen(noTest, "all").map(\.0), ["train", "val", "test"])
+        XCTAssertThrowsError(try CheckpointTools.chosen(noTest, "test")) {
+            XCTAssertEqual("\($0)", "--split test: this run's data has no test split (it has train, val)")
+        }
+    }
+
     func testEveryBadOptionIsNamed() {
         let cases: [(String, (inout TrainerConfig) -> Void)] = [
             ("--model", { $0.model = "vgg" }),
@@ -194,22 +218,16 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(FileManager.default.contents(atPath: dir + "/notes.txt"), Data("keep me".utf8))
     }
 
-    /// Runs started in the same second get their own default directories, and every rank of a
-    /// world is told rank 0's choice.
+    /// Runs started in the same second get their own default directories (each `mkdir` wins
+    /// one name), and a start that fails after making one removes it.
     func testDefaultRunDirectoriesAreNeverShared() throws {
         let base = root + "/runs/run-20261207-120000"
-        let first = try Trainer.reserveRunDirectory(SingleProcessCommunicator(), base: base)
-        let second = try Trainer.reserveRunDirectory(SingleProcessCommunicator(), base: base)
-        XCTAssertEqual([first, second], [base, base + "-2"])
-        let world = LocalWorld(size: 3)
-        let names = Names()
-        try world.run { comm in
-            // Only rank 0's base counts: the others' clocks may read another second.
-            names.add(try Trainer.reserveRunDirectory(comm, base: comm.rank == 0 ? base : base + "-other"))
-        }
-        XCTAssertEqual(names.all, [base + "-3", base + "-3", base + "-3"])
+        let names = try (0..<3).map { _ in try Trainer.makeRunDirectory(base: base) }
+        XCTAssertEqual(names, [base, base + "-2", base + "-3"])
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root + "/runs").sorted(),
                        ["run-20261207-120000", "run-20261207-120000-2", "run-20261207-120000-3"])
+        try RunDirectoryLock(directory: names[2], madeForThisRun: true).release(failedStart: true)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: names[2]))
     }
 
     func testMoreRanksThanSamplesAndBadDataAreClearErrors() throws {
@@ -286,10 +304,3 @@ final class TrainingRunTests: XCTestCase {
     }
 }
 
-/// Names collected from the ranks of a local world.
-private final class Names: @unchecked Sendable {
-    private let lock = NSLock()
-    private var names: [String] = []
-    func add(_ name: String) { lock.lock(); names.append(name); lock.unlock() }
-    var all: [String] { lock.lock(); defer { lock.unlock() }; return names }
-}

@@ -140,7 +140,7 @@ run_bad_input_tests() {
     row "a cnn on text" 2 "only the language models" - "$t" train --model cnn --data shakespeare
     row "--n-head that does not divide --n-embd" 2 "must be divisible by --n-head 3" - "$t" train --model gpt --n-head 3
     row "--warmup-steps without --max-steps" 2 "apply to training by steps" - "$t" train --model mlp --warmup-steps 5
-    row "--max-steps below the gpt preset's warm-up" 2 "the gpt preset's default: give a smaller --warmup-steps" - "$t" train --model gpt --max-steps 50
+    row "--warmup-steps not below --max-steps" 2 "--warmup-steps must be below --max-steps (got 60 with --max-steps 50)" - "$t" train --model gpt --max-steps 50 --warmup-steps 60
     mkdir -p "$work/not-a-run"
     row "eval of a directory that is not a run" 2 "is not a run directory, or its run has saved none yet" "$work/not-a-run" "$t" eval --checkpoint "$work/not-a-run"
     row "sample from a classifier's run" 2 "not a language model" "$work/r-good" "$t" sample --checkpoint "$work/r-good"

@@ -43,6 +43,11 @@ public struct TrainOptions: ParsableArguments {
         var c = try parsed.configFile.map { try TrainerConfig.load($0, base: base) } ?? base
         try apply(parsed.settings, to: &c)
         if c.pretrained != nil { c.model = .pretrained }
+        let fileKeys = parsed.configFile.flatMap { FileManager.default.contents(atPath: $0) }
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }.map { Set($0.keys) } ?? []
+        if !parsed.settings.contains(where: { $0.0.key == "warmupSteps" }) && !fileKeys.contains("warmupSteps") {
+            c.fitWarmup(of: base)
+        }
         return c
     }
 

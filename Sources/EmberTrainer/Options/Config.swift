@@ -128,6 +128,15 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         }
     }
 
+    /// A preset's warm-up that would not end before a shorter run's last step (`--max-steps 30`
+    /// under gpt's 100) shrinks to the same share of the run as in the preset (100 of 2000: 1 of
+    /// 30), as a warm-up the user did not choose should not refuse a quick try.
+    mutating func fitWarmup(of preset: TrainerConfig) {
+        guard let steps = maxSteps, let presetSteps = preset.maxSteps, presetSteps > 0,
+              warmupSteps == preset.warmupSteps, warmupSteps >= steps else { return }
+        warmupSteps = preset.warmupSteps * steps / presetSteps
+    }
+
     /// The presets' names (`ModelName.presets`).
     public static var models: [String] { ModelName.presets.map(\.rawValue) }
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error"]

@@ -141,7 +141,7 @@ public struct TrainerOption: @unchecked Sendable {
                  check: { $0 >= 1 ? nil : "must be at least 1 (got \($0))" }),
         value("evalInterval", \.evalInterval, "N", "250", "with `--max-steps`: steps between validations (and checkpoints, and metrics lines)",
               check: { $0 >= 1 ? nil : "must be at least 1 (got \($0))" }),
-        value("warmupSteps", \.warmupSteps, "N", "0 (gpt: 100)", "with `--max-steps`: linear warm-up over N steps, then `--schedule` per step",
+        value("warmupSteps", \.warmupSteps, "N", "0 (gpt: 100)", "with `--max-steps`: linear warm-up over N steps, then `--schedule` per step (a preset's that would outlast a shorter `--max-steps` shrinks to the same share of it)",
               check: { $0 >= 0 ? nil : "must not be negative (got \($0))" }),
         optional("minLr", \.minLr, "X", "lr / 10 (gpt: 1e-4)", "with `--max-steps` and `--schedule cosine`: the rate at the last step",
                  check: { $0 >= 0 && $0.isFinite ? nil : "must be a non-negative number (got \($0))" }),

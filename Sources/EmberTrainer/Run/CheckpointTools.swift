@@ -21,7 +21,10 @@ public enum CheckpointTools {
             : try Checkpoints.latestValid(runDir: path) { lines.append("warning: \($0)") }
         let s = checkpoint.state
         lines.append("checkpoint \(checkpoint.path) (checksums verified)")
-        lines.append("  written \(s.createdAt) (\(s.reason)) at step \(s.globalStep): " + (s.batchInEpoch > 0 ? "epoch \(s.epoch + 1) of \(s.config.epochs), \(s.batchInEpoch) batches done" : "\(s.epoch) of \(s.config.epochs) epochs done"))
+        // A run by steps counts steps; its epochs are only the data's passes.
+        let progress = s.config.maxSteps.map { "step \(s.globalStep) of \($0)" }
+            ?? "step \(s.globalStep): " + (s.batchInEpoch > 0 ? "epoch \(s.epoch + 1) of \(s.config.epochs), \(s.batchInEpoch) batches done" : "\(s.epoch) of \(s.config.epochs) epochs done")
+        lines.append("  written \(s.createdAt) (\(s.reason)) at \(progress)")
         let what = s.config.task.map { "task \($0)" } ?? "model \(s.config.model)"
         let data = s.config.task == nil ? ", data \(s.config.data)" : ""
         lines.append("  world size \(s.worldSize), batch \(s.config.batchSize) per rank, \(what), optimizer \(s.config.optimizer)\(data)")
@@ -54,7 +57,8 @@ public enum CheckpointTools {
     }
 
     /// Loss and accuracy of a checkpoint's model on a split of its data (or of `data`).
-    public static func evaluate(checkpoint path: String, data: String?, split: String, dataDirectory: String? = nil) throws -> String {
+    /// `split`: train, val, test or all; nil is the held-out split (test, else val).
+    public static func evaluate(checkpoint path: String, data: String?, split: String?, dataDirectory: String? = nil) throws -> String {
         let checkpoint = try checkpoint(path)
         var config = checkpoint.state.config
         if let task = config.task {
@@ -68,9 +72,8 @@ public enum CheckpointTools {
             throw ConfigError("checkpoint \(checkpoint.path) does not fit a \(config.model) model for --data \(config.data): \(error)")
         }
         model.eval()
-        let splits: [(String, TensorDataset?)] = [("train", prepared.train), ("val", prepared.val), ("test", prepared.test)]
         var lines: [String] = []
-        for (name, d) in splits where split == "all" || split == name {
+        for (name, d) in try chosen([("train", prepared.train), ("val", prepared.val), ("test", prepared.test)], split) {
             guard let d else { lines.append("\(name): (no such split)"); continue }
             var lossSum = 0.0, correct = 0.0
             noGrad {
@@ -92,9 +95,24 @@ public enum CheckpointTools {
         return lines.joined(separator: "\n")
     }
 
+    /// The splits to evaluate: every one for "all" (absent ones say so), the named one (refused,
+    /// naming those there are, when the data has none), or without a name the held-out one: test,
+    /// else val (a language model's preset keeps no test split), else train.
+    static func chosen<D>(_ splits: [(String, D?)], _ split: String?) throws -> [(String, D?)] {
+        if split == "all" { return splits }
+        let present = splits.filter { $0.1 != nil }
+        if let split {
+            guard let found = present.first(where: { $0.0 == split }) else {
+                throw ConfigError("--split \(split): this run's data has no \(split) split (it has \(present.map(\.0).joined(separator: ", ")))")
+            }
+            return [found]
+        }
+        return ["test", "val", "train"].lazy.compactMap { name in present.first { $0.0 == name } }.first.map { [$0] } ?? []
+    }
+
     /// A language model's loss per token and perplexity on each split, every next-token
     /// prediction counted once (covering windows), with the run's own tokenizer.
-    static func evaluateLanguageModel(_ checkpoint: LoadedCheckpoint, config: TrainerConfig, split: String, dataDirectory: String?) throws -> String {
+    static func evaluateLanguageModel(_ checkpoint: LoadedCheckpoint, config: TrainerConfig, split: String?, dataDirectory: String?) throws -> String {
         let text = try PreparedText(config, dataDirectory: dataDirectory)
         let task = LanguageModelTask(config: config, text: text)
         if let state = checkpoint.state.taskState { try task.restore(checkpointState: state) }
@@ -105,7 +123,7 @@ public enum CheckpointTools {
         }
         model.eval()
         var lines: [String] = []
-        for (name, w) in [("train", Optional(text.train)), ("val", text.val), ("test", text.test)] where split == "all" || split == name {
+        for (name, w) in try chosen([("train", Optional(text.train)), ("val", text.val), ("test", text.test)], split) {
             guard let w else { lines.append("\(name): (no such split)"); continue }
             let windows = try TokenWindows(ids: w.tokens, blockSize: config.blockSize, covering: true)
             var log = MetricLog(task.metrics)

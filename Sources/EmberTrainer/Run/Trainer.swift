@@ -153,33 +153,14 @@ public enum Trainer {
     static func runRank<Task: TrainingTask>(_ initial: TrainerConfig, overrides: (inout TrainerConfig) -> Void, comm: Communicator,
                                             log: Logger, settings: LaunchSettings, callbacks: [TrainingCallback],
                                             makeTask: (TrainerConfig, LaunchSettings) throws -> Task) throws -> RunSummary {
-        var initial = initial, reserved = false
-        if initial.runDir == nil && [nil, "auto"].contains(initial.resume) {
-            initial.runDir = try reserveRunDirectory(comm)
-            reserved = true
-        }
-        let start = try resolveStart(initial, overrides: overrides, forTask: !(Task.self == PresetTask.self)) { message in
+        var start = try resolveStart(initial, overrides: overrides, forTask: !(Task.self == PresetTask.self)) { message in
             if comm.rank == 0 { log.warning("\(message)") }
         }
+        try checkPrecision(start.config)
+        let lock = try claimRunDirectory(&start, makeOne: initial.runDir == nil && initial.resume == nil, comm: comm, log: log)
         let config = start.config, dir = start.runDir
-        try checkPrecision(config)
         if comm.rank == 0, let from = start.forkedFrom {
             log.info("starting a new run in \(dir) from the checkpoint \(from) (its run directory is left as it is)")
-        }
-        // Rank 0 alone touches the file system; everyone learns whether it worked. Nothing is
-        // written until data and model are ready, so a start that fails leaves no trace.
-        var lock: RunDirectoryLock? = nil
-        try onRankZero(comm) {
-            lock = try RunDirectoryLock(directory: dir, madeForThisRun: reserved)
-            do {
-                try checkRunDirectory(dir, resuming: start.continuesRun, replacingFailedStart: start.replacesFailedStart || start.overAbandonedStart)
-                if let trace = config.trace { try checkTraceDirectory(trace) }
-                if start.continuesRun, let from = start.checkpoint?.path,
-                   let note = try Checkpoints.setAsideNewer(than: from, runDir: dir) { log.warning("\(note)") }
-            } catch {
-                lock?.release(failedStart: true)
-                throw error
-            }
         }
         var started = false
         defer { lock?.release(failedStart: !started) }
@@ -197,6 +178,34 @@ public enum Trainer {
         }
         started = true
         return try trainer.run()
+    }
+
+    /// Rank 0 takes the run directory (`makeOne`: a new one under the default name, when none was
+    /// given) and checks it; every rank learns whether that worked and the directory's name.
+    /// Rank 0 alone touches the file system, and nothing else is written until data and model
+    /// are ready, so a start that fails leaves no trace.
+    static func claimRunDirectory(_ start: inout RunStart, makeOne: Bool, comm: Communicator, log: Logger) throws -> RunDirectoryLock? {
+        var lock: RunDirectoryLock? = nil, name = start.runDir
+        if makeOne { start.overAbandonedStart = false }
+        let claimed = start
+        try onRankZero(comm) {
+            if makeOne { name = try makeRunDirectory() }
+            lock = try RunDirectoryLock(directory: name, madeForThisRun: makeOne)
+            do {
+                try checkRunDirectory(name, resuming: claimed.continuesRun, replacingFailedStart: claimed.replacesFailedStart || claimed.overAbandonedStart)
+                if let trace = claimed.config.trace { try checkTraceDirectory(trace) }
+                if claimed.continuesRun, let from = claimed.checkpoint?.path,
+                   let note = try Checkpoints.setAsideNewer(than: from, runDir: name) { log.warning("\(note)") }
+            } catch {
+                lock?.release(failedStart: true)
+                throw error
+            }
+        }
+        if makeOne {
+            name = try comm.broadcast(text: name)
+            (start.runDir, start.config.runDir) = (name, name)
+        }
+        return lock
     }
 
     /// Runs `body` on rank 0 only (file system work) and tells every rank how it went: rank 0's
@@ -219,26 +228,21 @@ public enum Trainer {
     }
 
     /// A new run's directory when none was given: `runs/run-<time>`, or `-2`, `-3`, … after it
-    /// when that exists (a run started in the same second). Rank 0 makes it (`mkdir`, so of two
-    /// trainers started together each gets its own) and every rank learns its name, so ranks whose
-    /// clocks read different seconds still share one directory.
-    static func reserveRunDirectory(_ comm: Communicator, base: @autoclosure () -> String = defaultRunDirectory()) throws -> String {
-        var name = ""
-        try onRankZero(comm) {
-            let base = base()
-            do {
-                try FileManager.default.createDirectory(atPath: (base as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            } catch {
-                throw ConfigError("cannot create run directory \(base): \(RunDirectoryLock.reason(error))")
-            }
-            for n in 1...1000 {
-                let candidate = n == 1 ? base : "\(base)-\(n)"
-                if mkdir(candidate, 0o777) == 0 { name = candidate; return }
-                guard errno == EEXIST else { throw ConfigError("cannot create run directory \(candidate): \(String(cString: strerror(errno)))") }
-            }
-            throw ConfigError("\(base) and a thousand runs after it exist: choose a --run-dir")
+    /// when that exists (a run started in the same second), made with `mkdir`, so of two trainers
+    /// started together each gets its own. Rank 0 makes it and tells the others its name
+    /// (`claimRunDirectory`): ranks whose clocks read different seconds still share one.
+    static func makeRunDirectory(base: String = defaultRunDirectory()) throws -> String {
+        do {
+            try FileManager.default.createDirectory(atPath: (base as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        } catch {
+            throw ConfigError("cannot create run directory \(base): \(RunDirectoryLock.reason(error))")
         }
-        return try comm.broadcast(text: name)
+        for n in 1...1000 {
+            let candidate = n == 1 ? base : "\(base)-\(n)"
+            if mkdir(candidate, 0o777) == 0 { return candidate }
+            guard errno == EEXIST else { throw ConfigError("cannot create run directory \(candidate): \(String(cString: strerror(errno)))") }
+        }
+        throw ConfigError("\(base) and a thousand runs after it exist: choose a --run-dir")
     }
 
     /// What a start that died before its first checkpoint may have left.
