@@ -19,6 +19,10 @@ open('$d/text.txt', 'w').write('\n'.join(lines * 150))"
     "$trainer" eval --checkpoint "$d/run" --split val > "$d/eval.log" 2>&1
     expect "pretrained: trainer sample and eval read the fine-tuned run" "$d/eval.log" \
         bash -c "grep -q '^To be' '$d/sample.log' && grep -qE '^val: [0-9]+ tokens, loss' '$d/eval.log'"
+    "$trainer" sample --checkpoint "$d/run" --prompt "To be" --tokens 12 --temperature 0 > "$d/greedy-run.log" 2>&1
+    "$trainer" sample --pretrained "$d/run/hf" --prompt "To be" --tokens 12 --temperature 0 > "$d/greedy-hf.log" 2>&1
+    expect "pretrained: trainer sample --pretrained RUN/hf writes what the run's checkpoint writes (the same weights)" "$d/greedy-hf.log" \
+        bash -c "grep -q '^To be' '$d/greedy-hf.log' && cmp -s '$d/greedy-run.log' '$d/greedy-hf.log'"
     "$trainer" train --resume latest --run-dir "$d/run" --max-steps 30 > "$d/resume.log" 2>&1
     expect "pretrained: --resume latest --run-dir alone continues the fine-tuning" "$d/resume.log" \
         grep -q '"steps" : 30,' "$d/run/summary.json"

@@ -1,0 +1,122 @@
+import Ember
+import Foundation
+
+/// `trainer sample`: text from a language model's checkpoint (or run directory), or from a Hugging
+/// Face model directory.
+public enum Sampling {
+    public struct Options {
+        public var prompt = "\n", tokens = 500, temperature = 0.8, topK: Int? = 200, seed: UInt64 = 1337
+        public init() {}
+
+        func check() throws {
+            guard temperature >= 0 && temperature.isFinite else { throw ConfigError("--temperature must be 0 (greedy) or positive (got \(temperature))") }
+            if let k = topK, k < 1 { throw ConfigError("--top-k must be at least 1 (got \(k))") }
+            guard tokens >= 0 else { throw ConfigError("--tokens must not be negative (got \(tokens))") }
+        }
+    }
+
+    /// Below this temperature sampling is greedy (the most likely token): dividing the logits by
+    /// a smaller one overflows float32 and the draw would be over NaNs.
+    public static let greedyBelow = 1e-4
+
+    /// The prompt continued by `options.tokens` tokens, drawn from the model's distribution
+    /// (scaled by the temperature, cut to the top k), seeded. `emit` receives the text as it is
+    /// made (the prompt first), so a long generation shows progress; the whole text is returned.
+    @discardableResult
+    public static func sample(checkpoint path: String, options o: Options, emit: (String) -> Void = { _ in }) throws -> String {
+        let has = { (name: String) in FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(name)) }
+        if has("config.json") && (has("model.safetensors") || has("model.safetensors.index.json")) && !has("checkpoints") && !has(Checkpoints.stateFile) {
+            throw ConfigError("--checkpoint \(path) is a Hugging Face model directory, not a run: sample from it with --pretrained \(path)")
+        }
+        let checkpoint = try CheckpointTools.checkpoint(path)
+        let config = checkpoint.state.config
+        guard config.model.isLanguageModel, let saved = checkpoint.state.taskState else {
+            throw ConfigError("checkpoint \(checkpoint.path) is of --model \(config.model), not a language model: trainer sample needs one (\(ModelName.languageModels.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let tokenizer = try SavedTokenizer.decode(saved)
+        try o.check()
+        let g = Generator(seed: o.seed)
+        let model = try LanguageModelFactory.make(config, vocabularySize: tokenizer.vocabularySize,
+                                              generators: ModelGenerators(weights: Generator(seed: 0), dropout: g), dropout: 0)
+        try model.loadStateDict(checkpoint.model)
+        let window = config.model == .pretrained ? (model as! CausalLM).maxPositions : config.blockSize
+        return try generate(model, tokenizer: tokenizer, window: window, options: o, generator: g, emit: emit)
+    }
+
+    /// The same from a Hugging Face model directory (`config.json`, weights, tokenizer) as it is,
+    /// without a run: what the model knows before any fine-tuning.
+    @discardableResult
+    public static func sample(pretrained directory: String, options o: Options, emit: (String) -> Void = { _ in }) throws -> String {
+        try o.check()
+        let model = try CausalLM.fromPretrained(directory), tokenizer = try BPETokenizer.fromPretrained(directory)
+        return try generate(model, tokenizer: tokenizer, window: model.maxPositions, options: o, generator: Generator(seed: o.seed), emit: emit)
+    }
+
+    private static func generate(_ model: Module, tokenizer: Tokenizer, window: Int, options o: Options, generator g: Generator,
+                                 emit: (String) -> Void) throws -> String {
+        var context: [Int]
+        do { context = try tokenizer.encode(o.prompt) } catch let e as DataError { throw ConfigError("--prompt: \(e.description)") }
+        guard !context.isEmpty else { throw ConfigError("--prompt is empty") }
+        model.eval()
+        var text = o.prompt
+        emit(o.prompt)
+        var pending: [Int] = []  // tokens whose text is not complete yet (part of a UTF-8 character)
+        let logitsAfter = nextLogits(model, window: window)
+        noGrad {
+            for _ in 0..<o.tokens {
+                let next = draw(logitsAfter(context), o, g)
+                context.append(next)
+                pending.append(next)
+                let piece = tokenizer.decode(pending)
+                if !piece.hasSuffix("\u{FFFD}") || pending.count >= 4 {
+                    emit(piece)
+                    text += piece
+                    pending.removeAll()
+                }
+            }
+        }
+        if !pending.isEmpty {
+            let piece = tokenizer.decode(pending)
+            emit(piece)
+            text += piece
+        }
+        return text
+    }
+
+    /// The next token's logits after `context`: a pretrained model keeps its keys and values
+    /// (`KVCache`) and computes only the newest token; the others run their window again.
+    static func nextLogits(_ model: Module, window: Int) -> ([Int]) -> Tensor {
+        guard let lm = model as? CausalLM else {
+            return { context in
+                let w = Array(context.suffix(window))
+                return model(Tensor(indices: w, shape: [1, w.count]))[0][w.count - 1]
+            }
+        }
+        var cache = KVCache(layers: lm.config.layers), seen = 0
+        return { context in
+            if seen == 0 || cache.length >= window {  // start, or the window is full: prefill its end again
+                let keep = seen == 0 ? window - 1 : max(1, window / 2)  // room to grow before the next refill
+                cache = KVCache(layers: lm.config.layers)
+                let w = Array(context.suffix(keep))
+                seen = context.count
+                return lm.nextLogits(after: w, cache: cache)
+            }
+            let new = Array(context[seen...])
+            seen = context.count
+            return lm.nextLogits(after: new, cache: cache)
+        }
+    }
+
+    /// One token from the last position's logits: greedy at a temperature near 0, else a draw
+    /// from the top k after dividing by the temperature.
+    static func draw(_ logits: Tensor, _ o: Options, _ g: Generator) -> Int {
+        if o.temperature < greedyBelow { return logits.argmax(dim: 0).intScalars[0] }
+        let scaled = logits / o.temperature
+        var kept = scaled
+        if let k = o.topK, k < scaled.count {
+            let kth = scaled.topk(k).values.scalars.last!
+            kept = scaled.maskedFill(scaled.lt(Double(kth)), -.infinity)
+        }
+        return kept.softmax(dim: 0).multinomial(1, generator: g).intScalars[0]
+    }
+}
