@@ -43,16 +43,26 @@ struct Train: ParsableCommand {
 }
 
 struct Eval: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Evaluate a checkpoint on its data (or on --data).")
-    @Option(help: "A checkpoint directory, or a run directory (its latest good checkpoint).") var checkpoint: String
+    static let configuration = CommandConfiguration(abstract: "Evaluate a checkpoint on its data (or on --data), or a Hugging Face model directory on --data.")
+    @Option(help: "A checkpoint directory, or a run directory (its latest good checkpoint).") var checkpoint: String?
+    @Option(help: "A Hugging Face model directory as it is, instead of a checkpoint (with --data text:PATH).") var pretrained: String?
     @Option(help: "Data to evaluate on instead of the run's own (same formats as train).") var data: String?
     @Option(help: "Split: train, val, test or all (default: test, or val when the run kept no test split).") var split: String?
+
+    func validate() throws {
+        guard (checkpoint == nil) != (pretrained == nil) else { throw ValidationError("give --checkpoint RUN or --pretrained DIR (one of them)") }
+    }
 
     func run() throws {
         if let split, !["train", "val", "test", "all"].contains(split) { TrainingCommandLine.fail(ConfigError("--split must be train, val, test or all (got \(split))"), status: 2) }
         do {
-            print(try CheckpointTools.evaluate(checkpoint: checkpoint, data: data, split: split,
-                                               dataDirectory: try LaunchSettings.current().dataDirectory))
+            let dataDirectory = try LaunchSettings.current().dataDirectory
+            if let pretrained {
+                guard let data else { throw ConfigError("--pretrained \(pretrained) needs --data text:PATH (the text to measure it on)") }
+                print(try CheckpointTools.evaluate(pretrained: pretrained, data: data, split: split, dataDirectory: dataDirectory))
+            } else if let checkpoint {
+                print(try CheckpointTools.evaluate(checkpoint: checkpoint, data: data, split: split, dataDirectory: dataDirectory))
+            }
         } catch {
             TrainingCommandLine.fail(error, status: 2)
         }

@@ -23,6 +23,10 @@ open('$d/text.txt', 'w').write('\n'.join(lines * 150))"
     "$trainer" sample --pretrained "$d/run/hf" --prompt "To be" --tokens 12 --temperature 0 > "$d/greedy-hf.log" 2>&1
     expect "pretrained: trainer sample --pretrained RUN/hf writes what the run's checkpoint writes (the same weights)" "$d/greedy-hf.log" \
         bash -c "grep -q '^To be' '$d/greedy-hf.log' && cmp -s '$d/greedy-run.log' '$d/greedy-hf.log'"
+    "$trainer" eval --pretrained "$model" --data "text:$d/text.txt" > "$d/eval-before.log" 2>&1
+    "$trainer" eval --pretrained "$d/run/hf" --data "text:$d/text.txt" > "$d/eval-hf.log" 2>&1
+    expect "pretrained: trainer eval --pretrained measures a directory as it is (RUN/hf as the run's checkpoint, below the model before)" "$d/eval-hf.log" \
+        bash -c "cmp -s '$d/eval.log' '$d/eval-hf.log' && [ \"\$(sed -E 's/.*loss ([0-9.]+).*/\\1/' '$d/eval-hf.log')\" \\< \"\$(sed -E 's/.*loss ([0-9.]+).*/\\1/' '$d/eval-before.log')\" ]"
     "$trainer" train --resume latest --run-dir "$d/run" --max-steps 30 > "$d/resume.log" 2>&1
     expect "pretrained: --resume latest --run-dir alone continues the fine-tuning" "$d/resume.log" \
         grep -q '"steps" : 30,' "$d/run/summary.json"

@@ -95,6 +95,15 @@ public enum CheckpointTools {
         return lines.joined(separator: "\n")
     }
 
+    /// A Hugging Face model directory as it is (before any fine-tuning: the baseline a run is
+    /// measured against) on a text, split as `trainer train --pretrained DIR --data` splits it.
+    public static func evaluate(pretrained directory: String, data: String, split: String?, dataDirectory: String? = nil) throws -> String {
+        var config = TrainerConfig(model: .pretrained)
+        (config.pretrained, config.data) = (directory, data)
+        try config.validate()
+        return try evaluateLanguageModel(nil, config: config, split: split, dataDirectory: dataDirectory)
+    }
+
     /// The splits to evaluate: every one for "all" (absent ones say so), the named one (refused,
     /// naming those there are, when the data has none), or without a name the held-out one: test,
     /// else val (a language model's preset keeps no test split), else train.
@@ -112,14 +121,16 @@ public enum CheckpointTools {
 
     /// A language model's loss per token and perplexity on each split, every next-token
     /// prediction counted once (covering windows), with the run's own tokenizer.
-    static func evaluateLanguageModel(_ checkpoint: LoadedCheckpoint, config: TrainerConfig, split: String?, dataDirectory: String?) throws -> String {
+    static func evaluateLanguageModel(_ checkpoint: LoadedCheckpoint?, config: TrainerConfig, split: String?, dataDirectory: String?) throws -> String {
         let text = try PreparedText(config, dataDirectory: dataDirectory)
         let task = LanguageModelTask(config: config, text: text)
-        if let state = checkpoint.state.taskState { try task.restore(checkpointState: state) }
+        if let state = checkpoint?.state.taskState { try task.restore(checkpointState: state) }
         let model = try LanguageModelFactory.make(config, vocabularySize: text.tokenizer.vocabularySize,
                                               generators: ModelGenerators(weights: Generator(seed: 0), dropout: Generator(seed: 0)), dropout: 0)
-        do { try model.loadStateDict(checkpoint.model) } catch {
-            throw ConfigError("checkpoint \(checkpoint.path) does not fit a \(config.model) model: \(error)")
+        if let checkpoint {
+            do { try model.loadStateDict(checkpoint.model) } catch {
+                throw ConfigError("checkpoint \(checkpoint.path) does not fit a \(config.model) model: \(error)")
+            }
         }
         model.eval()
         var lines: [String] = []
