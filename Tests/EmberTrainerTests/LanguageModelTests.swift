@@ -70,6 +70,24 @@ final class LanguageModelTests: RunDirectoryTestCase {
                        FileManager.default.contents(atPath: root + "/part/final.safetensors"))
     }
 
+    /// A run by steps that ended inside a validation period (4 steps of a 6-step interval),
+    /// resumed with more steps, goes on with that period: it trains the steps it was given, and
+    /// then has nothing left to train.
+    func testAShortRunByStepsGoesOnWhenGivenMoreSteps() throws {
+        var c = config("short", steps: 4, ranks: 1)
+        c.warmupSteps = 1
+        _ = try Trainer.train(c)
+        var more = c
+        more.resume = "latest"
+        XCTAssertEqual(try Trainer.train(more) { $0.maxSteps = 9 }.steps, 9)
+        let lines = String(decoding: FileManager.default.contents(atPath: root + "/short/metrics.jsonl")!, as: UTF8.self).split(separator: "\n")
+        let steps = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }.map { $0["step"] as? Int }
+        XCTAssertEqual(steps, [4, 6, 9], "the period cut at step 4 ends at 6, then the run's last")
+        XCTAssertEqual(try Trainer.train(more) { $0.maxSteps = 9 }.steps, 9)
+        let after = String(decoding: FileManager.default.contents(atPath: root + "/short/metrics.jsonl")!, as: UTF8.self).split(separator: "\n")
+        XCTAssertEqual(after.count, 3, "a resume with nothing to train adds no record")
+    }
+
     func testSamplingContinuesThePromptFromTheRunsTokenizer() throws {
         _ = try Trainer.train(config("s", steps: 6))
         var o = Sampling.Options()

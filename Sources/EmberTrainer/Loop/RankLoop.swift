@@ -165,8 +165,19 @@ final class RankLoop<Task: TrainingTask> {
                 log.notice("resuming a run trained on \(s.worldSize) ranks with \(comm.worldSize): global batch \(s.config.batchSize * s.worldSize) → \(config.batchSize * comm.worldSize); the data order from here on differs from an uninterrupted run")
             }
         }
-        if isCoordinator {
-            log.info("resumed from \(c.path) (epoch \(s.epoch + 1), step \(s.globalStep)\(s.batchInEpoch > 0 ? ", batch \(s.batchInEpoch) of the epoch" : ""))")
+        // A run by steps that stopped inside a period (--max-steps below --eval-interval), given
+        // more steps now, goes on with that period where it stopped, not after it.
+        if let maxSteps = config.maxSteps, globalStep < maxSteps, batchInEpoch == 0, epoch > 0, globalStep < epoch * stepsPerEpoch {
+            epoch = globalStep / stepsPerEpoch
+            batchInEpoch = (globalStep - epoch * stepsPerEpoch) * config.gradAccumulation
+        }
+        guard isCoordinator else { return }
+        if let maxSteps = config.maxSteps, s.globalStep >= maxSteps {
+            log.notice("resumed from \(c.path) at step \(s.globalStep): the run had already taken its \(maxSteps) steps, so there is nothing to train (give a larger --max-steps to go on)")
+        } else if config.maxSteps == nil, s.epoch >= config.epochs {
+            log.notice("resumed from \(c.path) after epoch \(s.epoch): the run had already finished its \(config.epochs) epochs, so there is nothing to train (give a larger --epochs to go on)")
+        } else {
+            log.info("resumed from \(c.path) (epoch \(epoch + 1), step \(globalStep)\(batchInEpoch > 0 ? ", batch \(batchInEpoch) of the epoch" : ""))")
         }
     }
 
