@@ -219,8 +219,8 @@ struct Trace: ParsableCommand {
 }
 
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a checkpoint's (or safetensors file's) metadata and tensors.")
-    @Argument(help: "A checkpoint directory, a run directory, or a .safetensors file.") var path: String
+    static let configuration = CommandConfiguration(abstract: "Show a checkpoint's (or safetensors file's, or Hugging Face directory's) metadata and tensors.")
+    @Argument(help: "A checkpoint directory, a run directory, a .safetensors file, or a Hugging Face model directory.") var path: String
 
     func run() throws {
         do { print(try CheckpointTools.inspect(path)) } catch { TrainingCommandLine.fail(error, status: 2) }

@@ -27,6 +27,11 @@ open('$d/text.txt', 'w').write('\n'.join(lines * 150))"
     "$trainer" eval --pretrained "$d/run/hf" --data "text:$d/text.txt" > "$d/eval-hf.log" 2>&1
     expect "pretrained: trainer eval --pretrained measures a directory as it is (RUN/hf as the run's checkpoint, below the model before)" "$d/eval-hf.log" \
         bash -c "cmp -s '$d/eval.log' '$d/eval-hf.log' && [ \"\$(sed -E 's/.*loss ([0-9.]+).*/\\1/' '$d/eval-hf.log')\" \\< \"\$(sed -E 's/.*loss ([0-9.]+).*/\\1/' '$d/eval-before.log')\" ]"
+    "$trainer" inspect "$d/run/hf" > "$d/inspect-hf.log" 2>&1
+    expect "pretrained: trainer inspect describes a Hugging Face directory (family, sizes, tokenizer, tensors)" "$d/inspect-hf.log" \
+        bash -c "grep -q 'Hugging Face gpt2 model, [0-9]* parameters' '$d/inspect-hf.log' && grep -q 'tokenizer: tokenizer.json' '$d/inspect-hf.log' && grep -q 'transformer.h.0.attn.c_attn.weight  F32' '$d/inspect-hf.log'"
+    row "trainer eval --checkpoint given a Hugging Face directory" 2 "is a Hugging Face model directory, not a run: give it as --pretrained" "$d/run/hf" \
+        "$trainer" eval --checkpoint "$d/run/hf"
     "$trainer" train --resume latest --run-dir "$d/run" --max-steps 30 > "$d/resume.log" 2>&1
     expect "pretrained: --resume latest --run-dir alone continues the fine-tuning" "$d/resume.log" \
         grep -q '"steps" : 30,' "$d/run/summary.json"

@@ -67,8 +67,8 @@ public final class CausalLM: Module {
 }
 
 /// A Hugging Face directory's weights: `model.safetensors`, or the shards an index names.
-enum PretrainedWeights {
-    static func load(_ directory: String) throws -> [String: Tensor] {
+@_spi(Checks) public enum PretrainedWeights {
+    public static func load(_ directory: String) throws -> [String: Tensor] {
         let single = (directory as NSString).appendingPathComponent("model.safetensors")
         if FileManager.default.fileExists(atPath: single) { return try Safetensors.load(single).tensors }
         let indexPath = (directory as NSString).appendingPathComponent("model.safetensors.index.json")

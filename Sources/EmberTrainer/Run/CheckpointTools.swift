@@ -1,4 +1,4 @@
-import Ember
+@_spi(Checks) import Ember
 import EmberDistributed
 import Foundation
 
@@ -16,6 +16,7 @@ public enum CheckpointTools {
             lines += describe(tensors)
             return lines.joined(separator: "\n")
         }
+        if isHuggingFaceDirectory(path) { return try describeHuggingFace(path) }
         let checkpoint = FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Checkpoints.stateFile))
             ? try Checkpoints.load(path)
             : try Checkpoints.latestValid(runDir: path) { lines.append("warning: \($0)") }
@@ -37,6 +38,25 @@ public enum CheckpointTools {
         return lines.joined(separator: "\n")
     }
 
+    /// A directory `transformers` wrote (config.json and weights) rather than a run.
+    static func isHuggingFaceDirectory(_ path: String) -> Bool {
+        let has = { (name: String) in FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(name)) }
+        return has("config.json") && (has("model.safetensors") || has("model.safetensors.index.json")) && !has("checkpoints") && !has(Checkpoints.stateFile)
+    }
+
+    /// A Hugging Face directory: what its config makes, its tokenizer, its tensors.
+    static func describeHuggingFace(_ path: String) throws -> String {
+        let c = try PretrainedConfig.load(path)
+        let weights = try PretrainedWeights.load(path)
+        let has = { (name: String) in FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(name)) }
+        let tokenizer = has("tokenizer.json") ? "tokenizer.json" : has("vocab.json") && has("merges.txt") ? "vocab.json + merges.txt" : "none Ember reads (train on token ids)"
+        var lines = ["\(path): Hugging Face \(c.family.rawValue) model, \(weights.values.reduce(0) { $0 + $1.count }) parameters in \(weights.count) tensors",
+                     "  \(c.layers) layers, hidden \(c.hiddenSize), \(c.heads) heads (\(c.keyValueHeads) for keys and values), MLP \(c.intermediateSize), vocabulary \(c.vocabularySize), \(c.maxPositions) positions",
+                     "  tokenizer: \(tokenizer)", "tensors:"]
+        lines += describe(weights)
+        return lines.joined(separator: "\n")
+    }
+
     static func describe(_ tensors: [String: Tensor]) -> [String] {
         tensors.keys.sorted().map { k in
             let t = tensors[k]!
@@ -50,6 +70,9 @@ public enum CheckpointTools {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
             throw ConfigError("--checkpoint \(path): no such checkpoint or run directory")
+        }
+        if isHuggingFaceDirectory(path) {
+            throw ConfigError("--checkpoint \(path) is a Hugging Face model directory, not a run: give it as --pretrained \(path)")
         }
         return FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Checkpoints.stateFile))
             ? try Checkpoints.load(path)

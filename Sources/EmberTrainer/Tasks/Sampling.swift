@@ -24,10 +24,6 @@ public enum Sampling {
     /// made (the prompt first), so a long generation shows progress; the whole text is returned.
     @discardableResult
     public static func sample(checkpoint path: String, options o: Options, emit: (String) -> Void = { _ in }) throws -> String {
-        let has = { (name: String) in FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(name)) }
-        if has("config.json") && (has("model.safetensors") || has("model.safetensors.index.json")) && !has("checkpoints") && !has(Checkpoints.stateFile) {
-            throw ConfigError("--checkpoint \(path) is a Hugging Face model directory, not a run: sample from it with --pretrained \(path)")
-        }
         let checkpoint = try CheckpointTools.checkpoint(path)
         let config = checkpoint.state.config
         guard config.model.isLanguageModel, let saved = checkpoint.state.taskState else {
