@@ -88,6 +88,19 @@ final class LanguageModelTests: RunDirectoryTestCase {
         XCTAssertEqual(after.count, 3, "a resume with nothing to train adds no record")
     }
 
+    /// `trainer eval --data` measures a character-level run on another text through the run's
+    /// own alphabet; a character outside it is named.
+    func testEvaluatingAnotherTextUsesTheRunsAlphabet() throws {
+        _ = try Trainer.train(config("e", steps: 6, ranks: 1))
+        try String(repeating: "JULIET: to be.\n", count: 40).write(toFile: root + "/other.txt", atomically: true, encoding: .utf8)
+        let lines = try CheckpointTools.evaluate(checkpoint: root + "/e", data: "text:" + root + "/other.txt", split: "all").split(separator: "\n")
+        XCTAssertTrue(lines[0].hasPrefix("train: ") && lines[1].hasPrefix("val: "), "\(lines)")
+        try "JULIET: zebra?\n".write(toFile: root + "/new.txt", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try CheckpointTools.evaluate(checkpoint: root + "/e", data: "text:" + root + "/new.txt", split: nil)) {
+            XCTAssertTrue("\($0)".contains("\"z\" is not in the tokenizer's alphabet"), "\($0)")
+        }
+    }
+
     func testSamplingContinuesThePromptFromTheRunsTokenizer() throws {
         _ = try Trainer.train(config("s", steps: 6))
         var o = Sampling.Options()

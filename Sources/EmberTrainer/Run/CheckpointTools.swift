@@ -88,7 +88,11 @@ public enum CheckpointTools {
             throw ConfigError("checkpoint \(checkpoint.path) is of the task \(task), trained by a program of its own: evaluate it with that program (`PROGRAM eval --checkpoint \(path)`) or `Trainer.evaluate`")
         }
         if let data { config.data = data }
-        if config.model.isLanguageModel { return try evaluateLanguageModel(checkpoint, config: config, split: split, dataDirectory: dataDirectory) }
+        if config.model.isLanguageModel {
+            // Another text is read with the run's own tokenizer (its characters, for a char-level run).
+            let own = try data == nil || config.pretrained != nil ? nil : checkpoint.state.taskState.map(SavedTokenizer.decode)
+            return try evaluateLanguageModel(checkpoint, config: config, split: split, dataDirectory: dataDirectory, tokenizer: own)
+        }
         let prepared = try DataPreparation.prepare(config, dataDirectory: dataDirectory)
         let model = try ModelFactory.make(config, sampleShape: prepared.sampleShape, outputs: prepared.outputs, generator: Generator(seed: 0))
         do { try model.loadStateDict(checkpoint.model) } catch {
@@ -144,8 +148,9 @@ public enum CheckpointTools {
 
     /// A language model's loss per token and perplexity on each split, every next-token
     /// prediction counted once (covering windows), with the run's own tokenizer.
-    static func evaluateLanguageModel(_ checkpoint: LoadedCheckpoint?, config: TrainerConfig, split: String?, dataDirectory: String?) throws -> String {
-        let text = try PreparedText(config, dataDirectory: dataDirectory)
+    static func evaluateLanguageModel(_ checkpoint: LoadedCheckpoint?, config: TrainerConfig, split: String?, dataDirectory: String?,
+                                      tokenizer: Tokenizer? = nil) throws -> String {
+        let text = try PreparedText(config, dataDirectory: dataDirectory, tokenizer: tokenizer)
         let task = LanguageModelTask(config: config, text: text)
         if let state = checkpoint?.state.taskState { try task.restore(checkpointState: state) }
         let model = try LanguageModelFactory.make(config, vocabularySize: text.tokenizer.vocabularySize,

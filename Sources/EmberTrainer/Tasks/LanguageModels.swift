@@ -111,7 +111,8 @@ struct PreparedText: @unchecked Sendable {
     var cachedFrom: String?
     var cacheToWrite: (cache: TokenCache, ids: TokenIDs)?
 
-    init(_ config: TrainerConfig, dataDirectory: String?) throws {
+    /// `tokenizer`: a run's own, for another text measured with it (`trainer eval --data`).
+    init(_ config: TrainerConfig, dataDirectory: String?, tokenizer given: Tokenizer? = nil) throws {
         let spec = try DataSpec.parse(config.data)
         if case .tokens(let file) = spec, let directory = config.pretrained {
             // Ids a pretrained tokenizer made (`trainer tokenize`, nanoGPT's prepare.py), mapped.
@@ -140,7 +141,9 @@ struct PreparedText: @unchecked Sendable {
         let (tokenizer, ids): (Tokenizer, TokenIDs) = try {
             let text = try TextFile.read(path)
             let tokenizer: Tokenizer
-            if let directory = config.pretrained {
+            if let given {
+                tokenizer = given
+            } else if let directory = config.pretrained {
                 tokenizer = try BPETokenizer.fromPretrained(directory)  // the model's own
             } else {
                 tokenizer = config.tokenizer == "byte" ? ByteTokenizer() : CharTokenizer(corpus: text)
