@@ -70,6 +70,10 @@ void ember_bf16_set_timing(int on) {
     if (on) timed_thread = pthread_self();
     atomic_store_explicit(&timing, on, memory_order_release);
 }
+int ember_bf16_timing_here(void) {
+    return atomic_load_explicit(&timing, memory_order_acquire) && pthread_equal(pthread_self(), timed_thread);
+}
+int ember_bf16_timing_on(void) { return atomic_load_explicit(&timing, memory_order_acquire); }
 long ember_bf16_rounding_ns(void) { return atomic_load_explicit(&rounding_total_ns, memory_order_relaxed); }
 long ember_bf16_thread_rounding_ns(void) { return rounding_thread_ns; }
 void ember_bf16_reset_timing(void) { atomic_store_explicit(&rounding_total_ns, 0, memory_order_relaxed); }
@@ -82,7 +86,7 @@ static void round_rows(const float *in, long rows, long cols, long ld, unsigned 
 
 void ember_round_bf16(const float *in, long rows, long cols, long ld, unsigned short *out) {
     rounded_values += rows * cols;
-    if (!atomic_load_explicit(&timing, memory_order_acquire) || !pthread_equal(pthread_self(), timed_thread)) return round_rows(in, rows, cols, ld, out);
+    if (!ember_bf16_timing_here()) return round_rows(in, rows, cols, ld, out);
     long start = now_ns();
     round_rows(in, rows, cols, ld, out);
     long spent = now_ns() - start;

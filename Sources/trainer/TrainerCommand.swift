@@ -49,9 +49,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Data to evaluate on instead of the run's own (same formats as train).") var data: String?
     @Option(help: "Split: train, val, test or all (default: test, or val when the run kept no test split).") var split: String?
 
-    func validate() throws {
-        guard (checkpoint == nil) != (pretrained == nil) else { throw ValidationError("give --checkpoint RUN or --pretrained DIR (one of them)") }
-    }
+    func validate() throws { try oneModelSource(checkpoint, pretrained) }
 
     func run() throws {
         if let split, !["train", "val", "test", "all"].contains(split) { TrainingCommandLine.fail(ConfigError("--split must be train, val, test or all (got \(split))"), status: 2) }
@@ -96,9 +94,7 @@ struct Sample: ParsableCommand {
     @Option(name: .customLong("top-k"), help: "Draw only from the k most likely tokens (0: from all).") var topK = 200
     @Option(help: "Seed of the draws.") var seed: UInt64 = 1337
 
-    func validate() throws {
-        guard (checkpoint == nil) != (pretrained == nil) else { throw ValidationError("give --checkpoint RUN or --pretrained DIR (one of them)") }
-    }
+    func validate() throws { try oneModelSource(checkpoint, pretrained) }
 
     func run() throws {
         var o = Sampling.Options()
@@ -252,4 +248,9 @@ struct CheckDDP: ParsableCommand {
             TrainingCommandLine.fail(error, status: 1)
         }
     }
+}
+
+/// `eval` and `sample` read a run's checkpoint or a Hugging Face directory: exactly one.
+func oneModelSource(_ checkpoint: String?, _ pretrained: String?) throws {
+    guard (checkpoint == nil) != (pretrained == nil) else { throw ValidationError("give --checkpoint RUN or --pretrained DIR (one of them)") }
 }

@@ -63,6 +63,10 @@ long ember_bf16_rounded(void);
 /// Timing of the rounding for benchmarks: on (for the calling thread's roundings) or off,
 /// nanoseconds spent since the last reset, and by the calling thread ever.
 void ember_bf16_set_timing(int on);
+/// Whether timing is on, and whether it is on for the calling thread (the one that turned it on):
+/// `KernelProfile` asks these too, so products and rounding time the same thread.
+int ember_bf16_timing_on(void);
+int ember_bf16_timing_here(void);
 long ember_bf16_rounding_ns(void);
 long ember_bf16_thread_rounding_ns(void);
 void ember_bf16_reset_timing(void);

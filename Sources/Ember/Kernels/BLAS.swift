@@ -95,17 +95,12 @@ public var blasKernel: String { openblas_get_corename().map { String(cString: $0
 /// a rank's step runs: threads sharing the step's work (attention's heads) would count the same
 /// wall time again (`trainer bench` turns it on for its timed steps only).
 public enum KernelProfile {
+    /// (The switch and its thread are the rounding timer's, so both time the same thread.)
     public static var isEnabled: Bool {
-        get { enabled.load(ordering: .acquiring) }
-        set {
-            if newValue { profiledThread.store(UInt(pthread_self()), ordering: .relaxed) }
-            enabled.store(newValue, ordering: .releasing)
-            ember_bf16_set_timing(newValue ? 1 : 0)
-        }
+        get { ember_bf16_timing_on() != 0 }
+        set { ember_bf16_set_timing(newValue ? 1 : 0) }
     }
-    private static let enabled = Atomic<Bool>(false)
-    private static let profiledThread = Atomic<UInt>(0)
-    private static var onProfiledThread: Bool { isEnabled && UInt(pthread_self()) == profiledThread.load(ordering: .relaxed) }
+    private static var onProfiledThread: Bool { ember_bf16_timing_here() != 0 }
     static let productNanoseconds = Atomic<Int>(0)
     static let productFlops = Atomic<Int>(0)
 

@@ -35,17 +35,16 @@ public struct TrainOptions: ParsableArguments {
             }
         }
         // The model (a flag, or the config file's) picks the defaults the rest goes on top of.
-        let fileModel = parsed.configFile.flatMap { FileManager.default.contents(atPath: $0) }
-            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["model"] as? String
+        let file = parsed.configFile.flatMap { FileManager.default.contents(atPath: $0) }
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
+        let fileModel = file["model"] as? String
         let pretrained = parsed.settings.contains { $0.0.key == "pretrained" } ? ModelName.pretrained.rawValue : nil
         let model = pretrained ?? parsed.settings.last(where: { $0.0.key == "model" })?.1 ?? fileModel
         let base = model.map { TrainerConfig(model: ModelName(rawValue: $0)) } ?? TrainerConfig()
         var c = try parsed.configFile.map { try TrainerConfig.load($0, base: base) } ?? base
         try apply(parsed.settings, to: &c)
         if c.pretrained != nil { c.model = .pretrained }
-        let fileKeys = parsed.configFile.flatMap { FileManager.default.contents(atPath: $0) }
-            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }.map { Set($0.keys) } ?? []
-        if !parsed.settings.contains(where: { $0.0.key == "warmupSteps" }) && !fileKeys.contains("warmupSteps") {
+        if !parsed.settings.contains(where: { $0.0.key == "warmupSteps" }) && file["warmupSteps"] == nil {
             c.fitWarmup(of: base)
         }
         return c

@@ -40,15 +40,19 @@ public enum CheckpointTools {
 
     /// A directory `transformers` wrote (config.json and weights) rather than a run.
     static func isHuggingFaceDirectory(_ path: String) -> Bool {
-        let has = { (name: String) in FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(name)) }
+        let has = { holds(path, $0) }
         return has("config.json") && (has("model.safetensors") || has("model.safetensors.index.json")) && !has("checkpoints") && !has(Checkpoints.stateFile)
+    }
+
+    private static func holds(_ directory: String, _ name: String) -> Bool {
+        FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(name))
     }
 
     /// A Hugging Face directory: what its config makes, its tokenizer, its tensors.
     static func describeHuggingFace(_ path: String) throws -> String {
         let c = try PretrainedConfig.load(path)
         let weights = try PretrainedWeights.load(path)
-        let has = { (name: String) in FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(name)) }
+        let has = { holds(path, $0) }
         let tokenizer = has("tokenizer.json") ? "tokenizer.json" : has("vocab.json") && has("merges.txt") ? "vocab.json + merges.txt" : "none Ember reads (train on token ids)"
         var lines = ["\(path): Hugging Face \(c.family.rawValue) model, \(weights.values.reduce(0) { $0 + $1.count }) parameters in \(weights.count) tensors",
                      "  \(c.layers) layers, hidden \(c.hiddenSize), \(c.heads) heads (\(c.keyValueHeads) for keys and values), MLP \(c.intermediateSize), vocabulary \(c.vocabularySize), \(c.maxPositions) positions",
