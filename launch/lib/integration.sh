@@ -10,6 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/own-model.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/precision.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/pretrained.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/other-cpus.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/docs.sh"
 work=$(mktemp -d /tmp/ember-integration.XXXXXX)
 passed=0
 failed=0
@@ -392,8 +393,8 @@ check_templates() {
 }
 
 # The groups of checks, each a function that `launch/test --only NAME` runs alone.
-integration_groups=(launchers determinism faults restarts bad-input examples templates safety own-model precision pretrained other-cpus slurm)
-integration_functions=(check_launchers check_determinism check_faults check_restarts check_bad_input check_examples check_templates run_safety_tests run_own_model_tests run_precision_tests run_pretrained_tests run_other_cpu_tests run_slurm_tests)
+integration_groups=(launchers determinism faults restarts bad-input examples templates safety own-model precision pretrained other-cpus docs slurm)
+integration_functions=(check_launchers check_determinism check_faults check_restarts check_bad_input check_examples check_templates run_safety_tests run_own_model_tests run_precision_tests run_pretrained_tests run_other_cpu_tests run_docs_tests run_slurm_tests)
 
 # run_integration_tests [GROUP...]: the named groups (all by default), then the count.
 run_integration_tests() {
