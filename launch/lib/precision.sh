@@ -21,8 +21,9 @@ run_precision_tests() {
     fi
     launch/mpirun -n 2 "$trainer" train --model gpt --max-steps 40 --eval-interval 20 --warmup-steps 5 --precision bf16 \
         --run-dir "$d/gpt" > "$d/gpt.log" 2>&1
-    expect "precision: mpirun -n 2 gpt --precision bf16 trains, naming the bfloat16 units; checkpoints keep float32 weights" "$d/gpt.log" \
-        bash -c "grep -qE '^precision: bf16 products on (amx|avx512_bf16) bfloat16 units' '$d/gpt.log' && grep -q 'step 40/40  train loss' '$d/gpt.log' && .build/release/trainer inspect '$d/gpt' | grep -q 'F32'"
+    "$trainer" inspect "$d/gpt" > "$d/gpt-inspect.log" 2>&1
+    expect "precision: mpirun -n 2 gpt --precision bf16 trains, naming the bfloat16 units; checkpoints keep float32 weights; summary.json and inspect name the precision" "$d/gpt.log" \
+        bash -c "grep -qE '^precision: bf16 products on (amx|avx512_bf16) bfloat16 units' '$d/gpt.log' && grep -q 'step 40/40  train loss' '$d/gpt.log' && grep -q 'F32' '$d/gpt-inspect.log' && grep -q 'model gpt, optimizer adamw, data shakespeare, precision bf16$' '$d/gpt-inspect.log' && grep -q '\"precision\" : \"bf16\"' '$d/gpt/summary.json'"
     if grep -q amx_bf16 /proc/cpuinfo && [ -z "${DNNL_MAX_CPU_ISA:-}" ]; then
         # The bf16 speed targets assume AMX wherever the CPU has it: a fallback to AVX512_BF16
         # (oneDNN not allowed the tiles, say) would halve the products' speed without an error.

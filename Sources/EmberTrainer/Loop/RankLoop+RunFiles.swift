@@ -94,7 +94,7 @@ extension RankLoop {
             model: task.name, parameters: model.parameterCount, runDir: runDir,
             transport: comm.transportDescription,
             sharedMemoryTrials: ddp.transportTrials.map { "\($0.sharedMemory) of \($0.trials)" },
-            shardedOptimizerStep: ddp.shardsOptimizerStep, extra: extra)
+            shardedOptimizerStep: ddp.shardsOptimizerStep, precision: config.precision, reduceDtype: config.reduceDtype, extra: extra)
         try Trainer.onRankZero(comm) { try writing("the run's results") { try writeResults(summary) } }
         guard isCoordinator else { return summary }
         var line = "done: \(history.count) epochs, \(globalStep) steps, train loss \(String(format: "%.4f", summary.trainLoss))"

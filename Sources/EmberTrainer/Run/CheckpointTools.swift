@@ -28,7 +28,9 @@ public enum CheckpointTools {
         lines.append("  written \(s.createdAt) (\(s.reason)) at \(progress)")
         let what = s.config.task.map { "task \($0)" } ?? "model \(s.config.model)"
         let data = s.config.task == nil ? ", data \(s.config.data)" : ""
-        lines.append("  world size \(s.worldSize), batch \(s.config.batchSize) per rank, \(what), optimizer \(s.config.optimizer)\(data)")
+        let precision = s.config.precision == "fp32" ? "" : ", precision \(s.config.precision)"
+            + (s.config.reduceDtype == "fp32" ? "" : " (gradients reduced in \(s.config.reduceDtype))")
+        lines.append("  world size \(s.worldSize), batch \(s.config.batchSize) per rank, \(what), optimizer \(s.config.optimizer)\(data)\(precision)")
         if let last = s.history.last {
             lines.append(String(format: "  last epoch: train loss %.4f%@", last.trainLoss, last.valAccuracy.map { String(format: ", val accuracy %.4f", $0) } ?? ""))
         }

@@ -25,6 +25,10 @@ public struct RunSummary: Codable, Equatable, FlatRecord {
     /// With a tuned transport: how many trials chose shared memory, of how many.
     public var sharedMemoryTrials: String?
     public var shardedOptimizerStep: Bool
+    /// What the products ran in (`fp32`, `bf16`) and what gradients travelled in between ranks,
+    /// as this run (the last start of a resumed one) was given them.
+    public var precision = "fp32"
+    public var reduceDtype = "fp32"
     /// The last epoch's and the test's values of the task's own metrics (`val_tokens`,
     /// `test_perplexity`), written flat beside the fields above in `summary.json` (`FlatRecord`).
     public var extra: [String: Double] = [:]
@@ -35,6 +39,7 @@ public struct RunSummary: Codable, Equatable, FlatRecord {
         case testAccuracy = "test_accuracy", worldSize = "world_size", globalBatch = "global_batch"
         case samplesPerSecond = "samples_per_s", wallSeconds = "wall_s", stoppedReason = "stopped_reason", runDir = "run_dir"
         case shardedOptimizerStep = "sharded_optimizer_step", sharedMemoryTrials = "shared_memory_trials"
+        case precision, reduceDtype = "reduce_dtype"
     }
 }
 
