@@ -134,23 +134,30 @@ EMBER_CLONES void ember_softmax_rows_f32(const float *restrict x, float *restric
 // pre-activations into `dxp` (input side) and `dhh` (recurrent side).
 
 // One LSTM cell's gates and state (the body of the step's loops below; inlined, or each clone
-// would call a scalar copy).
-static inline __attribute__((always_inline)) void lstm_cell(long j, long h, const float *restrict a, const float *restrict b, const float *restrict c_prev,
-                             float *restrict g, float *restrict c_next, float *restrict y) {
-    float i = sigmoid_fast(a[j] + b[j]), f = sigmoid_fast(a[h + j] + b[h + j]);
-    float gg = tanh_fast(a[2 * h + j] + b[2 * h + j]), o = sigmoid_fast(a[3 * h + j] + b[3 * h + j]);
+// would call a scalar copy). `bias` (NULL: none) is added to the input side first, so the sums
+// are those of adding it to the input projection beforehand, without another pass over it.
+static inline __attribute__((always_inline)) void lstm_cell(long j, long h, const float *restrict a, const float *restrict bias,
+                             const float *restrict b, const float *restrict c_prev, float *restrict g, float *restrict c_next,
+                             float *restrict y) {
+    float ai = a[j], af = a[h + j], ag = a[2 * h + j], ao = a[3 * h + j];
+    if (bias) { ai += bias[j]; af += bias[h + j]; ag += bias[2 * h + j]; ao += bias[3 * h + j]; }
+    float i = sigmoid_fast(ai + b[j]), f = sigmoid_fast(af + b[h + j]);
+    float gg = tanh_fast(ag + b[2 * h + j]), o = sigmoid_fast(ao + b[3 * h + j]);
     float c = f * c_prev[j] + i * gg;
     g[j] = i; g[h + j] = f; g[2 * h + j] = gg; g[3 * h + j] = o;
     c_next[j] = c;
     y[j] = o * tanh_fast(c);
 }
-EMBER_CLONES void ember_lstm_step_f32(long n, long h, const float *restrict xp, const float *restrict hh, const float *restrict c_prev,
-                                      float *restrict gates, float *restrict c_next, float *restrict y, const unsigned char *active) {
+EMBER_CLONES void ember_lstm_step_f32(long n, long h, const float *restrict xp, const float *restrict bias, const float *restrict hh,
+                                      const float *restrict c_prev, float *restrict gates, float *restrict c_next, float *restrict y,
+                                      const unsigned char *active) {
     for (long r = 0; r < n; r++) {
         if (!active[r]) continue;
         const float *a = xp + r * 4 * h, *b = hh + r * 4 * h, *cp = c_prev + r * h;
         float *g = gates + r * 4 * h, *cn = c_next + r * h, *yr = y + r * h;
-        EMBER_INTERLEAVED_FOR_BY(2, j, h, lstm_cell(j, h, a, b, cp, g, cn, yr););
+        // Specialised both ways, so the loop has no branches.
+        if (bias) EMBER_INTERLEAVED_FOR_BY(2, j, h, lstm_cell(j, h, a, bias, b, cp, g, cn, yr););
+        else EMBER_INTERLEAVED_FOR_BY(2, j, h, lstm_cell(j, h, a, NULL, b, cp, g, cn, yr););
     }
 }
 

@@ -41,8 +41,9 @@ void ember_silu_backward_f32(float *out, const float *grad, const float *x, long
 /// Row softmaxes and log-sum-exps of float32 logits (cross-entropy's forward), vectorised.
 void ember_softmax_rows_f32(const float *x, float *softmax, float *lse, long rows, long cols);
 /// One step of an LSTM or GRU cell for the active rows, forward and backward (Activations.c).
-void ember_lstm_step_f32(long n, long h, const float *xp, const float *hh, const float *c_prev, float *gates, float *c_next,
-                         float *y, const unsigned char *active);
+/// The LSTM's `bias` (may be NULL) is added to `xp` before `hh`.
+void ember_lstm_step_f32(long n, long h, const float *xp, const float *bias, const float *hh, const float *c_prev, float *gates,
+                         float *c_next, float *y, const unsigned char *active);
 /// Backward: `g_out` (may be NULL; rows `ldg` apart) is added to `dy`; `dhh` (may be NULL: dxp
 /// only) gets a copy of the gate gradients; `db` (may be NULL) accumulates them (the bias gradient).
 void ember_lstm_step_backward_f32(long n, long h, const float *gates, const float *c_prev, const float *c_next, const float *dy,

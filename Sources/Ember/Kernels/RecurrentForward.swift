@@ -16,15 +16,14 @@ extension Kernels {
         rawStep.initialize(repeating: 0, count: n * h)
         defer { for (b, count) in zip(scratch, sizes) { RecurrentTape.release(b, count) } }
         let tape = RecurrentTape<T>(d, projects: wHR != nil)
-        // Every step's input projection in one product (plus both biases where they simply add);
-        // under bf16 the input is rounded once here for this product and dW_ih's in backward.
+        // Every step's input projection in one product; under bf16 the input is rounded once here
+        // for this product and dW_ih's in backward. Both biases where they simply add are added
+        // to it step by step, by the gates.
         if let r = tape.roundedX { roundForProducts(x, count: tn * d.input, into: r.bfloat16Pointer()) }
         gemm(false, true, m: tn, n: gw, k: d.input, ProductOperand(x, rounded: tape.roundedX?.bfloat16Pointer()), lda: d.input,
              ProductOperand(wIH), ldb: d.input, beta: 0, xp, ldc: gw)
-        if bIH != nil || (bHH != nil && d.cell != .gru) {
-            let bias = (0..<gw).map { j in (bIH?[j] ?? 0) + (d.cell != .gru ? bHH?[j] ?? 0 : 0) }
-            bias.withUnsafeBufferPointer { b in for r in 0..<tn { RecurrentTape.add(b.baseAddress!, into: xp + r * gw, gw) } }
-        }
+        let hasBias = bIH != nil || (bHH != nil && d.cell != .gru)
+        let bias = hasBias ? (0..<gw).map { j in (bIH?[j] ?? 0) + (d.cell != .gru ? bHH?[j] ?? 0 : 0) } : []
         let recurrent = RecurrentProduct(wHH, m: n, n: gw, k: p, transposed: true)
         defer { recurrent.release() }
         let (hs, cs) = (tape.hs, tape.cs)
@@ -43,7 +42,10 @@ extension Kernels {
                 (hNext + row * p).update(from: hPrev + row * p, count: p)
                 if d.cell == .lstm { (cs + (s + 1) * n * h + row * h).update(from: cs + s * n * h + row * h, count: h) }
             }
-            forwardGates(d, step: s, tape: tape, a: xp + t * n * gw, hh: hh, bHH: bHH, lstmOut: wHR == nil ? hNext : rawStep, active: active)
+            bias.withUnsafeBufferPointer { b in
+                forwardGates(d, step: s, tape: tape, a: xp + t * n * gw, bias: hasBias ? b.baseAddress : nil, hh: hh, bHH: bHH,
+                             lstmOut: wHR == nil ? hNext : rawStep, active: active)
+            }
             if let wHR {
                 // The LSTM's projection: h = (o·tanh c) W_hrᵀ for the rows that took the step.
                 gemm(false, true, m: n, n: p, k: h, rawStep, lda: h, wHR, ldb: h, beta: 0, projected, ldc: p)
@@ -62,19 +64,22 @@ extension Kernels {
         return tape
     }
 
-    /// Step `s`'s gates for the active rows, from the input projection `a` and `hh = h W_hhᵀ`,
-    /// onto the tape (gates, the next `h` or the LSTM's `o·tanh c` into `lstmOut`, cells, GRU's
-    /// `W_hn h + b_hn`). Float32 LSTM and GRU run in C (Activations.c, vectorised); the loops are
-    /// the same arithmetic for float64 (fixtures, gradcheck) and for the plain RNN.
+    /// Step `s`'s gates for the active rows, from the input projection `a`, the `bias` added to
+    /// it (nil: none) and `hh = h W_hhᵀ`, onto the tape (gates, the next `h` or the LSTM's
+    /// `o·tanh c` into `lstmOut`, cells, GRU's `W_hn h + b_hn`). Float32 LSTM and GRU run in C
+    /// (Activations.c, vectorised; the LSTM's adds the bias as it goes); the loops are the same
+    /// arithmetic for float64 (fixtures, gradcheck) and for the plain RNN.
     private static func forwardGates<T: FloatElement>(_ d: RecurrentShape, step s: Int, tape: RecurrentTape<T>, a: UnsafeMutablePointer<T>,
-                                                      hh: UnsafeMutablePointer<T>, bHH: UnsafePointer<T>?,
+                                                      bias: UnsafePointer<T>?, hh: UnsafeMutablePointer<T>, bHH: UnsafePointer<T>?,
                                                       lstmOut: UnsafeMutablePointer<T>, active: [UInt8]) {
         let (n, h, p, gw) = (d.batch, d.hidden, d.output, d.gateWidth)
         let g = tape.gates + s * n * gw, hPrev = tape.hs + s * n * p, hNext = tape.hs + (s + 1) * n * p
         let cPrev = tape.cs + s * n * h, cNext = tape.cs + (s + 1) * n * h, hhn = tape.hhn + s * n * h
         if T.self == Float.self && d.cell == .lstm {
-            return ember_lstm_step_f32(n, h, floats(a), floats(hh), floats(cPrev), floats(g), floats(cNext), floats(lstmOut), active)
+            return ember_lstm_step_f32(n, h, floats(a), bias.map(floats), floats(hh), floats(cPrev), floats(g), floats(cNext),
+                                       floats(lstmOut), active)
         }
+        if let bias { for row in 0..<n where active[row] != 0 { RecurrentTape.add(bias, into: a + row * gw, gw) } }
         if T.self == Float.self && d.cell == .gru {
             return ember_gru_step_f32(n, h, floats(a), floats(hh), bHH.map(floats), floats(hPrev), floats(g), floats(hhn), floats(hNext), active)
         }
