@@ -92,13 +92,14 @@ struct Sample: ParsableCommand {
     @Option(help: "Tokens to generate.") var tokens = 500
     @Option(help: "Divides the logits: below 1 is more conservative, above 1 more varied; 0 (or below 1e-4) picks the most likely token.") var temperature = 0.8
     @Option(name: .customLong("top-k"), help: "Draw only from the k most likely tokens (0: from all).") var topK = 200
+    @Option(name: .customLong("top-p"), help: "Draw only from the most likely tokens that together hold this share of the probability (nucleus sampling, after --top-k).") var topP: Double?
     @Option(help: "Seed of the draws.") var seed: UInt64 = 1337
 
     func validate() throws { try oneModelSource(checkpoint, pretrained) }
 
     func run() throws {
         var o = Sampling.Options()
-        (o.prompt, o.tokens, o.temperature, o.topK, o.seed) = (prompt, tokens, temperature, topK == 0 ? nil : topK, seed)
+        (o.prompt, o.tokens, o.temperature, o.topK, o.topP, o.seed) = (prompt, tokens, temperature, topK == 0 ? nil : topK, topP, seed)
         // Printed as it is made: a long generation shows progress.
         let emit = { (piece: String) in FileHandle.standardOutput.write(Data(piece.utf8)) }
         do {

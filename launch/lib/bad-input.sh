@@ -146,6 +146,7 @@ run_bad_input_tests() {
     row "sample from a classifier's run" 2 "not a language model" "$work/r-good" "$t" sample --checkpoint "$work/r-good"
     row "sample with a character outside the vocabulary" 2 "not in the tokenizer's alphabet" "$work/lm" "$t" sample --checkpoint "$work/lm" --prompt "ROMEO~"
     row "sample with --temperature -1" 2 "--temperature must be 0 (greedy) or positive" "$work/lm" "$t" sample --checkpoint "$work/lm" --temperature=-1
+    row "sample with --top-p 1.5" 2 "--top-p must be in (0, 1] (got 1.5)" "$work/lm" "$t" sample --checkpoint "$work/lm" --top-p 1.5
 
     # Library API mistakes in a release build: each stops with its message.
     local mistakes=.build/release/APIMistakes name expected

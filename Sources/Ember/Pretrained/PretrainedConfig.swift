@@ -14,6 +14,8 @@ public struct PretrainedConfig: @unchecked Sendable {  // `json` is never mutate
     /// Llama: the rotary base (`rope_theta`); whether the head shares the embedding's weights.
     public let ropeTheta: Double
     public let tiesEmbeddings: Bool
+    /// The end-of-sequence tokens (`eos_token_id`, one id or a list): where `generate` stops.
+    public var eosTokenIDs: [Int] { (json["eos_token_id"] as? Int).map { [$0] } ?? (json["eos_token_id"] as? [Int]) ?? [] }
     /// The file as read, written back by `savePretrained` (with `torch_dtype` float32).
     public let json: [String: Any]
 

@@ -5,13 +5,20 @@ import Foundation
 /// Face model directory.
 public enum Sampling {
     public struct Options {
-        public var prompt = "\n", tokens = 500, temperature = 0.8, topK: Int? = 200, seed: UInt64 = 1337
+        public var prompt = "\n", tokens = 500, temperature = 0.8, topK: Int? = 200, topP: Double? = nil, seed: UInt64 = 1337
         public init() {}
 
         func check() throws {
             guard temperature >= 0 && temperature.isFinite else { throw ConfigError("--temperature must be 0 (greedy) or positive (got \(temperature))") }
             if let k = topK, k < 1 { throw ConfigError("--top-k must be at least 1 (got \(k))") }
+            if let p = topP, !(p > 0 && p <= 1) { throw ConfigError("--top-p must be in (0, 1] (got \(p))") }
             guard tokens >= 0 else { throw ConfigError("--tokens must not be negative (got \(tokens))") }
+        }
+
+        /// The library's rule for drawing each token (`GenerationConfig`, as `generate` uses).
+        var generation: GenerationConfig {
+            GenerationConfig(maxNewTokens: tokens, doSample: temperature >= greedyBelow, temperature: temperature, topK: topK, topP: topP,
+                             eosTokenIDs: [])
         }
     }
 
@@ -57,10 +64,10 @@ public enum Sampling {
         var text = o.prompt
         emit(o.prompt)
         var pending: [Int] = []  // tokens whose text is not complete yet (part of a UTF-8 character)
-        let logitsAfter = nextLogits(model, window: window)
+        let logitsAfter = nextLogits(model, window: window), rule = o.generation
         noGrad {
             for _ in 0..<o.tokens {
-                let next = draw(logitsAfter(context), o, g)
+                let next = rule.nextToken(logitsAfter(context), generator: g)
                 context.append(next)
                 pending.append(next)
                 let piece = tokenizer.decode(pending)
@@ -80,39 +87,12 @@ public enum Sampling {
     }
 
     /// The next token's logits after `context`: a pretrained model keeps its keys and values
-    /// (`KVCache`) and computes only the newest token; the others run their window again.
+    /// (`IncrementalLogits`) and computes only the newest token; the others run their window again.
     static func nextLogits(_ model: Module, window: Int) -> ([Int]) -> Tensor {
-        guard let lm = model as? CausalLM else {
-            return { context in
-                let w = Array(context.suffix(window))
-                return model(Tensor(indices: w, shape: [1, w.count]))[0][w.count - 1]
-            }
-        }
-        var cache = KVCache(layers: lm.config.layers), seen = 0
+        if let lm = model as? CausalLM { return IncrementalLogits(lm, window: window).callAsFunction }
         return { context in
-            if seen == 0 || cache.length >= window {  // start, or the window is full: prefill its end again
-                let keep = seen == 0 ? window - 1 : max(1, window / 2)  // room to grow before the next refill
-                cache = KVCache(layers: lm.config.layers)
-                let w = Array(context.suffix(keep))
-                seen = context.count
-                return lm.nextLogits(after: w, cache: cache)
-            }
-            let new = Array(context[seen...])
-            seen = context.count
-            return lm.nextLogits(after: new, cache: cache)
+            let w = Array(context.suffix(window))
+            return model(Tensor(indices: w, shape: [1, w.count]))[0][w.count - 1]
         }
-    }
-
-    /// One token from the last position's logits: greedy at a temperature near 0, else a draw
-    /// from the top k after dividing by the temperature.
-    static func draw(_ logits: Tensor, _ o: Options, _ g: Generator) -> Int {
-        if o.temperature < greedyBelow { return logits.argmax(dim: 0).intScalars[0] }
-        let scaled = logits / o.temperature
-        var kept = scaled
-        if let k = o.topK, k < scaled.count {
-            let kth = scaled.topk(k).values.scalars.last!
-            kept = scaled.maskedFill(scaled.lt(Double(kth)), -.infinity)
-        }
-        return kept.softmax(dim: 0).multinomial(1, generator: g).intScalars[0]
     }
 }
