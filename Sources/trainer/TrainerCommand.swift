@@ -93,6 +93,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Divides the logits: below 1 is more conservative, above 1 more varied; 0 (or below 1e-4) picks the most likely token.") var temperature = 0.8
     @Option(name: .customLong("top-k"), help: "Draw only from the k most likely tokens (0: from all).") var topK = 200
     @Option(name: .customLong("top-p"), help: "Draw only from the most likely tokens that together hold this share of the probability (nucleus sampling, after --top-k).") var topP: Double?
+    @Option(help: "fp32, or bf16: matrix products on the CPU's bfloat16 units (docs/precision.md).") var precision = "fp32"
     @Option(help: "Seed of the draws.") var seed: UInt64 = 1337
 
     func validate() throws { try oneModelSource(checkpoint, pretrained) }
@@ -100,6 +101,7 @@ struct Sample: ParsableCommand {
     func run() throws {
         var o = Sampling.Options()
         (o.prompt, o.tokens, o.temperature, o.topK, o.topP, o.seed) = (prompt, tokens, temperature, topK == 0 ? nil : topK, topP, seed)
+        o.precision = precision
         // Printed as it is made: a long generation shows progress.
         let emit = { (piece: String) in FileHandle.standardOutput.write(Data(piece.utf8)) }
         do {
@@ -131,6 +133,7 @@ struct Bench: ParsableCommand {
     @Option(help: "fp32, or bf16: matrix products on the CPU's bfloat16 units (docs/precision.md).") var precision = "fp32"
     @Option(help: "fp32, or bf16: gradients travel between the ranks in bfloat16 (docs/precision.md).") var reduceDtype = "fp32"
     @Option(help: "Time fine-tuning this Hugging Face model directory instead of the models (docs/pretrained.md).") var pretrained: String?
+    @Option(help: "With --pretrained: time greedy generation of this many tokens instead of fine-tuning.") var generate: Int?
     @Flag(help: "Only time the float32 matrix products of the models' shapes on each library (GFLOP/s), one line per shape.") var products = false
     @Flag(help: "Also print rank 0's mean time per step in forward, backward, synchronize and optimizer step.") var phases = false
     @Flag(help: "Time --deterministic's step: micro-batches, gradients added in micro-batch order (docs/distributed.md).") var deterministic = false
@@ -151,6 +154,12 @@ struct Bench: ParsableCommand {
         guard let productPrecision = Precision(rawValue: precision) else { TrainingCommandLine.fail(ConfigError("--precision must be fp32 or bf16 (got \(precision))"), status: 2) }
         guard ["fp32", "bf16"].contains(reduceDtype) else { TrainingCommandLine.fail(ConfigError("--reduce-dtype must be fp32 or bf16 (got \(reduceDtype))"), status: 2) }
         if products { return EmberTrainer.Bench.products(threads: threads).forEach { print($0) } }
+        if let generate {
+            guard let pretrained, generate > 0 else { TrainingCommandLine.fail(ConfigError("--generate N needs --pretrained DIR and N > 0"), status: 2) }
+            do { return print(try EmberTrainer.Bench.generation(pretrained, tokens: generate, threads: threads, precision: productPrecision)) } catch {
+                TrainingCommandLine.fail(error, status: 1)
+            }
+        }
         do {
             let settings = try LaunchSettings.current()
             let comm = try settings.communicator()

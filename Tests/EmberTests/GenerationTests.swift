@@ -82,6 +82,28 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(drawn, [0, 4])  // top 3: {4, 0, 1}; probabilities 0.665, 0.245, 0.090: 4 alone holds < 0.7
     }
 
+    func testUnderBF16EachWeightIsRoundedOnceAndTheLogitsFollowTheWholeSequence() throws {
+        guard Precision.bfloat16IsNative else { throw XCTSkip("no bfloat16 units here: operands are rounded with them only") }
+        for name in ["gpt2", "llama"] {
+            let lm = try model(name), context = [3, 17, 5, 42, 8, 9, 1, 30, 12, 7]
+            let weights = lm.parameters().reduce(0) { $0 + $1.count }
+            let incremental = IncrementalLogits(lm)
+            try autocast(.bfloat16) { try noGrad {
+                _ = incremental(Array(context[..<5]))  // the prompt
+                _ = incremental(Array(context[..<6]))  // the first token: the weights are packed
+                for t in 7...context.count {
+                    let before = Kernels.roundedValues
+                    let next = incremental(Array(context[..<t]))
+                    // Only the token's activations are rounded now, not the weights again.
+                    XCTAssertLessThan(Kernels.roundedValues - before, weights / 4, name)
+                    let whole = lm(Tensor(indices: Array(context[..<t]), shape: [1, t]))[0][t - 1]
+                    let scale = whole.abs().max().doubleItem()
+                    XCTAssertNil(firstMismatch(next.doubleScalars, whole.doubleScalars, rtol: 0, atol: 0.03 * scale), "\(name) at \(t)")
+                }
+            } }
+        }
+    }
+
     func testMistakesAreErrorsNamingThem() throws {
         let lm = try model("gpt2")
         func message(_ prompt: [Int], _ g: GenerationConfig) -> String {

@@ -12,6 +12,7 @@ extension Kernels {
     /// used when the products run in bfloat16, so an operand several products share is rounded once.
     static func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, batch: Int, m: Int, n: Int, k: Int, transA: Bool, transB: Bool,
                      strideA: Int, strideB: Int, alpha: Double = 1, roundedA: Tensor? = nil, roundedB: Tensor? = nil) {
+        if batch == 1, m == 1, !transA, alpha == 1, oneRowWithPackedWeight(a, b, into: c, n: n, k: k, transB: transB) { return }
         func run<T: FloatElement>(_ type: T.Type) {
             let pa = ProductOperand(a.pointer(T.self), rounded: roundedA), pb = ProductOperand(b.pointer(T.self), rounded: roundedB)
             let pc = c.pointer(T.self)
@@ -24,6 +25,16 @@ extension Kernels {
         case .float32: run(Float.self)
         case .float64: run(Double.self)
         case .int64, .bfloat16: stop(c.dtype.refusal("matmul"))
+        }
+    }
+
+    /// `c = a · op(b)` for one row `a` and a parameter `b` that the thread's `ParameterRoundings`
+    /// keeps packed (generation under bf16 autocast); false when that does not apply.
+    private static func oneRowWithPackedWeight(_ a: Tensor, _ b: Tensor, into c: Tensor, n: Int, k: Int, transB: Bool) -> Bool {
+        guard c.dtype == .float32, a.dtype == .float32, b.requiresGrad, b.isLeaf, let kept = ParameterRoundings.current,
+              roundsOperands(Float.self), let packed = kept.packedForOneRow(b, n: n, k: k, transposed: transB) else { return false }
+        return KernelProfile.countingProduct(flops: 2 * n * k) {
+            ember_gemm_packed_bf16(packed, a.pointer(Float.self), 0, c.pointer(Float.self)) == 0
         }
     }
 

@@ -34,8 +34,15 @@ extension Kernels {
     /// A contiguous float32 tensor rounded to bfloat16 as the bf16 products round their operands
     /// (the CPU's conversion), when the calling thread's products run in bfloat16 on bfloat16
     /// units; nil otherwise (float64, float32 products, or emulation).
+    /// A parameter's copy comes from the thread's `ParameterRoundings` when one is in use.
     static func roundedForProducts(_ t: Tensor) -> Tensor? {
-        guard t.dtype == .float32, let out = bfloat16Buffer(t.shape) else { return nil }
+        guard t.dtype == .float32, roundsOperands(Float.self) else { return nil }
+        if t.requiresGrad && t.isLeaf, let kept = ParameterRoundings.current { return kept.rounded(t, roundingNow) }
+        return roundingNow(t)
+    }
+
+    private static func roundingNow(_ t: Tensor) -> Tensor? {
+        guard let out = bfloat16Buffer(t.shape) else { return nil }
         roundForProducts(t.pointer(Float.self), count: t.count, into: out.bfloat16Pointer())
         return out
     }

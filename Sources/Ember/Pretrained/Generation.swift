@@ -62,12 +62,15 @@ public struct GenerationConfig {
     }
 }
 
-/// The next token's logits after a context that grows at its end, for a `CausalLM`: the keys and
-/// values are cached (`KVCache`), so each call computes only the new tokens. A context longer than
-/// `window` is cut to its last positions and the cache filled again from them, with room to grow.
+/// The next token's logits after a context that grows at its end, for a `CausalLM` whose weights
+/// stay as they are while it is used: the keys and values are cached (`KVCache`), so each call
+/// computes only the new tokens, and under bf16 autocast each weight is rounded to bfloat16 once,
+/// not at every token. A context longer than `window` is cut to its last positions and the cache
+/// filled again from them, with room to grow.
 public final class IncrementalLogits {
     let model: CausalLM, window: Int
     var cache: KVCache, seen = 0
+    let roundings = ParameterRoundings()
 
     public init(_ model: CausalLM, window: Int? = nil) {
         self.model = model
@@ -77,6 +80,10 @@ public final class IncrementalLogits {
 
     /// Logits `[vocab]` after `context`, which holds the previous call's context at its start.
     public func callAsFunction(_ context: [Int]) -> Tensor {
+        roundings.using { next(context) }
+    }
+
+    private func next(_ context: [Int]) -> Tensor {
         require(context.count > seen, "IncrementalLogits: the context must grow at its end (had \(seen) tokens, got \(context.count))")
         if seen == 0 || cache.length + context.count - seen > window {
             // Start, or the window is full: fill again from the context's end, leaving room.

@@ -37,8 +37,9 @@ extension CausalLM {
                 head = lmHead?.weight ?? model!.embedTokens.weight
             }
             cache.advance(by: tokens.count)
+            // The head as the product's right operand, as in forward (there it can stay packed).
             let last = hidden[0][tokens.count - 1]
-            return head.matmul(last.unsqueeze(1)).squeeze(1)
+            return last.unsqueeze(0).matmul(head, transposeB: true).squeeze(0)
         }
     }
 

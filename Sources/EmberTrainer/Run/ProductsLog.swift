@@ -4,13 +4,13 @@ import Logging
 extension Trainer {
     /// `--precision bf16` needs the CPU's bfloat16 units: without them it would be emulated,
     /// slower than float32, so the trainer refuses instead of running a silent slow path.
-    static func checkPrecision(_ config: TrainerConfig) throws {
-        guard config.precision == "bf16", !Precision.bfloat16IsNative else { return }
+    static func checkPrecision(_ precision: String) throws {
+        guard precision == "bf16", !Precision.bfloat16IsNative else { return }
         let cpu = ProductEngine.cpuInstructions, dnnl = ProductEngine.oneDNNInstructions
         if Precision.cpuHasBfloat16Units {
-            throw ConfigError("--precision bf16: this CPU has bfloat16 units (\(cpu)) but oneDNN may use only \(dnnl) (DNNL_MAX_CPU_ISA or ONEDNN_MAX_CPU_ISA set?): unset it, or train with --precision fp32")
+            throw ConfigError("--precision bf16: this CPU has bfloat16 units (\(cpu)) but oneDNN may use only \(dnnl) (DNNL_MAX_CPU_ISA or ONEDNN_MAX_CPU_ISA set?): unset it, or use --precision fp32")
         }
-        throw ConfigError("--precision bf16 needs a CPU with bfloat16 units (AVX512_BF16 or AMX); this one offers \(cpu): train with --precision fp32")
+        throw ConfigError("--precision bf16 needs a CPU with bfloat16 units (AVX512_BF16 or AMX); this one offers \(cpu): use --precision fp32")
     }
 
     /// Rank 0's start-up line about matrix products: which library and instructions multiply,

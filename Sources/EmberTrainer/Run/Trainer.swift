@@ -156,7 +156,7 @@ public enum Trainer {
         var start = try resolveStart(initial, overrides: overrides, forTask: !(Task.self == PresetTask.self)) { message in
             if comm.rank == 0 { log.warning("\(message)") }
         }
-        try checkPrecision(start.config)
+        try checkPrecision(start.config.precision)
         let lock = try claimRunDirectory(&start, makeOne: initial.runDir == nil && initial.resume == nil, comm: comm, log: log)
         let config = start.config, dir = start.runDir
         if comm.rank == 0, let from = start.forkedFrom {

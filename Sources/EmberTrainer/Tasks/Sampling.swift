@@ -6,6 +6,8 @@ import Foundation
 public enum Sampling {
     public struct Options {
         public var prompt = "\n", tokens = 500, temperature = 0.8, topK: Int? = 200, topP: Double? = nil, seed: UInt64 = 1337
+        /// bf16: the products on the CPU's bfloat16 units (each weight rounded and packed once).
+        public var precision = "fp32"
         public init() {}
 
         func check() throws {
@@ -13,6 +15,8 @@ public enum Sampling {
             if let k = topK, k < 1 { throw ConfigError("--top-k must be at least 1 (got \(k))") }
             if let p = topP, !(p > 0 && p <= 1) { throw ConfigError("--top-p must be in (0, 1] (got \(p))") }
             guard tokens >= 0 else { throw ConfigError("--tokens must not be negative (got \(tokens))") }
+            guard Precision(rawValue: precision) != nil else { throw ConfigError("--precision must be fp32 or bf16 (got \(precision))") }
+            try Trainer.checkPrecision(precision)
         }
 
         /// The library's rule for drawing each token (`GenerationConfig`, as `generate` uses).
@@ -65,7 +69,7 @@ public enum Sampling {
         emit(o.prompt)
         var pending: [Int] = []  // tokens whose text is not complete yet (part of a UTF-8 character)
         let logitsAfter = nextLogits(model, window: window), rule = o.generation
-        noGrad {
+        autocast(Precision(rawValue: o.precision) ?? .float32) { noGrad {
             for _ in 0..<o.tokens {
                 let next = rule.nextToken(logitsAfter(context), generator: g)
                 context.append(next)
@@ -77,7 +81,7 @@ public enum Sampling {
                     pending.removeAll()
                 }
             }
-        }
+        } }
         if !pending.isEmpty {
             let piece = tokenizer.decode(pending)
             emit(piece)
