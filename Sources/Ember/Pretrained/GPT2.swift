@@ -42,8 +42,7 @@ final class GPT2Attention: Module {
         let (t, e) = (x.shape[1], x.shape[2])
         let qkv = cAttn(x)
         let split = (0..<3).map { qkv.narrow(dim: 2, start: $0 * e, length: e).reshape([1, t, heads, e / heads]).transpose(1, 2) }
-        let (k, v) = cache.extend(layer, keys: split[1], values: split[2])
-        let y = cachedAttention(split[0], k, v, fresh: cache.length == 0, scale: scales ? nil : 1)
+        let y = cache.attend(layer, q: split[0], k: split[1], v: split[2], scale: scales ? nil : 1)
         return cProj(y.transpose(1, 2).reshape([1, t, e]))
     }
 }

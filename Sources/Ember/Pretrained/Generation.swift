@@ -65,8 +65,9 @@ public struct GenerationConfig {
 /// The next token's logits after a context that grows at its end, for a `CausalLM` whose weights
 /// stay as they are while it is used: the keys and values are cached (`KVCache`), so each call
 /// computes only the new tokens, and under bf16 autocast each weight is rounded to bfloat16 once,
-/// not at every token. A context longer than `window` is cut to its last positions and the cache
-/// filled again from them, with room to grow.
+/// not at every token. A context longer than `window` (by default GPT-2's learned positions;
+/// none for Llama, whose rotary positions go on, as `transformers` lets them) is cut to its last
+/// positions and the cache filled again from them, with room to grow.
 public final class IncrementalLogits {
     let model: CausalLM, window: Int
     var cache: KVCache, seen = 0
@@ -74,7 +75,7 @@ public final class IncrementalLogits {
 
     public init(_ model: CausalLM, window: Int? = nil) {
         self.model = model
-        self.window = max(2, window ?? model.maxPositions)
+        self.window = max(2, window ?? (model.config.family == .gpt2 ? model.maxPositions : .max))
         cache = KVCache(layers: model.config.layers)
     }
 

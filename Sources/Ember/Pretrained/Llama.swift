@@ -24,15 +24,18 @@ final class LlamaAttention: Module {
     func forward(_ x: Tensor, layer: Int, cache: KVCache?) -> Tensor {
         let (b, t, past) = (x.shape[0], x.shape[1], cache?.length ?? 0)
         func split(_ y: Tensor, _ n: Int) -> Tensor { y.reshape([b, t, n, headDim]).transpose(1, 2) }
-        var (cos, sin) = Rotary.tables(length: past + t, headDim: headDim, theta: theta)
-        if past > 0 { (cos, sin) = (cos.narrow(dim: 0, start: past, length: t), sin.narrow(dim: 0, start: past, length: t)) }
+        let (cos, sin) = Rotary.tables(positions: past..<(past + t), headDim: headDim, theta: theta)
         let q = Rotary.apply(split(qProj(x), heads), cos, sin)
         var k = Rotary.apply(split(kProj(x), kvHeads), cos, sin), v = split(vProj(x), kvHeads)
-        if let cache { (k, v) = cache.extend(layer, keys: k, values: v) }
-        if kvHeads != heads {  // grouped-query attention: each key/value head serves heads/kvHeads queries
-            (k, v) = (k.repeatInterleave(heads / kvHeads, dim: 1), v.repeatInterleave(heads / kvHeads, dim: 1))
+        let y: Tensor
+        if let cache {
+            y = cache.attend(layer, q: q, k: k, v: v)
+        } else {
+            if kvHeads != heads {  // grouped-query attention: each key/value head serves heads/kvHeads queries
+                (k, v) = (k.repeatInterleave(heads / kvHeads, dim: 1), v.repeatInterleave(heads / kvHeads, dim: 1))
+            }
+            y = Tensor.scaledDotProductAttention(q, k, v, isCausal: true)
         }
-        let y = cachedAttention(q, k, v, fresh: past == 0)
         return oProj(y.transpose(1, 2).reshape([b, t, heads * headDim]))
     }
 }
@@ -40,12 +43,14 @@ final class LlamaAttention: Module {
 /// Rotary position embeddings, Hugging Face's convention: frequencies θ^(−2i/d) for the first
 /// half of each head, repeated for the second half, and `x·cos + rotate_half(x)·sin`.
 enum Rotary {
-    static func tables(length: Int, headDim d: Int, theta: Double) -> (cos: Tensor, sin: Tensor) {
+    /// The tables for `positions` alone (a cached token needs its own row, not all before it).
+    static func tables(positions: Range<Int>, headDim d: Int, theta: Double) -> (cos: Tensor, sin: Tensor) {
+        let length = positions.count
         var cos = [Float](), sin = [Float]()
         cos.reserveCapacity(length * d)
         sin.reserveCapacity(length * d)
         let inverse = (0..<(d / 2)).map { Float(1 / Foundation.pow(theta, Double(2 * $0) / Double(d))) }
-        for p in 0..<length {
+        for p in positions {
             let angles = inverse.map { Float(p) * $0 }
             for a in angles + angles {
                 cos.append(Foundation.cos(a))

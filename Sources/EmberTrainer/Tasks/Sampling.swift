@@ -46,8 +46,7 @@ public enum Sampling {
         let model = try LanguageModelFactory.make(config, vocabularySize: tokenizer.vocabularySize,
                                               generators: ModelGenerators(weights: Generator(seed: 0), dropout: g), dropout: 0)
         try model.loadStateDict(checkpoint.model)
-        let window = config.model == .pretrained ? (model as! CausalLM).maxPositions : config.blockSize
-        return try generate(model, tokenizer: tokenizer, window: window, options: o, generator: g, emit: emit)
+        return try generate(model, tokenizer: tokenizer, window: config.blockSize, options: o, generator: g, emit: emit)
     }
 
     /// The same from a Hugging Face model directory (`config.json`, weights, tokenizer) as it is,
@@ -91,9 +90,10 @@ public enum Sampling {
     }
 
     /// The next token's logits after `context`: a pretrained model keeps its keys and values
-    /// (`IncrementalLogits`) and computes only the newest token; the others run their window again.
+    /// (`IncrementalLogits`, which knows its own positions) and computes only the newest token;
+    /// the presets run their last `window` tokens (their block size) again.
     static func nextLogits(_ model: Module, window: Int) -> ([Int]) -> Tensor {
-        if let lm = model as? CausalLM { return IncrementalLogits(lm, window: window).callAsFunction }
+        if let lm = model as? CausalLM { return IncrementalLogits(lm).callAsFunction }
         return { context in
             let w = Array(context.suffix(window))
             return model(Tensor(indices: w, shape: [1, w.count]))[0][w.count - 1]
