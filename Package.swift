@@ -59,6 +59,7 @@ let package = Package(
         .executableTarget(name: "Regularization", dependencies: ["Ember"], path: "examples/regularization"),
         .executableTarget(name: "ResNetSmall", dependencies: ["Ember"], path: "examples/resnet-small"),
         .executableTarget(name: "CustomTraining", dependencies: ["Ember", "EmberTrainer"], path: "examples/custom-training"),
+        .executableTarget(name: "PretrainedFinetune", dependencies: ["Ember"], path: "examples/pretrained-finetune"),
         // API mistakes that must stop with their message in release builds (launch/test runs it).
         .executableTarget(name: "APIMistakes", dependencies: ["Ember"], path: "Tests/APIMistakes"),
         // A task with a shape mistake in its model: one line per failing rank under the launcher.

@@ -341,7 +341,7 @@ check_examples() {
     echo "== examples: every example runs; a task of one's own through the training API"
     # 7. Every example runs to completion.
     local example
-    for example in AutogradBasics ArticleNet CustomLayer CustomOptimizer CustomLoss CustomActivation CustomConv CustomFunction CustomDataset Regularization ResNetSmall; do
+    for example in AutogradBasics ArticleNet CustomLayer CustomOptimizer CustomLoss CustomActivation CustomConv CustomFunction CustomDataset Regularization ResNetSmall PretrainedFinetune; do
         timeout 300 ".build/release/$example" > "$work/example-$example.log" 2>&1
         expect "example $example runs" "$work/example-$example.log" test $? -eq 0
     done
