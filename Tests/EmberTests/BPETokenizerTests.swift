@@ -52,6 +52,32 @@ final class BPETokenizerTests: XCTestCase {
         }
     }
 
+    /// Llama 3's tokenizer.json (a Split by its pattern, then ByteLevel without one): the ids of
+    /// the `tokenizers` library on the same texts and on its pattern's own cases (contractions in
+    /// capitals, digits in threes, punctuation with its line breaks, CRLF runs).
+    func testLlama3sPatternGivesTheTokenizersLibrarysWordsAndIds() throws {
+        struct WordCases: Decodable {
+            struct Case: Decodable { let text: String; let ids: [Int]; let words: [String] }
+            let cases: [Case]
+        }
+        let cases = try Fixture.load("bpe-llama3/cases.json", as: WordCases.self).cases
+        let tokenizer = try BPETokenizer.fromPretrained(Fixture.url("bpe-llama3").path)
+        XCTAssertEqual(tokenizer.split, .llama3(digits: 3))
+        for c in cases {
+            let words = tokenizer.split.words(c.text).map { String($0.utf8.map(ByteLevel.character(of:))) }
+            XCTAssertEqual(words, c.words, String(reflecting: c.text))
+            XCTAssertEqual(try tokenizer.encode(c.text), c.ids, String(reflecting: c.text))
+            XCTAssertEqual(tokenizer.decode(c.ids), c.text)
+        }
+        // Pieces cut where Llama 3's words allow split into the whole text's words.
+        let text = cases.map(\.text).joined(separator: "!\n \t  ") + "  end.\n"
+        for size in [1, 3, 7, 64] {
+            var words: [String] = []
+            tokenizer.split.pieces(of: text, size: size) { words += tokenizer.split.words($0) }
+            XCTAssertEqual(words, tokenizer.split.words(text), "pieces of \(size)")
+        }
+    }
+
     func testATokenizerItCannotReproduceIsRefusedByName() throws {
         var root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/tokenizer.json"))) as? [String: Any])
         root["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁"]
@@ -60,6 +86,13 @@ final class BPETokenizerTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: temp) }
         try JSONSerialization.data(withJSONObject: root).write(to: URL(fileURLWithPath: temp + "/tokenizer.json"))
         XCTAssertThrowsError(try BPETokenizer.fromPretrained(temp)) { XCTAssertTrue("\($0)".contains("Metaspace"), "\($0)") }
+        // A Split by a pattern other than GPT-2's and Llama 3's is named.
+        root["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [["type": "Split", "pattern": ["Regex": "\\w+|\\s+"], "behavior": "Isolated", "invert": false],
+                                                                        ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false]]]
+        try JSONSerialization.data(withJSONObject: root).write(to: URL(fileURLWithPath: temp + "/tokenizer.json"))
+        XCTAssertThrowsError(try BPETokenizer.fromPretrained(temp)) {
+            XCTAssertTrue("\($0)".contains(#"splits words by the pattern "\\w+|\\s+""#), "\($0)")
+        }
     }
 
     /// A corpus is split in pieces where a non-space meets a space; the words are the whole text's.
@@ -68,7 +101,7 @@ final class BPETokenizerTests: XCTestCase {
         let text = cases.map(\.text).joined(separator: " \n\t  ") + "  end  "
         for size in [1, 3, 7, 64] {
             var words: [String] = []
-            ByteLevel.pieces(of: text, size: size) { words += ByteLevel.words($0) }
+            WordSplit.gpt2.pieces(of: text, size: size) { words += ByteLevel.words($0) }
             XCTAssertEqual(words, ByteLevel.words(text), "pieces of \(size)")
         }
     }

@@ -12,6 +12,8 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     private let added: [(text: String, id: Int)]
     /// `ByteLevel(add_prefix_space: true)`: a space before the text, as if it continued a line.
     public let addsPrefixSpace: Bool
+    /// How the text is cut into words before merging: GPT-2's pattern, or Llama 3's.
+    public let split: WordSplit
     /// The directory it was read from (`fromPretrained`), absolute; what checkpoints record.
     public internal(set) var directory: String?
     private var cache: [String: [Int]] = [:]
@@ -23,7 +25,9 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     ///   - vocabulary: token (in byte-level characters) to id.
     ///   - merges: pairs in priority order (the first merges first).
     ///   - addedTokens: literal tokens matched before splitting (special tokens), to their ids.
-    public init(vocabulary: [String: Int], merges: [(String, String)], addedTokens: [String: Int] = [:], addsPrefixSpace: Bool = false) {
+    ///   - split: the words' pattern (GPT-2's unless the tokenizer says otherwise).
+    public init(vocabulary: [String: Int], merges: [(String, String)], addedTokens: [String: Int] = [:], addsPrefixSpace: Bool = false,
+                split: WordSplit = .gpt2) {
         self.vocabulary = vocabulary
         var tokens = Dictionary(vocabulary.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
         for (text, id) in addedTokens { tokens[id] = text }
@@ -31,6 +35,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         ranks = Dictionary(merges.enumerated().map { ("\($0.element.0) \($0.element.1)", $0.offset) }, uniquingKeysWith: { a, _ in a })
         added = addedTokens.map { ($0.key, $0.value) }.sorted { $0.text.count > $1.text.count }  // longest first
         self.addsPrefixSpace = addsPrefixSpace
+        self.split = split
     }
 
     public func encode(_ text: String) throws -> [Int] { try encodeIDs(text).map(Int.init) }
@@ -41,8 +46,8 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         var ids: [Int32] = []
         for (segment, special) in splitAdded(addsPrefixSpace && !text.hasPrefix(" ") ? " " + text : text) {
             if let special { ids.append(Int32(special)); continue }
-            try ByteLevel.pieces(of: segment) { piece in
-                for word in ByteLevel.words(piece) { ids += try merge(word).map { Int32($0) } }
+            try split.pieces(of: segment) { piece in
+                for word in split.words(piece) { ids += try merge(word).map { Int32($0) } }
             }
         }
         return ids
@@ -134,24 +139,6 @@ enum ByteLevel {
     }
 
     static let contractions = ["s", "t", "re", "ve", "m", "ll", "d"]
-
-    /// `text` in pieces of about `size` scalars, each cut where a non-space meets a space: no word
-    /// of GPT-2's pattern spans such a place (only runs of whitespace, which start there), so the
-    /// pieces split into the same words as the whole.
-    static func pieces(of text: String, size: Int = 1 << 16, _ body: (String) throws -> Void) rethrows {
-        var piece = String.UnicodeScalarView(), count = 0, previousIsSpace = true
-        for scalar in text.unicodeScalars {
-            let isSpace = scalar.properties.isWhitespace
-            if isSpace && !previousIsSpace && count >= size {
-                try body(String(piece))
-                (piece, count) = (String.UnicodeScalarView(), 0)
-            }
-            piece.append(scalar)
-            count += 1
-            previousIsSpace = isSpace
-        }
-        if !piece.isEmpty { try body(String(piece)) }
-    }
 
     /// GPT-2's split: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
     static func words(_ text: String) -> [String] {
