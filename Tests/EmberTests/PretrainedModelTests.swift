@@ -49,7 +49,9 @@ final class PretrainedModelTests: XCTestCase {
 
     func testWhatItCannotComputeIsRefusedByName() throws {
         let base = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory("llama") + "/config.json"))) as? [String: Any])
-        for (key, value, words) in [("model_type", "mistral" as Any, "model_type 'mistral'"), ("rope_scaling", ["type": "linear", "factor": 2.0] as Any, "rope_scaling"),
+        for (key, value, words) in [("model_type", "mistral" as Any, "model_type 'mistral'"), ("rope_scaling", ["type": "linear", "factor": 2.0] as Any, "rope scaling of type 'linear'"),
+                                    ("rope_parameters", ["rope_type": "yarn", "factor": 4.0] as Any, "rope scaling of type 'yarn'"),
+                                    ("rope_scaling", ["rope_type": "llama3", "factor": 8.0] as Any, "llama3 rope scaling without a number 'low_freq_factor'"),
                                     ("attention_bias", true as Any, "attention_bias"), ("sliding_window", 4096 as Any, "sliding_window")] {
             var json = base
             json[key] = value

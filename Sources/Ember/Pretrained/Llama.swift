@@ -2,15 +2,16 @@ import Foundation
 
 /// Llama as Hugging Face's `LlamaForCausalLM` computes it, under its keys
 /// (`model.layers.0.self_attn.q_proj.weight`): RMSNorm before attention and MLP, rotary position
-/// embeddings in the rotate-half convention, grouped-query attention, a SwiGLU MLP, and a head
-/// tied to the embedding or not (`tie_word_embeddings`).
+/// embeddings in the rotate-half convention (with Llama 3.1's scaling of their frequencies when
+/// the config asks), grouped-query attention, a SwiGLU MLP, and a head tied to the embedding or
+/// not (`tie_word_embeddings`).
 
 final class LlamaAttention: Module {
     let qProj: Linear, kProj: Linear, vProj: Linear, oProj: Linear
-    let heads: Int, kvHeads: Int, headDim: Int, theta: Double
+    let heads: Int, kvHeads: Int, headDim: Int, theta: Double, scaling: RopeScaling?
 
     init(_ c: PretrainedConfig) {
-        (heads, kvHeads, headDim, theta) = (c.heads, c.keyValueHeads, c.headDim, c.ropeTheta)
+        (heads, kvHeads, headDim, theta, scaling) = (c.heads, c.keyValueHeads, c.headDim, c.ropeTheta, c.ropeScaling)
         qProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.heads * c.headDim, bias: false)
         kProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.keyValueHeads * c.headDim, bias: false)
         vProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.keyValueHeads * c.headDim, bias: false)
@@ -24,7 +25,7 @@ final class LlamaAttention: Module {
     func forward(_ x: Tensor, layer: Int, cache: KVCache?) -> Tensor {
         let (b, t, past) = (x.shape[0], x.shape[1], cache?.length ?? 0)
         func split(_ y: Tensor, _ n: Int) -> Tensor { y.reshape([b, t, n, headDim]).transpose(1, 2) }
-        let (cos, sin) = Rotary.tables(positions: past..<(past + t), headDim: headDim, theta: theta)
+        let (cos, sin) = Rotary.tables(positions: past..<(past + t), headDim: headDim, theta: theta, scaling: scaling)
         let q = Rotary.apply(split(qProj(x), heads), cos, sin)
         var k = Rotary.apply(split(kProj(x), kvHeads), cos, sin), v = split(vProj(x), kvHeads)
         let y: Tensor
@@ -44,12 +45,15 @@ final class LlamaAttention: Module {
 /// half of each head, repeated for the second half, and `x·cos + rotate_half(x)·sin`.
 enum Rotary {
     /// The tables for `positions` alone (a cached token needs its own row, not all before it).
-    static func tables(positions: Range<Int>, headDim d: Int, theta: Double) -> (cos: Tensor, sin: Tensor) {
+    static func tables(positions: Range<Int>, headDim d: Int, theta: Double, scaling: RopeScaling? = nil) -> (cos: Tensor, sin: Tensor) {
         let length = positions.count
         var cos = [Float](), sin = [Float]()
         cos.reserveCapacity(length * d)
         sin.reserveCapacity(length * d)
-        let inverse = (0..<(d / 2)).map { Float(1 / Foundation.pow(theta, Double(2 * $0) / Double(d))) }
+        let inverse = (0..<(d / 2)).map { i -> Float in
+            let f = 1 / Foundation.pow(theta, Double(2 * i) / Double(d))
+            return Float(scaling?.scaled(f) ?? f)
+        }
         for p in positions {
             let angles = inverse.map { Float(p) * $0 }
             for a in angles + angles {
