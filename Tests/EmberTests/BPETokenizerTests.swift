@@ -78,6 +78,17 @@ final class BPETokenizerTests: XCTestCase {
         }
     }
 
+    /// Added tokens are cut out first: the earliest, and the longest of those starting at one
+    /// place; text between them (multi-byte characters included) goes through BPE.
+    func testAddedTokensAreMatchedEarliestThenLongest() throws {
+        let bytes = Dictionary(uniqueKeysWithValues: (0..<256).map { (String(ByteLevel.character(of: UInt8($0))), $0) })
+        let tokenizer = BPETokenizer(vocabulary: bytes, merges: [], addedTokens: ["<a>": 1000, "<a><b>": 1001, "b>": 1002, "é!": 1003])
+        func id(_ s: String) -> [Int] { s.utf8.map(Int.init) }
+        XCTAssertEqual(try tokenizer.encode("x<a><b>yb>z<a>"), id("x") + [1001] + id("y") + [1002] + id("z") + [1000])
+        XCTAssertEqual(try tokenizer.encode("é<a>éé!ü"), id("é") + [1000] + id("é") + [1003] + id("ü"))
+        XCTAssertEqual(tokenizer.decode(try tokenizer.encode("é<a>éé!ü<a><b>")), "é<a>éé!ü<a><b>")
+    }
+
     func testATokenizerItCannotReproduceIsRefusedByName() throws {
         var root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/tokenizer.json"))) as? [String: Any])
         root["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁"]
