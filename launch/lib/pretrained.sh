@@ -61,6 +61,14 @@ open('$d/text.txt', 'w').write('\n'.join(lines * 150))"
         bash -c "grep -q 'training on token ids without a tokenizer' '$d/llama.log' && grep -q 'step 6/6  train loss' '$d/llama.log' && [ -e '$d/llama/hf/model.safetensors' ]"
     row "trainer sample --prompt on a run without a tokenizer" 2 "cannot turn text into ids" - \
         "$trainer" sample --checkpoint "$d/llama" --prompt "hello" --tokens 3
+    # Llama 3's shape and tokenizer (scaled rotary positions, a tied head, its word pattern).
+    local llama3=Tests/EmberTests/Fixtures/pretrained/llama3-bpe
+    "$trainer" inspect "$llama3" > "$d/llama3-inspect.log" 2>&1
+    "$trainer" train --pretrained "$llama3" --data "text:$d/text.txt" --max-steps 10 --warmup-steps 1 --lr 1e-3 --run-dir "$d/llama3" > "$d/llama3.log" 2>&1
+    "$trainer" sample --checkpoint "$d/llama3" --prompt "To be" --tokens 8 --temperature 0 > "$d/llama3-run.log" 2>&1
+    "$trainer" sample --pretrained "$d/llama3/hf" --prompt "To be" --tokens 8 --temperature 0 > "$d/llama3-hf.log" 2>&1
+    expect "pretrained: a Llama 3-shaped directory with Llama 3's tokenizer fine-tunes, writes RUN/hf with it, and samples the same from both" "$d/llama3.log" \
+        bash -c "grep -q \"Llama 3's words, 400 tokens\" '$d/llama3-inspect.log' && grep -q 'scaled as Llama 3.1' '$d/llama3-inspect.log' && grep -q 'step 10/10  train loss' '$d/llama3.log' && [ -e '$d/llama3/hf/tokenizer.json' ] && grep -q '^To be' '$d/llama3-hf.log' && cmp -s '$d/llama3-run.log' '$d/llama3-hf.log'"
     "$trainer" bench --pretrained "$model" --steps 3 --warmup 1 > "$d/bench.log" 2>&1
     "$trainer" bench --pretrained "$model" --generate 20 >> "$d/bench.log" 2>&1
     expect "pretrained: trainer bench --pretrained times the directory's model fine-tuned and generating (tokens/s, products)" "$d/bench.log" \

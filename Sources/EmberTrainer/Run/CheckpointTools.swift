@@ -55,9 +55,19 @@ public enum CheckpointTools {
         let c = try PretrainedConfig.load(path)
         let weights = try PretrainedWeights.load(path)
         let has = { holds(path, $0) }
-        let tokenizer = has("tokenizer.json") ? "tokenizer.json" : has("vocab.json") && has("merges.txt") ? "vocab.json + merges.txt" : "none Ember reads (train on token ids)"
+        let files = has("tokenizer.json") ? "tokenizer.json" : has("vocab.json") && has("merges.txt") ? "vocab.json + merges.txt" : nil
+        let tokenizer: String
+        do {
+            let t = try BPETokenizer.fromPretrained(path)
+            tokenizer = "\(files ?? "?") (byte-level BPE, \(t.split == .gpt2 ? "GPT-2's" : "Llama 3's") words, \(t.vocabularySize) tokens)"
+        } catch {
+            tokenizer = files.map { "\($0), which Ember cannot reproduce: \(error) (train on token ids)" } ?? "none (train on token ids)"
+        }
+        let rope = c.family != .llama ? "" : ", rotary base \(c.ropeTheta)" + (c.ropeScaling.map {
+            " scaled as Llama 3.1's (factor \($0.factor), frequency factors \($0.lowFreqFactor) to \($0.highFreqFactor), from \($0.originalMaxPositions) positions)"
+        } ?? "")
         var lines = ["\(path): Hugging Face \(c.family.rawValue) model, \(weights.values.reduce(0) { $0 + $1.count }) parameters in \(weights.count) tensors",
-                     "  \(c.layers) layers, hidden \(c.hiddenSize), \(c.heads) heads (\(c.keyValueHeads) for keys and values), MLP \(c.intermediateSize), vocabulary \(c.vocabularySize), \(c.maxPositions) positions",
+                     "  \(c.layers) layers, hidden \(c.hiddenSize), \(c.heads) heads (\(c.keyValueHeads) for keys and values), MLP \(c.intermediateSize), vocabulary \(c.vocabularySize), \(c.maxPositions) positions\(rope)",
                      "  tokenizer: \(tokenizer)", "tensors:"]
         lines += describe(weights)
         return lines.joined(separator: "\n")
