@@ -11,13 +11,16 @@ public final class CausalLM: Module {
     let model: LlamaModel?
     let lmHead: Linear?
 
-    public init(config: PretrainedConfig) {
+    /// A model of `config` with its weights drawn from `generator` (`fromPretrained` draws
+    /// nothing: the directory's weights replace them).
+    public init(config: PretrainedConfig, generator: Generator = .default) {
         self.config = config
         switch config.family {
-        case .gpt2: (transformer, model, lmHead) = (GPT2Model(config), nil, nil)
+        case .gpt2: (transformer, model, lmHead) = (GPT2Model(config, generator: generator), nil, nil)
         case .llama:
-            let head = config.tiesEmbeddings ? nil : Linear(inFeatures: config.hiddenSize, outFeatures: config.vocabularySize, bias: false)
-            (transformer, model, lmHead) = (nil, LlamaModel(config), head)
+            let head = config.tiesEmbeddings ? nil : Linear(inFeatures: config.hiddenSize, outFeatures: config.vocabularySize, bias: false,
+                                                             generator: generator)
+            (transformer, model, lmHead) = (nil, LlamaModel(config, generator: generator), head)
         }
         super.init()
     }
@@ -34,7 +37,7 @@ public final class CausalLM: Module {
     /// The model of a Hugging Face directory, its weights converted to float32.
     public static func fromPretrained(_ directory: String) throws -> CausalLM {
         let config = try PretrainedConfig.load(directory)
-        let lm = CausalLM(config: config)
+        let lm = CausalLM(config: config, generator: .placeholder)
         var weights: [String: Tensor] = [:]
         for (key, tensor) in try PretrainedWeights.load(directory) {
             if let name = lm.ownKey(key) { weights[name] = tensor }

@@ -87,9 +87,9 @@ final class GPT2Model: Module {
     let h: [GPT2Block]
     let lnF: LayerNorm
 
-    init(_ c: PretrainedConfig) {
-        wte = Embedding(numEmbeddings: c.vocabularySize, embeddingDim: c.hiddenSize)
-        wpe = Embedding(numEmbeddings: c.maxPositions, embeddingDim: c.hiddenSize)
+    init(_ c: PretrainedConfig, generator g: Generator) {
+        wte = Embedding(numEmbeddings: c.vocabularySize, embeddingDim: c.hiddenSize, generator: g)
+        wpe = Embedding(numEmbeddings: c.maxPositions, embeddingDim: c.hiddenSize, generator: g)
         h = (0..<c.layers).map { _ in GPT2Block(c) }
         lnF = LayerNorm(normalizedShape: [c.hiddenSize], eps: c.normEpsilon)
         super.init()

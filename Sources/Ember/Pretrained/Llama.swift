@@ -10,12 +10,12 @@ final class LlamaAttention: Module {
     let qProj: Linear, kProj: Linear, vProj: Linear, oProj: Linear
     let heads: Int, kvHeads: Int, headDim: Int, theta: Double, scaling: RopeScaling?
 
-    init(_ c: PretrainedConfig) {
+    init(_ c: PretrainedConfig, generator g: Generator) {
         (heads, kvHeads, headDim, theta, scaling) = (c.heads, c.keyValueHeads, c.headDim, c.ropeTheta, c.ropeScaling)
-        qProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.heads * c.headDim, bias: false)
-        kProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.keyValueHeads * c.headDim, bias: false)
-        vProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.keyValueHeads * c.headDim, bias: false)
-        oProj = Linear(inFeatures: c.heads * c.headDim, outFeatures: c.hiddenSize, bias: false)
+        qProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.heads * c.headDim, bias: false, generator: g)
+        kProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.keyValueHeads * c.headDim, bias: false, generator: g)
+        vProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.keyValueHeads * c.headDim, bias: false, generator: g)
+        oProj = Linear(inFeatures: c.heads * c.headDim, outFeatures: c.hiddenSize, bias: false, generator: g)
         super.init()
     }
 
@@ -75,10 +75,10 @@ enum Rotary {
 final class LlamaMLP: Module {
     let gateProj: Linear, upProj: Linear, downProj: Linear
 
-    init(_ c: PretrainedConfig) {
-        gateProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false)
-        upProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false)
-        downProj = Linear(inFeatures: c.intermediateSize, outFeatures: c.hiddenSize, bias: false)
+    init(_ c: PretrainedConfig, generator g: Generator) {
+        gateProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false, generator: g)
+        upProj = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false, generator: g)
+        downProj = Linear(inFeatures: c.intermediateSize, outFeatures: c.hiddenSize, bias: false, generator: g)
         super.init()
     }
 
@@ -89,8 +89,8 @@ final class LlamaDecoderLayer: Module {
     let selfAttn: LlamaAttention, mlp: LlamaMLP
     let inputLayernorm: RMSNorm, postAttentionLayernorm: RMSNorm
 
-    init(_ c: PretrainedConfig) {
-        (selfAttn, mlp) = (LlamaAttention(c), LlamaMLP(c))
+    init(_ c: PretrainedConfig, generator g: Generator) {
+        (selfAttn, mlp) = (LlamaAttention(c, generator: g), LlamaMLP(c, generator: g))
         inputLayernorm = RMSNorm(normalizedShape: [c.hiddenSize], eps: c.normEpsilon)
         postAttentionLayernorm = RMSNorm(normalizedShape: [c.hiddenSize], eps: c.normEpsilon)
         super.init()
@@ -109,9 +109,9 @@ final class LlamaModel: Module {
     let layers: [LlamaDecoderLayer]
     let norm: RMSNorm
 
-    init(_ c: PretrainedConfig) {
-        embedTokens = Embedding(numEmbeddings: c.vocabularySize, embeddingDim: c.hiddenSize)
-        layers = (0..<c.layers).map { _ in LlamaDecoderLayer(c) }
+    init(_ c: PretrainedConfig, generator g: Generator) {
+        embedTokens = Embedding(numEmbeddings: c.vocabularySize, embeddingDim: c.hiddenSize, generator: g)
+        layers = (0..<c.layers).map { _ in LlamaDecoderLayer(c, generator: g) }
         norm = RMSNorm(normalizedShape: [c.hiddenSize], eps: c.normEpsilon)
         super.init()
     }

@@ -78,6 +78,7 @@ extension Tensor {
     /// Uniform values in [low, high).
     public static func rand(_ shape: [Int], low: Double = 0, high: Double = 1, dtype: DType = .float32,
                             generator: Generator = .default, requiresGrad: Bool = false) -> Tensor {
+        if generator.drawsNothing { return Tensor.zeros(shape, dtype: dtype, requiresGrad: requiresGrad) }
         let n = shape.reduce(1, *)
         let u = generator.uniform(n).map { low + (high - low) * $0 }
         return Tensor(doubles: u, shape: shape, dtype: dtype, requiresGrad: requiresGrad)
@@ -86,6 +87,7 @@ extension Tensor {
     /// Normal values with the given mean and standard deviation.
     public static func randn(_ shape: [Int], mean: Double = 0, std: Double = 1, dtype: DType = .float32,
                              generator: Generator = .default, requiresGrad: Bool = false) -> Tensor {
+        if generator.drawsNothing { return Tensor.zeros(shape, dtype: dtype, requiresGrad: requiresGrad) }
         let n = shape.reduce(1, *)
         let z = generator.normal(n).map { mean + std * $0 }
         return Tensor(doubles: z, shape: shape, dtype: dtype, requiresGrad: requiresGrad)

@@ -7,11 +7,24 @@ import Synchronization
 public final class Generator: @unchecked Sendable {
     private let state: Mutex<(UInt64, UInt64, UInt64, UInt64)>
     public private(set) var initialSeed: UInt64
+    /// `rand` and `randn` give zeros without drawing (`placeholder`).
+    let drawsNothing: Bool
 
     public init(seed: UInt64 = 0) {
         initialSeed = seed
         state = Mutex(Generator.expand(seed))
+        drawsNothing = false
     }
+
+    private init(drawingNothing: ()) {
+        (initialSeed, drawsNothing) = (0, true)
+        state = Mutex(Generator.expand(0))
+    }
+
+    /// For weights about to be overwritten (a checkpoint's, loaded next): `rand` and `randn` give
+    /// zeros without drawing, so building a 124M-parameter model to load costs no random numbers
+    /// (the default generator is left as it was).
+    static let placeholder = Generator(drawingNothing: ())
 
     /// The process-wide generator used when no generator is passed. Safe from any thread (its
     /// state is behind a lock), but threads drawing from it interleave: code that must be
