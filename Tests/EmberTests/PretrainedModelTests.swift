@@ -102,6 +102,27 @@ extension PretrainedModelTests {
         return out
     }
 
+    /// Weights read one tensor at a time are checked as a whole first: a missing tensor or one
+    /// of another shape is named, and nothing is half loaded.
+    func testWeightsThatDoNotFitTheConfigAreNamed() throws {
+        func message(_ out: String) -> String {
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            do { _ = try CausalLM.fromPretrained(out); return "" } catch { return "\(error)" }
+        }
+        let missing = try rewritten("llama") { out, tensors in
+            _ = try Safetensors.save(tensors.filter { $0.key != "model.norm.weight" }, to: out + "/model.safetensors")
+        }
+        let refused = message(missing)
+        XCTAssertTrue(refused.contains("do not fit its config.json") && refused.contains("model.norm.weight"), refused)
+        let reshaped = try rewritten("gpt2") { out, tensors in
+            var t = tensors
+            t["transformer.wpe.weight"] = Tensor.zeros([16, 32])
+            _ = try Safetensors.save(t, to: out + "/model.safetensors")
+        }
+        let mismatch = message(reshaped)
+        XCTAssertTrue(mismatch.contains("transformer.wpe.weight"), mismatch)
+    }
+
     func testShardedCheckpointsLoadToTheSameLogits() throws {
         let e = try expected()
         for name in ["gpt2", "llama"] {

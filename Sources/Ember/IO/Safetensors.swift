@@ -72,63 +72,90 @@ public enum Safetensors {
     /// Stored element types other than F32, F64, I64 and BF16 are converted (`SafetensorsDType.emberType`).
     /// - Throws: `DataError` naming the file for a truncated or malformed file or an unsupported dtype.
     public static func decode(_ data: Data, path: String = "<data>") throws -> (tensors: [String: Tensor], metadata: [String: String]) {
-        guard data.count >= 8 else { throw DataError.file(path, "is too short to be a safetensors file (truncated?)") }
-        let declared = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
-        guard declared > 0, declared <= UInt64(data.count - 8) else {
-            throw DataError.file(path, "safetensors header length \(declared) exceeds the file (\(data.count) bytes): truncated or not safetensors")
+        let file = try Contents(data, path: path)
+        return (Dictionary(uniqueKeysWithValues: file.entries.keys.map { ($0, file.tensor($0)) }), file.metadata)
+    }
+
+    /// A safetensors file's checked header over its bytes: each tensor is decoded when asked for,
+    /// so a model's weights can be read one tensor at a time from a mapped file (`open`) instead of
+    /// all at once beside the model.
+    public struct Contents {
+        let data: Data, base: Int
+        public let metadata: [String: String]
+        let entries: [String: (dtype: SafetensorsDType, shape: [Int], begin: Int, end: Int)]
+
+        /// The tensors' names and shapes.
+        public var shapes: [String: [Int]] { entries.mapValues(\.shape) }
+
+        /// The tensor `key` (it must be one of `shapes`' keys), decoded now.
+        public func tensor(_ key: String) -> Tensor {
+            let e = entries[key]!
+            let t = Tensor(uninitializedShape: e.shape, dtype: e.dtype.emberType)
+            data.withUnsafeBytes { raw in e.dtype.read(raw.baseAddress! + base + e.begin, count: t.count, into: t) }
+            return t
         }
-        let headerLength = Int(declared)
-        guard headerLength <= maxHeaderBytes else {
-            throw DataError.file(path, "safetensors header of \(headerLength) bytes is larger than any real one (\(maxHeaderBytes))")
-        }
-        let start = data.startIndex
-        let headerData = data.subdata(in: (start + 8)..<(start + 8 + headerLength))
-        guard let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
-            throw DataError.file(path, "safetensors header is not valid JSON")
-        }
-        let base = 8 + headerLength, dataBytes = data.count - base
-        var entries: [(key: String, dtype: SafetensorsDType, shape: [Int], begin: Int, end: Int)] = []
-        var metadata: [String: String] = [:]
-        for (key, value) in header {
-            if key == "__metadata__" {
-                metadata = (value as? [String: String]) ?? [:]
-                continue
+
+        init(_ data: Data, path: String) throws {
+            guard data.count >= 8 else { throw DataError.file(path, "is too short to be a safetensors file (truncated?)") }
+            let declared = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+            guard declared > 0, declared <= UInt64(data.count - 8) else {
+                throw DataError.file(path, "safetensors header length \(declared) exceeds the file (\(data.count) bytes): truncated or not safetensors")
             }
-            guard let info = value as? [String: Any], let dtypeName = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw DataError.file(path, "tensor '\(key)' has a malformed header entry")
+            let headerLength = Int(declared)
+            guard headerLength <= maxHeaderBytes else {
+                throw DataError.file(path, "safetensors header of \(headerLength) bytes is larger than any real one (\(maxHeaderBytes))")
             }
-            guard let dtype = SafetensorsDType(rawValue: dtypeName) else {
-                throw DataError.file(path, "tensor '\(key)' has dtype \(dtypeName); Ember reads \(SafetensorsDType.allCases.map(\.rawValue).joined(separator: ", "))")
+            let start = data.startIndex
+            let headerData = data.subdata(in: (start + 8)..<(start + 8 + headerLength))
+            guard let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
+                throw DataError.file(path, "safetensors header is not valid JSON")
             }
-            let count = try DataLimits.elementCount(shape, elementSize: dtype.byteSize, path: "\(path): tensor '\(key)'")
-            let bytes = count * dtype.byteSize
-            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == bytes, offsets[1] <= dataBytes else {
-                throw DataError.file(path, "tensor '\(key)' data range \(offsets) does not fit its shape \(shape) or the file: truncated?")
-            }
-            entries.append((key, dtype, shape, offsets[0], offsets[1]))
+            (self.data, base) = (data, 8 + headerLength)
+            metadata = (header["__metadata__"] as? [String: String]) ?? [:]
+            entries = try Self.entries(header, dataBytes: data.count - base, path: path)
         }
-        entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
-        var next = 0
-        for e in entries {
-            guard e.begin == next else {
-                throw DataError.file(path, e.begin < next ? "tensor '\(e.key)' overlaps the tensor before it (bytes \(e.begin) onwards)"
-                                                     : "the data section has a gap before tensor '\(e.key)' (bytes \(next)..<\(e.begin))")
+
+        /// The header's tensors, checked: a known dtype, a shape that fits, data ranges that tile
+        /// the data section exactly.
+        private static func entries(_ header: [String: Any], dataBytes: Int, path: String) throws -> [String: (dtype: SafetensorsDType, shape: [Int], begin: Int, end: Int)] {
+            var entries: [(key: String, dtype: SafetensorsDType, shape: [Int], begin: Int, end: Int)] = []
+            for (key, value) in header where key != "__metadata__" {
+                guard let info = value as? [String: Any], let dtypeName = info["dtype"] as? String,
+                      let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+                    throw DataError.file(path, "tensor '\(key)' has a malformed header entry")
+                }
+                guard let dtype = SafetensorsDType(rawValue: dtypeName) else {
+                    throw DataError.file(path, "tensor '\(key)' has dtype \(dtypeName); Ember reads \(SafetensorsDType.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                let count = try DataLimits.elementCount(shape, elementSize: dtype.byteSize, path: "\(path): tensor '\(key)'")
+                let bytes = count * dtype.byteSize
+                guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == bytes, offsets[1] <= dataBytes else {
+                    throw DataError.file(path, "tensor '\(key)' data range \(offsets) does not fit its shape \(shape) or the file: truncated?")
+                }
+                entries.append((key, dtype, shape, offsets[0], offsets[1]))
             }
-            next = e.end
-        }
-        guard next == dataBytes else {
-            throw DataError.file(path, "the data section holds \(dataBytes) bytes but its tensors cover \(next): truncated or padded?")
-        }
-        var tensors: [String: Tensor] = [:]
-        for e in entries {
-            let t = Tensor.zeros(e.shape, dtype: e.dtype.emberType)
-            data.withUnsafeBytes { raw in
-                e.dtype.read(raw.baseAddress! + base + e.begin, count: t.count, into: t)
+            entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+            var next = 0
+            for e in entries {
+                guard e.begin == next else {
+                    throw DataError.file(path, e.begin < next ? "tensor '\(e.key)' overlaps the tensor before it (bytes \(e.begin) onwards)"
+                                                         : "the data section has a gap before tensor '\(e.key)' (bytes \(next)..<\(e.begin))")
+                }
+                next = e.end
             }
-            tensors[e.key] = t
+            guard next == dataBytes else {
+                throw DataError.file(path, "the data section holds \(dataBytes) bytes but its tensors cover \(next): truncated or padded?")
+            }
+            return Dictionary(uniqueKeysWithValues: entries.map { ($0.key, ($0.dtype, $0.shape, $0.begin, $0.end)) })
         }
-        return (tensors, metadata)
+    }
+
+    /// A safetensors file mapped into memory (its pages are read as tensors are decoded, and the
+    /// system may drop them again), its header checked.
+    public static func open(_ path: String) throws -> Contents {
+        guard FileManager.default.fileExists(atPath: path) else { throw DataError.file(path, "no such file") }
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else { throw DataError.file(path, "cannot be read") }
+        return try Contents(data, path: path)
     }
 
     public static func load(_ path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {

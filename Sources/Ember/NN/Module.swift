@@ -241,23 +241,29 @@ open class Module {
     /// - Throws: `StateDictError` for missing or unexpected keys (when `strict`) or a shape
     ///   mismatch; nothing is modified when it throws.
     public func loadStateDict(_ dict: [String: Tensor], strict: Bool = true) throws {
-        let own = Dictionary(namedParameters() + namedBuffers(), uniquingKeysWith: { a, _ in a })
-        let missing = own.keys.filter { dict[$0] == nil }.sorted()
-        let unexpected = dict.keys.filter { own[$0] == nil }.sorted()
-        if strict && (!missing.isEmpty || !unexpected.isEmpty) {
-            throw StateDictError.keys(missing: missing, unexpected: unexpected)
-        }
-        for (key, target) in own {
-            guard let source = dict[key] else { continue }
-            guard source.shape == target.shape else {
-                throw StateDictError.shapeMismatch(key: key, expected: target.shape, got: source.shape)
-            }
-        }
+        let own = try stateDictTargets(dict.mapValues(\.shape), strict: strict)
         noGrad {
             for (key, target) in own {
                 if let source = dict[key] { target.copy_(source) }
             }
         }
+    }
+
+    /// The parameters and buffers a state dict of these keys and shapes would load into, by key,
+    /// after checking it as `loadStateDict` does (so a loader that reads one tensor at a time
+    /// refuses the same dicts before it changes anything).
+    func stateDictTargets(_ shapes: [String: [Int]], strict: Bool = true) throws -> [String: Tensor] {
+        let own = Dictionary(namedParameters() + namedBuffers(), uniquingKeysWith: { a, _ in a })
+        let missing = own.keys.filter { shapes[$0] == nil }.sorted()
+        let unexpected = shapes.keys.filter { own[$0] == nil }.sorted()
+        if strict && (!missing.isEmpty || !unexpected.isEmpty) {
+            throw StateDictError.keys(missing: missing, unexpected: unexpected)
+        }
+        for (key, target) in own {
+            guard let shape = shapes[key] else { continue }
+            guard shape == target.shape else { throw StateDictError.shapeMismatch(key: key, expected: target.shape, got: shape) }
+        }
+        return own
     }
 
     // MARK: Printing

@@ -34,16 +34,22 @@ public final class CausalLM: Module {
         return lmHead.map { $0(hidden) } ?? hidden.matmul(model!.embedTokens.weight, transposeB: true)
     }
 
-    /// The model of a Hugging Face directory, its weights converted to float32.
+    /// The model of a Hugging Face directory, its weights converted to float32. The files are
+    /// mapped and each tensor decoded straight into its parameter, so loading needs the model's
+    /// memory and one tensor's, not the files' and the model's twice over.
     public static func fromPretrained(_ directory: String) throws -> CausalLM {
         let config = try PretrainedConfig.load(directory)
         let lm = CausalLM(config: config, generator: .placeholder)
-        var weights: [String: Tensor] = [:]
-        for (key, tensor) in try PretrainedWeights.load(directory) {
-            if let name = lm.ownKey(key) { weights[name] = tensor }
+        var sources: [String: (file: Safetensors.Contents, key: String)] = [:]
+        for file in try PretrainedWeights.files(directory) {
+            for key in file.shapes.keys { if let name = lm.ownKey(key) { sources[name] = (file, key) } }
         }
-        do { try lm.loadStateDict(weights) } catch {
+        let targets: [String: Tensor]
+        do { targets = try lm.stateDictTargets(sources.mapValues { $0.file.shapes[$0.key]! }) } catch {
             throw DataError.file(directory, "its weights do not fit its config.json: \(error)")
+        }
+        noGrad {
+            for (name, target) in targets { if let s = sources[name] { target.copy_(s.file.tensor(s.key)) } }
         }
         return lm
     }
@@ -71,9 +77,17 @@ public final class CausalLM: Module {
 
 /// A Hugging Face directory's weights: `model.safetensors`, or the shards an index names.
 @_spi(Checks) public enum PretrainedWeights {
+    /// Every tensor of the directory's weights, by its checkpoint key.
     public static func load(_ directory: String) throws -> [String: Tensor] {
+        var all: [String: Tensor] = [:]
+        for file in try files(directory) { for key in file.shapes.keys { all[key] = file.tensor(key) } }
+        return all
+    }
+
+    /// The directory's weight files, mapped: `model.safetensors`, or the shards its index lists.
+    static func files(_ directory: String) throws -> [Safetensors.Contents] {
         let single = (directory as NSString).appendingPathComponent("model.safetensors")
-        if FileManager.default.fileExists(atPath: single) { return try Safetensors.load(single).tensors }
+        if FileManager.default.fileExists(atPath: single) { return [try Safetensors.open(single)] }
         let indexPath = (directory as NSString).appendingPathComponent("model.safetensors.index.json")
         guard let data = FileManager.default.contents(atPath: indexPath) else {
             throw DataError.file(directory, "holds neither model.safetensors nor model.safetensors.index.json (pytorch_model.bin is not read: convert it to safetensors)")
@@ -81,10 +95,6 @@ public final class CausalLM: Module {
         guard let index = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let map = index["weight_map"] as? [String: String] else {
             throw DataError.file(indexPath, "has no weight_map")
         }
-        var all: [String: Tensor] = [:]
-        for file in Set(map.values).sorted() {
-            for (key, t) in try Safetensors.load((directory as NSString).appendingPathComponent(file)).tensors { all[key] = t }
-        }
-        return all
+        return try Set(map.values).sorted().map { try Safetensors.open((directory as NSString).appendingPathComponent($0)) }
     }
 }
