@@ -12,7 +12,7 @@ extension Kernels {
     /// used when the products run in bfloat16, so an operand several products share is rounded once.
     static func gemm(_ a: Tensor, _ b: Tensor, into c: Tensor, batch: Int, m: Int, n: Int, k: Int, transA: Bool, transB: Bool,
                      strideA: Int, strideB: Int, alpha: Double = 1, roundedA: Tensor? = nil, roundedB: Tensor? = nil) {
-        if batch == 1, m == 1, !transA, alpha == 1, oneRowWithPackedWeight(a, b, into: c, n: n, k: k, transB: transB) { return }
+        if batch == 1, m == 1, !transA, alpha == 1, oneRowWithPackedWeight(a, roundedA, b, into: c, n: n, k: k, transB: transB) { return }
         func run<T: FloatElement>(_ type: T.Type) {
             let pa = ProductOperand(a.pointer(T.self), rounded: roundedA), pb = ProductOperand(b.pointer(T.self), rounded: roundedB)
             let pc = c.pointer(T.self)
@@ -29,12 +29,14 @@ extension Kernels {
     }
 
     /// `c = a · op(b)` for one row `a` and a parameter `b` that the thread's `ParameterRoundings`
-    /// keeps packed (generation under bf16 autocast); false when that does not apply.
-    private static func oneRowWithPackedWeight(_ a: Tensor, _ b: Tensor, into c: Tensor, n: Int, k: Int, transB: Bool) -> Bool {
+    /// keeps packed (generation under bf16 autocast), with `a`'s rounded copy when the caller
+    /// made one; false when that does not apply.
+    private static func oneRowWithPackedWeight(_ a: Tensor, _ roundedA: Tensor?, _ b: Tensor, into c: Tensor, n: Int, k: Int, transB: Bool) -> Bool {
         guard c.dtype == .float32, a.dtype == .float32, b.requiresGrad, b.isLeaf, let kept = ParameterRoundings.current,
               roundsOperands(Float.self), let packed = kept.packedForOneRow(b, n: n, k: k, transposed: transB) else { return false }
         return KernelProfile.countingProduct(flops: 2 * n * k) {
-            ember_gemm_packed_bf16(packed, a.pointer(Float.self), 0, c.pointer(Float.self)) == 0
+            let operand = roundedA.map { UnsafeRawPointer($0.bfloat16Pointer()) } ?? UnsafeRawPointer(a.pointer(Float.self))
+            return ember_gemm_packed_bf16(packed, operand, roundedA == nil ? 0 : 1, c.pointer(Float.self)) == 0
         }
     }
 

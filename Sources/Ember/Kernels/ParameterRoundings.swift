@@ -13,6 +13,7 @@ import Foundation
 final class ParameterRoundings {
     private var copies: [ObjectIdentifier: (parameter: Tensor, rounded: Tensor?)] = [:]
     private var packs: [PackKey: (parameter: Tensor, packed: OpaquePointer?)] = [:]
+    private var packed: Set<ObjectIdentifier> = []  // the parameters with a pack (either way)
     private struct PackKey: Hashable { let id: ObjectIdentifier, transposed: Bool }
     private static let key = "ember.parameterRoundings"
 
@@ -36,7 +37,7 @@ final class ParameterRoundings {
         if let kept = copies[id] { return kept.rounded }
         // A weight kept packed: its one-row products read the pack, and a prompt's product
         // rounds it on the way (nil), rather than a copy made at every token and then unused.
-        if packs.keys.contains(where: { $0.id == id }) { return nil }
+        if packed.contains(id) { return nil }
         let made = round(parameter)
         copies[id] = (parameter, made)
         return made
@@ -49,6 +50,7 @@ final class ParameterRoundings {
         if let kept = packs[key] { return kept.packed }
         let packed = ember_pack_weight_bf16(transposed ? 1 : 0, 1, n, k, k, n, weight.pointer(Float.self), transposed ? k : n)
         packs[key] = (weight, packed)
+        self.packed.insert(key.id)
         copies[key.id] = nil
         return packed
     }
