@@ -9,6 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/run-safety.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/own-model.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/precision.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/pretrained.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/qemu.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/other-cpus.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/docs.sh"
 work=$(mktemp -d /tmp/ember-integration.XXXXXX)

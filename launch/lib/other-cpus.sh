@@ -30,11 +30,12 @@ run_other_cpu_tests() {
     fi
     local d="$work/other-cpus" m
     mkdir -p "$d"
+    ember_qemu_prepare
     for m in gpt lstm cnn; do
         local args=(train --model "$m" --max-steps 3 --warmup-steps 1 --eval-interval 3 --val-fraction 0.01 --batch-size 8)
         "$trainer" "${args[@]}" --run-dir "$d/$m-native" > "$d/$m-native.log" 2>&1
-        qemu-x86_64 -cpu Haswell-noTSX "$trainer" "${args[@]}" --run-dir "$d/$m-haswell" > "$d/$m-haswell.log" 2>&1 &
-        OPENBLAS_CORETYPE=Prescott qemu-x86_64 -cpu Nehalem "$trainer" "${args[@]}" --run-dir "$d/$m-nehalem" > "$d/$m-nehalem.log" 2>&1
+        ember_qemu Haswell-noTSX "$trainer" "${args[@]}" --run-dir "$d/$m-haswell" > "$d/$m-haswell.log" 2>&1 &
+        OPENBLAS_CORETYPE=Prescott ember_qemu Nehalem "$trainer" "${args[@]}" --run-dir "$d/$m-nehalem" > "$d/$m-nehalem.log" 2>&1
         wait
         expect "other CPUs: $m trains on a Haswell (products=onednn:avx2) to its native loss" "$d/$m-haswell.log" \
             trained_like_native "$d/$m" haswell avx2

@@ -24,6 +24,8 @@ run_precision_tests() {
     "$trainer" inspect "$d/gpt" > "$d/gpt-inspect.log" 2>&1
     expect "precision: mpirun -n 2 gpt --precision bf16 trains, naming the bfloat16 units; checkpoints keep float32 weights; summary.json and inspect name the precision" "$d/gpt.log" \
         bash -c "grep -qE '^precision: bf16 products on (amx|avx512_bf16) bfloat16 units' '$d/gpt.log' && grep -q 'step 40/40  train loss' '$d/gpt.log' && grep -q 'F32' '$d/gpt-inspect.log' && grep -q 'model gpt, optimizer adamw, data shakespeare, precision bf16$' '$d/gpt-inspect.log' && grep -q '\"precision\" : \"bf16\"' '$d/gpt/summary.json'"
+    expect "precision: the start-up line gives the bf16 products' measured speed against float32, and warns exactly when it is below 1" "$d/gpt.log" \
+        bf16_speed_reported "$d/gpt.log"
     if grep -q amx_bf16 /proc/cpuinfo && [ -z "${DNNL_MAX_CPU_ISA:-}" ]; then
         # The bf16 speed targets assume AMX wherever the CPU has it: a fallback to AVX512_BF16
         # (oneDNN not allowed the tiles, say) would halve the products' speed without an error.
@@ -59,4 +61,14 @@ run_reduce_dtype_checks() {
         python3 -c "import json,sys; sys.exit(0 if json.load(open('$d/rd-3/summary.json'))['val_accuracy'] == 1.0 else 1)"
     row "--reduce-dtype bf16 with --shard-optimizer" 2 "--reduce-dtype bf16 cannot be combined with --shard-optimizer" "$d/rd-refused" \
         "$trainer" train --model mlp --data synthetic --epochs 1 --reduce-dtype bf16 --shard-optimizer --run-dir "$d/rd-refused"
+}
+
+# bf16_speed_reported LOG: "(R× float32's speed here)" on the precision line, and the "slower
+# than fp32" warning if and only if R < 1 (Intel without AMX; AMX and AMD's AVX512_BF16 are faster).
+bf16_speed_reported() {
+    local ratio warned=0
+    ratio=$(grep -oE "^precision: bf16 products on .*\(([0-9.]+)× float32's speed here\)" "$1" | grep -oE '[0-9.]+×' | tr -d '×')
+    [ -n "$ratio" ] || return 1
+    grep -q "^warning: --precision bf16 is slower than fp32 on this CPU" "$1" && warned=1
+    awk -v r="$ratio" -v w="$warned" 'BEGIN { exit !((r < 1) == w) }'
 }

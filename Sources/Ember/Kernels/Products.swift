@@ -79,7 +79,7 @@ extension ProductEngine {
         let saved = float32
         float32 = library
         defer { float32 = saved }
-        let a = Tensor.randn([m, k]), b = Tensor.randn([k, n]), c = Tensor.zeros([m, n])
+        let (a, b, c) = operands(m: m, n: n, k: k)
         return withExtendedLifetime((a, b, c)) {
             rate(flops: 2 * m * n * k, seconds: seconds) {
                 Kernels.gemm(false, false, m: m, n: n, k: k, UnsafePointer(a.pointer(Float.self)), lda: k,
@@ -93,7 +93,7 @@ extension ProductEngine {
     /// otherwise of float32 operands rounded at each call. Nil without bfloat16 units.
     public static func measureBFloat16(m: Int, n: Int, k: Int, rounded: Bool, seconds: Double = 0.5) -> Double? {
         guard Precision.bfloat16IsNative else { return nil }
-        let a = Tensor.randn([m, k]), b = Tensor.randn([k, n]), c = Tensor.zeros([m, n])
+        let (a, b, c) = operands(m: m, n: n, k: k)
         return autocast(.bfloat16) {
             let ra = rounded ? Kernels.roundedForProducts(a) : nil, rb = rounded ? Kernels.roundedForProducts(b) : nil
             return withExtendedLifetime((a, b, c, ra, rb)) {
@@ -103,6 +103,31 @@ extension ProductEngine {
                 }
             }
         }
+    }
+
+    /// How many times float32's speed this CPU multiplies at in bfloat16 (operands already
+    /// rounded), measured now on a mid-sized product for about `seconds`; nil without bfloat16
+    /// units. Above 1 wherever bf16 pays: AMX (4–10×), AMD's Zen 4 and 5 (about 2×). Below 1 on
+    /// Intel cores without AMX, whose AVX512_BF16 dot products issue at half the rate of their
+    /// float32 FMAs: there `--precision bf16` is slower than float32.
+    public static func bfloat16Speedup(seconds: Double = 0.12) -> Double? {
+        guard Precision.bfloat16IsNative else { return nil }
+        // Alternating, best of three each: the first products of a process (threads waking,
+        // kernels compiled) and a noisy host only ever make a rate lower.
+        let (m, n, k) = (1024, 512, 256)
+        var bf16 = 0.0, f32 = 0.0
+        for _ in 0..<3 {
+            bf16 = max(bf16, measureBFloat16(m: m, n: n, k: k, rounded: true, seconds: seconds / 6) ?? 0)
+            f32 = max(f32, measure(m: m, n: n, k: k, on: float32, seconds: seconds / 6))
+        }
+        return bf16 / f32
+    }
+
+    /// A product's operands drawn from a generator of their own: measuring leaves the draws of
+    /// `Generator.default` (and so a training run's) untouched.
+    private static func operands(m: Int, n: Int, k: Int) -> (Tensor, Tensor, Tensor) {
+        let generator = Generator(seed: 0)
+        return (Tensor.randn([m, k], generator: generator), Tensor.randn([k, n], generator: generator), Tensor.zeros([m, n]))
     }
 
     /// GFLOP/s of `body` (`flops` a call): the median of five rounds of about `seconds` / 5.
