@@ -73,7 +73,7 @@ public enum Safetensors {
     /// - Throws: `DataError` naming the file for a truncated or malformed file or an unsupported dtype.
     public static func decode(_ data: Data, path: String = "<data>") throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         let file = try Contents(data, path: path)
-        return (Dictionary(uniqueKeysWithValues: file.entries.keys.map { ($0, file.tensor($0)) }), file.metadata)
+        return (file.tensors(), file.metadata)
     }
 
     /// A safetensors file's checked header over its bytes: each tensor is decoded when asked for,
@@ -84,10 +84,16 @@ public enum Safetensors {
         public let metadata: [String: String]
         let entries: [String: (dtype: SafetensorsDType, shape: [Int], begin: Int, end: Int)]
 
-        /// The tensors' names and shapes.
-        public var shapes: [String: [Int]] { entries.mapValues(\.shape) }
+        /// Each tensor's name with the dtype and shape it decodes to, from the header alone.
+        public var layout: [String: (dtype: DType, shape: [Int])] { entries.mapValues { ($0.dtype.emberType, $0.shape) } }
 
-        /// The tensor `key` (it must be one of `shapes`' keys), decoded now.
+        /// The shape of the tensor `key` (one of `layout`'s keys).
+        func shape(_ key: String) -> [Int] { entries[key]!.shape }
+
+        /// Every tensor, decoded now.
+        public func tensors() -> [String: Tensor] { Dictionary(uniqueKeysWithValues: entries.keys.map { ($0, tensor($0)) }) }
+
+        /// The tensor `key` (it must be one of `layout`'s keys), decoded now.
         public func tensor(_ key: String) -> Tensor {
             let e = entries[key]!
             let t = Tensor(uninitializedShape: e.shape, dtype: e.dtype.emberType)

@@ -42,10 +42,10 @@ public final class CausalLM: Module {
         let lm = CausalLM(config: config, generator: .placeholder)
         var sources: [String: (file: Safetensors.Contents, key: String)] = [:]
         for file in try PretrainedWeights.files(directory) {
-            for key in file.shapes.keys { if let name = lm.ownKey(key) { sources[name] = (file, key) } }
+            for key in file.entries.keys { if let name = lm.ownKey(key) { sources[name] = (file, key) } }
         }
         let targets: [String: Tensor]
-        do { targets = try lm.stateDictTargets(sources.mapValues { $0.file.shapes[$0.key]! }) } catch {
+        do { targets = try lm.stateDictTargets(sources.mapValues { $0.file.shape($0.key) }) } catch {
             throw DataError.file(directory, "its weights do not fit its config.json: \(error)")
         }
         noGrad {
@@ -77,15 +77,8 @@ public final class CausalLM: Module {
 
 /// A Hugging Face directory's weights: `model.safetensors`, or the shards an index names.
 @_spi(Checks) public enum PretrainedWeights {
-    /// Every tensor of the directory's weights, by its checkpoint key.
-    public static func load(_ directory: String) throws -> [String: Tensor] {
-        var all: [String: Tensor] = [:]
-        for file in try files(directory) { for key in file.shapes.keys { all[key] = file.tensor(key) } }
-        return all
-    }
-
     /// The directory's weight files, mapped: `model.safetensors`, or the shards its index lists.
-    static func files(_ directory: String) throws -> [Safetensors.Contents] {
+    public static func files(_ directory: String) throws -> [Safetensors.Contents] {
         let single = (directory as NSString).appendingPathComponent("model.safetensors")
         if FileManager.default.fileExists(atPath: single) { return [try Safetensors.open(single)] }
         let indexPath = (directory as NSString).appendingPathComponent("model.safetensors.index.json")

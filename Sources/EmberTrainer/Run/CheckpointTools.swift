@@ -53,7 +53,8 @@ public enum CheckpointTools {
     /// A Hugging Face directory: what its config makes, its tokenizer, its tensors.
     static func describeHuggingFace(_ path: String) throws -> String {
         let c = try PretrainedConfig.load(path)
-        let weights = try PretrainedWeights.load(path)
+        // The headers say the names, dtypes and shapes: nothing is decoded.
+        let weights = try PretrainedWeights.files(path).reduce(into: [:]) { all, file in all.merge(file.layout) { a, _ in a } }
         let has = { holds(path, $0) }
         let files = has("tokenizer.json") ? "tokenizer.json" : has("vocab.json") && has("merges.txt") ? "vocab.json + merges.txt" : nil
         let tokenizer: String
@@ -66,18 +67,17 @@ public enum CheckpointTools {
         let rope = c.family != .llama ? "" : ", rotary base \(c.ropeTheta)" + (c.ropeScaling.map {
             " scaled as Llama 3.1's (factor \($0.factor), frequency factors \($0.lowFreqFactor) to \($0.highFreqFactor), from \($0.originalMaxPositions) positions)"
         } ?? "")
-        var lines = ["\(path): Hugging Face \(c.family.rawValue) model, \(weights.values.reduce(0) { $0 + $1.count }) parameters in \(weights.count) tensors",
+        var lines = ["\(path): Hugging Face \(c.family.rawValue) model, \(weights.values.reduce(0) { $0 + $1.shape.reduce(1, *) }) parameters in \(weights.count) tensors",
                      "  \(c.layers) layers, hidden \(c.hiddenSize), \(c.heads) heads (\(c.keyValueHeads) for keys and values), MLP \(c.intermediateSize), vocabulary \(c.vocabularySize), \(c.maxPositions) positions\(rope)",
                      "  tokenizer: \(tokenizer)", "tensors:"]
-        lines += describe(weights)
+        lines += describe(layout: weights)
         return lines.joined(separator: "\n")
     }
 
-    static func describe(_ tensors: [String: Tensor]) -> [String] {
-        tensors.keys.sorted().map { k in
-            let t = tensors[k]!
-            return "  \(k)  \(t.dtype.safetensorsName) \(t.shape)"
-        }
+    static func describe(_ tensors: [String: Tensor]) -> [String] { describe(layout: tensors.mapValues { ($0.dtype, $0.shape) }) }
+
+    static func describe(layout: [String: (dtype: DType, shape: [Int])]) -> [String] {
+        layout.keys.sorted().map { k in "  \(k)  \(layout[k]!.dtype.safetensorsName) \(layout[k]!.shape)" }
     }
 
     /// What `--checkpoint PATH` names: a checkpoint directory, or a run directory's latest good
