@@ -9,7 +9,7 @@ final class DeterministicTests: RunDirectoryTestCase {
 
     func config(_ name: String, ranks: Int, model: ModelName = .mlp, epochs: Int = 2) -> TrainerConfig {
         var c = TrainerConfig()
-        (c.model, c.data, c.syntheticSamples, c.epochs) = (model, "synthetic", model == .mlp ? 300 : 72, epochs)
+        (c.model, c.data, c.syntheticSamples, c.epochs) = (model, "synthetic", model == .mlp ? 150 : 40, epochs)
         (c.deterministic, c.globalBatchSize, c.dropout, c.optimizer, c.lr) = (true, 24, model == .mlp ? 0.3 : 0, .adam, 0.002)
         c.localRanks = ranks
         c.runDir = root + "/" + name
