@@ -24,21 +24,27 @@
 // scalar calls and were a third of a small transformer's training step.
 
 // e^x for x in [-87, 88], relative error below 2e-7: Cody-Waite range reduction and Cephes'
-// degree-6 polynomial for expf.
-static inline float exp_bounded(float x) {
-    float n = __builtin_rintf(x * 1.44269504088896341f);
-    float r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+// degree-6 polynomial for expf. Written once for a float and for a vector of floats (`T`):
+// `ROUND` rounds to an integer, `POW2` makes 2^n from it.
+#define EMBER_EXP_BOUNDED(T, x, ROUND, POW2)                                                      \
+    ({                                                                                            \
+        T n_ = ROUND((x) * 1.44269504088896341f);                                                 \
+        T r_ = (x) - n_ * 0.693359375f;                                                           \
+        r_ = r_ + n_ * 2.12194440e-4f;                                                            \
+        T p_ = 1.9875691500e-4f;                                                                  \
+        p_ = p_ * r_ + 1.3981999507e-3f;                                                          \
+        p_ = p_ * r_ + 8.3334519073e-3f;                                                          \
+        p_ = p_ * r_ + 4.1665795894e-2f;                                                          \
+        p_ = p_ * r_ + 1.6666665459e-1f;                                                          \
+        p_ = p_ * r_ + 5.0000001201e-1f;                                                          \
+        p_ = p_ * r_ * r_ + r_ + 1.0f;                                                            \
+        p_ * POW2(n_);                                                                            \
+    })
+static inline float pow2_float(float n) {
     union { uint32_t u; float f; } scale = { .u = (uint32_t)((int32_t)n + 127) << 23 };
-    return p * scale.f;
+    return scale.f;
 }
+static inline float exp_bounded(float x) { return EMBER_EXP_BOUNDED(float, x, __builtin_rintf, pow2_float); }
 
 // e^x for x <= 0 (as GELU needs it: e^(-x²/2)); 0 below float's smallest normal numbers.
 static inline float exp_nonpositive(float x) { return exp_bounded(x < -87.0f ? -87.0f : x); }
@@ -238,54 +244,121 @@ EMBER_CLONES void ember_gru_step_backward_f32(long n, long h, const float *restr
     }
 }
 
+// Attention rows run sixteen lanes at a time, in vectors of Clang's own (lowered to one zmm, two
+// ymm or four xmm registers by the clone): as loops left to the vectoriser, the row's max (a
+// reduction it will not take without nnan) ran scalar, and so did the tails of the exp loop,
+// whose rows are short (causal: 1 to 64 columns): ~100 ns a 64-column row, most of the kernel.
+// (The helpers taking vectors are always inlined into the clones, so no vector crosses a call:
+// the compiler's warning about a vector argument's ABI without AVX-512 does not apply.)
+#pragma clang diagnostic ignored "-Wpsabi"
+typedef float ember_f16v __attribute__((ext_vector_type(16)));
+typedef int ember_i16v __attribute__((ext_vector_type(16)));
+#define EMBER_LOAD16(p) ({ ember_f16v v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define EMBER_STORE16(p, v) do { ember_f16v v_ = (v); memcpy((p), &v_, sizeof v_); } while (0)
+#define EMBER_LANES ((ember_i16v){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+
+// The lanes' maximum (NaN-free lanes) and sum, each in one fixed order on every CPU.
+static inline __attribute__((always_inline)) float max16(ember_f16v v) {
+    ember_f16v h = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v = v > h ? v : h;
+    h = __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3);
+    v = v > h ? v : h;
+    h = __builtin_shufflevector(v, v, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1);
+    v = v > h ? v : h;
+    return v[0] > v[1] ? v[0] : v[1];
+}
+static inline __attribute__((always_inline)) float sum16(ember_f16v v) {
+    v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3);
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1);
+    return v[0] + v[1];
+}
+
+// e^x lane by lane for x <= 0, as exp_nonpositive.
+#define EMBER_POW2_16(n) ((ember_f16v)((__builtin_convertvector((n), ember_i16v) + 127) << 23))
+static inline __attribute__((always_inline)) ember_f16v exp_nonpositive16(ember_f16v x) {
+    x = x < -87.0f ? -87.0f : x;
+    return EMBER_EXP_BOUNDED(ember_f16v, x, __builtin_elementwise_rint, EMBER_POW2_16);
+}
+
+// One row: softmax(scale·src + add) over its first `width` of `cols` columns, zeros after.
+// Whole 16-column blocks cover `width` where the row has them (their lanes past `width` read the
+// row's own memory and are masked); a row narrower than a block's multiple ends in scalar lanes.
+static inline __attribute__((always_inline)) void attention_softmax_row(const float *restrict src, const float *restrict add,
+                                                                        float *restrict dst, long width, long cols, float scale) {
+    long covered = (width + 15) / 16 * 16, end = covered <= cols ? covered : cols / 16 * 16;
+    ember_f16v top16 = -__builtin_inff();
+    ember_i16v nan16 = 0;
+    for (long c = 0; c < end; c += 16) {
+        ember_f16v z = EMBER_LOAD16(src + c) * scale;
+        if (add) z += EMBER_LOAD16(add + c);
+        z = EMBER_LANES + (int)c < (int)width ? z : -__builtin_inff();
+        EMBER_STORE16(dst + c, z);
+        nan16 |= z != z;
+        top16 = z > top16 ? z : top16;
+    }
+    float top = max16(top16);
+    int nan = __builtin_reduce_or(nan16) != 0;
+    for (long c = end; c < width; c++) {
+        float z = src[c] * scale + (add ? add[c] : 0.0f);
+        dst[c] = z;
+        nan |= z != z;
+        top = z > top ? z : top;
+    }
+    if (nan || top == -__builtin_inff()) {
+        // NaN scores make their row's weights NaN (as exp would); masked columns stay 0.
+        for (long c = 0; c < cols; c++) dst[c] = nan && c < width ? __builtin_nanf("") : 0.0f;
+        return;
+    }
+    ember_f16v total16 = 0;
+    for (long c = 0; c < end; c += 16) {
+        ember_f16v e = exp_nonpositive16(EMBER_LOAD16(dst + c) - top);
+        e = EMBER_LANES + (int)c < (int)width ? e : 0.0f;
+        EMBER_STORE16(dst + c, e);
+        total16 += e;
+    }
+    float total = sum16(total16);
+    for (long c = end; c < width; c++) {
+        float e = exp_nonpositive(dst[c] - top);
+        dst[c] = e;
+        total += e;
+    }
+    const float inv = 1.0f / total;
+    for (long c = 0; c < end; c += 16) EMBER_STORE16(dst + c, EMBER_LOAD16(dst + c) * inv);
+    for (long c = end; c < width; c++) dst[c] *= inv;
+    for (long c = end > width ? end : width; c < cols; c++) dst[c] = 0;
+}
+
 // softmax(scale·s + mask) over each row of `cols` (rows of `batch` blocks of `rows`), causal or
 // not, as Kernels.attentionSoftmax; `mask` (additive, may be NULL) advances `mask_stride` per
 // block (0: one [rows, cols] mask for all). A row with nothing to attend to is zeros; NaN scores
-// give NaN weights. Sums may be added in any order (vector lanes).
+// give NaN weights. The same bits on every CPU (the sums' order is the vectors').
 EMBER_CLONES void ember_attention_softmax_f32(const float *restrict s, const float *restrict mask, long mask_stride,
                                               float *restrict out, long batch, long rows, long cols, float scale, int causal) {
-#pragma clang fp reassociate(on)
     for (long b = 0; b < batch; b++) {
         for (long r = 0; r < rows; r++) {
-            const float *src = s + (b * rows + r) * cols;
             const float *add = mask ? mask + b * mask_stride + r * cols : 0;
-            float *dst = out + (b * rows + r) * cols;
             long width = causal ? (r + 1 < cols ? r + 1 : cols) : cols;
-            float top = -__builtin_inff();
-            int nan = 0;
-            for (long c = 0; c < width; c++) {
-                float z = src[c] * scale + (add ? add[c] : 0.0f);
-                dst[c] = z;
-                nan |= z != z;
-                top = z > top ? z : top;
-            }
-            if (nan || top == -__builtin_inff()) {
-                // NaN scores make their row's weights NaN (as exp would); masked columns stay 0.
-                for (long c = 0; c < cols; c++) dst[c] = nan && c < width ? __builtin_nanf("") : 0.0f;
-                continue;
-            }
-            float total = 0;
-            for (long c = 0; c < width; c++) {
-                float e = exp_nonpositive(dst[c] - top);
-                dst[c] = e;
-                total += e;
-            }
-            const float inv = 1.0f / total;
-            for (long c = 0; c < width; c++) dst[c] *= inv;
-            for (long c = width; c < cols; c++) dst[c] = 0;
+            attention_softmax_row(s + (b * rows + r) * cols, add, out + (b * rows + r) * cols, width, cols, scale);
         }
     }
 }
 
-// Its gradient with respect to the logits: scale·p·(g - Σ g·p) per row.
+// Its gradient with respect to the logits: scale·p·(g - Σ g·p) per row. With `causal_rows`
+// (rows per causal block; row `first_row + r` of the block sees columns up to its own index),
+// only the columns a row attends to are read and the others get 0, so `g` may hold anything
+// there (attention's products skip them).
 EMBER_CLONES void ember_attention_softmax_backward_f32(const float *restrict g, const float *restrict p, float *restrict out,
-                                                       long n, long cols, float scale) {
+                                                       long n, long cols, float scale, long first_row, long causal_rows) {
 #pragma clang fp reassociate(on)
     for (long r = 0; r < n; r++) {
         const float *gr = g + r * cols, *pr = p + r * cols;
         float *dr = out + r * cols;
+        long row = causal_rows ? (first_row + r) % causal_rows : 0;
+        long width = causal_rows && row + 1 < cols ? row + 1 : cols;
         float dot = 0;
-        for (long c = 0; c < cols; c++) dot += gr[c] * pr[c];
-        for (long c = 0; c < cols; c++) dr[c] = scale * pr[c] * (gr[c] - dot);
+        for (long c = 0; c < width; c++) dot += gr[c] * pr[c];
+        for (long c = 0; c < width; c++) dr[c] = scale * pr[c] * (gr[c] - dot);
+        for (long c = width; c < cols; c++) dr[c] = 0;
     }
 }

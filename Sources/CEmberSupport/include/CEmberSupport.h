@@ -18,11 +18,20 @@ void ember_sqrt_f32(float *out, const float *in, long n);
 int ember_packed_product_available(void);
 void ember_pack_product_f32(const float *w, long k, long n, int transposed, float *p);
 void ember_packed_product_f32(long m, long n, long k, const float *a, long lda, const float *p, float *c, long ldc);
+/// One attention head's product `C [m, n] = op(A) · op(B)`, float32, AVX-512 (AttentionProducts.c):
+/// `triangle` skips what causal attention makes zero (EMBER_TRIANGLE_*: C's lower triangle only,
+/// the rest undefined; or only k up to / from each row, the rest of A being zeros). `scratch` holds `k·n` floats when `trans_b`. Returns the multiply-adds done.
+/// Only where `ember_attention_product_available()`.
+enum { EMBER_TRIANGLE_NONE = 0, EMBER_TRIANGLE_OUTPUT_LOWER = 1, EMBER_TRIANGLE_K_UP_TO_ROW = 2, EMBER_TRIANGLE_K_FROM_ROW = 3 };
+int ember_attention_product_available(void);
+long ember_attention_product_f32(int trans_a, int trans_b, long m, long n, long k, const float *a, long lda,
+                                 const float *b, long ldb, float *c, long ldc, int triangle, float *scratch);
 /// Attention's fused scale-mask-softmax over rows of `cols` and its gradient, float32, vectorised
 /// (Activations.c; Kernels.attentionSoftmax keeps the float64 loops).
 void ember_attention_softmax_f32(const float *s, const float *mask, long mask_stride, float *out, long batch, long rows, long cols,
                                  float scale, int causal);
-void ember_attention_softmax_backward_f32(const float *g, const float *p, float *out, long n, long cols, float scale);
+void ember_attention_softmax_backward_f32(const float *g, const float *p, float *out, long n, long cols, float scale,
+                                          long first_row, long causal_rows);
 /// Layer normalisation of `rows` float32 rows of `width` (w, b may be NULL), and its gradient
 /// (`dw`, `db` accumulated into zeroed buffers) (Normalization.c).
 void ember_layer_norm_f32(const float *x, const float *w, const float *b, float *y, float *mean, float *rstd,

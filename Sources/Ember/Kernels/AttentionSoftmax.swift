@@ -85,20 +85,25 @@ extension Kernels {
     /// Scores worth a product thread of their own: smaller softmaxes stay on the caller.
     private static let softmaxGrain = 1 << 14
 
-    /// The same on raw buffers of `rows` rows.
+    /// The same on raw buffers of `rows` rows. With `causalRows` (the rows of each causal block,
+    /// whose row `i` attends to columns up to `i`), a row reads only the columns it attends to and
+    /// the others get zeros: `g` may hold anything there.
     static func attentionSoftmaxBackward<T: FloatElement>(_ gp: UnsafePointer<T>, _ pp: UnsafePointer<T>, into d: UnsafeMutablePointer<T>,
-                                                          rows n: Int, cols: Int, scale: Double) {
+                                                          rows n: Int, cols: Int, scale: Double, causalRows: Int = 0) {
         if T.self == Float.self {
             return share(n, grain: Swift.max(1, softmaxGrain / Swift.max(cols, 1))) { r0, r1 in
-                ember_attention_softmax_backward_f32(floats(gp + r0 * cols), floats(pp + r0 * cols), floats(d + r0 * cols), r1 - r0, cols, Float(scale))
+                ember_attention_softmax_backward_f32(floats(gp + r0 * cols), floats(pp + r0 * cols), floats(d + r0 * cols), r1 - r0, cols,
+                                                     Float(scale), r0, causalRows)
             }
         }
         let scale = T(scale)
         for r in 0..<n {
             let gr = gp + r * cols, pr = pp + r * cols, dr = d + r * cols
+            let width = causalRows > 0 ? Swift.min(r % causalRows + 1, cols) : cols
             var dot: T = 0
-            for c in 0..<cols { dot += gr[c] * pr[c] }
-            for c in 0..<cols { dr[c] = scale * pr[c] * (gr[c] - dot) }
+            for c in 0..<width { dot += gr[c] * pr[c] }
+            for c in 0..<width { dr[c] = scale * pr[c] * (gr[c] - dot) }
+            for c in width..<cols { dr[c] = 0 }
         }
     }
 }

@@ -141,6 +141,16 @@ public enum KernelProfile {
         productFlops.add(flops, ordering: .relaxed)
         return result
     }
+
+    /// Runs a matrix product that returns the operations it did, counted while enabled.
+    @inline(__always)
+    static func countingProduct(_ body: () -> Int) {
+        guard onProfiledThread else { _ = body(); return }
+        let started = now()
+        let flops = body()
+        productNanoseconds.add(now() - started, ordering: .relaxed)
+        productFlops.add(flops, ordering: .relaxed)
+    }
 }
 
 /// The monotonic clock in nanoseconds: what profiles and timelines measure with.

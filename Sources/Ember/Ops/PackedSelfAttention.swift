@@ -60,40 +60,50 @@ private struct PackedHeads {
         }
     }
 
+    /// Which part of each product causal attention needs (`.whole` when not causal).
+    func part(_ triangle: AttentionTriangle) -> AttentionTriangle { causal ? triangle : .whole }
+
     /// One head at a time: its scores, weights and their bfloat16 copy are still in cache for
-    /// its second product (`scores` holds one head's).
+    /// its second product (`scratch` holds one head's scores and a transposed key block).
     func forward<T: FloatElement>(_ type: T.Type, _ qkv: Tensor, _ rounded: (qkv: Tensor?, weights: Tensor?), weights: Tensor, into out: Tensor) {
         let x = ProductOperand(qkv.pointer(T.self), rounded: rounded.qkv)
         let p = ProductOperand(weights.pointer(T.self), rounded: rounded.weights), o = out.pointer(T.self)
-        forEach(scratch: { Tensor(uninitializedShape: [l, l], dtype: qkv.dtype) }) { scores, b, h, i in
-            let block = i * l * l, s = scores.pointer(T.self)
-            Kernels.gemm(false, true, m: l, n: l, k: d, x + at(b, h, 0), lda: 3 * e, x + at(b, h, 1), ldb: 3 * e, beta: 0, s, ldc: l)
+        forEach(scratch: { Tensor(uninitializedShape: [l * l + l * d], dtype: qkv.dtype) }) { scratch, b, h, i in
+            let block = i * l * l, s = scratch.pointer(T.self)
+            Kernels.attentionProduct(false, true, m: l, n: l, k: d, x + at(b, h, 0), lda: 3 * e, x + at(b, h, 1), ldb: 3 * e,
+                                     s, ldc: l, triangle: part(.lowerOutput), scratch: s + l * l)
             Kernels.attentionSoftmax(UnsafePointer(s), mask: nil, maskStride: 0, into: weights.pointer(T.self) + block,
                                      batch: 1, rows: l, cols: l, scale: scale, causal: causal)
             if let r = rounded.weights { Kernels.roundForProducts(p.values + block, count: l * l, into: r.bfloat16Pointer(block)) }
-            Kernels.gemm(false, false, m: l, n: d, k: l, p + block, lda: l, x + at(b, h, 2), ldb: 3 * e, beta: 0, o + b * l * e + h * d, ldc: e)
+            Kernels.attentionProduct(false, false, m: l, n: d, k: l, p + block, lda: l, x + at(b, h, 2), ldb: 3 * e,
+                                     o + b * l * e + h * d, ldc: e, triangle: part(.kUpToRow), scratch: s + l * l)
         }
     }
 
     /// Head by head, as forward: one head's weight and score gradients (and the latter's
-    /// bfloat16 copy) live in a scratch of two `[L, L]` blocks.
+    /// bfloat16 copy) live in a scratch of two `[L, L]` blocks and a transposed value block.
     func backward<T: FloatElement>(_ type: T.Type, _ qkv: Tensor, _ rounded: (qkv: Tensor?, weights: Tensor?), weights: Tensor,
                                    gradient g: Tensor, into dqkv: Tensor) {
         let roundedGradient = Kernels.roundedForProducts(g)
         let x = ProductOperand(qkv.pointer(T.self), rounded: rounded.qkv), dx = dqkv.pointer(T.self)
         let gp = ProductOperand(g.pointer(T.self), rounded: roundedGradient)
         let p = ProductOperand(weights.pointer(T.self), rounded: rounded.weights)
-        let scratch = { (Tensor(uninitializedShape: [2, l, l], dtype: qkv.dtype), Kernels.bfloat16Buffer([l, l], for: T.self)) }
+        let scratch = { (Tensor(uninitializedShape: [2 * l * l + l * d], dtype: qkv.dtype), Kernels.bfloat16Buffer([l, l], for: T.self)) }
         forEach(scratch: scratch) { scratch, b, h, i in
             let (dp, roundedScores) = (scratch.0.pointer(T.self), scratch.1)
             let ds = ProductOperand(UnsafePointer(dp + l * l), rounded: roundedScores?.bfloat16Pointer())
-            let go = gp + (b * l * e + h * d), block = i * l * l
-            Kernels.gemm(false, true, m: l, n: l, k: d, go, lda: e, x + at(b, h, 2), ldb: 3 * e, beta: 0, dp, ldc: l)
-            Kernels.gemm(true, false, m: l, n: d, k: l, p + block, lda: l, go, ldb: e, beta: 0, dx + at(b, h, 2), ldc: 3 * e)
-            Kernels.attentionSoftmaxBackward(UnsafePointer(dp), p.values + block, into: dp + l * l, rows: l, cols: l, scale: scale)
+            let go = gp + (b * l * e + h * d), block = i * l * l, transposed = dp + 2 * l * l
+            Kernels.attentionProduct(false, true, m: l, n: l, k: d, go, lda: e, x + at(b, h, 2), ldb: 3 * e, dp, ldc: l,
+                                     triangle: part(.lowerOutput), scratch: transposed)
+            Kernels.attentionProduct(true, false, m: l, n: d, k: l, p + block, lda: l, go, ldb: e, dx + at(b, h, 2), ldc: 3 * e,
+                                     triangle: part(.kFromRow), scratch: transposed)
+            Kernels.attentionSoftmaxBackward(UnsafePointer(dp), p.values + block, into: dp + l * l, rows: l, cols: l, scale: scale,
+                                             causalRows: causal ? l : 0)
             if let roundedScores { Kernels.roundForProducts(ds.values, count: l * l, into: roundedScores.bfloat16Pointer()) }
-            Kernels.gemm(false, false, m: l, n: d, k: l, ds, lda: l, x + at(b, h, 1), ldb: 3 * e, beta: 0, dx + at(b, h, 0), ldc: 3 * e)
-            Kernels.gemm(true, false, m: l, n: d, k: l, ds, lda: l, x + at(b, h, 0), ldb: 3 * e, beta: 0, dx + at(b, h, 1), ldc: 3 * e)
+            Kernels.attentionProduct(false, false, m: l, n: d, k: l, ds, lda: l, x + at(b, h, 1), ldb: 3 * e, dx + at(b, h, 0), ldc: 3 * e,
+                                     triangle: part(.kUpToRow), scratch: transposed)
+            Kernels.attentionProduct(true, false, m: l, n: d, k: l, ds, lda: l, x + at(b, h, 0), ldb: 3 * e, dx + at(b, h, 1), ldc: 3 * e,
+                                     triangle: part(.kFromRow), scratch: transposed)
         }
         withExtendedLifetime(roundedGradient) {}
     }
