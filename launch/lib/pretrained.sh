@@ -4,6 +4,19 @@
 # the run, a resume from the run alone (mapping the corpus's ids kept beside the run, unless the
 # cache does not verify), and a directory it cannot run refused by name.
 
+# fine_tune_llama NAME DIR TOKENIZER INSPECTED: DIR inspected (INSPECTED checks what inspect
+# said), fine-tuned on $d/text.txt, its RUN/hf written with the same tokenizer.json, and greedy
+# samples from the run and from RUN/hf the same.
+fine_tune_llama() {
+    local name=$1 dir=$2 tokenizer=$3 inspected=$4
+    "$trainer" inspect "$dir" > "$d/$name-inspect.log" 2>&1
+    "$trainer" train --pretrained "$dir" --data "text:$d/text.txt" --max-steps 10 --warmup-steps 1 --lr 1e-3 --run-dir "$d/$name" > "$d/$name.log" 2>&1
+    "$trainer" sample --checkpoint "$d/$name" --prompt "To be" --tokens 8 --temperature 0 > "$d/$name-run.log" 2>&1
+    "$trainer" sample --pretrained "$d/$name/hf" --prompt "To be" --tokens 8 --temperature 0 > "$d/$name-hf.log" 2>&1
+    expect "pretrained: a ${name/llama/Llama }-shaped directory with $tokenizer fine-tunes, writes RUN/hf with it, and samples the same from both" "$d/$name.log" \
+        bash -c "$inspected && grep -q 'step 10/10  train loss' '$d/$name.log' && cmp -s '$dir/tokenizer.json' '$d/$name/hf/tokenizer.json' && grep -q '^To be' '$d/$name-hf.log' && cmp -s '$d/$name-run.log' '$d/$name-hf.log'"
+}
+
 run_pretrained_tests() {
     echo "== pretrained: Hugging Face models fine-tuned"
     local d="$work/pretrained" model=Tests/EmberTests/Fixtures/pretrained/gpt2-bpe
@@ -62,13 +75,11 @@ open('$d/text.txt', 'w').write('\n'.join(lines * 150))"
     row "trainer sample --prompt on a run without a tokenizer" 2 "cannot turn text into ids" - \
         "$trainer" sample --checkpoint "$d/llama" --prompt "hello" --tokens 3
     # Llama 3's shape and tokenizer (scaled rotary positions, a tied head, its word pattern).
-    local llama3=Tests/EmberTests/Fixtures/pretrained/llama3-bpe
-    "$trainer" inspect "$llama3" > "$d/llama3-inspect.log" 2>&1
-    "$trainer" train --pretrained "$llama3" --data "text:$d/text.txt" --max-steps 10 --warmup-steps 1 --lr 1e-3 --run-dir "$d/llama3" > "$d/llama3.log" 2>&1
-    "$trainer" sample --checkpoint "$d/llama3" --prompt "To be" --tokens 8 --temperature 0 > "$d/llama3-run.log" 2>&1
-    "$trainer" sample --pretrained "$d/llama3/hf" --prompt "To be" --tokens 8 --temperature 0 > "$d/llama3-hf.log" 2>&1
-    expect "pretrained: a Llama 3-shaped directory with Llama 3's tokenizer fine-tunes, writes RUN/hf with it, and samples the same from both" "$d/llama3.log" \
-        bash -c "grep -q \"Llama 3's words, 400 tokens\" '$d/llama3-inspect.log' && grep -q 'scaled as Llama 3.1' '$d/llama3-inspect.log' && grep -q 'step 10/10  train loss' '$d/llama3.log' && [ -e '$d/llama3/hf/tokenizer.json' ] && grep -q '^To be' '$d/llama3-hf.log' && cmp -s '$d/llama3-run.log' '$d/llama3-hf.log'"
+    fine_tune_llama llama3 Tests/EmberTests/Fixtures/pretrained/llama3-bpe "Llama 3's tokenizer" \
+        "grep -q \"Llama 3's words, 400 tokens\" '$d/llama3-inspect.log' && grep -q 'scaled as Llama 3.1' '$d/llama3-inspect.log'"
+    # Llama 2's kind: SentencePiece BPE ("▁" for spaces, byte fallback), multi-head attention, an untied head.
+    fine_tune_llama llama2 Tests/EmberTests/Fixtures/pretrained/llama2-sp "its SentencePiece tokenizer" \
+        "grep -q 'SentencePiece BPE as Llama 2.s, \"▁\" for spaces, byte fallback, 467 tokens' '$d/llama2-inspect.log'"
     "$trainer" bench --pretrained "$model" --steps 3 --warmup 1 > "$d/bench.log" 2>&1
     "$trainer" bench --pretrained "$model" --generate 20 >> "$d/bench.log" 2>&1
     expect "pretrained: trainer bench --pretrained times the directory's model fine-tuned and generating (tokens/s, products)" "$d/bench.log" \

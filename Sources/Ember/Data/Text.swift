@@ -9,10 +9,14 @@ public protocol Tokenizer: Sendable {
     func decode(_ tokens: [Int]) -> String
     /// The text's tokens as 32-bit ids: what a corpus is stored as (4 bytes a token, not 8).
     func encodeIDs(_ text: String) throws -> [Int32]
+    /// The text of tokens that follow earlier ones (generation shows its tokens as they come):
+    /// `decode`'s, keeping what only a text's start drops (SentencePiece's leading space).
+    func decodeContinuation(_ tokens: [Int]) -> String
 }
 
 extension Tokenizer {
     public func encodeIDs(_ text: String) throws -> [Int32] { try encode(text).map { Int32(truncatingIfNeeded: $0) } }
+    public func decodeContinuation(_ tokens: [Int]) -> String { decode(tokens) }
 }
 
 /// One token per Unicode scalar of the corpus's alphabet, in sorted order (nanoGPT's

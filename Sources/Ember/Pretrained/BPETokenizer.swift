@@ -4,7 +4,8 @@ import Foundation
 /// `ByteLevel` pre-tokenizer and decoder: the text's UTF-8 bytes, each shown as a printable
 /// character, split by GPT-2's pattern into words, each word merged pair by pair in the order of
 /// the merge list, then looked up in the vocabulary. Added tokens (`<|endoftext|>`) are matched
-/// literally first. Words are cached, so a corpus's common words are merged once.
+/// literally first. Words are cached, so a corpus's common words are merged once. With a
+/// `Metaspace`, SentencePiece's kind instead (Llama 2's): characters, not bytes, with "▁" for spaces.
 public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public let vocabulary: [String: Int]
     private let tokens: [Int: String]
@@ -16,6 +17,9 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public let addsPrefixSpace: Bool
     /// How the text is cut into words before merging: GPT-2's pattern, or Llama 3's.
     public let split: WordSplit
+    /// SentencePiece's kind of BPE (nil: byte-level), and whether its words merge alone.
+    public let metaspace: Metaspace?
+    let cutsAtMarkers: Bool
     /// The directory it was read from (`fromPretrained`), absolute; what checkpoints record.
     public internal(set) var directory: String?
     private var cache: [String: [Int]] = [:]
@@ -23,13 +27,21 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
 
     public var vocabularySize: Int { max(vocabulary.count, (tokens.keys.max() ?? -1) + 1) }
 
+    /// Which kind of BPE, in a few words (what `trainer inspect` prints).
+    public var kind: String {
+        if let metaspace { return "SentencePiece BPE as Llama 2's, \"▁\" for spaces" + (metaspace.byteFallback ? ", byte fallback" : "") }
+        return "byte-level BPE, \(split == .gpt2 ? "GPT-2's" : "Llama 3's") words"
+    }
+
     /// - Parameters:
     ///   - vocabulary: token (in byte-level characters) to id.
     ///   - merges: pairs in priority order (the first merges first).
     ///   - addedTokens: literal tokens matched before splitting (special tokens), to their ids.
     ///   - split: the words' pattern (GPT-2's unless the tokenizer says otherwise).
+    ///   - metaspace: SentencePiece's kind of BPE instead of byte-level (then `split` and
+    ///     `addsPrefixSpace` do not apply).
     public init(vocabulary: [String: Int], merges: [(String, String)], addedTokens: [String: Int] = [:], addsPrefixSpace: Bool = false,
-                split: WordSplit = .gpt2) {
+                split: WordSplit = .gpt2, metaspace: Metaspace? = nil) {
         self.vocabulary = vocabulary
         var tokens = Dictionary(vocabulary.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
         for (text, id) in addedTokens { tokens[id] = text }
@@ -40,6 +52,8 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         addedIDs = Set(addedTokens.values)
         self.addsPrefixSpace = addsPrefixSpace
         self.split = split
+        self.metaspace = metaspace
+        cutsAtMarkers = metaspace != nil && Metaspace.cutsAtMarkers(merges)
     }
 
     public func encode(_ text: String) throws -> [Int] { try encodeIDs(text).map(Int.init) }
@@ -47,6 +61,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     /// 32-bit ids, made a piece of text at a time: a corpus of 100 MB never holds all its words
     /// (or its scalars) at once.
     public func encodeIDs(_ text: String) throws -> [Int32] {
+        if let metaspace { return try encodeIDs(text, metaspace) }
         var ids: [Int32] = []
         for (segment, special) in splitAdded(addsPrefixSpace && !text.hasPrefix(" ") ? " " + text : text) {
             if let special { ids.append(Int32(special)); continue }
@@ -57,11 +72,29 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         return ids
     }
 
+    /// SentencePiece's kind: each piece between added tokens normalized, then its words merged.
+    private func encodeIDs(_ text: String, _ metaspace: Metaspace) throws -> [Int32] {
+        var ids: [Int32] = []
+        for (index, (segment, special)) in splitAdded(text).enumerated() {
+            if let special { ids.append(Int32(special)); continue }
+            for word in Metaspace.words(metaspace.normalized(segment, atStart: index == 0), cuts: cutsAtMarkers) {
+                ids += try merge(word).map { Int32($0) }
+            }
+        }
+        return ids
+    }
+
     public func decode(_ ids: [Int]) -> String {
+        let text = decodeContinuation(ids)
+        return metaspace?.stripsLeadingSpace == true && text.hasPrefix(" ") ? String(text.dropFirst()) : text
+    }
+
+    public func decodeContinuation(_ ids: [Int]) -> String {
         var bytes: [UInt8] = []
         for id in ids {
             guard let token = tokens[id] else { bytes += Array("\u{FFFD}".utf8); continue }
             if addedIDs.contains(id) { bytes += Array(token.utf8); continue }
+            if let metaspace { bytes += metaspace.bytes(of: token); continue }
             for ch in token.unicodeScalars { bytes.append(ByteLevel.byte(of: ch) ?? 0x3F) }
         }
         return String(decoding: bytes, as: UTF8.self)
@@ -92,12 +125,13 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         return text.withUTF8(split)
     }
 
-    /// One pre-tokenized word's ids: its bytes as byte-level characters, merged by rank.
+    /// One pre-tokenized word's ids: its bytes as byte-level characters (SentencePiece's kind:
+    /// its characters), merged by rank.
     private func merge(_ word: String) throws -> [Int] {
         lock.lock()
         if let hit = cache[word] { lock.unlock(); return hit }
         lock.unlock()
-        var parts = word.utf8.map { String(ByteLevel.character(of: $0)) }
+        var parts = metaspace == nil ? word.utf8.map { String(ByteLevel.character(of: $0)) } : word.unicodeScalars.map { String($0) }
         while parts.count > 1 {
             var best: (rank: Int, at: Int)? = nil
             for i in 0..<(parts.count - 1) {
@@ -111,7 +145,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
             }
             parts = merged
         }
-        let ids = try parts.map { part -> Int in
+        let ids = try metaspace?.ids(of: parts, vocabulary: vocabulary, word: word) ?? parts.map { part -> Int in
             guard let id = vocabulary[part] else { throw DataError("BPE: '\(part)' of the word \(String(reflecting: word)) is not in the vocabulary") }
             return id
         }

@@ -2,10 +2,11 @@ import Foundation
 
 extension BPETokenizer {
     /// The tokenizer of a Hugging Face model directory: `tokenizer.json` (a `BPE` model with the
-    /// `ByteLevel` pre-tokenizer, or Llama 3's Split + ByteLevel; merges as `"a b"` or `["a", "b"]`,
-    /// added tokens), else GPT-2's `vocab.json` and `merges.txt`. A kind it cannot reproduce
-    /// exactly (SentencePiece's `Metaspace`, a WordPiece model, a normalizer, another pattern) is
-    /// refused by name.
+    /// `ByteLevel` pre-tokenizer, or Llama 3's Split + ByteLevel, or SentencePiece's kind as
+    /// Llama 2's: byte fallback, with a Prepend + Replace normalizer or a `Metaspace` pre-tokenizer;
+    /// merges as `"a b"` or `["a", "b"]`, added tokens), else GPT-2's `vocab.json` and
+    /// `merges.txt`. A kind it cannot reproduce exactly (a WordPiece or Unigram model, another
+    /// normalizer or pattern) is refused by name.
     public static func fromPretrained(_ directory: String) throws -> BPETokenizer {
         let tokenizer = try read(directory)
         tokenizer.directory = URL(fileURLWithPath: directory).standardizedFileURL.path
@@ -36,13 +37,19 @@ extension BPETokenizer {
         guard let root = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any],
               let model = root["model"] as? [String: Any] else { throw DataError.file(path, "is not a tokenizer.json (no model)") }
         let kind = model["type"] as? String ?? "BPE"
-        guard kind == "BPE" else { throw DataError.file(path, "has a \(kind) model; Ember reads byte-level BPE tokenizers only") }
-        let (pre, split) = try preTokenizer(root["pre_tokenizer"] as? [String: Any], path)
-        if let normalizer = root["normalizer"] as? [String: Any] {
-            throw DataError.file(path, "has the normalizer \(normalizer["type"] as? String ?? "?"); Ember reproduces byte-level BPE without one")
-        }
-        if (model["byte_fallback"] as? Bool) == true { throw DataError.file(path, "uses byte_fallback, which byte-level BPE does not need; not supported") }
+        guard kind == "BPE" else { throw DataError.file(path, "has a \(kind) model; Ember reads BPE tokenizers only") }
         guard let vocab = model["vocab"] as? [String: Int] else { throw DataError.file(path, "has no model.vocab") }
+        let metaspace = try Self.metaspace(root, model: model, vocabulary: vocab, path)
+        var pre: [String: Any] = [:], split = WordSplit.gpt2
+        if metaspace == nil {
+            if let normalizer = root["normalizer"] as? [String: Any] {
+                let steps = (normalizer["normalizers"] as? [[String: Any]] ?? []).map { $0["type"] as? String ?? "?" }
+                let named = (normalizer["type"] as? String ?? "?") + (steps.isEmpty ? "" : " (\(steps.joined(separator: ", ")))")
+                throw DataError.file(path, "has the normalizer \(named); Ember reproduces byte-level BPE without one, and SentencePiece's Prepend + Replace")
+            }
+            (pre, split) = try preTokenizer(root["pre_tokenizer"] as? [String: Any], path)
+            if (model["byte_fallback"] as? Bool) == true { throw DataError.file(path, "uses byte_fallback with a byte-level pre-tokenizer; not supported") }
+        }
         let merges = try (model["merges"] as? [Any] ?? []).map { entry -> (String, String) in
             if let s = entry as? String {
                 let parts = s.split(separator: " ", maxSplits: 1)
@@ -57,7 +64,37 @@ extension BPETokenizer {
             if let content = token["content"] as? String, let id = token["id"] as? Int { added[content] = id }
         }
         return BPETokenizer(vocabulary: vocab, merges: merges, addedTokens: added, addsPrefixSpace: pre["add_prefix_space"] as? Bool ?? false,
-                            split: split)
+                            split: split, metaspace: metaspace)
+    }
+
+    /// SentencePiece's kind of BPE in either layout `transformers` writes: the legacy one (the
+    /// normalizer `Sequence[Prepend("▁"), Replace(" ", "▁")]`, the Prepend optional, no
+    /// pre-tokenizer) or the newer one (no normalizer, `Metaspace` with "▁" and `split: false`);
+    /// nil for neither.
+    private static func metaspace(_ root: [String: Any], model: [String: Any], vocabulary: [String: Int], _ path: String) throws -> Metaspace? {
+        let normalizer = root["normalizer"] as? [String: Any], pre = root["pre_tokenizer"] as? [String: Any]
+        let steps = normalizer?["type"] as? String == "Sequence" ? normalizer?["normalizers"] as? [[String: Any]] ?? [] : normalizer.map { [$0] } ?? []
+        let replacesSpaces = steps.last.map { $0["type"] as? String == "Replace" && ($0["pattern"] as? [String: Any])?["String"] as? String == " "
+                                              && $0["content"] as? String == Metaspace.marker } ?? false
+        let prepends = steps.count == 2 && steps[0]["type"] as? String == "Prepend" && steps[0]["prepend"] as? String == Metaspace.marker
+        let prepend: Metaspace.Prepend
+        if replacesSpaces && (steps.count == 1 || prepends) && pre == nil {
+            prepend = prepends ? .everyPiece : .never
+        } else if normalizer == nil, let pre, pre["type"] as? String == "Metaspace" {
+            guard pre["replacement"] as? String == Metaspace.marker, pre["split"] as? Bool == false,
+                  let scheme = Metaspace.Prepend(rawValue: pre["prepend_scheme"] as? String ?? "always"), scheme != .everyPiece else {
+                let splits = (pre["split"] as? Bool).map { "\($0)" } ?? "?"
+                throw DataError.file(path, "has a Metaspace pre-tokenizer with replacement \(pre["replacement"] ?? "?"), split \(splits), prepend_scheme \(pre["prepend_scheme"] ?? "?"); Ember reproduces \"▁\", split false, prepend_scheme always, first or never")
+            }
+            prepend = scheme
+        } else {
+            return nil
+        }
+        let decoders = (root["decoder"] as? [String: Any])?["decoders"] as? [[String: Any]] ?? []
+        let strips = decoders.contains { $0["type"] as? String == "Strip" && $0["start"] as? Int ?? 0 >= 1 }
+        let unknown = (model["unk_token"] as? String).flatMap { vocabulary[$0] }
+        return Metaspace(prepend: prepend, byteFallback: model["byte_fallback"] as? Bool ?? false, unknown: unknown,
+                         fusesUnknown: model["fuse_unk"] as? Bool ?? false, stripsLeadingSpace: strips)
     }
 
     /// The byte-level pre-tokenizer and the words' pattern: `ByteLevel` (GPT-2's pattern), or

@@ -60,7 +60,7 @@ public enum CheckpointTools {
         let tokenizer: String
         do {
             let t = try BPETokenizer.fromPretrained(path)
-            tokenizer = "\(files ?? "?") (byte-level BPE, \(t.split == .gpt2 ? "GPT-2's" : "Llama 3's") words, \(t.vocabularySize) tokens)"
+            tokenizer = "\(files ?? "?") (\(t.kind), \(t.vocabularySize) tokens)"
         } catch {
             tokenizer = files.map { "\($0), which Ember cannot reproduce: \(error) (train on token ids)" } ?? "none (train on token ids)"
         }

@@ -73,7 +73,7 @@ public enum Sampling {
                 let next = rule.nextToken(logitsAfter(context), generator: g)
                 context.append(next)
                 pending.append(next)
-                let piece = tokenizer.decode(pending)
+                let piece = tokenizer.decodeContinuation(pending)
                 if !piece.hasSuffix("\u{FFFD}") || pending.count >= 4 {
                     emit(piece)
                     text += piece
@@ -82,7 +82,7 @@ public enum Sampling {
             }
         } }
         if !pending.isEmpty {
-            let piece = tokenizer.decode(pending)
+            let piece = tokenizer.decodeContinuation(pending)
             emit(piece)
             text += piece
         }
