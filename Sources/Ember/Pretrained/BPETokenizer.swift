@@ -77,7 +77,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         var ids: [Int32] = []
         for (index, (segment, special)) in splitAdded(text).enumerated() {
             if let special { ids.append(Int32(special)); continue }
-            for word in Metaspace.words(metaspace.normalized(segment, atStart: index == 0), cuts: cutsAtMarkers) {
+            try Metaspace.forEachWord(metaspace.normalized(segment, atStart: index == 0), cuts: cutsAtMarkers) { word in
                 ids += try merge(word).map { Int32($0) }
             }
         }

@@ -38,24 +38,23 @@ public struct Metaspace: Sendable, Equatable {
         }
     }
 
-    /// A normalized piece cut before each "▁" that follows another character, where no merge
-    /// joins across such a place (`cuts`; SentencePiece trains on words, so Llama 2's never
-    /// does): the words then merge alone, and repeated words are merged once. Otherwise the
-    /// whole piece is one word.
-    static func words(_ text: String, cuts: Bool) -> [String] {
-        guard cuts else { return [text] }
-        var words: [String] = [], word = String.UnicodeScalarView(), previous: Unicode.Scalar? = nil
+    /// A normalized piece's words, one at a time (a corpus never holds all of them): cut before
+    /// each "▁" that follows another character where no merge joins across such a place (`cuts`;
+    /// SentencePiece trains on words, so Llama 2's never does), so words merge alone and repeated
+    /// ones are merged once. Otherwise the whole piece is one word.
+    static func forEachWord(_ text: String, cuts: Bool, _ body: (String) throws -> Void) rethrows {
+        guard cuts else { return try body(text) }
+        var word = String.UnicodeScalarView(), previous: Unicode.Scalar? = nil
         let marker = Self.marker.unicodeScalars.first!
         for scalar in text.unicodeScalars {
             if scalar == marker, let p = previous, p != marker, !word.isEmpty {
-                words.append(String(word))
+                try body(String(word))
                 word = String.UnicodeScalarView()
             }
             word.append(scalar)
             previous = scalar
         }
-        if !word.isEmpty { words.append(String(word)) }
-        return words
+        if !word.isEmpty { try body(String(word)) }
     }
 
     /// Whether no merge makes a token with "▁" after another character.
