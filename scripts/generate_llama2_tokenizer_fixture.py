@@ -6,11 +6,12 @@ both of the layouts `transformers` writes: the legacy one (a Prepend + Replace n
 pre-tokenizer: Llama 2, TinyLlama, Mistral), trained on words as Llama 2's was, and the newer one
 (no normalizer, a Metaspace pre-tokenizer prepending to the first piece only), trained with
 merges across spaces. cases.json holds texts with the ids and the
-decoded text the `tokenizers` library gives (special tokens kept). The tests need no Python.
+decoded text the `tokenizers` library gives (special tokens kept), and the ids with the special
+tokens its post-processor adds (the legacy one has Llama 2's: <s> in front). The tests need no Python.
 Run: python3 scripts/generate_llama2_tokenizer_fixture.py (needs tokenizers)
 """
 import json, os, random
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, decoders, trainers
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, decoders, trainers, processors
 
 here = os.path.dirname(os.path.abspath(__file__))
 fixtures = os.path.join(here, "..", "Tests", "EmberTests", "Fixtures")
@@ -53,6 +54,8 @@ def train(split_words):
 
 
 legacy = train(split_words=True)
+# Llama 2's post-processor: `tokenizer(text)` puts <s> in front (what a prompt gets).
+legacy.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
 metaspace = train(split_words=False)
 metaspace.normalizer = None
 metaspace.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
@@ -75,7 +78,8 @@ for name, t in [("bpe-llama2", legacy), ("bpe-llama2-metaspace", metaspace)]:
     cases = []
     for text in texts:
         ids = t.encode(text, add_special_tokens=False).ids
-        cases.append({"text": text, "ids": ids, "decoded": t.decode(ids, skip_special_tokens=False)})
+        cases.append({"text": text, "ids": ids, "decoded": t.decode(ids, skip_special_tokens=False),
+                      "with_special_tokens": t.encode(text).ids})
     with open(os.path.join(out, "cases.json"), "w") as f:  # a case a line
         f.write('{"cases": [\n' + ",\n".join(json.dumps(c, ensure_ascii=False) for c in cases) + "\n]}\n")
     fallback = sum(1 for c in cases for i in c["ids"] if 3 <= i < 259)

@@ -12,11 +12,15 @@ public protocol Tokenizer: Sendable {
     /// The text of tokens that follow earlier ones (generation shows its tokens as they come):
     /// `decode`'s, keeping what only a text's start drops (SentencePiece's leading space).
     func decodeContinuation(_ tokens: [Int]) -> String
+    /// A prompt's tokens, with whatever the tokenizer puts in front of a text (Llama's `<s>`):
+    /// what `transformers`' `tokenizer(prompt)` gives `generate`.
+    func encodePrompt(_ text: String) throws -> [Int]
 }
 
 extension Tokenizer {
     public func encodeIDs(_ text: String) throws -> [Int32] { try encode(text).map { Int32(truncatingIfNeeded: $0) } }
     public func decodeContinuation(_ tokens: [Int]) -> String { decode(tokens) }
+    public func encodePrompt(_ text: String) throws -> [Int] { try encode(text) }
 }
 
 /// One token per Unicode scalar of the corpus's alphabet, in sorted order (nanoGPT's

@@ -20,6 +20,9 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     /// SentencePiece's kind of BPE (nil: byte-level), and whether its words merge alone.
     public let metaspace: Metaspace?
     let cutsAtMarkers: Bool
+    /// The special tokens its post-processor puts in front of a text (Llama 2's `<s>`, Llama 3's
+    /// `<|begin_of_text|>`): `encodePrompt` adds them, `encode` does not.
+    public let promptPrefix: [Int]
     /// The directory it was read from (`fromPretrained`), absolute; what checkpoints record.
     public internal(set) var directory: String?
     private var cache: [String: [Int]] = [:]
@@ -40,8 +43,9 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     ///   - split: the words' pattern (GPT-2's unless the tokenizer says otherwise).
     ///   - metaspace: SentencePiece's kind of BPE instead of byte-level (then `split` and
     ///     `addsPrefixSpace` do not apply).
+    ///   - promptPrefix: special tokens a prompt starts with (`encodePrompt`).
     public init(vocabulary: [String: Int], merges: [(String, String)], addedTokens: [String: Int] = [:], addsPrefixSpace: Bool = false,
-                split: WordSplit = .gpt2, metaspace: Metaspace? = nil) {
+                split: WordSplit = .gpt2, metaspace: Metaspace? = nil, promptPrefix: [Int] = []) {
         self.vocabulary = vocabulary
         var tokens = Dictionary(vocabulary.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
         for (text, id) in addedTokens { tokens[id] = text }
@@ -53,10 +57,13 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         self.addsPrefixSpace = addsPrefixSpace
         self.split = split
         self.metaspace = metaspace
+        self.promptPrefix = promptPrefix
         cutsAtMarkers = metaspace != nil && Metaspace.cutsAtMarkers(merges)
     }
 
     public func encode(_ text: String) throws -> [Int] { try encodeIDs(text).map(Int.init) }
+
+    public func encodePrompt(_ text: String) throws -> [Int] { promptPrefix + (try encode(text)) }
 
     /// 32-bit ids, made a piece of text at a time: a corpus of 100 MB never holds all its words
     /// (or its scalars) at once.

@@ -64,7 +64,29 @@ extension BPETokenizer {
             if let content = token["content"] as? String, let id = token["id"] as? Int { added[content] = id }
         }
         return BPETokenizer(vocabulary: vocab, merges: merges, addedTokens: added, addsPrefixSpace: pre["add_prefix_space"] as? Bool ?? false,
-                            split: split, metaspace: metaspace)
+                            split: split, metaspace: metaspace, promptPrefix: try promptPrefix(root["post_processor"] as? [String: Any], path))
+    }
+
+    /// The special tokens the post-processor's template puts before a text's (`single`:
+    /// `[SpecialToken <s>, Sequence A]`), directly or inside a `Sequence` of processors; none for
+    /// another kind (GPT-2's `ByteLevel` adds nothing).
+    private static func promptPrefix(_ processor: [String: Any]?, _ path: String) throws -> [Int] {
+        guard let processor else { return [] }
+        if processor["type"] as? String == "Sequence" {
+            return try (processor["processors"] as? [[String: Any]] ?? []).flatMap { try promptPrefix($0, path) }
+        }
+        guard processor["type"] as? String == "TemplateProcessing" else { return [] }
+        let single = processor["single"] as? [[String: Any]] ?? [], specials = processor["special_tokens"] as? [String: Any] ?? [:]
+        var prefix: [Int] = []
+        for piece in single {
+            guard let special = piece["SpecialToken"] as? [String: Any] else { break }  // the text's own tokens
+            let name = special["id"] as? String ?? "?"
+            guard let ids = (specials[name] as? [String: Any])?["ids"] as? [Int] else {
+                throw DataError.file(path, "has a post-processor template naming the special token \(name), which it does not define")
+            }
+            prefix += ids
+        }
+        return prefix
     }
 
     /// SentencePiece's kind of BPE in either layout `transformers` writes: the legacy one (the

@@ -61,7 +61,7 @@ public enum Sampling {
     private static func generate(_ model: Module, tokenizer: Tokenizer, window: Int, options o: Options, generator g: Generator,
                                  emit: (String) -> Void) throws -> String {
         var context: [Int]
-        do { context = try tokenizer.encode(o.prompt) } catch let e as DataError { throw ConfigError("--prompt: \(e.description)") }
+        do { context = try tokenizer.encodePrompt(o.prompt) } catch let e as DataError { throw ConfigError("--prompt: \(e.description)") }
         guard !context.isEmpty else { throw ConfigError("--prompt is empty") }
         model.eval()
         var text = o.prompt
