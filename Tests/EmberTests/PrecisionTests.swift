@@ -135,6 +135,24 @@ final class PrecisionTests: XCTestCase {
         XCTAssertNil(Kernels.roundedForProducts(w), "outside autocast nothing is rounded")
     }
 
+    /// While no parameter changes (`withParametersUnchanged`, what `trainer sample` runs its
+    /// tokens in), each weight is rounded once for all the calls; the inputs at every call.
+    func testUnchangedParametersAreRoundedOnceForAllCalls() throws {
+        guard Precision.bfloat16IsNative else { throw XCTSkip("no bfloat16 units here: operands are rounded with them only") }
+        let weight = Tensor.randn([24, 40], generator: Generator(seed: 10)).requiresGrad_()
+        let x = Tensor.randn([3, 40], generator: Generator(seed: 11))
+        func rounded(calls: Int, unchanged: Bool) -> Int {
+            let before = Kernels.roundedValues
+            autocast(.bfloat16) { noGrad {
+                let run = { for _ in 0..<calls { _ = x.matmul(weight, transposeB: true) } }
+                if unchanged { withParametersUnchanged(run) } else { run() }
+            } }
+            return Kernels.roundedValues - before
+        }
+        XCTAssertEqual(rounded(calls: 5, unchanged: false), 5 * (24 * 40 + 3 * 40))
+        XCTAssertEqual(rounded(calls: 5, unchanged: true), 24 * 40 + 5 * 3 * 40)
+    }
+
     /// The fused self-attention's six products share four rounded operands (Q, K, V in one
     /// block, the weights) and backward rounds its two gradients once each; the results stay
     /// within bfloat16's precision of float32's and are not float32's.

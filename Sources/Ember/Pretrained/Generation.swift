@@ -62,6 +62,13 @@ public struct GenerationConfig {
     }
 }
 
+/// Runs `body`, in which no parameter changes (sampling from a model), so that under bf16
+/// autocast each parameter is rounded to bfloat16 once for all of it rather than at every
+/// product (what `IncrementalLogits` does for a `CausalLM`; this is for any model).
+public func withParametersUnchanged<R>(_ body: () throws -> R) rethrows -> R {
+    try ParameterRoundings().using(body)
+}
+
 /// The next token's logits after a context that grows at its end, for a `CausalLM` whose weights
 /// stay as they are while it is used: the keys and values are cached (`KVCache`), so each call
 /// computes only the new tokens, and under bf16 autocast each weight is rounded to bfloat16 once,

@@ -68,7 +68,7 @@ public enum Sampling {
         emit(o.prompt)
         var pending: [Int] = []  // tokens whose text is not complete yet (part of a UTF-8 character)
         let logitsAfter = nextLogits(model, window: window), rule = o.generation
-        autocast(Precision(rawValue: o.precision) ?? .float32) { noGrad {
+        autocast(Precision(rawValue: o.precision) ?? .float32) { noGrad { withParametersUnchanged {
             for _ in 0..<o.tokens {
                 let next = rule.nextToken(logitsAfter(context), generator: g)
                 context.append(next)
@@ -80,7 +80,7 @@ public enum Sampling {
                     pending.removeAll()
                 }
             }
-        } }
+        } } }
         if !pending.isEmpty {
             let piece = tokenizer.decodeContinuation(pending)
             emit(piece)
