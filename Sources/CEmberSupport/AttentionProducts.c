@@ -24,7 +24,7 @@ EMBER_TILE __mmask16 columns_mask(long j, long n) {
 }
 
 // Rows [i, i + ROWS) by columns [j, j + 16·BLOCKS) of C over k in [k0, k1): A's element (row, kk)
-// at a[row·a_row + kk·a_k], B row-major (ldb). 2·ROWS·BLOCKS accumulators at most 16.
+// at a[row·a_row + kk·a_k], B row-major (ldb); ROWS·BLOCKS accumulators, at most 16.
 #define EMBER_ATTENTION_TILE(ROWS, BLOCKS)                                                                                  \
     EMBER_TILE void tile_##ROWS##x##BLOCKS(long i, long j, long n, long k0, long k1, const float *a, long a_row, long a_k, \
                                            const float *b, long ldb, float *c, long ldc) {                                  \
