@@ -35,8 +35,8 @@ extension Kernels {
             return gemm(transA, transB, m: m, n: n, k: k, a, lda: lda, b, ldb: ldb, beta: 0, c, ldc: ldc)
         }
         KernelProfile.countingProduct {
-            2 * ember_attention_product_f32(transA ? 1 : 0, transB ? 1 : 0, m, n, k, floats(a.values), lda, floats(b.values), ldb,
-                                            floats(c), ldc, triangle.code, floats(scratch))
+            ((), 2 * ember_attention_product_f32(transA ? 1 : 0, transB ? 1 : 0, m, n, k, floats(a.values), lda, floats(b.values), ldb,
+                                            floats(c), ldc, triangle.code, floats(scratch)))
         }
     }
 }

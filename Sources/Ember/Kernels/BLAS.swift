@@ -134,22 +134,19 @@ public enum KernelProfile {
     /// Runs a matrix product of `flops` operations, counted while enabled.
     @inline(__always)
     static func countingProduct<R>(flops: Int, _ body: () -> R) -> R {
-        guard onProfiledThread else { return body() }
-        let (started, rounding) = (now(), ember_bf16_thread_rounding_ns())
-        let result = body()
-        productNanoseconds.add(now() - started - (ember_bf16_thread_rounding_ns() - rounding), ordering: .relaxed)
-        productFlops.add(flops, ordering: .relaxed)
-        return result
+        countingProduct { (body(), flops) }
     }
 
-    /// Runs a matrix product that returns the operations it did, counted while enabled.
+    /// Runs a matrix product that tells the operations it did (a kernel that skips work),
+    /// counted while enabled; the bf16 rounding it does is not its time.
     @inline(__always)
-    static func countingProduct(_ body: () -> Int) {
-        guard onProfiledThread else { _ = body(); return }
-        let started = now()
-        let flops = body()
-        productNanoseconds.add(now() - started, ordering: .relaxed)
-        productFlops.add(flops, ordering: .relaxed)
+    static func countingProduct<R>(_ body: () -> (result: R, flops: Int)) -> R {
+        guard onProfiledThread else { return body().result }
+        let (started, rounding) = (now(), ember_bf16_thread_rounding_ns())
+        let done = body()
+        productNanoseconds.add(now() - started - (ember_bf16_thread_rounding_ns() - rounding), ordering: .relaxed)
+        productFlops.add(done.flops, ordering: .relaxed)
+        return done.result
     }
 }
 

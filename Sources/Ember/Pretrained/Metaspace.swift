@@ -71,10 +71,8 @@ public struct Metaspace: Sendable, Equatable {
         var ids: [Int] = [], lastWasUnknown = false
         for part in parts {
             if let id = vocabulary[part] { ids.append(id); lastWasUnknown = false; continue }
-            if byteFallback, let bytes = try? part.utf8.map({ b -> Int in
-                guard let id = vocabulary[String(format: "<0x%02X>", b)] else { throw DataError("no byte token") }
-                return id
-            }) {
+            let bytes = byteFallback ? part.utf8.compactMap { vocabulary[String(format: "<0x%02X>", $0)] } : []
+            if byteFallback, bytes.count == part.utf8.count {
                 ids += bytes
                 lastWasUnknown = false
                 continue
